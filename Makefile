@@ -1,0 +1,37 @@
+# convtx — the two set-up commands are `make bench` and `make test`; both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.convtx-installed
+SUITE ?= default
+RUN ?= $(shell ls -1d reports/runs/*/ 2>/dev/null | tail -n 1)
+PYTEST_ARGS ?=
+
+.PHONY: all setup bench test report clean
+
+all: test
+
+# The virtual environment is (re)built only when pyproject.toml, the one place where versions are pinned,
+# is newer than the stamp: a second `make bench` installs nothing.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/convtx bench --suite $(SUITE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+report: $(STAMP)
+	@test -n "$(RUN)" || { echo "make report: no run found; give RUN=reports/runs/<run-id>" >&2; exit 2; }
+	$(BIN)/convtx report $(RUN)
+
+clean:
+	rm -rf build .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,110 @@
+"""The backend contract: two phases, `compile` then `run`/`time`.
+
+A public method validates, one `_impl` hook does the work. Heavy engines are imported inside the hooks.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from harness.config import RunConfig, TimingConfig
+from harness.timing import measure
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.available
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """What a backend compiles: an ONNX file (one lowering's variant) and, for zoo models, how to rebuild
+    the PyTorch module (for the eager baseline)."""
+
+    onnx_path: str
+    input_shapes: dict[str, tuple[int, ...]]      # in graph input order
+    input_dtypes: dict[str, str]
+    zoo_model: str | None = None                  # registry name
+    zoo_size: int | None = None
+    seed: int = 0
+
+
+class BackendUnavailable(RuntimeError):
+    """Raised by compile() when the backend cannot run here; the case becomes `skipped`."""
+
+
+class UnsupportedModel(RuntimeError):
+    """The engine cannot take this model (e.g. an op it has no converter for); the case is `skipped`."""
+
+
+@dataclass
+class Compiled:
+    """A compiled model. `info` carries engine details recorded with each result (target, threads...)."""
+
+    input_names: tuple[str, ...]
+    info: dict = field(default_factory=dict)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Outputs as numpy arrays, in graph output order."""
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise ValueError(f"missing inputs {missing}; the model takes {list(self.input_names)}")
+        return self._run_impl(feeds)
+
+    def time(self, feeds: dict[str, np.ndarray], cfg: TimingConfig) -> list[float]:
+        """Raw per-call latencies in ms. Input conversion to the engine's tensors is done once,
+        outside the timed region; each timed call blocks until its outputs are ready."""
+        return measure(self._prepare(feeds), cfg)
+
+    def _run_impl(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _prepare(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+        raise NotImplementedError
+
+
+class Backend:
+    """One engine on one target. Subclasses set the class attributes and implement the hooks."""
+
+    id: str = ""
+    engine: str = ""
+    device: str = "cpu"
+    requires: tuple[str, ...] = ()      # importable modules needed
+    zoo_only: bool = False
+
+    def availability(self) -> Availability:
+        """Cheap: no heavy import. Says why not when the backend cannot run here."""
+        for mod in self.requires:
+            if importlib.util.find_spec(mod) is None:
+                return Availability(False, f"python package {mod!r} is not installed")
+        return self._availability_impl()
+
+    def _availability_impl(self) -> Availability:
+        return Availability(True)
+
+    def load(self) -> None:
+        """Import the engine, so that its import time is not counted as compile time."""
+        for mod in self.requires:
+            importlib.import_module(mod)
+
+    def worker_env(self, cfg: RunConfig) -> dict[str, str]:
+        """Environment the worker process needs before the engine is imported (thread pools)."""
+        return {}
+
+    def compile(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
+        avail = self.availability()
+        if not avail:
+            raise BackendUnavailable(avail.reason)
+        if self.zoo_only and art.zoo_model is None:
+            raise UnsupportedModel(f"{self.id} runs zoo models only (it needs the PyTorch module)")
+        return self._compile_impl(art, cfg)
+
+    def _compile_impl(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
+        raise NotImplementedError

@@ -1,0 +1,81 @@
+"""Apache TVM (Relax): ONNX -> relax.frontend.onnx.from_onnx -> relax.build -> VirtualMachine, on LLVM/CPU.
+
+Untuned: `relax.build` legalises operators to TIR loop nests without scheduling them, so this backend is
+what a user gets from TVM out of the box; tuning is a separate step (and a separate record field).
+The runtime's thread pool size is fixed at import time from TVM_NUM_THREADS, which the sweep sets in the
+worker's environment from the run's configuration (TVM's default is half the logical CPUs).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from harness.backends.base import Backend, Compiled, ModelArtifact, UnsupportedModel
+from harness.config import RunConfig
+
+
+def host_target(threads: int) -> dict:
+    """The LLVM target for this host: `mcpu` as TVM detects it (`-mcpu=native` is rejected by 0.27)."""
+    import tvm
+
+    detected = tvm.target.Target.from_device(tvm.cpu())
+    return {"kind": "llvm", "mcpu": str(detected.attrs.get("mcpu", "generic")), "num-cores": threads}
+
+
+class TvmCompiled(Compiled):
+    def __init__(self, vm, dev, input_names, info):
+        super().__init__(tuple(input_names), info)
+        self.vm, self.dev = vm, dev
+        self.main = vm["main"]
+
+    def _tensors(self, feeds):
+        import tvm
+        return [tvm.runtime.tensor(np.ascontiguousarray(feeds[n]), self.dev) for n in self.input_names]
+
+    def _run_impl(self, feeds):
+        out = self.main(*self._tensors(feeds))
+        self.dev.sync()
+        outs = [out] if hasattr(out, "numpy") else list(out)
+        return [o.numpy() for o in outs]
+
+    def _prepare(self, feeds) -> Callable[[], object]:
+        main, dev, args = self.main, self.dev, self._tensors(feeds)
+
+        def call():
+            main(*args)
+            dev.sync()
+        return call
+
+
+class TvmLlvm(Backend):
+    id = "tvm-llvm"
+    engine = "tvm"
+    requires = ("tvm",)
+
+    def load(self) -> None:
+        import tvm.relax.frontend.onnx  # noqa: F401 — the frontend's import is seconds, not compile time
+
+    def worker_env(self, cfg: RunConfig) -> dict[str, str]:
+        return {"TVM_NUM_THREADS": str(cfg.threads)}
+
+    def _compile_impl(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
+        import onnx
+        import tvm
+        from tvm import relax
+        from tvm.relax.frontend.onnx import from_onnx
+
+        model = onnx.load(art.onnx_path)
+        try:
+            mod = from_onnx(model, shape_dict={k: list(v) for k, v in art.input_shapes.items()},
+                            dtype_dict=dict(art.input_dtypes), keep_params_in_input=False)
+        except tvm.error.OpNotImplemented as e:
+            raise UnsupportedModel(f"tvm: {str(e).strip().splitlines()[-1]}") from None
+        target_d = host_target(cfg.threads)
+        ex = relax.build(mod, target=tvm.target.Target(target_d))
+        dev = tvm.cpu(0)
+        vm = relax.VirtualMachine(ex, dev)
+        info = {"engine_version": tvm.__version__, "target": target_d,
+                "runtime_threads": int(tvm.runtime.num_threads()), "tuned": "untuned",
+                "pipeline": "relax.build default (legalised, unscheduled)"}
+        return TvmCompiled(vm, dev, list(art.input_shapes), info)

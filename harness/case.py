@@ -1,0 +1,95 @@
+"""One case: (prepared model, lowering, backend) -> compile, run, compare, time -> Record.
+
+Runs inside a worker process; everything that can go wrong becomes the record's status and reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import traceback
+from pathlib import Path
+
+from harness.backends import ModelArtifact, get_backend
+from harness.backends.base import BackendUnavailable, UnsupportedModel
+from harness.config import RunConfig
+from harness.lowerings import get_lowering
+from harness.prepare import Prepared
+from harness.results import Record, case_id
+
+
+def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> str:
+    """The ONNX variant for `lowering`, content-addressed by the source bytes and the lowering name."""
+    if lowering == "native":
+        return prep.onnx_path
+    import onnx
+
+    src = Path(prep.onnx_path).read_bytes()
+    key = hashlib.sha256(src + lowering.encode()).hexdigest()[:20]
+    out = build_dir / "lowered" / f"{Path(prep.onnx_path).stem}-{lowering}-{key}.onnx"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        model = get_lowering(lowering).apply(onnx.load(prep.onnx_path))
+        onnx.checker.check_model(model)
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        onnx.save_model(model, str(tmp))
+        os.replace(tmp, out)
+    return str(out)
+
+
+def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run_id: str,
+             build_dir: Path) -> Record:
+    base = dict(run_id=run_id, case_id=case_id(prep.ref.label, lowering, backend_id, prep.batch),
+                model=prep.ref.name, lowering=lowering, backend=backend_id, batch=prep.batch,
+                input_shapes={k: list(v) for k, v in prep.input_shapes.items()},
+                dtype="float32", size=prep.ref.size, threads=cfg.threads, flops=prep.flops)
+    details: dict = {"reference": prep.reference, "onnx": Path(prep.onnx_path).name}
+    if prep.export:
+        details["exporter"] = prep.export.get("exporter")
+        if prep.export.get("fallback_reason"):
+            details["export_fallback"] = prep.export["fallback_reason"]
+    backend = get_backend(backend_id)
+    stage = "lower"
+    try:
+        path = lowered_path(prep, lowering, build_dir)
+        art = ModelArtifact(path, prep.input_shapes, prep.input_dtypes, prep.ref.name if prep.ref.is_zoo else None,
+                            prep.ref.size, cfg.seed)
+        stage = "compile"
+        if backend.availability():
+            backend.load()   # engine import time is not compile time
+        t0 = time.perf_counter()
+        compiled = backend.compile(art, cfg)
+        compile_s = time.perf_counter() - t0
+        details.update(compiled.info)
+        feeds, refs = prep.load_data()
+        stage = "run"
+        outs = compiled.run(feeds)
+        from harness.numerics import compare
+        cmp = compare(outs, refs, "float32")
+        numerics = {"max_abs": cmp.max_abs, "max_rel": cmp.max_rel, "rel_l2": cmp.rel_l2, "atol": cmp.atol,
+                    "rtol": cmp.rtol, "rel_l2_tol": cmp.rel_l2_tol, "passed": cmp.passed,
+                    "outputs": [{"index": o.index, "shape": list(o.shape), "ref_shape": list(o.ref_shape),
+                                 "max_abs": o.max_abs, "rel_l2": o.rel_l2, "mismatches": o.mismatches,
+                                 "worst_index": list(o.worst_index) if o.worst_index else None,
+                                 "nonfinite": o.nonfinite} for o in cmp.outputs]}
+        latency = None
+        gflops = None
+        if cfg.timing is not None:
+            stage = "time"
+            from harness.timing import Stats
+            stats = Stats.of(compiled.time(feeds, cfg.timing))
+            latency = stats.to_json()
+            if prep.flops:
+                gflops = prep.flops / (stats.median / 1e3) / 1e9
+        status = "ok" if cmp.passed else "mismatch"
+        return Record(**base, status=status, reason=cmp.reason, numerics=numerics, latency_ms=latency,
+                      compile_s=compile_s, gflops=gflops, details=details)
+    except (BackendUnavailable, UnsupportedModel) as e:
+        return Record(**base, status="skipped", reason=str(e), details=details)
+    except Exception as e:  # noqa: BLE001 — an engine's failure is this case's result
+        tb = traceback.format_exc().strip().splitlines()
+        details["traceback_tail"] = tb[-8:]
+        msg = str(e).strip().splitlines()
+        text = msg[-1] if msg else ""
+        return Record(**base, status="error", reason=f"{stage}: {type(e).__name__}: {text}"[:500],
+                      details=details)

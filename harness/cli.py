@@ -1,0 +1,289 @@
+"""The `convtx` command: parsing only; the work lives in the modules it calls.
+
+Exit status: 0 success, 1 a verdict failed (mismatch or error in `validate`), 2 bad usage or bad input
+(one line on stderr, no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from harness.errors import ConvtxError
+
+
+def _csv(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _writable_dir(path: Path, what: str) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConvtxError(f"{path}: cannot create {what}: {e.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise ConvtxError(f"{path}: {what} is not writable")
+    return path
+
+
+def _backends_arg(text: str | None, default: list[str]) -> list[str]:
+    from harness.backends import BACKENDS, get_backend
+
+    names = _csv(text)
+    if not names:
+        return default
+    if names == ["all"]:
+        return list(BACKENDS)
+    for n in names:
+        get_backend(n)
+    return names
+
+
+def _lowerings_arg(text: str | None, default: list[str]) -> list[str]:
+    from harness.lowerings import LOWERINGS, get_lowering
+
+    names = _csv(text)
+    if not names:
+        return default
+    if names == ["all"]:
+        return list(LOWERINGS)
+    for n in names:
+        get_lowering(n)
+    return names
+
+
+def _batches_arg(text: str | None) -> list[int] | None:
+    names = _csv(text)
+    if not names:
+        return None
+    try:
+        out = [int(b) for b in names]
+    except ValueError:
+        raise ConvtxError(f"--batches {text!r}: expected comma-separated positive integers") from None
+    if any(b < 1 for b in out):
+        raise ConvtxError(f"--batches {text!r}: expected comma-separated positive integers")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+def cmd_list(args) -> int:
+    from harness.backends import BACKENDS
+    from harness.config import SUITES
+    from harness.lowerings import LOWERINGS
+    from models import MODELS
+
+    data = {
+        "models": [{"name": s.name, "family": s.family, "dims": s.dims, "sizes": list(s.sizes),
+                    "description": s.description} for s in MODELS.values()],
+        "lowerings": [{"name": lw.name, "description": lw.description} for lw in LOWERINGS.values()],
+        "backends": [{"id": b.id, "engine": b.engine, "device": b.device, "zoo_only": b.zoo_only,
+                      **(lambda a: {"available": a.available, "reason": a.reason})(b.availability())}
+                     for b in BACKENDS.values()],
+        "suites": [{"name": s.name, "models": list(s.models), "backends": list(s.backends),
+                    "lowerings": list(s.lowerings), "batches": list(s.batches)} for s in SUITES.values()],
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print("models:")
+    for m in data["models"]:
+        print(f"  {m['name']:<10} {m['family']:<13} sizes {','.join(map(str, m['sizes'])):<8} {m['description']}")
+    print("lowerings:")
+    for lw in data["lowerings"]:
+        print(f"  {lw['name']:<10} {lw['description']}")
+    print("backends:")
+    for b in data["backends"]:
+        state = "available" if b["available"] else f"unavailable: {b['reason']}"
+        print(f"  {b['id']:<10} {state}")
+    print("suites:")
+    for s in data["suites"]:
+        print(f"  {s['name']:<10} {' '.join(s['models'])} × {','.join(s['backends'])}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from harness.export import export_zoo
+    from harness.sweep import zoo_ref
+    from models import MODELS, get_model
+
+    refs = [zoo_ref(m) for m in (args.models or list(MODELS))]
+    out = _writable_dir(Path(args.out), "output directory")
+    for ref in refs:
+        for batch in _batches_arg(args.batches) or [1]:
+            exp = export_zoo(get_model(ref.name), ref.size, batch, args.seed, Path(args.build_dir) / "onnx")
+            dest = out / f"{ref.name}-{ref.size}-b{batch}.onnx"
+            tmp = dest.with_name(dest.name + ".tmp")
+            tmp.write_bytes(Path(exp.path).read_bytes())
+            tmp.replace(dest)
+            note = f" (legacy exporter: {exp.fallback_reason})" if exp.fallback_reason else ""
+            print(f"{dest}  [{exp.exporter}, opset {exp.opset}]{note}")
+    return 0
+
+
+def _run_config(args, timing) -> "RunConfig":
+    from harness.config import RunConfig
+
+    threads = args.threads or _usable_cpus()
+    if threads < 1:
+        raise ConvtxError(f"--threads {threads}: expected a positive integer")
+    return RunConfig(threads=threads, timing=timing, case_timeout_s=args.case_timeout, seed=args.seed)
+
+
+def cmd_validate(args) -> int:
+    from harness.backends import BACKENDS
+    from harness.machine import new_run_id
+    from harness.onnx_io import parse_shape_overrides
+    from harness.sweep import Plan, model_ref, run_plan
+
+    overrides = parse_shape_overrides(args.shape)
+    ref = model_ref(args.model, overrides)
+    plan = Plan((ref,), tuple(_lowerings_arg(args.lowerings, ["native"])),
+                tuple(_backends_arg(args.backends, list(BACKENDS))), tuple(_batches_arg(args.batches) or [1]))
+    if args.json:
+        json_path = Path(args.json)
+        _writable_dir(json_path.parent if str(json_path.parent) else Path("."), "output directory")
+    cfg = _run_config(args, timing=None)
+    run_id = "validate-" + new_run_id(Path.cwd())
+    build = Path(args.build_dir)
+    records = run_plan(plan, cfg, run_id, build, build / "logs" / run_id, sink=lambda r: None)
+    if args.json:
+        tmp = json_path.with_name(json_path.name + ".tmp")
+        tmp.write_text(json.dumps([r.to_json() for r in records], indent=2) + "\n")
+        tmp.replace(json_path)
+    print(f"{'case':<44} {'status':<9} {'rel_l2':>9} {'max_abs':>9}  reason")
+    for r in records:
+        n = r.numerics or {}
+        rel = n.get("rel_l2")
+        mab = n.get("max_abs")
+        print(f"{r.case_id:<44} {r.status:<9} {rel if isinstance(rel, str) else format(rel or 0, '9.2e') if n else '–':>9} "
+              f"{mab if isinstance(mab, str) else format(mab or 0, '9.2e') if n else '–':>9}  {r.reason}")
+    failed = [r for r in records if r.status in ("mismatch", "error")]
+    return 1 if failed else 0
+
+
+def cmd_bench(args) -> int:
+    from harness.config import get_suite
+    from harness.machine import cpu_info, git_commit, new_run_id, utc_now, versions
+    from harness.onnx_io import parse_shape_overrides
+    from harness.report import write_report
+    from harness.results import ResultsWriter, write_json_atomic
+    from harness.sweep import Plan, model_ref, run_plan
+
+    suite = get_suite(args.suite)
+    overrides = parse_shape_overrides(args.shape)
+    model_texts = _csv(args.models) or list(suite.models)
+    refs = tuple(model_ref(m, overrides) for m in model_texts)
+    plan = Plan(refs, tuple(_lowerings_arg(args.lowerings, list(suite.lowerings))),
+                tuple(_backends_arg(args.backends, list(suite.backends))),
+                tuple(_batches_arg(args.batches) or suite.batches))
+    cfg = _run_config(args, timing=suite.timing)
+    repo = Path.cwd()
+    run_id = new_run_id(repo)
+    run_dir = Path(args.out) if args.out else Path("reports/runs") / run_id
+    if (run_dir / "results.jsonl").exists():
+        raise ConvtxError(f"{run_dir}: already holds a run (results.jsonl); choose another --out")
+    _writable_dir(run_dir, "run directory")
+    build = Path(args.build_dir)
+    _writable_dir(build, "build directory")
+    meta = {"schema": 1, "run_id": run_id, "suite": suite.name, "date": utc_now(), "machine": cpu_info(),
+            "versions": versions(), **git_commit(repo), "status": "running", "n_cases": plan.n_cases(),
+            "plan": {"models": [r.label for r in refs], "lowerings": list(plan.lowerings),
+                     "backends": list(plan.backends), "batches": list(plan.batches)},
+            "config": {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
+                       "timing": asdict(suite.timing)}}
+    write_json_atomic(run_dir / "run.json", meta)
+    t0 = time.monotonic()
+    print(f"convtx bench: suite {suite.name}, {plan.n_cases()} cases, {cfg.threads} threads -> {run_dir}",
+          file=sys.stderr)
+    with ResultsWriter(run_dir / "results.jsonl") as w:
+        records = run_plan(plan, cfg, run_id, build, run_dir / "logs", sink=w.append)
+    meta.update(status="complete", wall_s=round(time.monotonic() - t0, 1), finished=utc_now())
+    write_json_atomic(run_dir / "run.json", meta)
+    report = write_report(run_dir)
+    bad = sum(1 for r in records if r.status in ("mismatch", "error"))
+    print(f"convtx bench: {len(records)} cases in {meta['wall_s']:.0f} s "
+          f"({bad} mismatching or failed); report: {report}", file=sys.stderr)
+    print(report)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from harness.report import write_report
+
+    print(write_report(Path(args.run_dir)))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- parsing
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="convtx", description="Which compiler and which lowering of "
+                                "ConvTranspose is correct and fastest on this machine.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common_run(sp):
+        sp.add_argument("--backends", help="comma-separated backend ids, or 'all'")
+        sp.add_argument("--lowerings", help="comma-separated lowering names, or 'all'")
+        sp.add_argument("--batches", help="comma-separated batch sizes (zoo models)")
+        sp.add_argument("--shape", action="append", metavar="NAME=D1xD2x…",
+                        help="concrete shape for an ONNX file's input (repeatable)")
+        sp.add_argument("--threads", type=int, default=None, help="threads per engine (default: usable CPUs)")
+        sp.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
+        sp.add_argument("--case-timeout", type=float, default=900.0, help="seconds per case (default 900)")
+        sp.add_argument("--build-dir", default="build", help="content-addressed cache (default build/)")
+
+    sp = sub.add_parser("list", help="models, lowerings, backends (available? why not?)")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_list)
+
+    sp = sub.add_parser("export", help="export zoo models to ONNX")
+    sp.add_argument("models", nargs="*", metavar="MODEL", help="zoo name or name@size (default: all)")
+    sp.add_argument("--out", default="build/export")
+    sp.add_argument("--batches")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--build-dir", default="build")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("validate", help="check one model on every backend against the float64 reference")
+    sp.add_argument("model", metavar="MODEL", help="zoo name (name@size) or path to an .onnx file")
+    sp.add_argument("--json", metavar="FILE", help="write the records as a JSON array")
+    common_run(sp)
+    sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("bench", help="run a suite: validate and time every case, write a run directory")
+    sp.add_argument("--suite", default="default", help="quick | default")
+    sp.add_argument("--models", help="comma-separated zoo refs (name@size) or .onnx paths")
+    sp.add_argument("--out", metavar="RUN_DIR", help="run directory (default reports/runs/<run-id>)")
+    common_run(sp)
+    sp.set_defaults(func=cmd_bench)
+
+    sp = sub.add_parser("report", help="(re)generate report.md from a run directory")
+    sp.add_argument("run_dir", metavar="RUN_DIR")
+    sp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConvtxError as e:
+        print(f"convtx: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("convtx: interrupted", file=sys.stderr)
+        return 130

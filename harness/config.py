@@ -1,0 +1,76 @@
+"""Typed, frozen configuration: timing budgets and the named suites (data, never mutated).
+
+Built from the CLI only; nothing here reads the environment.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from harness.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How one case is timed: `warmup` untimed runs, then runs until BOTH `min_repeats` samples and
+    `min_time_s` seconds are reached, stopping early only at `max_time_s` (with at least 3 samples)
+    or at `max_repeats`."""
+
+    warmup: int = 3
+    min_repeats: int = 10
+    min_time_s: float = 1.0
+    max_time_s: float = 30.0
+    max_repeats: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats:
+            raise ValueError(f"inconsistent timing config {self}")
+        if self.min_time_s < 0 or self.max_time_s < self.min_time_s:
+            raise ValueError(f"inconsistent timing config {self}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a worker needs to run cases the same way: threads per engine and the timing budget."""
+
+    threads: int = 2
+    timing: TimingConfig | None = TimingConfig()   # None: validate only, no timing
+    case_timeout_s: float = 900.0                  # wall clock per case, enforced by the sweep driver
+    seed: int = 0                                  # weights and synthesised inputs
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named preset: models (zoo refs `name@size`), lowerings, backends, batches and the timing budget."""
+
+    name: str
+    models: tuple[str, ...]
+    lowerings: tuple[str, ...] = ("native",)
+    backends: tuple[str, ...] = ("ort-cpu", "tvm-llvm", "torch-cpu")
+    batches: tuple[int, ...] = (1,)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+
+    def with_overrides(self, **kw) -> "Suite":
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+SUITES: dict[str, Suite] = {
+    # a minute or so: small sizes, short timing; what tests and quick checks use
+    "quick": Suite(
+        name="quick",
+        models=("cae@32", "unet@64"),
+        timing=TimingConfig(warmup=2, min_repeats=5, min_time_s=0.2, max_time_s=5.0),
+    ),
+    # `make bench`: both models at a small and a realistic size
+    "default": Suite(
+        name="default",
+        models=("cae@32", "cae@256", "unet@64", "unet@256"),
+        timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),
+    ),
+}
+
+
+def get_suite(name: str) -> Suite:
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise UnknownNameError("suite", name, sorted(SUITES)) from None

@@ -1,0 +1,130 @@
+"""Comparisons of engine outputs with the float64 reference, under a stated tolerance policy.
+
+Policy (float32 on CPU): an output passes when
+  - its shape equals the reference's,
+  - it has no NaN/Inf where the reference is finite,
+  - relative L2 error ||out - ref|| / ||ref|| <= rel_l2, and
+  - |out - ref| <= atol + rtol * |ref| elementwise.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rel_l2: float
+    atol: float
+    rtol: float
+
+
+# Tolerances live in code, per dtype; the report prints them.
+POLICY: dict[str, Tolerance] = {
+    "float32": Tolerance(rel_l2=1e-5, atol=1e-5, rtol=1e-3),
+    "float16": Tolerance(rel_l2=1e-2, atol=1e-3, rtol=1e-2),
+    "float64": Tolerance(rel_l2=1e-12, atol=1e-12, rtol=1e-9),
+}
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """Every metric of one output; truthy when it passed."""
+
+    index: int
+    passed: bool
+    shape: tuple[int, ...]
+    ref_shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    rel_l2: float
+    mismatches: int          # elements outside atol + rtol*|ref|
+    worst_index: tuple[int, ...] | None
+    nonfinite: int           # NaN/Inf in the output where the reference is finite
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """All outputs of one case; the scalar metrics are the worst over outputs."""
+
+    passed: bool
+    max_abs: float
+    max_rel: float
+    rel_l2: float
+    atol: float
+    rtol: float
+    rel_l2_tol: float
+    outputs: tuple[OutputComparison, ...]
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"output {o.index}: {o.reason}" for o in self.outputs if not o.passed)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["outputs"] = [asdict(o) for o in self.outputs]
+        return d
+
+
+def compare_output(index: int, out: np.ndarray, ref: np.ndarray, tol: Tolerance) -> OutputComparison:
+    out = np.asarray(out)
+    ref = np.asarray(ref)
+    if out.shape != ref.shape:
+        return OutputComparison(index, False, out.shape, ref.shape, float("inf"), float("inf"),
+                                float("inf"), int(max(out.size, ref.size)), None, 0,
+                                f"shape {list(out.shape)} != reference {list(ref.shape)}")
+    o = out.astype(np.float64)
+    r = ref.astype(np.float64)
+    finite_ref = np.isfinite(r)
+    nonfinite = int(np.count_nonzero(~np.isfinite(o) & finite_ref))
+    diff = np.abs(o - r)
+    diff = np.where(np.isnan(diff) & ~finite_ref & (np.isnan(o) == np.isnan(r)), 0.0, diff)
+    if diff.size == 0:
+        return OutputComparison(index, True, out.shape, ref.shape, 0.0, 0.0, 0.0, 0, None, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = diff / np.abs(r)
+    rel = np.where(diff == 0, 0.0, rel)
+    max_abs = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff)))
+    max_rel = float(np.nanmax(np.where(np.isnan(rel), np.inf, rel)))
+    ref_norm = float(np.linalg.norm(r[finite_ref]))
+    err_norm = float(np.linalg.norm(np.where(np.isfinite(diff), diff, 0.0)))
+    rel_l2 = err_norm / ref_norm if ref_norm > 0 else (0.0 if err_norm == 0 else float("inf"))
+    if nonfinite:
+        rel_l2 = float("inf")
+    bad = ~(diff <= tol.atol + tol.rtol * np.abs(r))
+    mismatches = int(np.count_nonzero(bad))
+    worst = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff))),
+                                                   diff.shape))
+    reasons = []
+    if nonfinite:
+        reasons.append(f"{nonfinite} NaN/Inf where the reference is finite")
+    if rel_l2 > tol.rel_l2:
+        reasons.append(f"rel_l2 {rel_l2:.3g} > {tol.rel_l2:g}")
+    if mismatches:
+        reasons.append(f"{mismatches}/{diff.size} elements outside atol {tol.atol:g} + rtol {tol.rtol:g}"
+                       f" (worst at {list(worst)}: {o[worst]:.7g} vs {r[worst]:.7g})")
+    return OutputComparison(index, not reasons, out.shape, ref.shape, max_abs, max_rel, rel_l2,
+                            mismatches, worst, nonfinite, "; ".join(reasons))
+
+
+def compare(outputs: list[np.ndarray], refs: list[np.ndarray], dtype: str = "float32") -> Comparison:
+    """Compare every output with its reference under POLICY[dtype]."""
+    tol = POLICY[dtype]
+    if len(outputs) != len(refs):
+        bad = OutputComparison(0, False, (), (), float("inf"), float("inf"), float("inf"), 0, None, 0,
+                               f"{len(outputs)} outputs, reference has {len(refs)}")
+        return Comparison(False, float("inf"), float("inf"), float("inf"), tol.atol, tol.rtol, tol.rel_l2,
+                          (bad,))
+    outs = tuple(compare_output(i, o, r, tol) for i, (o, r) in enumerate(zip(outputs, refs)))
+    return Comparison(
+        passed=all(outs), max_abs=max(o.max_abs for o in outs), max_rel=max(o.max_rel for o in outs),
+        rel_l2=max(o.rel_l2 for o in outs), atol=tol.atol, rtol=tol.rtol, rel_l2_tol=tol.rel_l2,
+        outputs=outs)

@@ -1,0 +1,165 @@
+"""Suites -> cases; each case runs isolated in a worker process; every record goes to a sink at once.
+
+A crash, abort or hang in one case becomes that case's `error` record (with the exit signal and the last
+lines of the worker's stderr); the worker is restarted and the sweep goes on.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from harness.backends import BACKENDS, get_backend
+from harness.config import RunConfig
+from harness.errors import ConvtxError
+from harness.lowerings import get_lowering
+from harness.prepare import ModelRef, Prepared
+from harness.results import Record, case_id
+from harness.worker import WorkerClient, WorkerDied
+
+
+@dataclass(frozen=True)
+class Plan:
+    refs: tuple[ModelRef, ...]
+    lowerings: tuple[str, ...]
+    backends: tuple[str, ...]
+    batches: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        for lw in self.lowerings:
+            get_lowering(lw)
+        for b in self.backends:
+            get_backend(b)
+        for b in self.batches:
+            if b < 1:
+                raise ConvtxError(f"batch {b}: expected a positive integer")
+
+    def model_batches(self) -> list[tuple[ModelRef, int]]:
+        """Zoo models at every batch; a file model once, at the batch its input shapes give."""
+        out = []
+        for ref in self.refs:
+            if ref.is_zoo:
+                out.extend((ref, b) for b in self.batches)
+            else:
+                shapes = dict(ref.shapes)
+                out.append((ref, _file_batch(ref, shapes)))
+        return out
+
+    def n_cases(self) -> int:
+        return len(self.model_batches()) * len(self.lowerings) * len(self.backends)
+
+
+def _file_batch(ref: ModelRef, shapes: dict) -> int:
+    first = next(iter(shapes.values()), None)
+    return int(first[0]) if first else 1
+
+
+def file_ref(path: str, overrides: dict[str, tuple[int, ...]]) -> ModelRef:
+    """Check an ONNX file now (one-line errors, exit 2) and return its reference with concrete shapes."""
+    from harness.onnx_io import graph_inputs, load_model, resolve_shapes
+
+    model = load_model(path)
+    shapes = resolve_shapes(graph_inputs(model), overrides, path)
+    return ModelRef(name=Path(path).stem, path=str(Path(path).resolve()), shapes=tuple(shapes.items()))
+
+
+def zoo_ref(text: str) -> ModelRef:
+    from models import parse_model_ref
+
+    spec, size = parse_model_ref(text)
+    return ModelRef(name=spec.name, size=size)
+
+
+def model_ref(text: str, overrides: dict[str, tuple[int, ...]]) -> ModelRef:
+    """`MODEL` on the command line: a path to an .onnx file, or a zoo name (`name` or `name@size`)."""
+    if text.endswith(".onnx") or "/" in text or Path(text).exists():
+        return file_ref(text, overrides)
+    if overrides:
+        raise ConvtxError(f"--shape applies to ONNX files; zoo model {text!r} takes a size as {text}@SIZE")
+    return zoo_ref(text)
+
+
+def _cfg_json(cfg: RunConfig) -> dict:
+    return {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
+            "timing": asdict(cfg.timing) if cfg.timing else None}
+
+
+def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: Path,
+             sink: Callable[[Record], None], say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+             ) -> list[Record]:
+    """Run every case of `plan`; each record is handed to `sink` as soon as it exists."""
+    records: list[Record] = []
+    total = plan.n_cases()
+    avail = {b: BACKENDS[b].availability() for b in plan.backends}
+    workers: dict[str, WorkerClient] = {}
+
+    def worker(name: str, env: dict[str, str]) -> WorkerClient:
+        if name not in workers:
+            workers[name] = WorkerClient(name, env, log_dir / f"worker-{name}.log")
+        return workers[name]
+
+    def emit(rec: Record) -> None:
+        records.append(rec)
+        sink(rec)
+        lat = f" {rec.latency_ms['median']:.3f} ms" if rec.latency_ms else ""
+        num = f" rel_l2 {rec.numerics['rel_l2']:.2g}" if rec.numerics else ""
+        why = f" — {rec.reason}" if rec.reason and rec.status != "ok" else ""
+        say(f"[{len(records)}/{total}] {rec.case_id}: {rec.status}{lat}{num}{why}")
+
+    def base(ref: ModelRef, batch: int, lowering: str, backend: str, shapes: dict) -> dict:
+        return dict(run_id=run_id, case_id=case_id(ref.label, lowering, backend, batch), model=ref.name,
+                    lowering=lowering, backend=backend, batch=batch, dtype="float32", size=ref.size,
+                    threads=cfg.threads, input_shapes={k: list(v) for k, v in shapes.items()})
+
+    try:
+        for ref, batch in plan.model_batches():
+            say(f"preparing {ref.label} batch {batch} (export, inputs, float64 reference)")
+            prep = None
+            try:
+                ans = worker("prepare", {}).request(
+                    {"op": "prepare", "ref": asdict(ref), "batch": batch, "seed": cfg.seed,
+                     "build_dir": str(build_dir)}, cfg.case_timeout_s)
+                if ans.get("ok"):
+                    prep = Prepared.from_json(ans["prepared"])
+                    prep_error, tail = "", []
+                else:
+                    prep_error, tail = ans["error"], []
+            except WorkerDied as e:
+                prep_error, tail = str(e), e.stderr_tail
+            for lowering in plan.lowerings:
+                for b in plan.backends:
+                    shapes = prep.input_shapes if prep else dict(ref.shapes)
+                    common = base(ref, batch, lowering, b, shapes)
+                    if prep is None:
+                        emit(Record(**common, status="error", reason=f"prepare: {prep_error}",
+                                    details={"stderr_tail": tail}))
+                        continue
+                    if not avail[b]:
+                        emit(Record(**common, status="skipped", reason=f"{b} unavailable: {avail[b].reason}",
+                                    flops=prep.flops))
+                        continue
+                    if BACKENDS[b].zoo_only and not ref.is_zoo:
+                        emit(Record(**common, status="skipped", flops=prep.flops,
+                                    reason=f"{b} runs zoo models only (it needs the PyTorch module)"))
+                        continue
+                    w = worker(b, BACKENDS[b].worker_env(cfg))
+                    t0 = time.monotonic()
+                    try:
+                        ans = w.request({"op": "case", "prepared": prep.to_json(), "lowering": lowering,
+                                         "backend": b, "cfg": _cfg_json(cfg), "run_id": run_id,
+                                         "build_dir": str(build_dir)}, cfg.case_timeout_s)
+                        if ans.get("ok"):
+                            emit(Record.from_json(ans["record"]))
+                        else:
+                            emit(Record(**common, status="error", reason=f"worker: {ans['error']}",
+                                        flops=prep.flops))
+                    except WorkerDied as e:
+                        emit(Record(**common, status="error", flops=prep.flops,
+                                    reason=f"{e} after {time.monotonic() - t0:.1f} s",
+                                    details={"stderr_tail": e.stderr_tail}))
+    finally:
+        for w in workers.values():
+            w.close()
+    return records
