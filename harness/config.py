@@ -19,7 +19,7 @@ class TimingConfig:
     min_repeats: int = 10
     min_time_s: float = 1.0
     max_time_s: float = 30.0
-    max_repeats: int = 10_000
+    max_repeats: int = 2_000
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats:
@@ -35,6 +35,7 @@ class RunConfig:
     threads: int = 2
     timing: TimingConfig | None = TimingConfig()   # None: validate only, no timing
     case_timeout_s: float = 900.0                  # wall clock per case, enforced by the sweep driver
+    prepare_timeout_s: float = 900.0               # export + float64 reference of one model
     seed: int = 0                                  # weights and synthesised inputs
 
 

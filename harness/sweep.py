@@ -120,7 +120,7 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
             try:
                 ans = worker("prepare", {}).request(
                     {"op": "prepare", "ref": asdict(ref), "batch": batch, "seed": cfg.seed,
-                     "build_dir": str(build_dir)}, cfg.case_timeout_s)
+                     "build_dir": str(build_dir)}, cfg.prepare_timeout_s)
                 if ans.get("ok"):
                     prep = Prepared.from_json(ans["prepared"])
                     prep_error, tail = "", []

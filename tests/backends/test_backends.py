@@ -1,0 +1,70 @@
+"""Every registered backend through the same contract: compile -> run -> compare -> time."""
+import numpy as np
+import pytest
+
+from harness.backends import BACKENDS, ModelArtifact, get_backend
+from harness.backends.base import UnsupportedModel
+from harness.config import RunConfig, TimingConfig
+from harness.numerics import compare
+from harness.reference import zoo_reference
+from models import get_model
+
+from .conftest import make_col2im_model
+
+FILE_BACKENDS = [b for b in BACKENDS if not BACKENDS[b].zoo_only]
+CFG = RunConfig(threads=2)
+TIMING = TimingConfig(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=2.0)
+
+
+@pytest.mark.parametrize("backend_id", list(BACKENDS))
+def test_every_backend_is_available_here(backend_id):
+    a = get_backend(backend_id).availability()
+    assert a.available, a.reason
+
+
+@pytest.mark.parametrize("backend_id", FILE_BACKENDS)
+def test_hand_written_grouped_convtranspose_matches_reference(backend_id, hand_artifact):
+    art, feeds, refs = hand_artifact
+    compiled = get_backend(backend_id).compile(art, CFG)
+    outs = compiled.run(feeds)
+    c = compare(outs, refs)
+    assert c, c.reason
+    samples = compiled.time(feeds, TIMING)
+    assert len(samples) >= 3 and all(s > 0 for s in samples)
+    assert compiled.info["engine_version"]
+
+
+@pytest.mark.parametrize("backend_id", list(BACKENDS))
+def test_zoo_model_matches_pytorch_float64(backend_id, tmp_path):
+    from harness.export import export_zoo
+    spec = get_model("cae")
+    exp = export_zoo(spec, 16, 1, 0, tmp_path)
+    feeds = {"x": np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)}
+    art = ModelArtifact(exp.path, {"x": (1, 3, 16, 16)}, {"x": "float32"}, zoo_model="cae", zoo_size=16)
+    outs = get_backend(backend_id).compile(art, CFG).run(feeds)
+    c = compare(outs, zoo_reference(spec, 16, feeds, 0))
+    assert c, c.reason
+
+
+def test_torch_backend_refuses_files(hand_artifact):
+    with pytest.raises(UnsupportedModel, match="zoo models only"):
+        get_backend("torch-cpu").compile(hand_artifact[0], CFG)
+
+
+def test_tvm_unsupported_op_is_named(tmp_path):
+    path = make_col2im_model(tmp_path / "col2im.onnx")
+    art = ModelArtifact(str(path), {"X": (1, 4, 9)}, {"X": "float32"})
+    with pytest.raises(UnsupportedModel, match="Col2Im"):
+        get_backend("tvm-llvm").compile(art, CFG)
+
+
+def test_tvm_target_is_this_host():
+    from harness.backends.tvm import host_target
+    t = host_target(2)
+    assert t["kind"] == "llvm" and t["num-cores"] == 2 and t["mcpu"] not in ("", "native")
+
+
+def test_missing_input_is_refused(hand_artifact):
+    compiled = get_backend("ort-cpu").compile(hand_artifact[0], CFG)
+    with pytest.raises(ValueError, match="missing inputs"):
+        compiled.run({})

@@ -1,0 +1,90 @@
+"""The `convtx` command end to end, as a user runs it."""
+import json
+
+from conftest import run_cli
+
+DESIGN_RECORD_KEYS = {"schema", "run_id", "case_id", "model", "lowering", "backend", "batch", "input_shapes",
+                      "dtype", "status", "reason", "numerics", "latency_ms", "compile_s", "flops", "gflops"}
+
+
+def test_list_json_has_the_design_shape():
+    p = run_cli("list", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert {m["name"] for m in d["models"]} >= {"cae", "unet"}
+    assert all({"name", "family", "dims"} <= set(m) for m in d["models"])
+    assert [lw["name"] for lw in d["lowerings"]][0] == "native"
+    assert {b["id"] for b in d["backends"]} == {"ort-cpu", "tvm-llvm", "torch-cpu"}
+    assert all({"id", "available", "reason"} <= set(b) for b in d["backends"])
+
+
+def test_validate_a_file_the_project_did_not_make(tmp_path, hand_model):
+    out = tmp_path / "out.json"
+    p = run_cli("validate", str(hand_model), "--json", str(out), "--build-dir", str(tmp_path / "build"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    recs = json.loads(out.read_text())
+    assert {r["backend"]: r["status"] for r in recs} == {"ort-cpu": "ok", "tvm-llvm": "ok", "torch-cpu": "skipped"}
+    for r in recs:
+        assert DESIGN_RECORD_KEYS <= set(r)
+        assert r["lowering"] == "native" and r["case_id"] == f"hand/native/{r['backend']}/b1"
+    ok = [r for r in recs if r["status"] == "ok"]
+    assert all(r["numerics"]["passed"] and r["numerics"]["rel_l2"] < 1e-5 for r in ok)
+    assert "hand/native/ort-cpu/b1" in p.stdout
+
+
+def test_validate_with_shape_for_symbolic_batch(tmp_path):
+    from conftest import make_convtranspose_model
+    path = make_convtranspose_model(tmp_path / "sym.onnx", dim_param="N", strides=[2, 2], pads=[0, 1, 1, 0])
+    out = tmp_path / "o.json"
+    p = run_cli("validate", str(path), "--shape", "X=3x4x5x5", "--backends", "ort-cpu", "--json", str(out),
+                "--build-dir", str(tmp_path / "build"))
+    assert p.returncode == 0, p.stderr
+    (r,) = json.loads(out.read_text())
+    assert r["status"] == "ok" and r["batch"] == 3 and r["input_shapes"] == {"X": [3, 4, 5, 5]}
+
+
+def test_bench_writes_a_run_directory_and_report_is_reproducible(tmp_path):
+    run = tmp_path / "run"
+    p = run_cli("bench", "--suite", "quick", "--models", "cae@16,unet@32", "--out", str(run),
+                "--build-dir", str(tmp_path / "build"))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == str(run / "report.md")
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "complete" and meta["suite"] == "quick" and meta["n_cases"] == 6
+    for k in ("python", "torch", "onnx", "onnxruntime", "tvm", "numpy"):
+        assert meta["versions"][k], k
+    assert meta["machine"]["cpu_model"] and meta["machine"]["logical_cpus"] and "commit" in meta and meta["date"]
+    lines = (run / "results.jsonl").read_text().splitlines()
+    recs = [json.loads(ln) for ln in lines]
+    assert len(recs) == 6 and all(DESIGN_RECORD_KEYS <= set(r) for r in recs)
+    assert all(r["status"] == "ok" for r in recs), [r["reason"] for r in recs]
+    lat = recs[0]["latency_ms"]
+    assert {"samples", "median", "p10", "p90", "p99", "iqr"} <= set(lat) and len(lat["samples"]) == lat["n"]
+    first = (run / "report.md").read_bytes()
+    assert b"## Correctness" in first and b"## Latency" in first and b"unet@32" in first
+    p2 = run_cli("report", str(run))
+    assert p2.returncode == 0 and (run / "report.md").read_bytes() == first   # pure function of the files
+    p3 = run_cli("bench", "--suite", "quick", "--out", str(run))
+    assert p3.returncode == 2 and "already holds a run" in p3.stderr            # never overwrites results
+
+
+def test_export_command(tmp_path):
+    p = run_cli("export", "cae@16", "--out", str(tmp_path / "x"), "--build-dir", str(tmp_path / "b"))
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "x" / "cae-16-b1.onnx").stat().st_size > 1000 and "dynamo" in p.stdout
+
+
+def test_help_is_fast_and_lists_commands():
+    p = run_cli("--help")
+    assert p.returncode == 0
+    for cmd in ("list", "export", "validate", "bench", "report"):
+        assert cmd in p.stdout
+
+
+def test_cli_start_up_imports_no_heavy_engine():
+    import subprocess
+    import sys
+    code = ("import sys, harness.cli, harness.sweep, harness.backends, models; "
+            "print(sorted(m for m in ('torch', 'tvm', 'onnxruntime', 'onnx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,90 @@
+"""Bad input: one line on stderr naming the file or value and what was expected, exit 2, no traceback,
+nothing half-written."""
+import pytest
+
+from conftest import make_convtranspose_model, run_cli
+
+
+def _assert_one_line_error(p, *needles):
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    assert lines[0].startswith("convtx: error: ")
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_missing_file(tmp_path):
+    _assert_one_line_error(run_cli("validate", str(tmp_path / "nope.onnx")), "nope.onnx", "no such file")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    _assert_one_line_error(run_cli("validate", str(tmp_path / "empty.onnx")), "empty.onnx", "empty file")
+
+
+def test_truncated_file(tmp_path, hand_model):
+    data = hand_model.read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
+    _assert_one_line_error(run_cli("validate", str(tmp_path / "cut.onnx")), "cut.onnx", "not an ONNX model")
+
+
+def test_random_bytes(tmp_path):
+    import numpy as np
+    (tmp_path / "noise.onnx").write_bytes(np.random.default_rng(0).bytes(4096))
+    _assert_one_line_error(run_cli("validate", str(tmp_path / "noise.onnx")), "noise.onnx", "not an ONNX model")
+
+
+def test_valid_protobuf_that_is_not_a_model(tmp_path):
+    import numpy as np
+    from onnx import numpy_helper
+    (tmp_path / "tensor.onnx").write_bytes(numpy_helper.from_array(np.zeros(3, np.float32)).SerializeToString())
+    _assert_one_line_error(run_cli("validate", str(tmp_path / "tensor.onnx")), "tensor.onnx", "not an ONNX model")
+
+
+def test_model_that_fails_the_checker(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+    node = helper.make_node("Relu", ["X"], ["Y"])
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 1   # IR 1 with opset 18 is invalid
+    (tmp_path / "bad.onnx").write_bytes(m.SerializeToString())
+    _assert_one_line_error(run_cli("validate", str(tmp_path / "bad.onnx")), "bad.onnx", "ONNX checker")
+
+
+def test_symbolic_dims_need_shape(tmp_path):
+    path = make_convtranspose_model(tmp_path / "sym.onnx", dim_param="N", strides=[2, 2])
+    _assert_one_line_error(run_cli("validate", str(path)), "sym.onnx", "symbolic", "--shape X=Nx4x5x5")
+
+
+def test_shape_that_contradicts_the_model(tmp_path):
+    path = make_convtranspose_model(tmp_path / "sym.onnx", dim_param="N", strides=[2, 2])
+    _assert_one_line_error(run_cli("validate", str(path), "--shape", "X=1x3x5x5"), "dimension 1 is 4")
+    _assert_one_line_error(run_cli("validate", str(path), "--shape", "X=1x4x5"), "rank 4")
+    _assert_one_line_error(run_cli("validate", str(path), "--shape", "Z=1x4x5x5"), "no input 'Z'", "X")
+    _assert_one_line_error(run_cli("validate", str(path), "--shape", "X=1xfoo"), "NAME=D1xD2")
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["validate", "caee"], ["unknown model 'caee'", "known: cae, unet"]),
+    (["validate", "cae", "--backends", "tvm-llvmm"], ["unknown backend 'tvm-llvmm'", "ort-cpu"]),
+    (["validate", "cae", "--lowerings", "subpixl"], ["unknown lowering 'subpixl'", "native"]),
+    (["bench", "--suite", "huge"], ["unknown suite 'huge'", "default, quick"]),
+    (["validate", "cae@33"], ["size 33", "multiple of 4"]),
+    (["validate", "cae@big"], ["size 'big' is not an integer"]),
+    (["bench", "--suite", "quick", "--batches", "0"], ["--batches"]),
+    (["report", "/nonexistent/run"], ["not a run directory"]),
+])
+def test_bad_names_and_values(args, needles):
+    _assert_one_line_error(run_cli(*args), *needles)
+
+
+def test_unwritable_output_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _assert_one_line_error(run_cli("bench", "--suite", "quick", "--out", str(blocker / "run")), "cannot create")
+    _assert_one_line_error(run_cli("validate", "cae", "--json", str(blocker / "out.json")), "cannot create")
+    assert blocker.read_text() == "x"

@@ -1,0 +1,64 @@
+"""The sweep driver: every case gets a record; crashes, skips and files are handled per case."""
+from pathlib import Path
+
+import pytest
+
+from conftest import make_convtranspose_model
+from harness.config import RunConfig, TimingConfig
+from harness.sweep import Plan, file_ref, run_plan, zoo_ref
+from tests.backends.conftest import make_col2im_model
+
+CFG = RunConfig(threads=2, timing=TimingConfig(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=2.0))
+
+
+def _run(plan, tmp_path, cfg=CFG):
+    got = []
+    recs = run_plan(plan, cfg, "test", tmp_path / "build", tmp_path / "logs", sink=got.append, say=lambda s: None)
+    assert recs == got
+    return recs
+
+
+def test_zoo_model_on_all_backends(tmp_path):
+    plan = Plan((zoo_ref("cae@16"),), ("native",), ("ort-cpu", "tvm-llvm", "torch-cpu"), (1, 2))
+    recs = _run(plan, tmp_path)
+    assert [r.case_id for r in recs] == [f"cae@16/native/{b}/b{n}" for n in (1, 2)
+                                         for b in ("ort-cpu", "tvm-llvm", "torch-cpu")]
+    for r in recs:
+        assert r.status == "ok", r.reason
+        assert r.numerics["passed"] and r.numerics["rel_l2"] < 1e-5
+        assert r.latency_ms["n"] >= 3 and r.latency_ms["p10"] <= r.latency_ms["median"] <= r.latency_ms["p90"]
+        assert r.compile_s is not None and r.flops and r.gflops > 0
+        assert r.input_shapes == {"x": [r.batch, 3, 16, 16]}
+    tvm = [r for r in recs if r.backend == "tvm-llvm"][0]
+    assert tvm.details["runtime_threads"] == 2               # TVM_NUM_THREADS reached the worker
+    assert tvm.details["target"]["num-cores"] == 2
+    assert [r for r in recs if r.backend == "torch-cpu"][0].details["threads"] == 2
+
+
+def test_file_model_skips_torch_and_unsupported_ops(tmp_path):
+    col2im = file_ref(str(make_col2im_model(tmp_path / "col2im.onnx")), {})
+    plan = Plan((col2im,), ("native",), ("ort-cpu", "tvm-llvm", "torch-cpu"), (1,))
+    by = {r.backend: r for r in _run(plan, tmp_path, RunConfig(threads=1, timing=None))}
+    assert by["ort-cpu"].status == "ok" and by["ort-cpu"].latency_ms is None
+    assert by["tvm-llvm"].status == "skipped" and "Col2Im" in by["tvm-llvm"].reason
+    assert by["torch-cpu"].status == "skipped" and "zoo models only" in by["torch-cpu"].reason
+
+
+def test_a_prepare_failure_becomes_error_records_for_its_cases(tmp_path):
+    bad = zoo_ref("cae@16")
+    path = make_convtranspose_model(tmp_path / "ok.onnx", strides=[2, 2])
+    good = file_ref(str(path), {})
+    path.unlink()                                # vanishes between the check and the worker's prepare
+    recs = _run(Plan((good, bad), ("native",), ("ort-cpu",), (1,)), tmp_path, RunConfig(threads=1, timing=None))
+    assert recs[0].status == "error" and "prepare" in recs[0].reason and "no such file" in recs[0].reason
+    assert recs[1].status == "ok"                # the next model is unaffected
+
+
+def test_a_case_that_times_out_does_not_lose_the_others(tmp_path):
+    cfg = RunConfig(threads=1, timing=TimingConfig(warmup=0, min_repeats=1, min_time_s=600, max_time_s=600,
+                                                   max_repeats=10**9), case_timeout_s=6)
+    plan = Plan((zoo_ref("cae@16"),), ("native",), ("ort-cpu",), (1, 2))
+    recs = _run(plan, tmp_path, cfg)
+    assert [r.status for r in recs] == ["error", "error"]       # each case timed out on its own
+    assert all("timed out after 6 s" in r.reason for r in recs)
+    assert [r.batch for r in recs] == [1, 2]

@@ -1,0 +1,37 @@
+"""Case isolation: a worker that crashes or hangs becomes an error, and the next request still works."""
+import pytest
+
+from harness.worker import WorkerClient, WorkerDied, WorkerTimeout
+
+
+@pytest.fixture
+def client(tmp_path):
+    c = WorkerClient("t", {}, tmp_path / "worker.log")
+    yield c
+    c.kill()
+
+
+def test_segfault_is_reported_with_its_signal_and_the_worker_restarts(client, tmp_path):
+    with pytest.raises(WorkerDied, match="SIGSEGV") as info:
+        client.request({"op": "crash", "signal": "SIGSEGV"}, timeout_s=60)
+    assert isinstance(info.value.stderr_tail, list)
+    ans = client.request({"op": "nonsense"}, timeout_s=60)        # a fresh worker answers
+    assert ans == {"ok": False, "error": "unknown op 'nonsense'"}
+
+
+def test_abort_is_reported(client):
+    with pytest.raises(WorkerDied, match="SIGABRT"):
+        client.request({"op": "crash", "signal": "SIGABRT"}, timeout_s=60)
+
+
+def test_hang_times_out_and_kills_the_worker(client):
+    with pytest.raises(WorkerTimeout, match="timed out after 1 s"):
+        client.request({"op": "crash", "signal": "SIGSTOP"}, timeout_s=1)   # a stopped process never answers
+    assert client.proc is None
+    assert client.request({"op": "nonsense"}, timeout_s=60)["ok"] is False
+
+
+def test_exceptions_inside_the_worker_are_answers_not_crashes(client):
+    ans = client.request({"op": "prepare", "ref": {"name": "nope", "size": 8, "path": None, "shapes": []},
+                          "batch": 1, "seed": 0, "build_dir": "/tmp"}, timeout_s=60)
+    assert ans["ok"] is False and "unknown model 'nope'" in ans["error"]
