@@ -39,30 +39,26 @@ def _writable_dir(path: Path, what: str) -> Path:
     return path
 
 
-def _backends_arg(text: str | None, default: list[str]) -> list[str]:
-    from harness.backends import BACKENDS, get_backend
-
+def _names_arg(text: str | None, registry: dict, check, default: list[str]) -> list[str]:
+    """`a,b` -> checked names (unknown ones raise, listing the known); `all` -> the whole registry."""
     names = _csv(text)
     if not names:
         return default
     if names == ["all"]:
-        return list(BACKENDS)
+        return list(registry)
     for n in names:
-        get_backend(n)
+        check(n)
     return names
+
+
+def _backends_arg(text: str | None, default: list[str]) -> list[str]:
+    from harness.backends import BACKENDS, get_backend
+    return _names_arg(text, BACKENDS, get_backend, default)
 
 
 def _lowerings_arg(text: str | None, default: list[str]) -> list[str]:
     from harness.lowerings import LOWERINGS, get_lowering
-
-    names = _csv(text)
-    if not names:
-        return default
-    if names == ["all"]:
-        return list(LOWERINGS)
-    for n in names:
-        get_lowering(n)
-    return names
+    return _names_arg(text, LOWERINGS, get_lowering, default)
 
 
 def _batches_arg(text: str | None) -> list[int] | None:
@@ -147,6 +143,7 @@ def cmd_validate(args) -> int:
     from harness.backends import BACKENDS
     from harness.machine import new_run_id
     from harness.onnx_io import parse_shape_overrides
+    from harness.results import fmt_metric
     from harness.sweep import Plan, model_ref, run_plan
 
     overrides = parse_shape_overrides(args.shape)
@@ -167,10 +164,8 @@ def cmd_validate(args) -> int:
     print(f"{'case':<44} {'status':<9} {'rel_l2':>9} {'max_abs':>9}  reason")
     for r in records:
         n = r.numerics or {}
-        rel = n.get("rel_l2")
-        mab = n.get("max_abs")
-        print(f"{r.case_id:<44} {r.status:<9} {rel if isinstance(rel, str) else format(rel or 0, '9.2e') if n else '–':>9} "
-              f"{mab if isinstance(mab, str) else format(mab or 0, '9.2e') if n else '–':>9}  {r.reason}")
+        print(f"{r.case_id:<44} {r.status:<9} {fmt_metric(n.get('rel_l2')):>9} "
+              f"{fmt_metric(n.get('max_abs')):>9}  {r.reason}")
     failed = [r for r in records if r.status in ("mismatch", "error")]
     return 1 if failed else 0
 

@@ -11,6 +11,7 @@ import importlib.util
 import io
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -69,8 +70,10 @@ def export_zoo(spec, size: int, batch: int, seed: int, cache_dir: Path) -> Expor
     except Exception as e:  # noqa: BLE001 — any exporter failure falls back, with the reason kept
         exporter, reason = "torchscript", f"dynamo export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
         buf = io.BytesIO()
-        torch.onnx.export(module, args, buf, dynamo=False, opset_version=OPSET, input_names=names,
-                          output_names=["output"])
+        with warnings.catch_warnings():   # its deprecation notice; the fallback is recorded instead
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(module, args, buf, dynamo=False, opset_version=OPSET, input_names=names,
+                              output_names=["output"])
         model = onnx.load_model_from_string(buf.getvalue())
     onnx.checker.check_model(model)
     onnx.save_model(model, str(tmp))

@@ -65,6 +65,13 @@ def _finite(obj):
     return obj
 
 
+def fmt_metric(v, spec: str = ".2e") -> str:
+    """A metric read from a record: a float, a non-finite one (written as "inf"/"nan"), or absent."""
+    if v is None:
+        return "–"
+    return v if isinstance(v, str) else format(v, spec)
+
+
 def case_id(model: str, lowering: str, backend: str, batch: int) -> str:
     return f"{model}/{lowering}/{backend}/b{batch}"
 

@@ -16,7 +16,7 @@ from harness.config import RunConfig
 from harness.errors import ConvtxError
 from harness.lowerings import get_lowering
 from harness.prepare import ModelRef, Prepared
-from harness.results import Record, case_id
+from harness.results import Record, case_id, fmt_metric
 from harness.worker import WorkerClient, WorkerDied
 
 
@@ -104,7 +104,7 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
         records.append(rec)
         sink(rec)
         lat = f" {rec.latency_ms['median']:.3f} ms" if rec.latency_ms else ""
-        num = f" rel_l2 {rec.numerics['rel_l2']:.2g}" if rec.numerics else ""
+        num = f" rel_l2 {fmt_metric(rec.numerics['rel_l2'], '.2g')}" if rec.numerics else ""
         why = f" — {rec.reason}" if rec.reason and rec.status != "ok" else ""
         say(f"[{len(records)}/{total}] {rec.case_id}: {rec.status}{lat}{num}{why}")
 

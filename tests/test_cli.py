@@ -88,3 +88,21 @@ def test_cli_start_up_imports_no_heavy_engine():
             "print(sorted(m for m in ('torch', 'tvm', 'onnxruntime', 'onnx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_validate_exits_1_on_a_real_engine_divergence(tmp_path):
+    """Known TVM 0.27 bug (DESIGN.md): its ONNX frontend ignores ConvTranspose `output_shape`. convtx must
+    catch it as a shape mismatch and fail the verdict; ORT gets it right. If TVM fixes the bug this test
+    fails, which is the point: the known-failure list is then out of date."""
+    from conftest import make_convtranspose_model
+    path = make_convtranspose_model(tmp_path / "outshape.onnx", x_shape=(1, 2, 4, 4), w_shape=(2, 1, 3, 3),
+                                    strides=[2, 2], output_shape=[10, 9])
+    out = tmp_path / "o.json"
+    p = run_cli("validate", str(path), "--backends", "ort-cpu,tvm-llvm", "--json", str(out),
+                "--build-dir", str(tmp_path / "build"))
+    assert p.returncode == 1, p.stderr
+    by = {r["backend"]: r for r in json.loads(out.read_text())}
+    assert by["ort-cpu"]["status"] == "ok"
+    assert by["tvm-llvm"]["status"] == "mismatch"
+    assert "shape [1, 1, 9, 9] != reference [1, 1, 10, 9]" in by["tvm-llvm"]["reason"]
+    assert by["tvm-llvm"]["numerics"]["rel_l2"] == "inf"

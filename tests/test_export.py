@@ -29,3 +29,22 @@ def test_cache_key_depends_on_shape_seed_and_batch():
     keys = {cache_key(spec, 16, 1, 0), cache_key(spec, 32, 1, 0), cache_key(spec, 16, 2, 0),
             cache_key(spec, 16, 1, 1)}
     assert len(keys) == 4
+
+
+def test_dynamo_failure_falls_back_to_torchscript_with_the_reason(tmp_path, monkeypatch):
+    import torch
+
+    real_export = torch.onnx.export
+
+    def flaky_export(*args, **kwargs):
+        if kwargs.get("dynamo"):
+            raise RuntimeError("simulated dynamo failure\nsecond line")
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", flaky_export)
+    e = export_zoo(get_model("cae"), 8, 1, 0, tmp_path)
+    assert e.exporter == "torchscript"
+    assert e.fallback_reason == "dynamo export failed: RuntimeError: simulated dynamo failure"
+    m = onnx.load(e.path)
+    assert [n.op_type for n in m.graph.node].count("ConvTranspose") == 2
+    assert export_zoo(get_model("cae"), 8, 1, 0, tmp_path) == e      # the recorded reason survives the cache

@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 from harness.numerics import POLICY
-from harness.results import Record
+from harness.results import Record, fmt_metric
 
 _MARK = {"ok": "ok", "mismatch": "**MISMATCH**", "error": "**ERROR**", "skipped": "skipped"}
 
 
 def _num(v, fmt: str = ".3g") -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, str):
-        return v
-    return format(v, fmt)
+    return fmt_metric(v, fmt)
 
 
 def _model_label(r: Record) -> str:
