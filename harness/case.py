@@ -5,6 +5,7 @@ Runs inside a worker process; everything that can go wrong becomes the record's 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import traceback
@@ -17,24 +18,42 @@ from harness.lowerings import get_lowering
 from harness.prepare import Prepared
 from harness.results import Record, case_id
 
+# Bump when a lowering's output changes, so cached lowered models are not reused.
+LOWERING_CODE_VERSION = "1"
 
-def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> str:
-    """The ONNX variant for `lowering`, content-addressed by the source bytes and the lowering name."""
-    if lowering == "native":
-        return prep.onnx_path
+
+def _performed_flops(path: str, prep: Prepared) -> int | None:
     import onnx
 
+    from harness.flops import count_flops
+    from harness.onnx_io import fix_input_shapes
+    return count_flops(fix_input_shapes(onnx.load(path), prep.input_shapes), useful=False)
+
+
+def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> tuple[str, dict]:
+    """The ONNX variant for `lowering` and its summary (nodes lowered / declined with reasons),
+    content-addressed by the source bytes, the lowering's name and the lowering code's version."""
+    import onnx
+
+    if lowering == "native":
+        model = onnx.load(prep.onnx_path)
+        return prep.onnx_path, get_lowering("native").apply(model).summary()
     src = Path(prep.onnx_path).read_bytes()
-    key = hashlib.sha256(src + lowering.encode()).hexdigest()[:20]
+    key = hashlib.sha256(src + lowering.encode() + LOWERING_CODE_VERSION.encode()).hexdigest()[:20]
     out = build_dir / "lowered" / f"{Path(prep.onnx_path).stem}-{lowering}-{key}.onnx"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        model = get_lowering(lowering).apply(onnx.load(prep.onnx_path))
-        onnx.checker.check_model(model)
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        onnx.save_model(model, str(tmp))
-        os.replace(tmp, out)
-    return str(out)
+    meta = out.with_suffix(".json")
+    if out.exists() and meta.exists():
+        return str(out), json.loads(meta.read_text())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = get_lowering(lowering).apply(onnx.load(prep.onnx_path))
+    onnx.checker.check_model(result.model)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    onnx.save_model(result.model, str(tmp))
+    os.replace(tmp, out)
+    tmp_meta = meta.with_name(meta.name + f".tmp{os.getpid()}")
+    tmp_meta.write_text(json.dumps(result.summary()))
+    os.replace(tmp_meta, meta)
+    return str(out), result.summary()
 
 
 def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run_id: str,
@@ -51,7 +70,9 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
     backend = get_backend(backend_id)
     stage = "lower"
     try:
-        path = lowered_path(prep, lowering, build_dir)
+        path, lowered = lowered_path(prep, lowering, build_dir)
+        details["lowering"] = lowered
+        flops_performed = _performed_flops(path, prep)
         art = ModelArtifact(path, prep.input_shapes, prep.input_dtypes, prep.ref.name if prep.ref.is_zoo else None,
                             prep.ref.size, cfg.seed)
         stage = "compile"
@@ -83,7 +104,7 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
                 gflops = prep.flops / (stats.median / 1e3) / 1e9
         status = "ok" if cmp.passed else "mismatch"
         return Record(**base, status=status, reason=cmp.reason, numerics=numerics, latency_ms=latency,
-                      compile_s=compile_s, gflops=gflops, details=details)
+                      compile_s=compile_s, gflops=gflops, flops_performed=flops_performed, details=details)
     except (BackendUnavailable, UnsupportedModel) as e:
         return Record(**base, status="skipped", reason=str(e), details=details)
     except Exception as e:  # noqa: BLE001 — an engine's failure is this case's result

@@ -1,14 +1,32 @@
-"""Useful FLOPs of a model: 2 x multiply-accumulates of Conv, ConvTranspose, MatMul and Gemm.
+"""FLOPs of a model: 2 x multiply-accumulates of Conv, ConvTranspose, MatMul and Gemm.
 
-Counted on the model as given (before any lowering), so that a lowering that multiplies by inserted zeros
-does not get credit for that work: GFLOP/s derived from this count are comparable across lowerings.
+Two counts:
+- `useful=True`: products that land in the output. For ConvTranspose only the (input, tap) pairs whose
+  scatter position o = i*s - pad_begin + k*d falls inside the output count. Taken on the model before
+  lowering, it is the same for every lowering, so GFLOP/s from it compare lowerings fairly.
+- `useful=False`: what the graph's ops perform: every Conv output times its taps (zeros inserted by a
+  lowering included), every scattered ConvTranspose product, every MatMul product.
+Additions of overlap-add, Col2Im, bias and padding are not counted.
 """
 from __future__ import annotations
 
 import math
 
 
-def count_flops(model) -> int | None:
+def _useful_convtranspose(node, x: tuple, w: tuple) -> int:
+    """Exact count of (input element, tap) products that land inside the output, x 2."""
+    from onnx import helper
+
+    from harness.convtranspose import resolve
+    p = resolve({a.name: helper.get_attribute_value(a) for a in node.attribute}, x, w)
+    per_axis = []
+    for ax, (i_n, k_n) in enumerate(zip(x[2:], p.kernel_shape)):
+        s, d, pb, o_n = p.strides[ax], p.dilations[ax], p.pads_begin[ax], p.output_spatial[ax]
+        per_axis.append(sum(1 for i in range(i_n) for k in range(k_n) if 0 <= i * s - pb + k * d < o_n))
+    return 2 * x[0] * x[1] * w[1] * math.prod(per_axis)
+
+
+def count_flops(model, useful: bool = False) -> int | None:
     """FLOPs of one inference, or None when a needed shape is unknown (symbolic or not inferable)."""
     import onnx
 
@@ -36,8 +54,10 @@ def count_flops(model) -> int | None:
                 total += 2 * math.prod(y) * w[1] * math.prod(w[2:])
             elif op == "ConvTranspose":
                 x, w = shapes[node.input[0]], shapes[node.input[1]]
-                # each input element scatters into M/group x k... outputs
-                total += 2 * math.prod(x) * w[1] * math.prod(w[2:])
+                if useful:
+                    total += _useful_convtranspose(node, x, w)
+                else:   # each input element scatters into M/group x k... outputs
+                    total += 2 * math.prod(x) * w[1] * math.prod(w[2:])
             elif op == "MatMul":
                 a, y = shapes[node.input[0]], shapes[node.output[0]]
                 total += 2 * math.prod(y) * a[-1]
@@ -45,6 +65,6 @@ def count_flops(model) -> int | None:
                 a, y = shapes[node.input[0]], shapes[node.output[0]]
                 trans_a = next((at.i for at in node.attribute if at.name == "transA"), 0)
                 total += 2 * math.prod(y) * (a[0] if trans_a else a[-1])
-        except KeyError:
+        except (KeyError, ValueError):
             return None
     return total

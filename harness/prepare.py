@@ -124,6 +124,6 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         _save_npz_atomic(data_path, arrays)
 
     from harness.onnx_io import fix_input_shapes
-    flops = count_flops(fix_input_shapes(model, shapes))
+    flops = count_flops(fix_input_shapes(model, shapes), useful=True)
     n_ct = sum(1 for n in model.graph.node if n.op_type == "ConvTranspose")
     return Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, how, export_info, n_ct)

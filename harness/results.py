@@ -33,6 +33,7 @@ class Record:
     compile_s: float | None = None
     flops: int | None = None
     gflops: float | None = None
+    flops_performed: int | None = None   # FLOPs the lowered graph performs (flops: the useful ones)
     size: int | None = None          # zoo models: the spatial size it was built at
     threads: int | None = None
     details: dict = field(default_factory=dict)  # engine-specific: target, providers, exporter, ...

@@ -1,7 +1,9 @@
 """ConvTranspose lowerings: ONNX -> ONNX rewrites. One file per lowering, one registry line each.
 
-A lowering takes a ModelProto and returns an equivalent ModelProto in which every ConvTranspose is
-computed its way. `native` leaves the model untouched.
+`get_lowering(name).apply(model) -> LoweringResult`: an equivalent model in which every ConvTranspose is
+computed that lowering's way, plus which nodes were rewritten and which were declined (with the reason,
+left native). All of them first resolve auto_pad / output_shape exactly as the ONNX spec defines them
+(`harness.convtranspose.resolve`); convtx treats the spec text as correct (see docs/lowerings.md).
 """
 from __future__ import annotations
 
@@ -9,18 +11,35 @@ from dataclasses import dataclass
 from typing import Callable
 
 from harness.errors import UnknownNameError
-from harness.lowerings import native
+from harness.lowerings import explicit_pads, gemm_col2im, gemm_overlap_add, native, phase, zero_insert
+from harness.lowerings.common import LoweringResult, rewrite
 
 
 @dataclass(frozen=True)
 class Lowering:
     name: str
     description: str
-    apply: Callable  # (onnx.ModelProto) -> onnx.ModelProto
+    lower: Callable | None   # (Emitter, ConvTransposeNode) -> None; None for `native`
+
+    def apply(self, model) -> LoweringResult:
+        if self.lower is None:
+            return native.apply(model)
+        return rewrite(model, self.lower)
 
 
 LOWERINGS: dict[str, Lowering] = {
-    "native": Lowering("native", "the model untouched: the engine's own ConvTranspose", native.apply),
+    "native": Lowering("native", "the model untouched: the engine's own ConvTranspose", None),
+    "explicit_pads": Lowering("explicit_pads", "auto_pad/output_shape/output_padding resolved to explicit "
+                              "pads per the spec, zero-fill where the window passes the result",
+                              explicit_pads.lower),
+    "zero_insert": Lowering("zero_insert", "insert stride-1 zeros, pad, Conv with the flipped kernel",
+                            zero_insert.lower),
+    "phase": Lowering("phase", "sub-pixel decomposition: one fused Conv over prod(stride) phases, "
+                      "DepthToSpace/Reshape interleave", phase.lower),
+    "gemm_col2im": Lowering("gemm_col2im", "MatMul with the kernel matrix, then Col2Im (opset 18)",
+                            gemm_col2im.lower),
+    "gemm_overlap_add": Lowering("gemm_overlap_add", "MatMul, then overlap-add by Pad + Sum + interleave "
+                                 "(no Col2Im)", gemm_overlap_add.lower),
 }
 
 

@@ -1,0 +1,73 @@
+"""The ledger of known engine divergences from the ONNX spec: {id: reason + minimal reproducer}.
+
+Each entry says which (backend, lowering) it concerns and which ConvTranspose configurations trigger it.
+A case that fails and matches an entry is a *known* divergence, not a new one; the sweep also reports
+entries that matched no failure at all, so a fixed upstream bug shows up (the ledger is then stale).
+Reproducers live in docs/upstream/ and run on their own (numpy + the engine).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from harness.convtranspose import ConvTransposeParams
+
+
+@dataclass(frozen=True)
+class KnownDivergence:
+    id: str
+    backends: tuple[str, ...]
+    lowerings: tuple[str, ...]
+    applies: Callable[[dict, ConvTransposeParams], bool]   # (ONNX attributes, resolved params)
+    reason: str
+    reproducer: str                                        # path in the repo
+    always: bool = True    # every matching case fails (strict); False: some matching cases pass by chance
+
+
+def _negative_same(attrs: dict, p: ConvTransposeParams) -> bool:
+    ap = attrs.get("auto_pad", "NOTSET")
+    return ap in ("SAME_UPPER", "SAME_LOWER") and any(b + e < 0 for b, e in zip(p.pads_begin, p.pads_end))
+
+
+def _output_shape(attrs: dict, p: ConvTransposeParams) -> bool:
+    return bool(attrs.get("output_shape"))
+
+
+def _negative_output_shape(attrs: dict, p: ConvTransposeParams) -> bool:
+    return bool(attrs.get("output_shape")) and attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") and \
+        any(b + e < 0 for b, e in zip(p.pads_begin, p.pads_end))
+
+
+def _col2im_3d_dilated(attrs: dict, p: ConvTransposeParams) -> bool:
+    return len(p.kernel_shape) == 3 and any(d > 1 and k > 1 for d, k in
+                                            zip(p.dilations[1:], p.kernel_shape[1:]))
+
+
+LEDGER: tuple[KnownDivergence, ...] = (
+    KnownDivergence(
+        "same-negative-total-padding-clamped", ("ort-cpu", "tvm-llvm"), ("native",), _negative_same,
+        "under SAME_UPPER/SAME_LOWER with a kernel extent smaller than the stride the spec's total padding is "
+        "negative (output = input*stride); ONNX Runtime and TVM clamp it to 0 and return a shorter output",
+        "docs/upstream/same_negative_padding.py"),
+    KnownDivergence(
+        "tvm-ignores-output-shape", ("tvm-llvm",), ("native",), _output_shape,
+        "TVM 0.27's ONNX frontend ignores ConvTranspose `output_shape`: wrong output shape or values "
+        "(the explicit_pads lowering fixes it)", "docs/upstream/tvm_output_shape.py", always=False),
+    KnownDivergence(
+        "ort-rejects-negative-output-shape-padding", ("ort-cpu",), ("native",), _negative_output_shape,
+        "an `output_shape` larger than the full result (negative total padding, zero-filled by the spec) is "
+        "rejected by ONNX Runtime: 'Explicit output_shape is inconsistent with input spatial dimensions'",
+        "docs/upstream/same_negative_padding.py"),
+    KnownDivergence(
+        "ort-col2im-3d-dilation", ("ort-cpu",), ("gemm_col2im",), _col2im_3d_dilated,
+        "onnxruntime 1.32's Col2Im is wrong for 3-D inputs with dilation > 1 on the 2nd or 3rd spatial axis "
+        "(2-D and undilated 3-D are right); some such cases come out right by coincidence",
+        "docs/upstream/ort_col2im_3d_dilation.py", always=False),
+)
+
+
+def match(backend: str, lowering: str, attrs: dict, p: ConvTransposeParams) -> KnownDivergence | None:
+    for entry in LEDGER:
+        if backend in entry.backends and lowering in entry.lowerings and entry.applies(attrs, p):
+            return entry
+    return None

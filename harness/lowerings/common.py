@@ -1,0 +1,299 @@
+"""The machinery every lowering shares.
+
+`rewrite(model, lower_fn)` finds each ConvTranspose, resolves its attributes exactly as the ONNX spec
+defines them (`harness.convtranspose.resolve`: auto_pad and output_shape become explicit begin/end pads,
+possibly negative), and asks `lower_fn` for an equivalent subgraph. A node a lowering cannot handle is left
+native and reported with the reason (`LoweringResult.declined`); nothing is changed silently.
+
+Coordinates: every lowering computes some contiguous range of the *full* transposed convolution
+(positions o_full = i*stride + k*dilation, 0 <= o_full < F, F = stride*(in-1) + dilation*(k-1) + 1),
+and `finish()` cuts the spec's output window [pad_begin, pad_begin + out) out of it, filling positions the
+full result does not cover (negative pads, output_padding) with zeros, then adds the bias.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from harness.convtranspose import ConvTransposeParams, resolve
+
+MIN_OPSET = 13  # Split/Squeeze/Unsqueeze/Pad/Slice with tensor inputs
+
+
+class Decline(Exception):
+    """This lowering cannot rewrite this node; the reason is reported and the node stays native."""
+
+
+@dataclass(frozen=True)
+class ConvTransposeNode:
+    """A ConvTranspose with everything a lowering needs resolved."""
+
+    name: str
+    x: str                          # input tensor name
+    out: str                        # output tensor name (the replacement must produce it)
+    x_shape: tuple                  # N x C x D...; N may be symbolic (str/None)
+    w: np.ndarray                   # C x M/group x K...
+    b: np.ndarray | None            # M
+    p: ConvTransposeParams
+    opset: int
+
+    @property
+    def nd(self) -> int:
+        return len(self.p.kernel_shape)
+
+    @property
+    def channels_in(self) -> int:
+        return int(self.w.shape[0])
+
+    @property
+    def channels_out(self) -> int:
+        return int(self.w.shape[1]) * self.p.group
+
+    @property
+    def in_spatial(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.x_shape[2:])
+
+    @property
+    def full(self) -> tuple[int, ...]:
+        """Extent of the full (un-cropped) transposed convolution per spatial axis."""
+        p = self.p
+        return tuple(s * (i - 1) + d * (k - 1) + 1
+                     for s, i, d, k in zip(p.strides, self.in_spatial, p.dilations, p.kernel_shape))
+
+
+@dataclass(frozen=True)
+class LoweringResult:
+    model: object                                   # onnx.ModelProto
+    lowered: tuple[str, ...] = ()                   # names of the rewritten ConvTranspose nodes
+    declined: tuple[tuple[str, str], ...] = ()      # (node name, reason) left native
+    total: int = 0                                  # ConvTranspose nodes in the input model
+
+    def summary(self) -> dict:
+        return {"convtranspose_nodes": self.total, "lowered": len(self.lowered),
+                "declined": [{"node": n, "reason": r} for n, r in self.declined]}
+
+
+class Emitter:
+    """Builds the replacement subgraph of one node: unique names, constants as initializers."""
+
+    def __init__(self, prefix: str, taken: set[str]):
+        self.prefix, self.taken = prefix, taken
+        self.nodes: list = []
+        self.inits: list = []
+
+    def name(self, base: str) -> str:
+        n, i = f"{self.prefix}/{base}", 0
+        while n in self.taken:
+            i += 1
+            n = f"{self.prefix}/{base}_{i}"
+        self.taken.add(n)
+        return n
+
+    def const(self, arr, base: str) -> str:
+        from onnx import numpy_helper
+        n = self.name(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(arr), n))
+        return n
+
+    def ints(self, values, base: str) -> str:
+        return self.const(np.asarray(list(values), dtype=np.int64), base)
+
+    def op(self, op_type: str, inputs: list[str], base: str | None = None, out: str | None = None,
+           **attrs) -> str:
+        from onnx import helper
+        o = out or self.name(base or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [o], name=self.name(f"{op_type}"), **attrs))
+        return o
+
+    # ---- shape helpers (batch dimension kept symbolic via Reshape's 0 = copy)
+    def reshape(self, t: str, dims: list[int], base: str = "reshape") -> str:
+        return self.op("Reshape", [t, self.ints([0] + list(dims), "shape")], base)
+
+    def pad(self, t: str, begin: list[int], end: list[int], base: str = "pad") -> str:
+        if not any(begin) and not any(end):
+            return t
+        assert min(begin + end) >= 0
+        return self.op("Pad", [t, self.ints(list(begin) + list(end), "pads")], base, mode="constant")
+
+    def slice(self, t: str, axes: list[int], starts: list[int], ends: list[int], base: str = "crop") -> str:
+        return self.op("Slice", [t, self.ints(starts, "starts"), self.ints(ends, "ends"),
+                                 self.ints(axes, "axes")], base)
+
+
+def weight_value(model, name: str) -> np.ndarray | None:
+    """The value of an initializer or a Constant node's output, else None."""
+    from onnx import numpy_helper
+    for t in model.graph.initializer:
+        if t.name == name:
+            return numpy_helper.to_array(t)
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.output[0] == name:
+            for a in n.attribute:
+                if a.name == "value":
+                    return numpy_helper.to_array(a.t)
+    return None
+
+
+def _shapes(model) -> dict[str, tuple]:
+    import onnx
+    try:
+        m = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:
+        m = model
+    out = {}
+    for vi in list(m.graph.input) + list(m.graph.value_info) + list(m.graph.output):
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            out[vi.name] = (tt.elem_type, tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                                                for d in tt.shape.dim))
+    return out
+
+
+def opset_of(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def extract(model, node, shapes: dict) -> ConvTransposeNode:
+    """Resolve one ConvTranspose node, or Decline with the reason."""
+    from onnx import helper
+
+    opset = opset_of(model)
+    if opset < MIN_OPSET:
+        raise Decline(f"model opset {opset} < {MIN_OPSET} (lowerings emit opset-13 forms of Pad/Slice/Split)")
+    w = weight_value(model, node.input[1])
+    if w is None:
+        raise Decline(f"weight {node.input[1]!r} is computed at run time; lowerings need it as an initializer "
+                      f"or Constant")
+    b = None
+    if len(node.input) > 2 and node.input[2]:
+        b = weight_value(model, node.input[2])
+        if b is None:
+            raise Decline(f"bias {node.input[2]!r} is computed at run time; lowerings need it as an "
+                          f"initializer or Constant")
+    if node.input[0] not in shapes:
+        raise Decline(f"the shape of input {node.input[0]!r} is unknown (shape inference found none)")
+    elem, x_shape = shapes[node.input[0]]
+    if elem != 1 or w.dtype != np.float32:
+        raise Decline("only float32 ConvTranspose is lowered")
+    if len(x_shape) != w.ndim or any(not isinstance(d, int) or d <= 0 for d in x_shape[1:]):
+        raise Decline(f"input {node.input[0]!r} has shape {list(x_shape)}; channels and spatial dims must be "
+                      f"static (only the batch may be symbolic)")
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    try:
+        p = resolve(attrs, (1,) + tuple(x_shape[1:]), tuple(w.shape))   # the batch does not matter
+    except ValueError as e:
+        raise Decline(str(e)) from None
+    return ConvTransposeNode(node.name or node.output[0], node.input[0], node.output[0], tuple(x_shape),
+                             w.astype(np.float32), None if b is None else b.astype(np.float32), p, opset)
+
+
+def rewrite(model, lower_fn: Callable[[Emitter, ConvTransposeNode], None]) -> LoweringResult:
+    """Replace every ConvTranspose by `lower_fn`'s subgraph (which must write the node's output name)."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    shapes = _shapes(m)
+    taken = {n for node in m.graph.node for n in list(node.input) + list(node.output) + [node.name]}
+    taken |= {t.name for t in m.graph.initializer} | {vi.name for vi in m.graph.input}
+    new_nodes, new_inits, lowered, declined, total = [], [], [], [], 0
+    for node in m.graph.node:
+        if node.op_type != "ConvTranspose":
+            new_nodes.append(node)
+            continue
+        total += 1
+        label = node.name or node.output[0]
+        try:
+            ct = extract(m, node, shapes)
+            em = Emitter(f"{label}/lowered", taken)
+            lower_fn(em, ct)
+            if not em.nodes or em.nodes[-1].output[0] != ct.out:
+                raise AssertionError("a lowering must end by writing the node's output")
+        except Decline as e:
+            declined.append((label, str(e)))
+            new_nodes.append(node)
+            continue
+        new_nodes.extend(em.nodes)
+        new_inits.extend(em.inits)
+        lowered.append(label)
+    del m.graph.node[:]
+    m.graph.node.extend(new_nodes)
+    m.graph.initializer.extend(new_inits)
+    _drop_unused_initializers(m)
+    return LoweringResult(m, tuple(lowered), tuple(declined), total)
+
+
+def _drop_unused_initializers(m) -> None:
+    used = {i for n in m.graph.node for i in n.input} | {o.name for o in m.graph.output}
+    for a in (at for n in m.graph.node for at in n.attribute if at.type == at.GRAPH):
+        used |= {i for n in a.g.node for i in n.input}
+    keep = [t for t in m.graph.initializer if t.name in used]
+    graph_inputs = {vi.name for vi in m.graph.input}
+    if len(keep) != len(m.graph.initializer):
+        dropped = {t.name for t in m.graph.initializer} - {t.name for t in keep}
+        del m.graph.initializer[:]
+        m.graph.initializer.extend(keep)
+        kept_inputs = [vi for vi in m.graph.input if vi.name not in dropped or vi.name not in graph_inputs]
+        del m.graph.input[:]
+        m.graph.input.extend(kept_inputs)
+
+
+# ---------------------------------------------------------------------------------------------- windows
+
+def window_fill_needed(ct: ConvTransposeNode, have_start, have_len) -> bool:
+    """Whether the spec's output window reaches outside the computed range (so zeros must be added)."""
+    want = zip(ct.p.pads_begin, ct.p.output_spatial)
+    return any(ws < hs or ws + wl > hs + hl for (ws, wl), hs, hl in zip(want, have_start, have_len))
+
+
+def finish(em: Emitter, ct: ConvTransposeNode, t: str, have_start, have_len, bias_folded: bool) -> None:
+    """Cut the output window [pad_begin, pad_begin + out) out of `t`, which holds full coordinates
+    [have_start, have_start + have_len) on each spatial axis; zeros where `t` has nothing; then bias.
+    The last node written produces the ConvTranspose's output name."""
+    axes, starts, ends, fill_b, fill_e = [], [], [], [0, 0], [0, 0]
+    for ax, (ws, wl, hs, hl) in enumerate(zip(ct.p.pads_begin, ct.p.output_spatial, have_start, have_len)):
+        lo, hi = max(ws, hs), min(ws + wl, hs + hl)
+        if hi <= lo:
+            raise Decline("the output window holds no product of input and kernel (pads beyond the result)")
+        if lo > hs or hi < hs + hl:
+            axes.append(2 + ax)
+            starts.append(lo - hs)
+            ends.append(hi - hs)
+        fill_b.append(lo - ws)
+        fill_e.append(ws + wl - hi)
+    steps: list[tuple[str, list[str], dict]] = []
+    if axes:
+        steps.append(("Slice", [em.ints(starts, "starts"), em.ints(ends, "ends"), em.ints(axes, "axes")], {}))
+    if any(fill_b + fill_e):
+        steps.append(("Pad", [em.ints(fill_b + fill_e, "pads")], {"mode": "constant"}))
+    if ct.b is not None and not bias_folded:
+        steps.append(("Add", [em.const(ct.b.reshape((-1,) + (1,) * ct.nd), "bias")], {}))
+    if not steps:   # `t` is already the output: let its producer write the output name
+        producer = em.nodes[-1] if em.nodes else None
+        if producer is not None and producer.output[0] == t:
+            producer.output[0] = ct.out
+            return
+        steps.append(("Identity", [], {}))
+    for i, (op, extra, attrs) in enumerate(steps):
+        t = em.op(op, [t] + extra, out=ct.out if i == len(steps) - 1 else None, **attrs)
+
+
+def interleave(em: Emitter, t: str, m: int, strides, q) -> tuple[str, tuple[int, ...]]:
+    """N x M x s1..sD x Q1..QD  ->  N x M x Q1*s1 x .. x QD*sD  (phase r of row q lands at q*s + r)."""
+    nd = len(strides)
+    perm = [0, 1] + [a for d in range(nd) for a in (2 + nd + d, 2 + d)]
+    t = em.op("Transpose", [t], "interleave", perm=perm)
+    return em.reshape(t, [m] + [qq * s for qq, s in zip(q, strides)]), tuple(qq * s for qq, s in zip(q, strides))
+
+
+def phase_taps(k: int, s: int, d: int) -> tuple[int, list[list[tuple[int, int]]]]:
+    """Per axis: T (taps of the common phase kernel) and, for each phase r in [0, s), the (t, k) pairs
+    with k*d = t*s + r:  y_full[q*s + r] = sum_t x[q - t] * w[k]."""
+    T = (k - 1) * d // s + 1
+    phases: list[list[tuple[int, int]]] = [[] for _ in range(s)]
+    for kk in range(k):
+        t, r = divmod(kk * d, s)
+        phases[r].append((t, kk))
+    return T, phases
