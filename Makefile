@@ -8,7 +8,9 @@ SUITE ?= default
 RUN ?= $(shell ls -1d reports/runs/*/ 2>/dev/null | tail -n 1)
 PYTEST_ARGS ?=
 
-.PHONY: all setup bench test report clean
+CONFIGS ?= 500
+
+.PHONY: all setup bench test report equivalence clean
 
 all: test
 
@@ -31,6 +33,10 @@ test: $(STAMP)
 report: $(STAMP)
 	@test -n "$(RUN)" || { echo "make report: no run found; give RUN=reports/runs/<run-id>" >&2; exit 2; }
 	$(BIN)/convtx report $(RUN)
+
+# ConvTranspose lowerings vs the float64 spec reference on random attribute sets (minutes, not a unit test)
+equivalence: $(STAMP)
+	$(BIN)/python -m harness.equivalence --configs $(CONFIGS) --out build/equivalence
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -216,6 +216,33 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_lower(args) -> int:
+    import onnx
+
+    from harness.lowerings import get_lowering
+    from harness.onnx_io import load_model
+
+    lowering = get_lowering(args.lowering)
+    model = load_model(args.model)
+    out = Path(args.output)
+    _writable_dir(out.parent if str(out.parent) else Path("."), "output directory")
+    try:
+        result = lowering.apply(model)
+        onnx.checker.check_model(result.model)
+    except Exception as e:  # a lowering bug must not pass as a usable model
+        print(f"convtx: lowering {lowering.name} failed on {args.model}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save_model(result.model, str(tmp))
+    tmp.replace(out)
+    s = result.summary()
+    print(f"{out}: {lowering.name}: {s['lowered']} of {s['convtranspose_nodes']} ConvTranspose nodes lowered"
+          + ("" if s["convtranspose_nodes"] else " (the model has no ConvTranspose: unchanged)"))
+    for d in s["declined"]:
+        print(f"  declined {d['node']}: {d['reason']} (left native)")
+    return 0
+
+
 def cmd_report(args) -> int:
     from harness.report import write_report
 
@@ -265,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", metavar="RUN_DIR", help="run directory (default reports/runs/<run-id>)")
     common_run(sp)
     sp.set_defaults(func=cmd_bench)
+
+    sp = sub.add_parser("lower", help="rewrite every ConvTranspose of an ONNX file with one lowering")
+    sp.add_argument("model", metavar="MODEL.onnx")
+    sp.add_argument("--lowering", required=True, help="lowering name (see `convtx list`)")
+    sp.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
+    sp.set_defaults(func=cmd_lower)
 
     sp = sub.add_parser("report", help="(re)generate report.md from a run directory")
     sp.add_argument("run_dir", metavar="RUN_DIR")

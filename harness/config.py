@@ -61,10 +61,11 @@ SUITES: dict[str, Suite] = {
         models=("cae@32", "unet@64"),
         timing=TimingConfig(warmup=2, min_repeats=5, min_time_s=0.2, max_time_s=5.0),
     ),
-    # `make bench`: both models at a small and a realistic size
+    # `make bench`: both models at a small and a realistic size, every lowering
     "default": Suite(
         name="default",
         models=("cae@32", "cae@256", "unet@64", "unet@256"),
+        lowerings=("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add"),
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),
     ),
 }

@@ -55,9 +55,9 @@ LEDGER: tuple[KnownDivergence, ...] = (
         "(the explicit_pads lowering fixes it)", "docs/upstream/tvm_output_shape.py", always=False),
     KnownDivergence(
         "ort-rejects-negative-output-shape-padding", ("ort-cpu",), ("native",), _negative_output_shape,
-        "an `output_shape` larger than the full result (negative total padding, zero-filled by the spec) is "
-        "rejected by ONNX Runtime: 'Explicit output_shape is inconsistent with input spatial dimensions'",
-        "docs/upstream/same_negative_padding.py"),
+        "an `output_shape` larger than the full result (negative total padding, zero-filled on both sides "
+        "by the spec) is refused by ONNX Runtime ('Explicit output_shape is inconsistent') or zero-filled "
+        "at the end only", "docs/upstream/same_negative_padding.py"),
     KnownDivergence(
         "ort-col2im-3d-dilation", ("ort-cpu",), ("gemm_col2im",), _col2im_3d_dilated,
         "onnxruntime 1.32's Col2Im is wrong for 3-D inputs with dilation > 1 on the 2nd or 3rd spatial axis "

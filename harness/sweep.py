@@ -47,8 +47,14 @@ class Plan:
                 out.append((ref, _file_batch(ref, shapes)))
         return out
 
+    def cases(self) -> list[tuple[ModelRef, int, str, str]]:
+        """(model, batch, lowering, backend) in run order. The eager baseline runs the PyTorch module, not
+        the ONNX file, so it has one case per model (native) rather than one per lowering."""
+        return [(ref, batch, lw, b) for ref, batch in self.model_batches() for lw in self.lowerings
+                for b in self.backends if lw == "native" or not BACKENDS[b].zoo_only]
+
     def n_cases(self) -> int:
-        return len(self.model_batches()) * len(self.lowerings) * len(self.backends)
+        return len(self.cases())
 
 
 def _file_batch(ref: ModelRef, shapes: dict) -> int:
@@ -113,6 +119,7 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
                     lowering=lowering, backend=backend, batch=batch, dtype="float32", size=ref.size,
                     threads=cfg.threads, input_shapes={k: list(v) for k, v in shapes.items()})
 
+    cases = plan.cases()
     try:
         for ref, batch in plan.model_batches():
             say(f"preparing {ref.label} batch {batch} (export, inputs, float64 reference)")
@@ -128,37 +135,36 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
                     prep_error, tail = ans["error"], []
             except WorkerDied as e:
                 prep_error, tail = str(e), e.stderr_tail
-            for lowering in plan.lowerings:
-                for b in plan.backends:
-                    shapes = prep.input_shapes if prep else dict(ref.shapes)
-                    common = base(ref, batch, lowering, b, shapes)
-                    if prep is None:
-                        emit(Record(**common, status="error", reason=f"prepare: {prep_error}",
-                                    details={"stderr_tail": tail}))
-                        continue
-                    if not avail[b]:
-                        emit(Record(**common, status="skipped", reason=f"{b} unavailable: {avail[b].reason}",
+            for _, _, lowering, b in [c for c in cases if c[:2] == (ref, batch)]:
+                shapes = prep.input_shapes if prep else dict(ref.shapes)
+                common = base(ref, batch, lowering, b, shapes)
+                if prep is None:
+                    emit(Record(**common, status="error", reason=f"prepare: {prep_error}",
+                                details={"stderr_tail": tail}))
+                    continue
+                if not avail[b]:
+                    emit(Record(**common, status="skipped", reason=f"{b} unavailable: {avail[b].reason}",
+                                flops=prep.flops))
+                    continue
+                if BACKENDS[b].zoo_only and not ref.is_zoo:
+                    emit(Record(**common, status="skipped", flops=prep.flops,
+                                reason=f"{b} runs zoo models only (it needs the PyTorch module)"))
+                    continue
+                w = worker(b, BACKENDS[b].worker_env(cfg))
+                t0 = time.monotonic()
+                try:
+                    ans = w.request({"op": "case", "prepared": prep.to_json(), "lowering": lowering,
+                                     "backend": b, "cfg": _cfg_json(cfg), "run_id": run_id,
+                                     "build_dir": str(build_dir)}, cfg.case_timeout_s)
+                    if ans.get("ok"):
+                        emit(Record.from_json(ans["record"]))
+                    else:
+                        emit(Record(**common, status="error", reason=f"worker: {ans['error']}",
                                     flops=prep.flops))
-                        continue
-                    if BACKENDS[b].zoo_only and not ref.is_zoo:
-                        emit(Record(**common, status="skipped", flops=prep.flops,
-                                    reason=f"{b} runs zoo models only (it needs the PyTorch module)"))
-                        continue
-                    w = worker(b, BACKENDS[b].worker_env(cfg))
-                    t0 = time.monotonic()
-                    try:
-                        ans = w.request({"op": "case", "prepared": prep.to_json(), "lowering": lowering,
-                                         "backend": b, "cfg": _cfg_json(cfg), "run_id": run_id,
-                                         "build_dir": str(build_dir)}, cfg.case_timeout_s)
-                        if ans.get("ok"):
-                            emit(Record.from_json(ans["record"]))
-                        else:
-                            emit(Record(**common, status="error", reason=f"worker: {ans['error']}",
-                                        flops=prep.flops))
-                    except WorkerDied as e:
-                        emit(Record(**common, status="error", flops=prep.flops,
-                                    reason=f"{e} after {time.monotonic() - t0:.1f} s",
-                                    details={"stderr_tail": e.stderr_tail}))
+                except WorkerDied as e:
+                    emit(Record(**common, status="error", flops=prep.flops,
+                                reason=f"{e} after {time.monotonic() - t0:.1f} s",
+                                details={"stderr_tail": e.stderr_tail}))
     finally:
         for w in workers.values():
             w.close()

@@ -106,3 +106,15 @@ def test_validate_exits_1_on_a_real_engine_divergence(tmp_path):
     assert by["tvm-llvm"]["status"] == "mismatch"
     assert "shape [1, 1, 9, 9] != reference [1, 1, 10, 9]" in by["tvm-llvm"]["reason"]
     assert by["tvm-llvm"]["numerics"]["rel_l2"] == "inf"
+
+
+def test_lower_command(tmp_path, hand_model):
+    import onnx
+    out = tmp_path / "lowered.onnx"
+    p = run_cli("lower", str(hand_model), "--lowering", "phase", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "1 of 1 ConvTranspose nodes lowered" in p.stdout
+    ops = [n.op_type for n in onnx.load(out).graph.node]
+    assert "ConvTranspose" not in ops and "Conv" in ops
+    p = run_cli("lower", str(hand_model), "--lowering", "phse", "-o", str(out))
+    assert p.returncode == 2 and "unknown lowering 'phse'" in p.stderr

@@ -62,3 +62,22 @@ def test_a_case_that_times_out_does_not_lose_the_others(tmp_path):
     assert [r.status for r in recs] == ["error", "error"]       # each case timed out on its own
     assert all("timed out after 6 s" in r.reason for r in recs)
     assert [r.batch for r in recs] == [1, 2]
+
+
+def test_every_lowering_agrees_on_the_zoo(tmp_path):
+    """Each lowering of the zoo models passes the float64 check on ort-cpu and tvm-llvm (gemm_col2im is a
+    skipped case on TVM, which has no Col2Im), and the eager baseline runs once per model."""
+    from harness.lowerings import LOWERINGS
+    plan = Plan((zoo_ref("cae@16"), zoo_ref("unet@32")), tuple(LOWERINGS), ("ort-cpu", "tvm-llvm", "torch-cpu"), (1,))
+    recs = _run(plan, tmp_path, RunConfig(threads=2, timing=None))
+    assert len(recs) == 2 * (len(LOWERINGS) * 2 + 1)
+    for r in recs:
+        if (r.lowering, r.backend) == ("gemm_col2im", "tvm-llvm"):
+            assert r.status == "skipped" and "Col2Im" in r.reason
+            continue
+        assert r.status == "ok", (r.case_id, r.reason)
+        low = r.details["lowering"]
+        assert low["declined"] == [] and low["lowered"] == (0 if r.lowering == "native" or r.backend == "torch-cpu"
+                                                            else low["convtranspose_nodes"])
+    zi = [r for r in recs if r.lowering == "zero_insert" and r.model == "cae"][0]
+    assert 1.0 < zi.flops_performed / zi.flops   # the zeros it multiplies show in performed FLOPs

@@ -1,0 +1,181 @@
+"""Every lowering computes the ONNX spec's ConvTranspose: golden cases, random attribute sets (hypothesis),
+declines with reasons, symbolic batch, and the zoo."""
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.convtranspose import conv_transpose, resolve
+from harness.equivalence import build_model, random_config
+from harness.known import match
+from harness.lowerings import LOWERINGS, get_lowering
+from harness.numerics import compare
+from harness.reference import onnx_reference
+
+from .conftest import convtranspose_model, run_on
+
+REWRITES = [n for n in LOWERINGS if n != "native"]
+# The seeds' worked examples, with values checked by hand (see the comments).
+GOLDEN = {
+    # 2x2 input, 2x2 kernel of ones, stride 1, pad 0 -> 3x3: each output sums the inputs that reach it
+    "2x2_k2_s1_p0": (np.array([[1, 2], [3, 4]]), np.ones((2, 2)), {},
+                     np.array([[1, 3, 2], [4, 10, 6], [3, 7, 4]])),
+    # 2x2 input, 3x3 kernel 1..9, stride 2, pad 1 -> 3x3: full 5x5 scatter cropped by one on each side,
+    # e.g. centre = x00*w22 + x01*w20 + x10*w02 + x11*w00 = 9 + 14 + 9 + 4 = 36
+    "2x2_k3_s2_p1": (np.array([[1, 2], [3, 4]]), np.arange(1, 10).reshape(3, 3),
+                     {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+                     np.array([[5, 14, 10], [14, 36, 24], [15, 34, 20]])),
+    # 4x4 input of ones, 3x3 kernel of ones, stride 1 -> 6x6: the count of (i, k) pairs per axis, 1 2 3 3 2 1
+    "4x4_k3_s1": (np.ones((4, 4)), np.ones((3, 3)), {},
+                  np.outer([1, 2, 3, 3, 2, 1], [1, 2, 3, 3, 2, 1])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN))
+def test_golden_reference(case):
+    x, w, attrs, expected = GOLDEN[case]
+    x4, w4 = x.reshape(1, 1, *x.shape).astype(float), w.reshape(1, 1, *w.shape).astype(float)
+    y = conv_transpose(x4, w4, None, resolve(attrs, x4.shape, w4.shape))
+    np.testing.assert_array_equal(y[0, 0], expected)
+
+
+@pytest.mark.parametrize("backend", ["ort-cpu", "tvm-llvm"])
+@pytest.mark.parametrize("lowering", list(LOWERINGS))
+@pytest.mark.parametrize("case", sorted(GOLDEN))
+def test_golden_through_every_lowering_and_engine(case, lowering, backend, tmp_path):
+    x, w, attrs, expected = GOLDEN[case]
+    model = convtranspose_model((1, 1, *x.shape), w.reshape(1, 1, *w.shape), **attrs)
+    lowered = get_lowering(lowering).apply(model)
+    assert lowered.total == 1 and len(lowered.lowered) == (0 if lowering == "native" else 1)
+    if (lowering, backend) == ("gemm_col2im", "tvm-llvm"):
+        # TVM 0.27's ONNX frontend has no Col2Im converter: the engine must say so (a skipped case in sweeps).
+        # When TVM gains one this fails, and this lowering joins the others on TVM.
+        from harness.backends.base import UnsupportedModel
+        with pytest.raises(UnsupportedModel, match="Col2Im"):
+            run_on(backend, lowered.model, {"X": x.reshape(1, 1, *x.shape).astype(np.float32)}, tmp_path)
+        return
+    (y,) = run_on(backend, lowered.model, {"X": x.reshape(1, 1, *x.shape).astype(np.float32)}, tmp_path)
+    np.testing.assert_allclose(y[0, 0], expected, rtol=1e-6)
+
+
+def _check_config(seed: int, backends, lowerings, tmp_path):
+    cfg = random_config(np.random.default_rng(seed), f"h{seed}")
+    model = build_model(cfg, seed=seed)
+    x = np.random.default_rng(seed + 1).standard_normal(cfg.x_shape).astype(np.float32)
+    ref = onnx_reference(model, {"X": x})
+    p = resolve(cfg.attrs, cfg.x_shape, cfg.w_shape)
+    for lw in lowerings:
+        result = get_lowering(lw).apply(model)
+        assert not result.declined, result.declined
+        onnx.checker.check_model(result.model)
+        for b in backends:
+            if (lw, b) == ("gemm_col2im", "tvm-llvm"):
+                continue
+            try:
+                outs = run_on(b, result.model, {"X": x}, tmp_path, f"{lw}")
+                c = compare(outs, ref)
+                ok, why = c.passed, c.reason
+            except Exception as e:  # noqa: BLE001
+                ok, why = False, f"{type(e).__name__}: {e}"
+            if not ok:
+                known = match(b, lw, cfg.attrs, p)
+                assert known is not None, f"{lw} on {b} diverges on {cfg}: {why}"
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31 - 1))
+def test_random_attributes_every_lowering_on_ort(seed, tmp_path):
+    """Random configurations (1-3 D, groups, dilations, asymmetric pads, output_padding, output_shape,
+    auto_pad, bias, symbolic batch): every lowering on ort-cpu matches the float64 spec reference, except
+    divergences already in the ledger (harness/known.py)."""
+    _check_config(seed, ["ort-cpu"], list(LOWERINGS), tmp_path)
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31 - 1))
+def test_random_attributes_every_lowering_on_tvm(seed, tmp_path):
+    _check_config(seed, ["tvm-llvm"], list(LOWERINGS), tmp_path)
+
+
+@pytest.mark.parametrize("lowering", REWRITES)
+def test_symbolic_batch_is_kept(lowering, tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    model = convtranspose_model((1, 4, 3, 5), w, b=np.arange(6), symbolic_batch=True, strides=[2, 3], group=2,
+                                pads=[1, 0, 0, 1], output_padding=[1, 0])
+    lowered = get_lowering(lowering).apply(model).model
+    for batch in (1, 3):
+        x = rng.standard_normal((batch, 4, 3, 5)).astype(np.float32)
+        assert compare(run_on("ort-cpu", lowered, {"X": x}, tmp_path), onnx_reference(model, {"X": x}))
+
+
+@pytest.mark.parametrize("lowering", REWRITES)
+def test_runtime_weights_are_declined_not_changed(lowering):
+    from onnx import TensorProto, helper
+    node = helper.make_node("ConvTranspose", ["X", "Wdyn"], ["Y"], name="dyn", strides=[2, 2])
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2, 3, 3]),
+                                        helper.make_tensor_value_info("Wdyn", TensorProto.FLOAT, [2, 1, 2, 2])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 1, 6, 6])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    result = get_lowering(lowering).apply(model)
+    assert result.lowered == () and result.declined[0][0] == "dyn"
+    assert "computed at run time" in result.declined[0][1]
+    assert [n.op_type for n in result.model.graph.node] == ["ConvTranspose"]
+
+
+def test_col2im_declines_below_opset_18_and_others_below_13():
+    w = np.ones((1, 1, 2, 2), np.float32)
+    m17 = convtranspose_model((1, 1, 3, 3), w, opset=17, strides=[2, 2])
+    r = get_lowering("gemm_col2im").apply(m17)
+    assert r.declined and "opset 18" in r.declined[0][1]
+    assert get_lowering("phase").apply(m17).lowered == ("ct",)
+    m11 = convtranspose_model((1, 1, 3, 3), w, opset=11, strides=[2, 2])
+    r = get_lowering("zero_insert").apply(m11)
+    assert r.declined and "opset 11 < 13" in r.declined[0][1]
+
+
+def test_a_model_without_convtranspose_is_unchanged():
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Relu", ["X"], ["Y"])], "g",
+                          [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 2])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    for lw in LOWERINGS:
+        r = get_lowering(lw).apply(model)
+        assert r.total == 0 and r.model.graph == model.graph
+
+
+def test_phase_never_multiplies_inserted_zeros_and_zero_insert_does():
+    """Performed vs useful FLOPs on a k2 s2 layer (the zoo's): phase does exactly the useful products,
+    zero insertion about stride^2 = 4 times as many."""
+    from harness.flops import count_flops
+    w = np.ones((8, 4, 2, 2), np.float32)
+    model = convtranspose_model((1, 8, 16, 16), w, strides=[2, 2])
+    fixed = onnx.shape_inference.infer_shapes(model)
+    useful = count_flops(fixed, useful=True)
+    assert useful == 2 * 16 * 16 * 8 * 4 * 4
+    ratios = {lw: count_flops(onnx.shape_inference.infer_shapes(get_lowering(lw).apply(model).model)) / useful
+              for lw in ("phase", "zero_insert", "gemm_col2im", "explicit_pads")}
+    assert ratios["phase"] == 1.0 and ratios["gemm_col2im"] == 1.0 and ratios["explicit_pads"] == 1.0
+    assert 3.5 < ratios["zero_insert"] <= 4.0
+
+
+def test_useful_flops_exclude_products_cropped_by_pads():
+    from harness.flops import count_flops
+    # 1-D: in 3, k 3, s 1, pads 1/1: of 9 (i, k) pairs, the 2 landing at o = -1 and o = 3 are cropped
+    model = convtranspose_model((1, 1, 3), np.ones((1, 1, 3), np.float32), pads=[1, 1])
+    assert count_flops(onnx.shape_inference.infer_shapes(model), useful=True) == 2 * 7
+    assert count_flops(onnx.shape_inference.infer_shapes(model), useful=False) == 2 * 9
+
+
+@pytest.mark.parametrize("script", ["ort_col2im_3d_dilation.py", "same_negative_padding.py", "tvm_output_shape.py"])
+def test_ledger_reproducers_still_reproduce(script):
+    """Each known divergence's minimal reproducer exits 1 while the engine bug is present. An upstream fix
+    makes it exit 0 and this test fail: then drop the entry from harness/known.py."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "docs" / "upstream" / script
+    p = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stdout + p.stderr
