@@ -68,6 +68,13 @@ SUITES: dict[str, Suite] = {
         lowerings=("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add"),
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),
     ),
+    # the zoo's largest ConvTranspose alone, every lowering: where lowerings differ most
+    "layers": Suite(
+        name="layers",
+        models=("unet_up@64", "unet_up@256"),
+        lowerings=("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add"),
+        timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),
+    ),
 }
 
 

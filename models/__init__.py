@@ -55,6 +55,10 @@ def _unet_inputs(size: int, batch: int) -> dict[str, Shape]:
     return unet_input_shapes(size, batch)
 
 
+def _unet_up_inputs(size: int, batch: int) -> dict[str, Shape]:
+    return {"x": (batch, 32, size // 2, size // 2)}
+
+
 # One explicit line per model.
 MODELS: dict[str, ModelSpec] = {
     "cae": ModelSpec(
@@ -66,6 +70,10 @@ MODELS: dict[str, ModelSpec] = {
         description="U-Net decoder: encoder features in, 4x (ConvTranspose k2 s2 + skip concat + 2 Conv), "
                     "per-pixel class logits out",
         builder="models.unet:build", inputs=_unet_inputs, sizes=(64, 256), min_size=16),
+    "unet_up": ModelSpec(
+        name="unet_up", family="layer", dims=2,
+        description="the U-Net decoder's last upsampling layer alone: ConvTranspose 32->16 k2 s2 to S x S",
+        builder="models.layers:build_unet_up", inputs=_unet_up_inputs, sizes=(64, 256), min_size=2),
 }
 
 

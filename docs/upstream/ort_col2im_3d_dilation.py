@@ -1,4 +1,4 @@
-"""onnxruntime 1.32 Col2Im is wrong for 3-D inputs with dilation > 1 on the 2nd or 3rd spatial axis.
+"""onnxruntime 1.32 Col2Im is wrong for many 3-D inputs with dilation > 1 (2-D and undilated 3-D are right).
 
 Minimal case, found by convtx's equivalence sweep and minimised by exhaustive search: image (1, 2, 3),
 block (1, 2, 2), dilations (1, 1, 2), strides 1, no pads, one block. The columns 1, 2, 3, 4 must land at

@@ -226,18 +226,18 @@ def rewrite(model, lower_fn: Callable[[Emitter, ConvTransposeNode], None]) -> Lo
 
 
 def _drop_unused_initializers(m) -> None:
+    """Weights of lowered nodes are replaced by rewritten copies: drop the originals nobody reads."""
     used = {i for n in m.graph.node for i in n.input} | {o.name for o in m.graph.output}
     for a in (at for n in m.graph.node for at in n.attribute if at.type == at.GRAPH):
         used |= {i for n in a.g.node for i in n.input}
-    keep = [t for t in m.graph.initializer if t.name in used]
-    graph_inputs = {vi.name for vi in m.graph.input}
-    if len(keep) != len(m.graph.initializer):
-        dropped = {t.name for t in m.graph.initializer} - {t.name for t in keep}
+    dropped = {t.name for t in m.graph.initializer if t.name not in used}
+    if dropped:
+        keep = [t for t in m.graph.initializer if t.name not in dropped]
+        inputs = [vi for vi in m.graph.input if vi.name not in dropped]   # old-style: weights listed as inputs
         del m.graph.initializer[:]
         m.graph.initializer.extend(keep)
-        kept_inputs = [vi for vi in m.graph.input if vi.name not in dropped or vi.name not in graph_inputs]
         del m.graph.input[:]
-        m.graph.input.extend(kept_inputs)
+        m.graph.input.extend(inputs)
 
 
 # ---------------------------------------------------------------------------------------------- windows
