@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 CONFIGS ?= 500
 
-.PHONY: all setup bench test report equivalence clean
+.PHONY: all setup bench test report equivalence chaos clean
 
 all: test
 
@@ -37,6 +37,10 @@ report: $(STAMP)
 # ConvTranspose lowerings vs the float64 spec reference on random attribute sets (minutes, not a unit test)
 equivalence: $(STAMP)
 	$(BIN)/python -m harness.equivalence --configs $(CONFIGS) --out build/equivalence
+
+# kill -9 the quick suite at random moments, resume, and count lost/duplicated records
+chaos: $(STAMP)
+	$(BIN)/python -m harness.chaos --cycles 20 --out build/chaos/run
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import traceback
 from pathlib import Path
 
+from harness import cache
 from harness.backends import ModelArtifact, get_backend
 from harness.backends.base import BackendUnavailable, UnsupportedModel
 from harness.config import RunConfig
@@ -42,17 +42,16 @@ def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> tuple[str, d
     key = hashlib.sha256(src + lowering.encode() + LOWERING_CODE_VERSION.encode()).hexdigest()[:20]
     out = build_dir / "lowered" / f"{Path(prep.onnx_path).stem}-{lowering}-{key}.onnx"
     meta = out.with_suffix(".json")
-    if out.exists() and meta.exists():
+    if cache.is_valid(out) and cache.is_valid(meta):
         return str(out), json.loads(meta.read_text())
-    out.parent.mkdir(parents=True, exist_ok=True)
     result = get_lowering(lowering).apply(onnx.load(prep.onnx_path))
     onnx.checker.check_model(result.model)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tmp = cache.tmp_path(out)
     onnx.save_model(result.model, str(tmp))
-    os.replace(tmp, out)
-    tmp_meta = meta.with_name(meta.name + f".tmp{os.getpid()}")
+    cache.commit(tmp, out)
+    tmp_meta = cache.tmp_path(meta)
     tmp_meta.write_text(json.dumps(result.summary()))
-    os.replace(tmp_meta, meta)
+    cache.commit(tmp_meta, meta)
     return str(out), result.summary()
 
 
@@ -74,7 +73,7 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
         details["lowering"] = lowered
         flops_performed = _performed_flops(path, prep)
         art = ModelArtifact(path, prep.input_shapes, prep.input_dtypes, prep.ref.name if prep.ref.is_zoo else None,
-                            prep.ref.size, cfg.seed)
+                            prep.ref.size, cfg.seed, cache_dir=str(build_dir / "compiled"))
         stage = "compile"
         if backend.availability():
             backend.load()   # engine import time is not compile time

@@ -29,6 +29,12 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _default_memory_cap() -> float:
+    """Three quarters of this machine's memory, in GiB, per worker."""
+    import psutil
+    return round(0.75 * psutil.virtual_memory().total / 2**30, 1)
+
+
 def _writable_dir(path: Path, what: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -136,7 +142,10 @@ def _run_config(args, timing) -> "RunConfig":
     threads = args.threads or _usable_cpus()
     if threads < 1:
         raise ConvtxError(f"--threads {threads}: expected a positive integer")
-    return RunConfig(threads=threads, timing=timing, case_timeout_s=args.case_timeout, seed=args.seed)
+    if args.memory_cap is not None and args.memory_cap <= 0:
+        raise ConvtxError(f"--memory-cap {args.memory_cap}: expected a positive number of GiB")
+    return RunConfig(threads=threads, timing=timing, case_timeout_s=args.case_timeout, seed=args.seed,
+                     memory_cap_gib=args.memory_cap if args.memory_cap is not None else _default_memory_cap())
 
 
 def cmd_validate(args) -> int:
@@ -170,47 +179,91 @@ def cmd_validate(args) -> int:
     return 1 if failed else 0
 
 
-def cmd_bench(args) -> int:
+def _plan_from_args(args):
     from harness.config import get_suite
-    from harness.machine import cpu_info, git_commit, new_run_id, utc_now, versions
     from harness.onnx_io import parse_shape_overrides
-    from harness.report import write_report
-    from harness.results import ResultsWriter, write_json_atomic
-    from harness.sweep import Plan, model_ref, run_plan
+    from harness.sweep import Plan, model_ref
 
     suite = get_suite(args.suite)
     overrides = parse_shape_overrides(args.shape)
-    model_texts = _csv(args.models) or list(suite.models)
-    refs = tuple(model_ref(m, overrides) for m in model_texts)
+    refs = tuple(model_ref(m, overrides) for m in (_csv(args.models) or list(suite.models)))
     plan = Plan(refs, tuple(_lowerings_arg(args.lowerings, list(suite.lowerings))),
                 tuple(_backends_arg(args.backends, list(suite.backends))),
                 tuple(_batches_arg(args.batches) or suite.batches))
-    cfg = _run_config(args, timing=suite.timing)
+    return suite, plan, _run_config(args, timing=suite.timing)
+
+
+def _plan_from_meta(meta: dict, run_dir: Path):
+    """The plan and configuration a run was started with (for --resume)."""
+    from harness.config import RunConfig, TimingConfig
+    from harness.prepare import ModelRef
+    from harness.sweep import Plan
+
+    try:
+        p, c = meta["plan"], meta["config"]
+        refs = tuple(ModelRef(r["name"], r["size"], r["path"], tuple((n, tuple(sh)) for n, sh in r["shapes"]))
+                     for r in p["refs"])
+        plan = Plan(refs, tuple(p["lowerings"]), tuple(p["backends"]), tuple(p["batches"]))
+        cfg = RunConfig(threads=c["threads"], seed=c["seed"], case_timeout_s=c["case_timeout_s"],
+                        memory_cap_gib=c.get("memory_cap_gib"), timing=TimingConfig(**c["timing"]))
+    except (KeyError, TypeError) as e:
+        raise ConvtxError(f"{run_dir / 'run.json'}: incomplete plan or config ({e}); cannot resume") from None
+    return plan, cfg
+
+
+def cmd_bench(args) -> int:
+    from harness.machine import cpu_info, git_commit, new_run_id, utc_now, versions
+    from harness.report import write_report
+    from harness.results import ResultsWriter, write_json_atomic
+    from harness.rundir import RunDir
+    from harness.sweep import run_plan
+
     repo = Path.cwd()
-    run_id = new_run_id(repo)
-    run_dir = Path(args.out) if args.out else Path("reports/runs") / run_id
-    if (run_dir / "results.jsonl").exists():
-        raise ConvtxError(f"{run_dir}: already holds a run (results.jsonl); choose another --out")
-    _writable_dir(run_dir, "run directory")
-    build = Path(args.build_dir)
-    _writable_dir(build, "build directory")
-    meta = {"schema": 1, "run_id": run_id, "suite": suite.name, "date": utc_now(), "machine": cpu_info(),
-            "versions": versions(), **git_commit(repo), "status": "running", "n_cases": plan.n_cases(),
-            "plan": {"models": [r.label for r in refs], "lowerings": list(plan.lowerings),
-                     "backends": list(plan.backends), "batches": list(plan.batches)},
-            "config": {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
-                       "timing": asdict(suite.timing)}}
-    write_json_atomic(run_dir / "run.json", meta)
+    if args.resume:
+        clash = [f for f in ("models", "backends", "lowerings", "batches", "shape", "out", "threads")
+                 if getattr(args, f)]
+        if clash or args.suite != "default":
+            raise ConvtxError(f"--resume takes the plan from {args.resume}/run.json; drop "
+                              f"{', '.join('--' + f for f in clash or ['suite'])}")
+        rd = RunDir(Path(args.resume))
+        meta = rd.read_meta()
+        rd.lock()
+        plan, cfg = _plan_from_meta(meta, rd.path)
+        done_records = rd.repair_and_read()
+        meta["resumed"] = meta.get("resumed", 0) + 1
+    else:
+        suite, plan, cfg = _plan_from_args(args)
+        run_id = new_run_id(repo)
+        rd = RunDir(Path(args.out) if args.out else Path("reports/runs") / run_id)
+        if rd.results_path.exists():
+            raise ConvtxError(f"{rd.path}: already holds a run (results.jsonl); choose another --out, or "
+                              f"--resume {rd.path}")
+        _writable_dir(rd.path, "run directory")
+        rd.lock()
+        done_records = []
+        meta = {"schema": 1, "run_id": run_id, "suite": suite.name, "date": utc_now(), "machine": cpu_info(),
+                "versions": versions(), **git_commit(repo), "n_cases": plan.n_cases(),
+                "plan": {"models": [r.label for r in plan.refs], "refs": [asdict(r) for r in plan.refs],
+                         "lowerings": list(plan.lowerings), "backends": list(plan.backends),
+                         "batches": list(plan.batches)},
+                "config": {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
+                           "memory_cap_gib": cfg.memory_cap_gib, "timing": asdict(cfg.timing)}}
+    build = _writable_dir(Path(args.build_dir), "build directory")
+    done = frozenset(r.case_id for r in done_records)
+    meta.update(status="running")
+    write_json_atomic(rd.meta_path, meta)
     t0 = time.monotonic()
-    print(f"convtx bench: suite {suite.name}, {plan.n_cases()} cases, {cfg.threads} threads -> {run_dir}",
-          file=sys.stderr)
-    with ResultsWriter(run_dir / "results.jsonl") as w:
-        records = run_plan(plan, cfg, run_id, build, run_dir / "logs", sink=w.append)
-    meta.update(status="complete", wall_s=round(time.monotonic() - t0, 1), finished=utc_now())
-    write_json_atomic(run_dir / "run.json", meta)
-    report = write_report(run_dir)
+    print(f"convtx bench: suite {meta['suite']}, {plan.n_cases()} cases ({len(done)} already recorded), "
+          f"{cfg.threads} threads -> {rd.path}", file=sys.stderr)
+    with ResultsWriter(rd.results_path) as w:
+        records = run_plan(plan, cfg, meta["run_id"], build, rd.path / "logs", sink=w.append, done=done)
+    meta.update(status="complete", wall_s=round(meta.get("wall_s", 0) + time.monotonic() - t0, 1),
+                finished=utc_now())
+    write_json_atomic(rd.meta_path, meta)
+    report = write_report(rd.path)
+    rd.unlock()
     bad = sum(1 for r in records if r.status in ("mismatch", "error"))
-    print(f"convtx bench: {len(records)} cases in {meta['wall_s']:.0f} s "
+    print(f"convtx bench: {len(records)} cases in {time.monotonic() - t0:.0f} s "
           f"({bad} mismatching or failed); report: {report}", file=sys.stderr)
     print(report)
     return 0
@@ -266,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--threads", type=int, default=None, help="threads per engine (default: usable CPUs)")
         sp.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
         sp.add_argument("--case-timeout", type=float, default=900.0, help="seconds per case (default 900)")
+        sp.add_argument("--memory-cap", type=float, default=None, metavar="GIB",
+                        help="kill a worker whose resident memory exceeds this (default: 75%% of RAM)")
         sp.add_argument("--build-dir", default="build", help="content-addressed cache (default build/)")
 
     sp = sub.add_parser("list", help="models, lowerings, backends (available? why not?)")
@@ -290,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--suite", default="default", help="quick | default")
     sp.add_argument("--models", help="comma-separated zoo refs (name@size) or .onnx paths")
     sp.add_argument("--out", metavar="RUN_DIR", help="run directory (default reports/runs/<run-id>)")
+    sp.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: only cases with no record")
     common_run(sp)
     sp.set_defaults(func=cmd_bench)
 

@@ -37,6 +37,10 @@ class RunConfig:
     case_timeout_s: float = 900.0                  # wall clock per case, enforced by the sweep driver
     prepare_timeout_s: float = 900.0               # export + float64 reference of one model
     seed: int = 0                                  # weights and synthesised inputs
+    memory_cap_gib: float | None = None            # a worker above this resident size is killed (OOM record)
+    # Fault injection, for the tests of isolation only: (case id, kind) with kind one of
+    # segv | abort | hang | oom | exit; the worker does that instead of running the case.
+    faults: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from harness import cache
 
 OPSET = 18          # Col2Im needs 18; every engine here supports it
 EXPORT_VERSION = 1  # bump when this file changes how models are exported
@@ -48,9 +49,8 @@ def export_zoo(spec, size: int, batch: int, seed: int, cache_dir: Path) -> Expor
     cache_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = cache_dir / f"{spec.name}-{size}-b{batch}-{key}.onnx"
     meta_path = onnx_path.with_suffix(".json")
-    if onnx_path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        return Exported(**meta)
+    if cache.is_valid(onnx_path) and cache.is_valid(meta_path):
+        return Exported(**json.loads(meta_path.read_text()))
 
     import onnx
     import torch
@@ -60,7 +60,7 @@ def export_zoo(spec, size: int, batch: int, seed: int, cache_dir: Path) -> Expor
     gen = torch.Generator().manual_seed(seed)
     args = tuple(torch.randn(s, generator=gen) for s in shapes.values())
     names = list(shapes)
-    tmp = onnx_path.with_name(onnx_path.name + f".tmp{os.getpid()}")
+    tmp = cache.tmp_path(onnx_path)
     exporter, reason = "dynamo", ""
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
@@ -77,9 +77,9 @@ def export_zoo(spec, size: int, batch: int, seed: int, cache_dir: Path) -> Expor
         model = onnx.load_model_from_string(buf.getvalue())
     onnx.checker.check_model(model)
     onnx.save_model(model, str(tmp))
-    os.replace(tmp, onnx_path)
+    cache.commit(tmp, onnx_path)
     result = Exported(str(onnx_path), exporter, reason, key)
-    meta_tmp = meta_path.with_name(meta_path.name + f".tmp{os.getpid()}")
+    meta_tmp = cache.tmp_path(meta_path)
     meta_tmp.write_text(json.dumps(asdict(result), indent=2))
-    os.replace(meta_tmp, meta_path)
+    cache.commit(meta_tmp, meta_path)      # the meta last: it is what marks the entry complete
     return result

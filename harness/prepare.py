@@ -3,7 +3,6 @@ reference outputs and the useful FLOP count. Done once per (model, size, batch),
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,9 +69,10 @@ class Prepared:
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+    from harness import cache
+    tmp = cache.tmp_path(path)
     np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    cache.commit(tmp, path)
 
 
 def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
@@ -113,7 +113,8 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         how = "pytorch module in float64"
     else:
         how = "onnx.reference in float64, ConvTranspose from the spec (harness.convtranspose)"
-    if not data_path.exists():
+    from harness import cache
+    if not cache.is_valid(data_path):
         if ref.is_zoo:
             refs = zoo_reference(spec, ref.size, feeds, seed)
         else:

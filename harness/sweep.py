@@ -89,21 +89,24 @@ def model_ref(text: str, overrides: dict[str, tuple[int, ...]]) -> ModelRef:
 
 def _cfg_json(cfg: RunConfig) -> dict:
     return {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
-            "timing": asdict(cfg.timing) if cfg.timing else None}
+            "timing": asdict(cfg.timing) if cfg.timing else None, "faults": [list(f) for f in cfg.faults]}
 
 
 def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: Path,
              sink: Callable[[Record], None], say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-             ) -> list[Record]:
-    """Run every case of `plan`; each record is handed to `sink` as soon as it exists."""
+             done: frozenset[str] = frozenset()) -> list[Record]:
+    """Run every case of `plan` whose id is not in `done`; each record is handed to `sink` as soon as it
+    exists (the caller makes it durable before the next case starts)."""
     records: list[Record] = []
-    total = plan.n_cases()
+    cases = [c for c in plan.cases() if case_id(c[0].label, c[2], c[3], c[1]) not in done]
+    total = len(cases)
+    cap = int(cfg.memory_cap_gib * 2**30) if cfg.memory_cap_gib else None
     avail = {b: BACKENDS[b].availability() for b in plan.backends}
     workers: dict[str, WorkerClient] = {}
 
     def worker(name: str, env: dict[str, str]) -> WorkerClient:
         if name not in workers:
-            workers[name] = WorkerClient(name, env, log_dir / f"worker-{name}.log")
+            workers[name] = WorkerClient(name, env, log_dir / f"worker-{name}.log", cap)
         return workers[name]
 
     def emit(rec: Record) -> None:
@@ -119,9 +122,8 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
                     lowering=lowering, backend=backend, batch=batch, dtype="float32", size=ref.size,
                     threads=cfg.threads, input_shapes={k: list(v) for k, v in shapes.items()})
 
-    cases = plan.cases()
     try:
-        for ref, batch in plan.model_batches():
+        for ref, batch in dict.fromkeys((c[0], c[1]) for c in cases):
             say(f"preparing {ref.label} batch {batch} (export, inputs, float64 reference)")
             prep = None
             try:
@@ -153,7 +155,8 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
                 w = worker(b, BACKENDS[b].worker_env(cfg))
                 t0 = time.monotonic()
                 try:
-                    ans = w.request({"op": "case", "prepared": prep.to_json(), "lowering": lowering,
+                    ans = w.request({"op": "case", "case_id": common["case_id"],
+                                     "prepared": prep.to_json(), "lowering": lowering,
                                      "backend": b, "cfg": _cfg_json(cfg), "run_id": run_id,
                                      "build_dir": str(build_dir)}, cfg.case_timeout_s)
                     if ans.get("ok"):

@@ -28,6 +28,40 @@ class WorkerTimeout(WorkerDied):
     pass
 
 
+class WorkerOutOfMemory(WorkerDied):
+    pass
+
+
+FAULTS = ("segv", "abort", "hang", "oom", "exit")
+
+
+def _inject(kind: str) -> None:
+    """Die or stall the way engines do, for the isolation tests (RunConfig.faults)."""
+    if kind == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif kind == "abort":
+        os.abort()
+    elif kind == "hang":
+        while True:
+            time.sleep(3600)
+    elif kind == "oom":
+        hog = []
+        while True:                       # 64 MiB at a time, touched so it is resident
+            hog.append(bytearray(64 << 20))
+            time.sleep(0.01)
+    elif kind == "exit":
+        os._exit(3)
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL when the driver dies (even by kill -9), so no orphan keeps computing."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def _describe_exit(code: int | None) -> str:
     if code is None:
         return "still running"
@@ -42,10 +76,11 @@ def _describe_exit(code: int | None) -> str:
 class WorkerClient:
     """A worker process, started on first use and restarted after it dies."""
 
-    def __init__(self, name: str, env: dict[str, str], log_path: Path):
+    def __init__(self, name: str, env: dict[str, str], log_path: Path, memory_cap_bytes: int | None = None):
         self.name = name
         self.env = env
         self.log_path = log_path
+        self.memory_cap = memory_cap_bytes
         self.proc: subprocess.Popen | None = None
         self._buf = b""
 
@@ -57,7 +92,7 @@ class WorkerClient:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "harness.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         self._buf = b""
 
     def _stderr_tail(self, n: int = 12) -> list[str]:
@@ -89,18 +124,33 @@ class WorkerClient:
                 if left <= 0:
                     self.kill()
                     raise WorkerTimeout(f"timed out after {timeout_s:g} s (worker killed)", self._stderr_tail())
-                if not sel.select(timeout=min(left, 5.0)):
+                if not sel.select(timeout=min(left, 0.25)):
+                    self._check_memory()
                     continue
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     code = self.proc.wait(timeout=10)
                     self.proc = None
-                    raise WorkerDied(f"worker {_describe_exit(code)}", self._stderr_tail())
+                    hint = " (the kernel's out-of-memory killer sends this)" if code == -signal.SIGKILL else ""
+                    raise WorkerDied(f"worker {_describe_exit(code)}{hint}", self._stderr_tail())
                 self._buf += chunk
         finally:
             sel.close()
         line, _, self._buf = self._buf.partition(b"\n")
         return json.loads(line)
+
+    def _check_memory(self) -> None:
+        if self.memory_cap is None or self.proc is None:
+            return
+        try:
+            import psutil
+            rss = psutil.Process(self.proc.pid).memory_info().rss
+        except Exception:  # noqa: BLE001 — the process is gone; the read reports how
+            return
+        if rss > self.memory_cap:
+            self.kill()
+            raise WorkerOutOfMemory(f"out of memory: worker resident size {rss / 2**30:.2f} GiB exceeded the cap "
+                                    f"{self.memory_cap / 2**30:.2f} GiB (worker killed)", self._stderr_tail())
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -143,12 +193,14 @@ def _serve() -> None:
                 c = req["cfg"]
                 cfg = RunConfig(threads=c["threads"], seed=c["seed"], case_timeout_s=c["case_timeout_s"],
                                 timing=TimingConfig(**c["timing"]) if c["timing"] else None)
+                fault = dict(map(tuple, c.get("faults", []))).get(req["case_id"])
+                if fault:
+                    _inject(fault)
                 rec = run_case(Prepared.from_json(req["prepared"]), req["lowering"], req["backend"], cfg,
                                req["run_id"], Path(req["build_dir"]))
                 out = {"ok": True, "record": rec.to_json()}
-            elif req["op"] == "crash":           # test hook: die like a native crash would
-                os.kill(os.getpid(), getattr(signal, req.get("signal", "SIGSEGV")))
-                continue
+            elif req["op"] == "fault":           # test hook: die like a native crash would
+                _inject(req["kind"])
             else:
                 out = {"ok": False, "error": f"unknown op {req['op']!r}"}
         except Exception as e:  # noqa: BLE001 — returned to the driver, which owns the verdict

@@ -34,6 +34,7 @@ class ModelArtifact:
     zoo_model: str | None = None                  # registry name
     zoo_size: int | None = None
     seed: int = 0
+    cache_dir: str | None = None                  # where compiled artefacts may be cached (content-addressed)
 
 
 class BackendUnavailable(RuntimeError):

@@ -7,10 +7,14 @@ worker's environment from the run's configuration (TVM's default is half the log
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from harness import cache
 from harness.backends.base import Backend, Compiled, ModelArtifact, UnsupportedModel
 from harness.config import RunConfig
 
@@ -65,17 +69,40 @@ class TvmLlvm(Backend):
         from tvm import relax
         from tvm.relax.frontend.onnx import from_onnx
 
+        target_d = host_target(cfg.threads)
+        lib = self._cache_path(art, target_d, tvm.__version__)
+        dev = tvm.cpu(0)
+        if lib is not None and cache.is_valid(lib):
+            vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
+            return TvmCompiled(vm, dev, list(art.input_shapes), self._info(target_d, cfg, "hit"))
         model = onnx.load(art.onnx_path)
         try:
             mod = from_onnx(model, shape_dict={k: list(v) for k, v in art.input_shapes.items()},
                             dtype_dict=dict(art.input_dtypes), keep_params_in_input=False)
         except tvm.error.OpNotImplemented as e:
             raise UnsupportedModel(f"tvm: {str(e).strip().splitlines()[-1]}") from None
-        target_d = host_target(cfg.threads)
         ex = relax.build(mod, target=tvm.target.Target(target_d))
-        dev = tvm.cpu(0)
+        if lib is not None:
+            tmp = cache.tmp_path(lib)
+            ex.export_library(str(tmp))
+            cache.commit(tmp, lib)
         vm = relax.VirtualMachine(ex, dev)
-        info = {"engine_version": tvm.__version__, "target": target_d,
+        return TvmCompiled(vm, dev, list(art.input_shapes), self._info(target_d, cfg, "miss" if lib else "off"))
+
+    @staticmethod
+    def _cache_path(art: ModelArtifact, target: dict, version: str) -> Path | None:
+        """build/compiled/<model>-<key>.so, keyed by the ONNX bytes, shapes, target and TVM version."""
+        if art.cache_dir is None:
+            return None
+        h = hashlib.sha256(Path(art.onnx_path).read_bytes())
+        h.update(json.dumps([sorted(art.input_shapes.items()), sorted(art.input_dtypes.items()), target,
+                             version, "tvm-llvm-untuned-1"], sort_keys=True).encode())
+        return Path(art.cache_dir) / f"{Path(art.onnx_path).stem}-tvm-{h.hexdigest()[:20]}.so"
+
+    @staticmethod
+    def _info(target: dict, cfg: RunConfig, cache_state: str) -> dict:
+        import tvm
+        return {"engine_version": tvm.__version__, "target": target,
                 "runtime_threads": int(tvm.runtime.num_threads()), "tuned": "untuned",
-                "pipeline": "relax.build default (legalised, unscheduled)"}
-        return TvmCompiled(vm, dev, list(art.input_shapes), info)
+                "pipeline": "relax.build default (legalised, unscheduled)",
+                "compile_cache": cache_state}   # hit: compile_s is only the library's load time

@@ -118,6 +118,15 @@ def render_markdown(meta: dict, records: list[Record]) -> str:
                              f"{_num(r.gflops, '.2f')} | {waste} | {_num(r.compile_s, '.2f')} | {r.status} |")
         L.append("")
 
+    no_ct = sorted({_model_label(r) for r in records
+                    if (r.details.get("lowering") or {}).get("convtranspose_nodes") == 0})
+    if no_ct:
+        L.append("## Models without ConvTranspose")
+        L.append("")
+        L.append(f"{', '.join(no_ct)}: no ConvTranspose node, so every lowering is a no-op (the cases are "
+                 f"still benchmarked).")
+        L.append("")
+
     declined = [(r, d) for r in records for d in (r.details.get("lowering") or {}).get("declined", [])]
     if declined:
         L.append("## ConvTranspose nodes a lowering declined (left native)")

@@ -1,0 +1,58 @@
+"""Content-addressed cache entries that a kill can never leave half-trusted.
+
+An entry is `path` plus `path.sha256` holding the digest of its bytes. It is written to a temporary file,
+renamed into place, and only then is the digest file written (also by rename). A reader trusts an entry
+only when both exist and the digest matches: a kill at any moment, or a corrupted file, means a rebuild.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def tmp_path(path: Path) -> Path:
+    """A private temporary name beside `path` (same filesystem, so the rename is atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+
+
+def commit(tmp: Path, path: Path) -> Path:
+    """Move a fully written `tmp` into place as `path` and record its digest."""
+    digest = _digest(tmp)
+    os.replace(tmp, path)
+    side_tmp = tmp_path(_sidecar(path))
+    side_tmp.write_text(digest + "\n")
+    os.replace(side_tmp, _sidecar(path))
+    return path
+
+
+def is_valid(path: Path) -> bool:
+    """True when `path` was committed and its bytes still match; a bad entry is removed."""
+    side = _sidecar(path)
+    if not path.exists() or not side.exists():
+        return False
+    if side.read_text().strip() == _digest(path):
+        return True
+    invalidate(path)
+    return False
+
+
+def invalidate(path: Path) -> None:
+    for p in (path, _sidecar(path)):
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,145 @@
+"""Fault injection for real: kill -9 and resume, crashing and hanging workers, out-of-memory, corrupt
+cache entries, a torn results file, two writers."""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from conftest import ROOT, make_convtranspose_model, run_cli
+from harness.chaos import kill_resume_cycles
+from harness.config import RunConfig, TimingConfig
+from harness.sweep import Plan, run_plan, zoo_ref
+
+QUICK = TimingConfig(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=2.0)
+
+
+def test_kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path):
+    r = kill_resume_cycles(4, tmp_path / "run", ["--suite", "quick", "--models", "cae@16,unet@32",
+                                                  "--backends", "ort-cpu,torch-cpu"],
+                           tmp_path / "build", seed=1, max_delay_s=6.0, say=lambda s: None)
+    assert r["planned"] == 4 and r["recorded"] == 4
+    assert (r["lost"], r["duplicated"], r["unexpected"]) == (0, 0, 0)
+    assert r["resumes"] >= 4
+    recs = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    assert all(rec["status"] == "ok" for rec in recs)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "complete"
+
+
+def test_crashing_hanging_and_oom_workers_become_error_records(tmp_path):
+    faults = (("cae@16/native/ort-cpu/b1", "segv"), ("cae@16/native/torch-cpu/b1", "abort"),
+              ("cae@16/native/ort-cpu/b2", "hang"), ("cae@16/native/torch-cpu/b2", "oom"))
+    cfg = RunConfig(threads=1, timing=QUICK, case_timeout_s=20, memory_cap_gib=1.0, faults=faults)
+    plan = Plan((zoo_ref("cae@16"),), ("native",), ("ort-cpu", "torch-cpu"), (1, 2, 3))
+    recs = {r.case_id: r for r in run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "logs", sink=lambda r: None,
+                                           say=lambda s: None)}
+    assert len(recs) == 6
+    assert "killed by signal SIGSEGV" in recs["cae@16/native/ort-cpu/b1"].reason
+    assert "killed by signal SIGABRT" in recs["cae@16/native/torch-cpu/b1"].reason
+    assert "timed out after 20 s" in recs["cae@16/native/ort-cpu/b2"].reason
+    assert "out of memory" in recs["cae@16/native/torch-cpu/b2"].reason
+    for cid in ("cae@16/native/ort-cpu/b1", "cae@16/native/torch-cpu/b1", "cae@16/native/ort-cpu/b2",
+                "cae@16/native/torch-cpu/b2"):
+        assert recs[cid].status == "error" and isinstance(recs[cid].details["stderr_tail"], list)
+    assert recs["cae@16/native/ort-cpu/b3"].status == "ok"       # restarted workers carry on
+    assert recs["cae@16/native/torch-cpu/b3"].status == "ok"
+
+
+def _corrupt(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_cache_entries_are_rebuilt_not_trusted(tmp_path):
+    from harness import cache
+    plan = Plan((zoo_ref("cae@16"),), ("phase",), ("ort-cpu", "tvm-llvm"), (1,))
+    cfg = RunConfig(threads=1, timing=None)
+    first = run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "l", sink=lambda r: None, say=lambda s: None)
+    assert [r.status for r in first] == ["ok", "ok"]
+    entries = [p for sub in ("onnx", "data", "lowered", "compiled") for p in (tmp_path / "b" / sub).iterdir()
+               if not p.name.endswith(".sha256")]
+    assert {p.parent.name for p in entries} == {"onnx", "data", "lowered", "compiled"}
+    for p in entries:
+        _corrupt(p)
+    leftover = tmp_path / "b" / "onnx" / ".half-written.onnx.tmp123.onnx"    # a kill's leftover temp file
+    leftover.write_bytes(b"garbage")
+    second = run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "l", sink=lambda r: None, say=lambda s: None)
+    assert [r.status for r in second] == ["ok", "ok"]                    # a corrupt .so was not loaded
+    assert second[1].details["compile_cache"] == "miss"
+    assert all(cache.is_valid(p) for p in entries)                       # rebuilt and re-certified
+    third = run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "l", sink=lambda r: None, say=lambda s: None)
+    assert third[1].details["compile_cache"] == "hit" and third[1].status == "ok"
+
+
+def test_uncommitted_entry_without_digest_is_not_trusted(tmp_path):
+    from harness import cache
+    p = tmp_path / "x.bin"
+    p.write_bytes(b"complete-looking")                  # renamed into place, killed before its digest
+    assert not cache.is_valid(p)
+    tmp = cache.tmp_path(p)
+    tmp.write_bytes(b"good")
+    cache.commit(tmp, p)
+    assert cache.is_valid(p) and p.read_bytes() == b"good"
+
+
+def test_resume_cuts_a_torn_last_line_and_finishes(tmp_path):
+    run = tmp_path / "run"
+    args = ["--suite", "quick", "--models", "cae@16", "--backends", "ort-cpu", "--batches", "1,2",
+            "--build-dir", str(tmp_path / "b")]
+    assert run_cli("bench", *args, "--out", str(run)).returncode == 0
+    lines = (run / "results.jsonl").read_text().splitlines()
+    (run / "results.jsonl").write_text(lines[0] + "\n" + lines[1][:40])     # second record torn by a kill
+    p = run_cli("bench", "--resume", str(run), "--build-dir", str(tmp_path / "b"))
+    assert p.returncode == 0, p.stderr
+    ids = [json.loads(line)["case_id"] for line in (run / "results.jsonl").read_text().splitlines()]
+    assert sorted(ids) == ["cae@16/native/ort-cpu/b1", "cae@16/native/ort-cpu/b2"]
+
+
+def test_a_run_directory_has_one_writer(tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("bench", "--suite", "quick", "--models", "cae@16", "--backends", "ort-cpu",
+                   "--build-dir", str(tmp_path / "b"), "--out", str(run)).returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from harness.rundir import RunDir; "
+                               f"RunDir({str(run)!r}).lock(); print('locked', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        p = run_cli("bench", "--resume", str(run), "--build-dir", str(tmp_path / "b"))
+        assert p.returncode == 2 and f"in use by another convtx process (pid {holder.pid})" in p.stderr
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert run_cli("bench", "--resume", str(run), "--build-dir", str(tmp_path / "b")).returncode == 0  # freed
+
+
+def test_resume_refuses_bad_run_directories(tmp_path):
+    p = run_cli("bench", "--resume", str(tmp_path))
+    assert p.returncode == 2 and "no run.json" in p.stderr
+    (tmp_path / "run.json").write_text(json.dumps({"schema": 7, "plan": {}, "config": {}}))
+    p = run_cli("bench", "--resume", str(tmp_path))
+    assert p.returncode == 2 and "schema 7 is newer" in p.stderr
+    p = run_cli("bench", "--resume", str(tmp_path), "--models", "cae")
+    assert p.returncode == 2 and "drop --models" in p.stderr
+
+
+def test_a_model_without_convtranspose_is_benchmarked_and_says_so(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Relu", ["X"], ["Y"])], "relu",
+                          [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 8])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "relu.onnx"))
+    run = tmp_path / "run"
+    p = run_cli("bench", "--suite", "quick", "--models", str(tmp_path / "relu.onnx"), "--lowerings", "native,phase",
+                "--backends", "ort-cpu", "--build-dir", str(tmp_path / "b"), "--out", str(run))
+    assert p.returncode == 0, p.stderr
+    recs = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in recs] == ["ok", "ok"]
+    assert all(r["details"]["lowering"]["convtranspose_nodes"] == 0 for r in recs)
+    assert "relu: no ConvTranspose node, so every lowering is a no-op" in (run / "report.md").read_text()
