@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 CONFIGS ?= 500
 
-.PHONY: all setup bench test report equivalence chaos clean
+.PHONY: all setup bench test report equivalence chaos conformance clean
 
 all: test
 
@@ -40,7 +40,11 @@ equivalence: $(STAMP)
 
 # kill -9 the quick suite at random moments, resume, and count lost/duplicated records
 chaos: $(STAMP)
-	$(BIN)/python -m harness.chaos --cycles 20 --out build/chaos/run
+	$(BIN)/python -m harness.chaos --cycles 20 --out build/chaos
+
+# ONNX node tests (ConvTranspose, DepthToSpace, Col2Im, MaxUnpool, Resize/Upsample) against the ledger
+conformance: $(STAMP)
+	$(BIN)/convtx conformance --json build/conformance/conformance.json
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

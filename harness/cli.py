@@ -296,6 +296,25 @@ def cmd_lower(args) -> int:
     return 0
 
 
+def cmd_conformance(args) -> int:
+    from harness import conformance
+    from harness.backends import BACKENDS
+    from harness.lowerings import LOWERINGS
+
+    file_backends = [b for b in BACKENDS if not BACKENDS[b].zoo_only]
+    backends = _backends_arg(args.backends, file_backends)
+    lowerings = _lowerings_arg(args.lowerings, list(LOWERINGS))
+    out = _writable_dir(Path(args.out), "output directory")
+    if args.json:
+        _writable_dir(Path(args.json).parent if str(Path(args.json).parent) else Path("."), "output directory")
+    build = _writable_dir(Path(args.build_dir), "build directory")
+    outcomes = conformance.run(backends, out, build, tuple(lowerings), threads=args.threads or 1)
+    summary = conformance.summarise(outcomes, ratchet=set(lowerings) == set(LOWERINGS))
+    conformance.write(summary, Path(args.json) if args.json else None, out / "conformance.md")
+    print(conformance.render(summary))
+    return 0 if summary["ok"] else 1
+
+
 def cmd_report(args) -> int:
     from harness.report import write_report
 
@@ -354,6 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lowering", required=True, help="lowering name (see `convtx list`)")
     sp.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
     sp.set_defaults(func=cmd_lower)
+
+    sp = sub.add_parser("conformance", help="ONNX node tests of ConvTranspose and upsampling ops, every engine")
+    sp.add_argument("--backends", help="comma-separated backend ids, or 'all' (default: every ONNX backend)")
+    sp.add_argument("--lowerings", help="lowerings for the ConvTranspose tests (default: all)")
+    sp.add_argument("--json", metavar="FILE", help="write the summary and every outcome as JSON")
+    sp.add_argument("--out", default="build/conformance", help="test models, logs, conformance.md")
+    sp.add_argument("--threads", type=int, default=None)
+    sp.add_argument("--build-dir", default="build")
+    sp.set_defaults(func=cmd_conformance)
 
     sp = sub.add_parser("report", help="(re)generate report.md from a run directory")
     sp.add_argument("run_dir", metavar="RUN_DIR")

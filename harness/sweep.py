@@ -94,9 +94,11 @@ def _cfg_json(cfg: RunConfig) -> dict:
 
 def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: Path,
              sink: Callable[[Record], None], say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-             done: frozenset[str] = frozenset()) -> list[Record]:
+             done: frozenset[str] = frozenset(),
+             prepared: dict[tuple[ModelRef, int], Prepared] | None = None) -> list[Record]:
     """Run every case of `plan` whose id is not in `done`; each record is handed to `sink` as soon as it
-    exists (the caller makes it durable before the next case starts)."""
+    exists (the caller makes it durable before the next case starts). `prepared` supplies models whose
+    inputs and expected outputs are given (conformance tests) instead of exported and computed here."""
     records: list[Record] = []
     cases = [c for c in plan.cases() if case_id(c[0].label, c[2], c[3], c[1]) not in done]
     total = len(cases)
@@ -122,21 +124,23 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
                     lowering=lowering, backend=backend, batch=batch, dtype="float32", size=ref.size,
                     threads=cfg.threads, input_shapes={k: list(v) for k, v in shapes.items()})
 
+    def prepare_one(ref: ModelRef, batch: int) -> tuple[Prepared | None, str, list[str]]:
+        if prepared and (ref, batch) in prepared:
+            return prepared[(ref, batch)], "", []
+        say(f"preparing {ref.label} batch {batch} (export, inputs, float64 reference)")
+        try:
+            ans = worker("prepare", {}).request({"op": "prepare", "ref": asdict(ref), "batch": batch,
+                                                 "seed": cfg.seed, "build_dir": str(build_dir)},
+                                                cfg.prepare_timeout_s)
+        except WorkerDied as e:
+            return None, str(e), e.stderr_tail
+        if ans.get("ok"):
+            return Prepared.from_json(ans["prepared"]), "", []
+        return None, ans["error"], []
+
     try:
         for ref, batch in dict.fromkeys((c[0], c[1]) for c in cases):
-            say(f"preparing {ref.label} batch {batch} (export, inputs, float64 reference)")
-            prep = None
-            try:
-                ans = worker("prepare", {}).request(
-                    {"op": "prepare", "ref": asdict(ref), "batch": batch, "seed": cfg.seed,
-                     "build_dir": str(build_dir)}, cfg.prepare_timeout_s)
-                if ans.get("ok"):
-                    prep = Prepared.from_json(ans["prepared"])
-                    prep_error, tail = "", []
-                else:
-                    prep_error, tail = ans["error"], []
-            except WorkerDied as e:
-                prep_error, tail = str(e), e.stderr_tail
+            prep, prep_error, tail = prepare_one(ref, batch)
             for _, _, lowering, b in [c for c in cases if c[:2] == (ref, batch)]:
                 shapes = prep.input_shapes if prep else dict(ref.shapes)
                 common = base(ref, batch, lowering, b, shapes)

@@ -88,3 +88,11 @@ def test_unwritable_output_dir(tmp_path):
     _assert_one_line_error(run_cli("bench", "--suite", "quick", "--out", str(blocker / "run")), "cannot create")
     _assert_one_line_error(run_cli("validate", "cae", "--json", str(blocker / "out.json")), "cannot create")
     assert blocker.read_text() == "x"
+
+
+def test_report_on_a_results_file_from_a_newer_schema(tmp_path):
+    import json
+    (tmp_path / "run.json").write_text(json.dumps({"schema": 1, "run_id": "x", "plan": {}, "config": {}}))
+    (tmp_path / "results.jsonl").write_text(json.dumps({"schema": 2, "case_id": "a/native/ort-cpu/b1"}) + "\n")
+    _assert_one_line_error(run_cli("report", str(tmp_path)), "schema 2", "newer than this convtx")
+    assert not (tmp_path / "report.md").exists()

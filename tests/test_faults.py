@@ -18,15 +18,17 @@ QUICK = TimingConfig(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=2.0)
 
 
 def test_kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path):
-    r = kill_resume_cycles(4, tmp_path / "run", ["--suite", "quick", "--models", "cae@16,unet@32",
-                                                  "--backends", "ort-cpu,torch-cpu"],
-                           tmp_path / "build", seed=1, max_delay_s=6.0, say=lambda s: None)
-    assert r["planned"] == 4 and r["recorded"] == 4
+    r = kill_resume_cycles(3, tmp_path, ["--suite", "quick", "--models", "cae@16,unet@32",
+                                         "--backends", "ort-cpu,torch-cpu"], tmp_path / "build", seed=1,
+                           say=lambda s: None)
+    assert r["expected"] == 4 and r["killed"] >= 1
     assert (r["lost"], r["duplicated"], r["unexpected"]) == (0, 0, 0)
-    assert r["resumes"] >= 4
-    recs = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
-    assert all(rec["status"] == "ok" for rec in recs)
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "complete"
+    for row in r["rows"]:
+        run = tmp_path / f"cycle{row['cycle']:02d}"
+        recs = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+        assert len(recs) == 4 and all(rec["status"] == "ok" for rec in recs)
+        meta = json.loads((run / "run.json").read_text())
+        assert meta["status"] == "complete" and meta["resumed"] == 1
 
 
 def test_crashing_hanging_and_oom_workers_become_error_records(tmp_path):
