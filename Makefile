@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 CONFIGS ?= 500
 
-.PHONY: all setup bench test report equivalence chaos conformance clean
+.PHONY: all setup bench test report equivalence chaos conformance fuzz clean
 
 all: test
 
@@ -45,6 +45,10 @@ chaos: $(STAMP)
 # ONNX node tests (ConvTranspose, DepthToSpace, Col2Im, MaxUnpool, Resize/Upsample) against the ledger
 conformance: $(STAMP)
 	$(BIN)/convtx conformance --json build/conformance/conformance.json
+
+# differential fuzzing: 2,000 engine cases, divergence classes and reproducers in build/fuzz
+fuzz: $(STAMP)
+	$(BIN)/convtx fuzz --cases 2000 --out build/fuzz
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -315,6 +315,27 @@ def cmd_conformance(args) -> int:
     return 0 if summary["ok"] else 1
 
 
+def cmd_fuzz(args) -> int:
+    from harness.backends import BACKENDS
+    from harness.fuzz import render, run_fuzz
+
+    backends = _backends_arg(args.backends, [b for b in BACKENDS if not BACKENDS[b].zoo_only])
+    zoo_only = [b for b in backends if BACKENDS[b].zoo_only]
+    if zoo_only:
+        raise ConvtxError(f"--backends {','.join(zoo_only)}: runs zoo models only; fuzz needs ONNX backends")
+    unavailable = [f"{b} ({BACKENDS[b].availability().reason})" for b in backends if not BACKENDS[b].availability()]
+    if unavailable:
+        raise ConvtxError(f"--backends: unavailable here: {'; '.join(unavailable)}")
+    lowerings = _lowerings_arg(args.lowerings, ["native", "explicit_pads"])
+    if args.cases < 1:
+        raise ConvtxError(f"--cases {args.cases}: expected a positive integer")
+    out = _writable_dir(Path(args.out), "output directory")
+    summary = run_fuzz(args.cases, args.seed, backends, lowerings, out, _writable_dir(Path(args.build_dir),
+                       "build directory"), args.shrink_budget)
+    print(render(summary))
+    return 1 if summary["unexplained"] else 0
+
+
 def cmd_report(args) -> int:
     from harness.report import write_report
 
@@ -382,6 +403,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", type=int, default=None)
     sp.add_argument("--build-dir", default="build")
     sp.set_defaults(func=cmd_conformance)
+
+    sp = sub.add_parser("fuzz", help="random ConvTranspose models vs the spec: divergence classes + reproducers")
+    sp.add_argument("--cases", type=int, default=2000, help="engine cases: models x backends x lowerings")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--backends", help="comma-separated ONNX backend ids (default: all of them)")
+    sp.add_argument("--lowerings", help="comma-separated lowerings (default: native,explicit_pads)")
+    sp.add_argument("--out", default="build/fuzz", help="summary.json, summary.md, reproducers")
+    sp.add_argument("--shrink-budget", type=int, default=40, help="engine runs to shrink each new class")
+    sp.add_argument("--build-dir", default="build")
+    sp.set_defaults(func=cmd_fuzz)
 
     sp = sub.add_parser("report", help="(re)generate report.md from a run directory")
     sp.add_argument("run_dir", metavar="RUN_DIR")

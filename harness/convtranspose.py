@@ -65,6 +65,12 @@ def resolve(attrs: dict, x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> 
     if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
         raise ValueError(f"ConvTranspose: unknown auto_pad {auto_pad!r}")
 
+    for op, st, dl in zip(out_pad, strides, dilations):
+        # the spec: "less than the corresponding stride/dilation"; read as the larger of the two
+        # (every engine here demands less than the stride: harness/known.py records that)
+        if op < 0 or op >= max(st, dl):
+            raise ValueError(f"ConvTranspose: output_padding {list(out_pad)} must be less than "
+                             f"max(stride, dilation) = {[max(a, b) for a, b in zip(strides, dilations)]}")
     in_sp = x_shape[2:]
     # the un-padded full extent: stride*(in-1) + output_padding + (k-1)*dilation + 1
     full = tuple(s * (i - 1) + op + (k - 1) * d + 1

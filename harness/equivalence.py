@@ -95,8 +95,11 @@ def build_model(cfg: CTConfig, seed: int = 0):
         inits.append(numpy_helper.from_array(rng.standard_normal(m).astype(np.float32), "B"))
         inputs.append("B")
     x_dims = ["N" if cfg.symbolic_batch else cfg.x_shape[0], *cfg.x_shape[1:]]
-    p = resolve(cfg.attrs, cfg.x_shape, cfg.w_shape)
-    y_dims = [x_dims[0], cfg.w_shape[1] * p.group, *p.output_spatial]
+    try:
+        p = resolve(cfg.attrs, cfg.x_shape, cfg.w_shape)
+        y_dims = [x_dims[0], cfg.w_shape[1] * p.group, *p.output_spatial]
+    except ValueError:   # an invalid model (the fuzzer makes some on purpose): leave its output shape open
+        y_dims = [x_dims[0], cfg.w_shape[1] * cfg.attrs.get("group", 1)] + [f"d{i}" for i in range(cfg.nd)]
     node = helper.make_node("ConvTranspose", inputs, ["Y"], name="convt", **cfg.attrs)
     graph = helper.make_graph([node], cfg.name, [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_dims)],
                               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, y_dims)], inits)

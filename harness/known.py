@@ -18,13 +18,16 @@ class KnownDivergence:
     id: str
     backends: tuple[str, ...]
     lowerings: tuple[str, ...]
-    applies: Callable[[dict, ConvTransposeParams], bool]   # (ONNX attributes, resolved params)
+    applies: Callable[[dict, ConvTransposeParams | None], bool]   # (attributes, resolved params or None)
     reason: str
     reproducer: str                                        # path in the repo
     always: bool = True    # every matching case fails (strict); False: some matching cases pass by chance
+    kinds: tuple[str, ...] = ()   # fuzz failure kinds it explains (empty: any)
 
 
-def _negative_same(attrs: dict, p: ConvTransposeParams) -> bool:
+def _negative_same(attrs: dict, p: ConvTransposeParams | None) -> bool:
+    if p is None:
+        return False
     ap = attrs.get("auto_pad", "NOTSET")
     return ap in ("SAME_UPPER", "SAME_LOWER") and any(b + e < 0 for b, e in zip(p.pads_begin, p.pads_end))
 
@@ -33,16 +36,36 @@ def _output_shape(attrs: dict, p: ConvTransposeParams) -> bool:
     return bool(attrs.get("output_shape"))
 
 
-def _negative_output_shape(attrs: dict, p: ConvTransposeParams) -> bool:
-    return bool(attrs.get("output_shape")) and attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") and \
+def _negative_output_shape(attrs: dict, p: ConvTransposeParams | None) -> bool:
+    return p is not None and bool(attrs.get("output_shape")) and attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") and \
         any(b + e < 0 for b, e in zip(p.pads_begin, p.pads_end))
 
 
-def _col2im_3d_dilated(attrs: dict, p: ConvTransposeParams) -> bool:
-    return len(p.kernel_shape) == 3 and any(d > 1 and k > 1 for d, k in zip(p.dilations, p.kernel_shape))
+def _col2im_3d_dilated(attrs: dict, p: ConvTransposeParams | None) -> bool:
+    return p is not None and len(p.kernel_shape) == 3 and any(d > 1 and k > 1 for d, k in zip(p.dilations, p.kernel_shape))
 
+
+def _output_padding_ge_stride(attrs: dict, p: ConvTransposeParams | None) -> bool:
+    return p is not None and any(op >= s for op, s in zip(p.output_padding, p.strides))
+
+
+def _empty_output(attrs: dict, p: ConvTransposeParams | None) -> bool:
+    return p is None
+
+
+ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add")
 
 LEDGER: tuple[KnownDivergence, ...] = (
+    KnownDivergence(
+        "output-padding-ge-stride-rejected", ("ort-cpu", "tvm-llvm"), ("native",), _output_padding_ge_stride,
+        "the spec allows output_padding below 'the corresponding stride/dilation' (the larger of the two, as "
+        "convtx reads it); ONNX Runtime and TVM demand output_padding < stride and refuse the model (every "
+        "lowering computes it)", "build/fuzz (class rejects_valid)", kinds=("rejects_valid",)),
+    KnownDivergence(
+        "tvm-accepts-empty-output", ("tvm-llvm",), ALL_LOWERINGS, _empty_output,
+        "for pads that leave an output size <= 0 (an invalid model) TVM returns an empty tensor instead of "
+        "refusing; lowerings decline such a node, so the engine's native ConvTranspose runs",
+        "build/fuzz (class accepts_invalid)", kinds=("accepts_invalid", "internal_error_on_invalid")),
     KnownDivergence(
         "same-negative-total-padding-clamped", ("ort-cpu", "tvm-llvm"), ("native",), _negative_same,
         "under SAME_UPPER/SAME_LOWER with a kernel extent smaller than the stride the spec's total padding is "
@@ -66,8 +89,10 @@ LEDGER: tuple[KnownDivergence, ...] = (
 )
 
 
-def match(backend: str, lowering: str, attrs: dict, p: ConvTransposeParams) -> KnownDivergence | None:
+def match(backend: str, lowering: str, attrs: dict, p: ConvTransposeParams | None,
+          kind: str | None = None) -> KnownDivergence | None:
     for entry in LEDGER:
-        if backend in entry.backends and lowering in entry.lowerings and entry.applies(attrs, p):
+        if backend in entry.backends and lowering in entry.lowerings and \
+                (kind is None or not entry.kinds or kind in entry.kinds) and entry.applies(attrs, p):
             return entry
     return None

@@ -92,6 +92,22 @@ def _cfg_json(cfg: RunConfig) -> dict:
             "timing": asdict(cfg.timing) if cfg.timing else None, "faults": [list(f) for f in cfg.faults]}
 
 
+def run_case_isolated(w: WorkerClient, prep: Prepared, lowering: str, backend: str, cfg: RunConfig, run_id: str,
+                      build_dir: Path, common: dict) -> Record:
+    """One case in worker `w`; its death, hang or memory blow-up becomes this case's error record."""
+    t0 = time.monotonic()
+    try:
+        ans = w.request({"op": "case", "case_id": common["case_id"], "prepared": prep.to_json(),
+                         "lowering": lowering, "backend": backend, "cfg": _cfg_json(cfg), "run_id": run_id,
+                         "build_dir": str(build_dir)}, cfg.case_timeout_s)
+    except WorkerDied as e:
+        return Record(**common, status="error", flops=prep.flops, reason=f"{e} after {time.monotonic() - t0:.1f} s",
+                      details={"stderr_tail": e.stderr_tail})
+    if ans.get("ok"):
+        return Record.from_json(ans["record"])
+    return Record(**common, status="error", reason=f"worker: {ans['error']}", flops=prep.flops)
+
+
 def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: Path,
              sink: Callable[[Record], None], say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
              done: frozenset[str] = frozenset(),
@@ -156,22 +172,8 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
                     emit(Record(**common, status="skipped", flops=prep.flops,
                                 reason=f"{b} runs zoo models only (it needs the PyTorch module)"))
                     continue
-                w = worker(b, BACKENDS[b].worker_env(cfg))
-                t0 = time.monotonic()
-                try:
-                    ans = w.request({"op": "case", "case_id": common["case_id"],
-                                     "prepared": prep.to_json(), "lowering": lowering,
-                                     "backend": b, "cfg": _cfg_json(cfg), "run_id": run_id,
-                                     "build_dir": str(build_dir)}, cfg.case_timeout_s)
-                    if ans.get("ok"):
-                        emit(Record.from_json(ans["record"]))
-                    else:
-                        emit(Record(**common, status="error", reason=f"worker: {ans['error']}",
-                                    flops=prep.flops))
-                except WorkerDied as e:
-                    emit(Record(**common, status="error", flops=prep.flops,
-                                reason=f"{e} after {time.monotonic() - t0:.1f} s",
-                                details={"stderr_tail": e.stderr_tail}))
+                emit(run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg,
+                                       run_id, build_dir, common))
     finally:
         for w in workers.values():
             w.close()
