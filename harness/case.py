@@ -88,7 +88,8 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
         cmp = compare(outs, refs, "float32")
         numerics = {"max_abs": cmp.max_abs, "max_rel": cmp.max_rel, "rel_l2": cmp.rel_l2, "atol": cmp.atol,
                     "rtol": cmp.rtol, "rel_l2_tol": cmp.rel_l2_tol, "passed": cmp.passed,
-                    "outputs": [{"index": o.index, "shape": list(o.shape), "ref_shape": list(o.ref_shape),
+                    "outputs": [{"index": o.index, "passed": o.passed, "shape": list(o.shape),
+                                 "ref_shape": list(o.ref_shape),
                                  "max_abs": o.max_abs, "rel_l2": o.rel_l2, "mismatches": o.mismatches,
                                  "worst_index": list(o.worst_index) if o.worst_index else None,
                                  "nonfinite": o.nonfinite} for o in cmp.outputs]}

@@ -148,6 +148,27 @@ def _run_config(args, timing) -> "RunConfig":
                      memory_cap_gib=args.memory_cap if args.memory_cap is not None else _default_memory_cap())
 
 
+def _localise(rec, ref, cfg, build: Path):
+    """Find the first divergent node of a mismatching case; the record gains details.localisation."""
+    from dataclasses import replace
+
+    from harness.case import lowered_path
+    from harness.localise import localise
+    from harness.prepare import prepare
+
+    print(f"localising {rec.case_id} ...", file=sys.stderr)
+    try:
+        prep = prepare(ref, rec.batch, cfg.seed, build)
+        path, _ = lowered_path(prep, rec.lowering, build)
+        feeds, _ = prep.load_data()
+        loc = localise(path, rec.backend, feeds, build / "localise" / rec.case_id.replace("/", "_"), build)
+        info = {"node": loc.node, "op": loc.op, "position": loc.position, "detail": loc.detail,
+                "reproducer": loc.reproducer, "reproduces": loc.reproduces, "summary": loc.line()}
+    except Exception as e:  # noqa: BLE001 — localisation is a diagnosis; its failure must not hide the verdict
+        info = {"node": None, "summary": f"localisation failed: {type(e).__name__}: {e}"}
+    return replace(rec, details={**rec.details, "localisation": info})
+
+
 def cmd_validate(args) -> int:
     from harness.backends import BACKENDS
     from harness.machine import new_run_id
@@ -166,6 +187,8 @@ def cmd_validate(args) -> int:
     run_id = "validate-" + new_run_id(Path.cwd())
     build = Path(args.build_dir)
     records = run_plan(plan, cfg, run_id, build, build / "logs" / run_id, sink=lambda r: None)
+    records = [_localise(r, ref, cfg, build) if r.status == "mismatch" and not args.no_localise else r
+               for r in records]
     if args.json:
         tmp = json_path.with_name(json_path.name + ".tmp")
         tmp.write_text(json.dumps([r.to_json() for r in records], indent=2) + "\n")
@@ -175,6 +198,8 @@ def cmd_validate(args) -> int:
         n = r.numerics or {}
         print(f"{r.case_id:<44} {r.status:<9} {fmt_metric(n.get('rel_l2')):>9} "
               f"{fmt_metric(n.get('max_abs')):>9}  {r.reason}")
+        if "localisation" in r.details:
+            print(f"    localised: {r.details['localisation']['summary']}")
     failed = [r for r in records if r.status in ("mismatch", "error")]
     return 1 if failed else 0
 
@@ -378,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("validate", help="check one model on every backend against the float64 reference")
     sp.add_argument("model", metavar="MODEL", help="zoo name (name@size) or path to an .onnx file")
     sp.add_argument("--json", metavar="FILE", help="write the records as a JSON array")
+    sp.add_argument("--no-localise", action="store_true",
+                    help="do not search for the first divergent node of a mismatching case")
     common_run(sp)
     sp.set_defaults(func=cmd_validate)
 

@@ -118,3 +118,23 @@ def test_lower_command(tmp_path, hand_model):
     assert "ConvTranspose" not in ops and "Conv" in ops
     p = run_cli("lower", str(hand_model), "--lowering", "phse", "-o", str(out))
     assert p.returncode == 2 and "unknown lowering 'phse'" in p.stderr
+
+
+def test_report_includes_conformance_and_fuzz_filed_into_the_run(tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    assert run_cli("bench", "--suite", "quick", "--models", "cae@16", "--backends", "ort-cpu", "--out", str(run),
+                   "--build-dir", str(tmp_path / "b")).returncode == 0
+    (run / "conformance").mkdir()
+    (run / "conformance" / "conformance.json").write_text(json.dumps(
+        {"cases": 40, "table": {"ort-cpu": {"pass": 133, "xfail": 2, "FAIL": 0, "XPASS": 0, "skipped": 0}}}))
+    (run / "fuzz").mkdir()
+    (run / "fuzz" / "summary.json").write_text(json.dumps(
+        {"cases": 10, "failing_cases": 1, "classes": [{"class": "wrong_shape", "backend": "tvm-llvm",
+         "lowering": "native", "attributes": ["1d", "output_shape"], "count": 1,
+         "explained_by": "tvm-ignores-output-shape"}]}))
+    assert run_cli("report", str(run)).returncode == 0
+    text = (run / "report.md").read_text()
+    assert "## Conformance (40 ONNX node tests" in text and "| ort-cpu | 133 | 2 | 0 | 0 | 0 |" in text
+    assert "## Fuzz (10 cases, 1 failing, 1 classes)" in text and "tvm-ignores-output-shape" in text
+    shutil.rmtree(run / "fuzz")

@@ -41,7 +41,7 @@ def _header(meta: dict, records: list[Record]) -> list[str]:
     ]
 
 
-def render_markdown(meta: dict, records: list[Record]) -> str:
+def render_markdown(meta: dict, records: list[Record], extras: dict | None = None) -> str:
     L = _header(meta, records)
     models = list(dict.fromkeys((_model_label(r), r.batch) for r in records))
     backends = list(dict.fromkeys(r.backend for r in records))
@@ -135,6 +135,27 @@ def render_markdown(meta: dict, records: list[Record]) -> str:
         L.append("|---|---|---|")
         for r, d in declined:
             L.append(f"| `{r.case_id}` | {d['node']} | {d['reason']} |")
+        L.append("")
+
+    extras = extras or {}
+    if "conformance" in extras:
+        c = extras["conformance"]
+        L.append(f"## Conformance ({c['cases']} ONNX node tests; ledger in harness/conformance.py)")
+        L.append("")
+        L.append("| backend | pass | xfail | FAIL | XPASS | skipped |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for b, t in c["table"].items():
+            L.append(f"| {b} | {t['pass']} | {t['xfail']} | {t['FAIL']} | {t['XPASS']} | {t['skipped']} |")
+        L.append("")
+    if "fuzz" in extras:
+        f = extras["fuzz"]
+        L.append(f"## Fuzz ({f['cases']} cases, {f['failing_cases']} failing, {len(f['classes'])} classes)")
+        L.append("")
+        L.append("| class | engine | lowering | attributes involved | count | ledger |")
+        L.append("|---|---|---|---|---:|---|")
+        for r in f["classes"]:
+            L.append(f"| {r['class']} | {r['backend']} | {r['lowering']} | {', '.join(r['attributes'])} | "
+                     f"{r['count']} | {r.get('explained_by') or '**unexplained**'} |")
         L.append("")
 
     odd = [r for r in records if r.status != "ok"]
