@@ -253,10 +253,17 @@ def finish(em: Emitter, ct: ConvTransposeNode, t: str, have_start, have_len, bia
     [have_start, have_start + have_len) on each spatial axis; zeros where `t` has nothing; then bias.
     The last node written produces the ConvTranspose's output name."""
     axes, starts, ends, fill_b, fill_e = [], [], [], [0, 0], [0, 0]
+    empty = False    # the window misses every product on some axis: the output is the bias alone
     for ax, (ws, wl, hs, hl) in enumerate(zip(ct.p.pads_begin, ct.p.output_spatial, have_start, have_len)):
         lo, hi = max(ws, hs), min(ws + wl, hs + hl)
         if hi <= lo:
-            raise Decline("the output window holds no product of input and kernel (pads beyond the result)")
+            empty = True
+            axes.append(2 + ax)
+            starts.append(0)
+            ends.append(1)
+            fill_b.append(0)
+            fill_e.append(wl - 1)
+            continue
         if lo > hs or hi < hs + hl:
             axes.append(2 + ax)
             starts.append(lo - hs)
@@ -266,6 +273,8 @@ def finish(em: Emitter, ct: ConvTransposeNode, t: str, have_start, have_len, bia
     steps: list[tuple[str, list[str], dict]] = []
     if axes:
         steps.append(("Slice", [em.ints(starts, "starts"), em.ints(ends, "ends"), em.ints(axes, "axes")], {}))
+    if empty:    # keep one element per such axis, zero it, and let Pad grow it to the window
+        steps.append(("Mul", [em.const(np.zeros((), np.float32), "zero")], {}))
     if any(fill_b + fill_e):
         steps.append(("Pad", [em.ints(fill_b + fill_e, "pads")], {"mode": "constant"}))
     if ct.b is not None and not bias_folded:

@@ -13,6 +13,9 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
     pe_full = [f - b - o for f, b, o in zip(ct.full, p.pads_begin, p.output_spatial)]
     cb = [max(v, 0) for v in p.pads_begin]
     ce = [max(v, 0) for v in pe_full]
+    for ax, f in enumerate(ct.full):
+        if f - cb[ax] - ce[ax] < 1:   # the window misses the result on this axis: compute it whole
+            cb[ax] = ce[ax] = 0
     img = [f - b - e for f, b, e in zip(ct.full, cb, ce)]
     cols = columns(em, ct)
     one = ct.nd == 1   # Col2Im wants >= 2 spatial axes: add a unit one

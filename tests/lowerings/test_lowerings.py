@@ -179,3 +179,17 @@ def test_ledger_reproducers_still_reproduce(script):
     path = Path(__file__).resolve().parents[2] / "docs" / "upstream" / script
     p = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 1, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("lowering", REWRITES)
+@pytest.mark.parametrize("attrs", [
+    {"strides": [2], "output_shape": [1], "output_padding": [1]},   # found by the fuzzer: the window holds
+    {"strides": [3, 1], "output_padding": [2, 0]},                   # no product on an axis: bias alone
+])
+def test_windows_without_any_product_are_lowered_not_declined(lowering, attrs, tmp_path):
+    nd = len(attrs["strides"])
+    model = convtranspose_model((1, 1) + (1,) * nd, np.ones((1, 1) + (1,) * nd, np.float32), b=[0.5], **attrs)
+    result = get_lowering(lowering).apply(model)
+    assert result.declined == ()
+    x = np.full((1, 1) + (1,) * nd, 2.0, np.float32)
+    assert compare(run_on("ort-cpu", result.model, {"X": x}, tmp_path), onnx_reference(model, {"X": x}))
