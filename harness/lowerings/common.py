@@ -242,6 +242,19 @@ def _drop_unused_initializers(m) -> None:
 
 # ---------------------------------------------------------------------------------------------- windows
 
+def clamped_crop(ct: ConvTransposeNode) -> tuple[list[int], list[int], list[int]]:
+    """Non-negative crops (begin, end) of the full result that an op with explicit pads can apply, and the
+    length that leaves per axis; `finish` adds what is missing (negative pads, output_padding) as zeros.
+    Where the window misses the result entirely, the whole result is kept (finish then zeroes it)."""
+    p = ct.p
+    cb = [max(b, 0) for b in p.pads_begin]
+    ce = [max(f - b - o, 0) for f, b, o in zip(ct.full, p.pads_begin, p.output_spatial)]
+    for ax, f in enumerate(ct.full):
+        if f - cb[ax] - ce[ax] < 1:
+            cb[ax] = ce[ax] = 0
+    return cb, ce, [f - b - e for f, b, e in zip(ct.full, cb, ce)]
+
+
 def window_fill_needed(ct: ConvTransposeNode, have_start, have_len) -> bool:
     """Whether the spec's output window reaches outside the computed range (so zeros must be added)."""
     want = zip(ct.p.pads_begin, ct.p.output_spatial)

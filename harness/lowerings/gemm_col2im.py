@@ -2,7 +2,7 @@
 into the image — exactly the spec's scatter. 1-D runs as 2-D with a unit axis. Needs opset >= 18."""
 from __future__ import annotations
 
-from harness.lowerings.common import ConvTransposeNode, Decline, Emitter, finish
+from harness.lowerings.common import ConvTransposeNode, Decline, Emitter, clamped_crop, finish
 from harness.lowerings.gemm import columns
 
 
@@ -10,13 +10,7 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
     if ct.opset < 18:
         raise Decline(f"Col2Im needs opset 18; the model is opset {ct.opset}")
     p = ct.p
-    pe_full = [f - b - o for f, b, o in zip(ct.full, p.pads_begin, p.output_spatial)]
-    cb = [max(v, 0) for v in p.pads_begin]
-    ce = [max(v, 0) for v in pe_full]
-    for ax, f in enumerate(ct.full):
-        if f - cb[ax] - ce[ax] < 1:   # the window misses the result on this axis: compute it whole
-            cb[ax] = ce[ax] = 0
-    img = [f - b - e for f, b, e in zip(ct.full, cb, ce)]
+    cb, ce, img = clamped_crop(ct)
     cols = columns(em, ct)
     one = ct.nd == 1   # Col2Im wants >= 2 spatial axes: add a unit one
     t = em.op("Col2Im", [cols, em.ints(img + [1] * one, "image_shape"),
