@@ -41,7 +41,7 @@ def validity(cfg: CTConfig) -> bool:
 
 def edge_config(rng: np.random.Generator, name: str) -> CTConfig:
     """Configurations at the edges the spec text leaves to readers: output_padding >= stride (legal when
-    dilation is larger), output_padding >= both, and pads that leave no output at all."""
+    dilation is larger), output_padding >= both, and pads that leave an output size of 0 or less."""
     base = random_config(rng, name)
     nd = base.nd
     a = {k: v for k, v in base.attrs.items() if k not in ("output_shape", "auto_pad", "output_padding")}
@@ -62,7 +62,7 @@ def edge_config(rng: np.random.Generator, name: str) -> CTConfig:
         full = [si * (i - 1) + di * (ki - 1) + 1 for si, i, di, ki in zip(s, base.x_shape[2:], d, k)]
         pads = [0] * (2 * nd)
         pads[ax] = full[ax] // 2 + 1
-        pads[ax + nd] = full[ax] - pads[ax]      # begin + end >= full: output size <= 0
+        pads[ax + nd] = full[ax] - pads[ax] + int(rng.integers(0, 3))   # output size 0, -1 or -2
         a["pads"] = pads
     return replace(base, attrs=a)
 

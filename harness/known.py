@@ -62,9 +62,10 @@ LEDGER: tuple[KnownDivergence, ...] = (
         "convtx reads it); ONNX Runtime and TVM demand output_padding < stride and refuse the model (every "
         "lowering computes it)", "build/fuzz (class rejects_valid)", kinds=("rejects_valid",)),
     KnownDivergence(
-        "tvm-accepts-empty-output", ("tvm-llvm",), ALL_LOWERINGS, _empty_output,
-        "for pads that leave an output size <= 0 (an invalid model) TVM returns an empty tensor instead of "
-        "refusing; lowerings decline such a node, so the engine's native ConvTranspose runs",
+        "tvm-invalid-output-size-not-refused", ("tvm-llvm",), ALL_LOWERINGS, _empty_output,
+        "for pads that leave an output size of 0 (an invalid model) TVM returns an empty tensor, and for a "
+        "negative size it fails with an InternalError ('cannot make uint from negative value') instead of "
+        "refusing the model cleanly; lowerings decline such a node, so the engine's native ConvTranspose runs",
         "build/fuzz (class accepts_invalid)", kinds=("accepts_invalid", "internal_error_on_invalid")),
     KnownDivergence(
         "same-negative-total-padding-clamped", ("ort-cpu", "tvm-llvm"), ("native",), _negative_same,
