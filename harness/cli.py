@@ -136,7 +136,8 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _run_config(args, timing) -> "RunConfig":
+def _run_config(args, timing):
+    """The RunConfig of validate/bench from their flags."""
     from harness.config import RunConfig
 
     threads = args.threads or _usable_cpus()

@@ -124,14 +124,13 @@ def classify(rec: dict, cfg: CTConfig) -> tuple[str, str]:
 
 
 def summarise(configs: dict[str, CTConfig], records: list[dict]) -> dict:
-    from harness.known import LEDGER
+    from harness.known import LEDGER, match
 
     table: dict[tuple[str, str], Counter] = defaultdict(Counter)
     reasons: dict[tuple[str, str], Counter] = defaultdict(Counter)
     examples: dict[tuple[str, str, str], str] = {}
     known_hits: Counter = Counter()
     known_matches_passing: Counter = Counter()
-    from harness.known import match
     for rec in records:
         cfg = configs[rec["model"]]
         key = (rec["lowering"], rec["backend"])
@@ -183,7 +182,6 @@ def render_summary(s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.backends import BACKENDS
     from harness.config import RunConfig
     from harness.errors import ConvtxError
     from harness.lowerings import LOWERINGS

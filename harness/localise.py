@@ -119,7 +119,8 @@ def _run_one(model, feeds: dict, refs: list, backend: str, out: Path, label: str
     ref = ModelRef(label, path=str(path.resolve()), shapes=tuple(shapes.items()))
     batch = next(iter(shapes.values()))[0] if shapes and next(iter(shapes.values())) else 1
     prep = Prepared(ref, batch, str(path.resolve()), shapes, {k: str(v.dtype) for k, v in feeds.items()},
-                    str(data), None, "float64 evaluation of the same graph", {}, 0)
+                    str(data), None, "float64 evaluation of the same graph", {},
+                    sum(1 for n in model.graph.node if n.op_type == "ConvTranspose"))
     (rec,) = run_plan(Plan((ref,), ("native",), (backend,), (batch,)),
                       RunConfig(threads=1, timing=None, case_timeout_s=600), "localise", build_dir,
                       out / "logs", sink=lambda r: None, say=lambda s: None, prepared={(ref, batch): prep})

@@ -79,7 +79,7 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
     import onnx
 
     from harness.flops import count_flops
-    from harness.onnx_io import graph_inputs, load_model, resolve_shapes, synthesise_inputs
+    from harness.onnx_io import fix_input_shapes, graph_inputs, load_model, resolve_shapes, synthesise_inputs
     from harness.reference import onnx_reference, zoo_reference
 
     if ref.is_zoo:
@@ -118,13 +118,11 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         if ref.is_zoo:
             refs = zoo_reference(spec, ref.size, feeds, seed)
         else:
-            from harness.onnx_io import fix_input_shapes
             refs = onnx_reference(fix_input_shapes(model, shapes), feeds)
         arrays = {f"in:{n}": v for n, v in feeds.items()}
         arrays.update({f"ref:{i}": r for i, r in enumerate(refs)})
         _save_npz_atomic(data_path, arrays)
 
-    from harness.onnx_io import fix_input_shapes
     flops = count_flops(fix_input_shapes(model, shapes), useful=True)
     n_ct = sum(1 for n in model.graph.node if n.op_type == "ConvTranspose")
     return Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, how, export_info, n_ct)

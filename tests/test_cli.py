@@ -121,7 +121,6 @@ def test_lower_command(tmp_path, hand_model):
 
 
 def test_report_includes_conformance_and_fuzz_filed_into_the_run(tmp_path):
-    import shutil
     run = tmp_path / "run"
     assert run_cli("bench", "--suite", "quick", "--models", "cae@16", "--backends", "ort-cpu", "--out", str(run),
                    "--build-dir", str(tmp_path / "b")).returncode == 0
@@ -137,4 +136,3 @@ def test_report_includes_conformance_and_fuzz_filed_into_the_run(tmp_path):
     text = (run / "report.md").read_text()
     assert "## Conformance (40 ONNX node tests" in text and "| ort-cpu | 133 | 2 | 0 | 0 | 0 |" in text
     assert "## Fuzz (10 cases, 1 failing, 1 classes)" in text and "tvm-ignores-output-shape" in text
-    shutil.rmtree(run / "fuzz")

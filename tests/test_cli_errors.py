@@ -44,7 +44,6 @@ def test_valid_protobuf_that_is_not_a_model(tmp_path):
 
 
 def test_model_that_fails_the_checker(tmp_path):
-    import onnx
     from onnx import TensorProto, helper
     node = helper.make_node("Relu", ["X"], ["Y"])
     g = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1])],

@@ -1,15 +1,13 @@
 """Fault injection for real: kill -9 and resume, crashing and hanging workers, out-of-memory, corrupt
 cache entries, a torn results file, two writers."""
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
-from conftest import ROOT, make_convtranspose_model, run_cli
+from conftest import ROOT, run_cli
 from harness.chaos import kill_resume_cycles
 from harness.config import RunConfig, TimingConfig
 from harness.sweep import Plan, run_plan, zoo_ref

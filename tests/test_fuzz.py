@@ -7,7 +7,7 @@ import numpy as np
 
 from conftest import run_cli
 from harness.equivalence import CTConfig
-from harness.fuzz import FuzzConfig, edge_config, features, kind_of, validity
+from harness.fuzz import edge_config, features, kind_of, validity
 
 
 def test_kinds():

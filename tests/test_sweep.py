@@ -1,7 +1,5 @@
 """The sweep driver: every case gets a record; crashes, skips and files are handled per case."""
-from pathlib import Path
 
-import pytest
 
 from conftest import make_convtranspose_model
 from harness.config import RunConfig, TimingConfig

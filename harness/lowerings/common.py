@@ -12,7 +12,7 @@ full result does not cover (negative pads, output_padding) with zeros, then adds
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
