@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 CONFIGS ?= 500
 
-.PHONY: all setup bench test report equivalence chaos conformance fuzz clean
+.PHONY: all setup bench test report report-check equivalence chaos conformance fuzz clean
 
 all: test
 
@@ -33,6 +33,11 @@ test: $(STAMP)
 report: $(STAMP)
 	@test -n "$(RUN)" || { echo "make report: no run found; give RUN=reports/runs/<run-id>" >&2; exit 2; }
 	$(BIN)/convtx report $(RUN)
+
+# the HTML report as a reader sees it: headless Chromium screenshots in $(RUN)/screenshots/
+# (needs Debian's chromium: apt-get install chromium)
+report-check: report
+	$(BIN)/python -m harness.report.screenshot $(RUN)
 
 # ConvTranspose lowerings vs the float64 spec reference on random attribute sets (minutes, not a unit test)
 equivalence: $(STAMP)

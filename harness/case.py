@@ -60,12 +60,15 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
     base = dict(run_id=run_id, case_id=case_id(prep.ref.label, lowering, backend_id, prep.batch),
                 model=prep.ref.name, lowering=lowering, backend=backend_id, batch=prep.batch,
                 input_shapes={k: list(v) for k, v in prep.input_shapes.items()},
-                dtype="float32", size=prep.ref.size, threads=cfg.threads, flops=prep.flops)
+                dtype="float32", size=prep.ref.size, threads=cfg.threads, flops=prep.flops,
+                min_bytes=prep.min_bytes)
     details: dict = {"reference": prep.reference, "onnx": Path(prep.onnx_path).name}
     if prep.export:
         details["exporter"] = prep.export.get("exporter")
         if prep.export.get("fallback_reason"):
             details["export_fallback"] = prep.export["fallback_reason"]
+        details["exporters"] = {k: {f: v[f] for f in ("status", "reason", "rel_l2") if f in v}
+                                for k, v in (prep.export.get("exporters") or {}).items()}
     backend = get_backend(backend_id)
     stage = "lower"
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def _bench(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness", "bench", *args], stdout=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-m", "harness", "bench", "--no-calibrate", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 
 

@@ -103,7 +103,7 @@ def cmd_list(args) -> int:
         return 0
     print("models:")
     for m in data["models"]:
-        print(f"  {m['name']:<10} {m['family']:<13} sizes {','.join(map(str, m['sizes'])):<8} {m['description']}")
+        print(f"  {m['name']:<13} {m['family']:<13} {m['dims']}-D  sizes {','.join(map(str, m['sizes'])):<16} {m['description']}")
     print("lowerings:")
     for lw in data["lowerings"]:
         print(f"  {lw['name']:<10} {lw['description']}")
@@ -119,6 +119,7 @@ def cmd_list(args) -> int:
 
 def cmd_export(args) -> int:
     from harness.export import export_zoo
+    from harness.results import fmt_metric
     from harness.sweep import zoo_ref
     from models import MODELS, get_model
 
@@ -131,8 +132,11 @@ def cmd_export(args) -> int:
             tmp = dest.with_name(dest.name + ".tmp")
             tmp.write_bytes(Path(exp.path).read_bytes())
             tmp.replace(dest)
-            note = f" (legacy exporter: {exp.fallback_reason})" if exp.fallback_reason else ""
-            print(f"{dest}  [{exp.exporter}, opset {exp.opset}]{note}")
+            print(f"{dest}  [kept: {exp.exporter}, opset {exp.opset}]")
+            for name, r in exp.exporters.items():
+                err = f" rel_l2 {fmt_metric(r['rel_l2'], '.1e')} vs PyTorch float64" if "rel_l2" in r else ""
+                why = f" — {r['reason']}" if r.get("reason") else ""
+                print(f"    {name:<12} {r['status']}{err}{why}")
     return 0
 
 
@@ -277,6 +281,18 @@ def cmd_bench(args) -> int:
     build = _writable_dir(Path(args.build_dir), "build directory")
     done = frozenset(r.case_id for r in done_records)
     meta.update(status="running")
+    write_json_atomic(rd.meta_path, meta)      # resumable from here on, calibration included
+    if "calibration" not in meta and args.no_calibrate:
+        meta["calibration"] = {"error": "not measured (--no-calibrate)", "threads": cfg.threads}
+    if "calibration" not in meta:
+        from harness.calibrate import calibrate
+        print(f"convtx bench: measuring this machine's fp32 peak and memory bandwidth ({cfg.threads} threads)",
+              file=sys.stderr)
+        meta["calibration"] = cal = calibrate(cfg.threads)
+        print("convtx bench: " + (f"fp32 peak {cal['fp32_peak_gflops']:.1f} GFLOP/s, memory "
+                                  f"{cal['mem_bandwidth_gbs']:.1f} GB/s" if "error" not in cal
+                                  else f"calibration failed: {cal['error']}"), file=sys.stderr)
+    meta.update(status="running")
     write_json_atomic(rd.meta_path, meta)
     t0 = time.monotonic()
     print(f"convtx bench: suite {meta['suite']}, {plan.n_cases()} cases ({len(done)} already recorded), "
@@ -410,10 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_validate)
 
     sp = sub.add_parser("bench", help="run a suite: validate and time every case, write a run directory")
-    sp.add_argument("--suite", default="default", help="quick | default")
+    sp.add_argument("--suite", default="default", help="quick | default | full | layers")
     sp.add_argument("--models", help="comma-separated zoo refs (name@size) or .onnx paths")
     sp.add_argument("--out", metavar="RUN_DIR", help="run directory (default reports/runs/<run-id>)")
     sp.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: only cases with no record")
+    sp.add_argument("--no-calibrate", action="store_true",
+                    help="skip measuring the machine's fp32 peak and bandwidth (reports then give no %% of peak)")
     common_run(sp)
     sp.set_defaults(func=cmd_bench)
 

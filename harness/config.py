@@ -58,6 +58,8 @@ class Suite:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
 
 
+ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add")
+
 SUITES: dict[str, Suite] = {
     # a minute or so: small sizes, short timing; what tests and quick checks use
     "quick": Suite(
@@ -65,18 +67,28 @@ SUITES: dict[str, Suite] = {
         models=("cae@32", "unet@64"),
         timing=TimingConfig(warmup=2, min_repeats=5, min_time_s=0.2, max_time_s=5.0),
     ),
-    # `make bench`: both models at a small and a realistic size, every lowering
+    # `make bench`: every zoo model at a deployment-like size, every lowering (the seed autoencoder also at
+    # its original 32 x 32)
     "default": Suite(
         name="default",
-        models=("cae@32", "cae@256", "unet@64", "unet@256"),
-        lowerings=("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add"),
+        models=("cae@32", "cae@256", "dcgan@64", "vae@128", "wave1d@8192", "fcn8s@256", "unet@256",
+                "segnet@256", "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@32"),
+        lowerings=ALL_LOWERINGS,
+        timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=10.0),
+    ),
+    # every zoo model at its largest registered size (512 x 512 maps, 64^3 volumes): hours with untuned TVM
+    "full": Suite(
+        name="full",
+        models=("cae@256", "dcgan@128", "vae@256", "wave1d@32768", "fcn8s@512", "unet@512", "segnet@256",
+                "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@64"),
+        lowerings=ALL_LOWERINGS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),
     ),
     # the zoo's largest ConvTranspose alone, every lowering: where lowerings differ most
     "layers": Suite(
         name="layers",
         models=("unet_up@64", "unet_up@256"),
-        lowerings=("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add"),
+        lowerings=ALL_LOWERINGS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),
     ),
 }

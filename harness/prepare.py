@@ -45,6 +45,7 @@ class Prepared:
     reference: str                  # how the reference was computed
     export: dict = field(default_factory=dict)
     conv_transpose_nodes: int = 0
+    min_bytes: int | None = None    # compulsory memory traffic: inputs + weights + outputs, once each
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -125,4 +126,27 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
 
     flops = count_flops(fix_input_shapes(model, shapes), useful=True)
     n_ct = sum(1 for n in model.graph.node if n.op_type == "ConvTranspose")
-    return Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, how, export_info, n_ct)
+    pre = Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, how, export_info, n_ct)
+    _, refs = pre.load_data()
+    out_bytes = sum(int(np.prod(r.shape)) * 4 for r in refs)      # float32 outputs
+    in_bytes = sum(int(v.nbytes) for v in feeds.values())
+    return Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, how, export_info, n_ct,
+                    in_bytes + _weight_bytes(model) + out_bytes)
+
+
+def _weight_bytes(model) -> int:
+    """Bytes of every initializer and Constant tensor of the main graph."""
+    from onnx import AttributeProto, helper
+
+    def nbytes(t) -> int:
+        try:
+            item = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+        except (KeyError, TypeError, ValueError):
+            item = 4
+        return int(np.prod(t.dims, dtype=np.int64)) * item if len(t.dims) else item
+
+    total = sum(nbytes(t) for t in model.graph.initializer)
+    for n in model.graph.node:
+        if n.op_type == "Constant":
+            total += sum(nbytes(a.t) for a in n.attribute if a.type == AttributeProto.TENSOR)
+    return total

@@ -35,6 +35,7 @@ class Record:
     gflops: float | None = None
     flops_performed: int | None = None   # FLOPs the lowered graph performs (flops: the useful ones)
     size: int | None = None          # zoo models: the spatial size it was built at
+    min_bytes: int | None = None     # compulsory memory traffic (inputs + weights + outputs): roofline x-axis
     threads: int | None = None
     details: dict = field(default_factory=dict)  # engine-specific: target, providers, exporter, ...
     schema: int = SCHEMA

@@ -121,6 +121,11 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
     cap = int(cfg.memory_cap_gib * 2**30) if cfg.memory_cap_gib else None
     avail = {b: BACKENDS[b].availability() for b in plan.backends}
     workers: dict[str, WorkerClient] = {}
+    t_start = time.monotonic()
+
+    def elapsed() -> str:
+        sec = int(time.monotonic() - t_start)
+        return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}"
 
     def worker(name: str, env: dict[str, str]) -> WorkerClient:
         if name not in workers:
@@ -133,7 +138,7 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
         lat = f" {rec.latency_ms['median']:.3f} ms" if rec.latency_ms else ""
         num = f" rel_l2 {fmt_metric(rec.numerics['rel_l2'], '.2g')}" if rec.numerics else ""
         why = f" — {rec.reason}" if rec.reason and rec.status != "ok" else ""
-        say(f"[{len(records)}/{total}] {rec.case_id}: {rec.status}{lat}{num}{why}")
+        say(f"[{len(records)}/{total} {elapsed()}] {rec.case_id}: {rec.status}{lat}{num}{why}")
 
     def base(ref: ModelRef, batch: int, lowering: str, backend: str, shapes: dict) -> dict:
         return dict(run_id=run_id, case_id=case_id(ref.label, lowering, backend, batch), model=ref.name,
@@ -143,7 +148,8 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
     def prepare_one(ref: ModelRef, batch: int) -> tuple[Prepared | None, str, list[str]]:
         if prepared and (ref, batch) in prepared:
             return prepared[(ref, batch)], "", []
-        say(f"preparing {ref.label} batch {batch} (export, inputs, float64 reference)")
+        say(f"[{len(records)}/{total} {elapsed()}] preparing {ref.label} batch {batch} "
+            f"(export, inputs, float64 reference)")
         try:
             ans = worker("prepare", {}).request({"op": "prepare", "ref": asdict(ref), "batch": batch,
                                                  "seed": cfg.seed, "build_dir": str(build_dir)},
@@ -172,6 +178,13 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
                     emit(Record(**common, status="skipped", flops=prep.flops,
                                 reason=f"{b} runs zoo models only (it needs the PyTorch module)"))
                     continue
+                if prep.conv_transpose_nodes == 0 and lowering != "native":
+                    emit(Record(**common, status="skipped", flops=prep.flops,
+                                reason="no ConvTranspose node: the lowering leaves the model as it is "
+                                       "(its native case measures it)",
+                                details={"lowering": {"convtranspose_nodes": 0, "lowered": 0, "declined": []}}))
+                    continue
+                say(f"[{len(records)}/{total} {elapsed()}] running {common['case_id']} ...")
                 emit(run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg,
                                        run_id, build_dir, common))
     finally:

@@ -47,10 +47,14 @@ def measure(fn: Callable[[], object], cfg: TimingConfig,
 
     Stops once both `min_repeats` samples and `min_time_s` of timed work are reached; stops earlier at
     `max_time_s` (keeping at least 3 samples, so one very slow case cannot eat the whole budget), or at
-    `max_repeats`.
+    `max_repeats`. Warm-up is `warmup` untimed calls, cut short (after the first) once it has taken
+    `min_time_s`: a case that takes seconds per call is warm after one.
     """
-    for _ in range(cfg.warmup):
+    t_warm = clock()
+    for i in range(cfg.warmup):
         fn()
+        if clock() - t_warm >= cfg.min_time_s * 1e9:
+            break
     samples: list[float] = []
     total_ns = 0
     min_ns, max_ns = cfg.min_time_s * 1e9, cfg.max_time_s * 1e9

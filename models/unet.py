@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.common import seed_norm_stats
+
 BASE = 16          # channels at full resolution; doubled per level down
 LEVELS = 4
 CLASSES = 5
@@ -44,7 +46,7 @@ class UNetDecoder(nn.Module):
             UpStage(BASE * 2 ** (k + 1), BASE * 2 ** k) for k in reversed(range(LEVELS)))
         self.head = nn.Conv2d(BASE, CLASSES, kernel_size=1)
 
-    def forward(self, bottleneck, skip3, skip2, skip1, skip0):  # noqa: D401 — ONNX input order
+    def forward(self, bottleneck, skip3, skip2, skip1, skip0):
         x = bottleneck
         for stage, skip in zip(self.stages, (skip3, skip2, skip1, skip0)):
             x = stage(x, skip)
@@ -53,14 +55,4 @@ class UNetDecoder(nn.Module):
 
 def build(size: int, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    model = UNetDecoder()
-    # Non-trivial BatchNorm statistics, so that the folded affine transform is actually exercised.
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=gen))
-                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=gen))
-                m.weight.copy_(1.0 + 0.1 * torch.randn(m.num_features, generator=gen))
-                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=gen))
-    return model.eval()
+    return seed_norm_stats(UNetDecoder(), seed).eval()

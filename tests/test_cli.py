@@ -54,6 +54,8 @@ def test_bench_writes_a_run_directory_and_report_is_reproducible(tmp_path):
     for k in ("python", "torch", "onnx", "onnxruntime", "tvm", "numpy"):
         assert meta["versions"][k], k
     assert meta["machine"]["cpu_model"] and meta["machine"]["logical_cpus"] and "commit" in meta and meta["date"]
+    cal = meta["calibration"]
+    assert cal["fp32_peak_gflops"] > 0 and cal["mem_bandwidth_gbs"] > 0 and cal["threads"] == meta["config"]["threads"]
     lines = (run / "results.jsonl").read_text().splitlines()
     recs = [json.loads(ln) for ln in lines]
     assert len(recs) == 6 and all(DESIGN_RECORD_KEYS <= set(r) for r in recs)
@@ -62,9 +64,12 @@ def test_bench_writes_a_run_directory_and_report_is_reproducible(tmp_path):
     assert {"samples", "median", "p10", "p90", "p99", "iqr"} <= set(lat) and len(lat["samples"]) == lat["n"]
     first = (run / "report.md").read_bytes()
     assert b"## Correctness" in first and b"## Latency" in first and b"unet@32" in first
+    html = (run / "report.html").read_bytes()
+    assert b"data:image/png;base64," in html and b"% of peak" in html
     p2 = run_cli("report", str(run))
     assert p2.returncode == 0 and (run / "report.md").read_bytes() == first   # pure function of the files
-    p3 = run_cli("bench", "--suite", "quick", "--out", str(run))
+    assert (run / "report.html").read_bytes() == html
+    p3 = run_cli("bench", "--no-calibrate", "--suite", "quick", "--out", str(run))
     assert p3.returncode == 2 and "already holds a run" in p3.stderr            # never overwrites results
 
 
@@ -122,7 +127,7 @@ def test_lower_command(tmp_path, hand_model):
 
 def test_report_includes_conformance_and_fuzz_filed_into_the_run(tmp_path):
     run = tmp_path / "run"
-    assert run_cli("bench", "--suite", "quick", "--models", "cae@16", "--backends", "ort-cpu", "--out", str(run),
+    assert run_cli("bench", "--no-calibrate", "--suite", "quick", "--models", "cae@16", "--backends", "ort-cpu", "--out", str(run),
                    "--build-dir", str(tmp_path / "b")).returncode == 0
     (run / "conformance").mkdir()
     (run / "conformance" / "conformance.json").write_text(json.dumps(

@@ -39,6 +39,14 @@ def test_time_cap_keeps_at_least_three_samples():
     assert len(samples) == 3
 
 
+def test_warm_up_is_cut_short_for_slow_calls():
+    clk = FakeClock(2_000_000_000)             # 2 s per call: one warm-up call already exceeds min_time_s
+    calls = []
+    cfg = TimingConfig(warmup=3, min_repeats=3, min_time_s=1, max_time_s=30)
+    samples = measure(lambda: (calls.append(1), clk.fn()), cfg, clock=clk)
+    assert len(samples) == 3 and len(calls) == 4
+
+
 def test_stats_of_known_samples():
     st = Stats.of([float(v) for v in range(1, 101)])
     assert st.median == pytest.approx(50.5)

@@ -1,10 +1,15 @@
-"""Reports are pure functions of a run directory: the same results files give the same bytes."""
+"""Reports are pure functions of a run directory: the same results files give the same bytes.
+
+`write_report(RUN)` writes RUN/report.md (fits a PR comment), RUN/report.html (self-contained, plots
+embedded) and RUN/plots/*.png."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from harness.errors import ConvtxError
+from harness.report.analysis import RunView
+from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 from harness.results import read_results
 
@@ -37,10 +42,25 @@ def load_extras(run_dir: Path) -> dict:
     return extras
 
 
-def write_report(run_dir: Path) -> Path:
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def write_report(run_dir: Path, html: bool = True) -> Path:
+    """Write the reports; returns the path of report.md. `html=False` skips the HTML and plots (fast)."""
+    run_dir = Path(run_dir)
     meta, records = load_run(run_dir)
-    out = Path(run_dir) / "report.md"
-    tmp = out.with_name("report.md.tmp")
-    tmp.write_text(render_markdown(meta, records, load_extras(run_dir)), encoding="utf-8")
-    tmp.replace(out)
+    extras = load_extras(run_dir)
+    out = run_dir / "report.md"
+    _write(out, render_markdown(meta, records, extras).encode("utf-8"))
+    if html:
+        from harness.report.plots import render_plots
+        plots = render_plots(RunView.of(meta, records))
+        plot_dir = run_dir / "plots"
+        plot_dir.mkdir(exist_ok=True)
+        for name, png in plots.items():
+            _write(plot_dir / f"{name}.png", png)
+        _write(run_dir / "report.html", render_html(meta, records, extras, plots).encode("utf-8"))
     return out

@@ -1,7 +1,8 @@
-"""report.md: fits a PR comment. Pure: (run.json dict, records) -> text."""
+"""report.md: fits a PR comment. Pure: (run.json dict, records, extras) -> text."""
 from __future__ import annotations
 
 from harness.numerics import POLICY
+from harness.report.analysis import RunView, model_label, no_convtranspose
 from harness.results import Record, fmt_metric
 
 _MARK = {"ok": "ok", "mismatch": "**MISMATCH**", "error": "**ERROR**", "skipped": "skipped"}
@@ -11,53 +12,55 @@ def _num(v, fmt: str = ".3g") -> str:
     return fmt_metric(v, fmt)
 
 
-def _model_label(r: Record) -> str:
-    return f"{r.model}@{r.size}" if r.size else r.model
-
-
-def _header(meta: dict, records: list[Record]) -> list[str]:
+def summary_lines(meta: dict, records: list[Record]) -> list[tuple[str, str]]:
+    """(label, text) pairs of the run summary, shared by the Markdown and HTML reports."""
     m, v = meta.get("machine", {}), meta.get("versions", {})
     cfg = meta.get("config", {})
     t = cfg.get("timing") or {}
     tol = POLICY["float32"]
     counts = {s: sum(1 for r in records if r.status == s) for s in _MARK}
+    cal = meta.get("calibration") or {}
+    if "fp32_peak_gflops" in cal:
+        ceil = (f"fp32 peak {cal['fp32_peak_gflops']:.1f} GFLOP/s, memory {cal['mem_bandwidth_gbs']:.1f} GB/s "
+                f"({cal.get('method', '')})")
+    else:
+        ceil = f"not measured ({cal.get('error', 'run predates calibration')}): no % of peak"
     return [
-        f"# convtx report — run `{meta.get('run_id', '?')}`",
-        "",
-        f"- **suite**: {meta.get('suite', '?')} · **date**: {meta.get('date', '?')} · **commit**: "
-        f"`{(meta.get('commit') or 'unknown')[:12]}`{' (dirty)' if meta.get('dirty') else ''} · "
-        f"**wall time**: {_num(meta.get('wall_s'), '.0f')} s",
-        f"- **machine**: {m.get('cpu_model', '?')}, {m.get('usable_cpus', '?')} usable CPUs, "
-        f"{m.get('memory_gib', '?')} GiB; ISA: {' '.join(m.get('flags', [])) or '?'}",
-        "- **versions**: " + ", ".join(f"{k} {v[k]}" for k in ("python", "torch", "onnx", "onnxruntime",
-                                                               "apache-tvm", "apache-tvm-ffi", "numpy") if k in v),
-        f"- **threads per engine**: {cfg.get('threads', '?')} · **timing**: {t.get('warmup', '?')} warm-up, "
-        f"then ≥ {t.get('min_repeats', '?')} runs and ≥ {t.get('min_time_s', '?')} s "
-        f"(cap {t.get('max_time_s', '?')} s)",
-        f"- **tolerance (float32 vs float64 reference)**: rel_l2 ≤ {tol.rel_l2:g} and |out − ref| ≤ "
-        f"{tol.atol:g} + {tol.rtol:g}·|ref|; NaN/Inf where the reference is finite fails",
-        f"- **cases**: {len(records)} — " + ", ".join(f"{n} {s}" for s, n in counts.items()),
-        "",
+        ("suite", f"{meta.get('suite', '?')} · date {meta.get('date', '?')} · commit "
+                  f"{(meta.get('commit') or 'unknown')[:12]}{' (dirty)' if meta.get('dirty') else ''} · "
+                  f"wall time {_num(meta.get('wall_s'), '.0f')} s"),
+        ("machine", f"{m.get('cpu_model', '?')}, {m.get('usable_cpus', '?')} usable CPUs, "
+                    f"{m.get('memory_gib', '?')} GiB; ISA: {' '.join(m.get('flags', [])) or '?'}"),
+        ("measured ceilings", ceil),
+        ("versions", ", ".join(f"{k} {v[k]}" for k in ("python", "torch", "onnx", "onnxruntime", "apache-tvm",
+                                                        "apache-tvm-ffi", "numpy") if k in v)),
+        ("threads per engine", f"{cfg.get('threads', '?')} · timing: {t.get('warmup', '?')} warm-up, then ≥ "
+                               f"{t.get('min_repeats', '?')} runs and ≥ {t.get('min_time_s', '?')} s "
+                               f"(cap {t.get('max_time_s', '?')} s)"),
+        ("tolerance (float32 vs float64 reference)",
+         f"rel_l2 ≤ {tol.rel_l2:g} and |out − ref| ≤ {tol.atol:g} + {tol.rtol:g}·|ref|; NaN/Inf where the "
+         f"reference is finite fails"),
+        ("cases", f"{len(records)} — " + ", ".join(f"{n} {s}" for s, n in counts.items())),
     ]
 
 
-def render_markdown(meta: dict, records: list[Record], extras: dict | None = None) -> str:
-    L = _header(meta, records)
-    models = list(dict.fromkeys((_model_label(r), r.batch) for r in records))
-    backends = list(dict.fromkeys(r.backend for r in records))
-    lowerings = list(dict.fromkeys(r.lowering for r in records))
-    by = {(_model_label(r), r.batch, r.lowering, r.backend): r for r in records}
-
-    L.append("## Correctness (relative L2 error vs float64 reference, max abs error)")
+def _header(meta: dict, records: list[Record]) -> list[str]:
+    L = [f"# convtx report — run `{meta.get('run_id', '?')}`", ""]
+    L += [f"- **{k}**: {v}" for k, v in summary_lines(meta, records)]
     L.append("")
-    L.append("| model | batch | lowering | " + " | ".join(backends) + " |")
-    L.append("|---|---:|---|" + "---|" * len(backends))
-    for model, batch in models:
-        for lw in lowerings:
+    return L
+
+
+def _correctness(v: RunView) -> list[str]:
+    L = ["## Correctness (relative L2 error vs float64 reference, max abs error)", "",
+         "| model | batch | lowering | " + " | ".join(v.backends) + " |",
+         "|---|---:|---|" + "---|" * len(v.backends)]
+    for model, batch in v.models:
+        for lw in v.lowerings:
             cells = []
-            for b in backends:
-                r = by.get((model, batch, lw, b))
-                if r is None:
+            for b in v.backends:
+                r = v.get(model, batch, lw, b)
+                if r is None or (no_convtranspose(r) and r.status == "skipped"):
                     cells.append("")
                 elif r.numerics:
                     cells.append(f"{_MARK[r.status]} {_num(r.numerics.get('rel_l2'), '.1e')} "
@@ -67,77 +70,90 @@ def render_markdown(meta: dict, records: list[Record], extras: dict | None = Non
             if any(cells):
                 L.append(f"| {model} | {batch} | {lw} | " + " | ".join(cells) + " |")
     L.append("")
+    return L
 
-    timed = [r for r in records if r.latency_ms]
-    if timed:
-        L.append("## Latency by lowering × backend (median ms; useful GFLOP/s)")
-        L.append("")
-        L.append("Useful FLOPs count only products that land in the output, so GFLOP/s compare lowerings "
-                 "fairly; ★ marks the fastest case that passed the numerical check.")
-        L.append("")
-        for model, batch in models:
-            cand = [r for r in timed if (_model_label(r), r.batch) == (model, batch) and r.status == "ok"]
-            best = min(cand, key=lambda r: r.latency_ms["median"]) if cand else None
-            L.append(f"**{model}, batch {batch}**" + (f" — best verified: {best.lowering} on {best.backend}, "
-                                                       f"{best.latency_ms['median']:.3f} ms" if best else ""))
-            L.append("")
-            L.append("| lowering | " + " | ".join(backends) + " |")
-            L.append("|---|" + "---:|" * len(backends))
-            for lw in lowerings:
-                cells = []
-                for b in backends:
-                    r = by.get((model, batch, lw, b))
-                    if r is None or not r.latency_ms:
-                        cells.append("" if r is None else r.status)
-                        continue
-                    star = " ★" if r is best else ""
-                    bad = "" if r.status == "ok" else f" ({r.status})"
-                    cells.append(f"{r.latency_ms['median']:.3f}{star} ({_num(r.gflops, '.1f')}){bad}")
-                if any(cells):
-                    L.append(f"| {lw} | " + " | ".join(cells) + " |")
-            L.append("")
 
-        L.append("## Latency detail (ms per inference; speed-up vs ort-cpu native of the same model)")
-        L.append("")
-        L.append("| model | batch | lowering | backend | median | p10–p90 | IQR | n | vs ort-cpu | GFLOP/s "
-                 "| FLOPs done/useful | compile s | verdict |")
-        L.append("|---|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
-        for model, batch in models:
-            base = by.get((model, batch, "native", "ort-cpu"))
-            base_med = base.latency_ms["median"] if base and base.latency_ms else None
-            for lw in lowerings:
-                for b in backends:
-                    r = by.get((model, batch, lw, b))
-                    if not r or not r.latency_ms:
-                        continue
-                    lat = r.latency_ms
-                    speed = f"{base_med / lat['median']:.2f}×" if base_med else "–"
-                    waste = f"{r.flops_performed / r.flops:.2f}" if r.flops and r.flops_performed else "–"
-                    L.append(f"| {model} | {batch} | {lw} | {b} | {lat['median']:.3f} | "
-                             f"{lat['p10']:.3f}–{lat['p90']:.3f} | {lat['iqr']:.3f} | {lat['n']} | {speed} | "
-                             f"{_num(r.gflops, '.2f')} | {waste} | {_num(r.compile_s, '.2f')} | {r.status} |")
-        L.append("")
+def _best_table(v: RunView) -> list[str]:
+    L = ["## Best verified configuration per model × backend", "",
+         "The fastest lowering on each engine among the cases that passed the numerical check; the speed-up "
+         "is against the same model's ort-cpu native case (> 1× is faster); ★ marks the best over all "
+         "engines, and each engine's gap to it is shown.", "",
+         "| model | batch | " + " | ".join(v.backends) + " |",
+         "|---|---:|" + "---|" * len(v.backends)]
+    for model, batch in v.models:
+        cells = []
+        for c in v.best_per_backend(model, batch):
+            if c.record is None:
+                cells.append("none verified" + (f" ({', '.join(c.states)})" if c.states else ""))
+                continue
+            sp = "–" if c.speedup is None else f"{c.speedup:.2f}×"
+            star = " ★" if c.is_overall else f", {c.gap:.2f}× the best"
+            cells.append(f"{c.record.lowering} {c.record.latency_ms['median']:.3f} ms ({sp}{star})")
+        L.append(f"| {model} | {batch} | " + " | ".join(cells) + " |")
+    L.append("")
+    return L
 
-    no_ct = sorted({_model_label(r) for r in records
-                    if (r.details.get("lowering") or {}).get("convtranspose_nodes") == 0})
-    if no_ct:
-        L.append("## Models without ConvTranspose")
-        L.append("")
-        L.append(f"{', '.join(no_ct)}: no ConvTranspose node, so every lowering is a no-op (the cases are "
-                 f"still benchmarked).")
-        L.append("")
 
-    declined = [(r, d) for r in records for d in (r.details.get("lowering") or {}).get("declined", [])]
-    if declined:
-        L.append("## ConvTranspose nodes a lowering declined (left native)")
+def _latency_grid(v: RunView) -> list[str]:
+    L = ["## Latency by lowering × backend (median ms; useful GFLOP/s)", "",
+         "Useful FLOPs count only products that land in the output, so GFLOP/s compare lowerings "
+         "fairly; ★ marks the fastest case that passed the numerical check.", ""]
+    for model, batch in v.models:
+        best = v.best_verified(model, batch)
+        L.append(f"**{model}, batch {batch}**" + (f" — best verified: {best.lowering} on {best.backend}, "
+                                                   f"{best.latency_ms['median']:.3f} ms" if best else ""))
         L.append("")
-        L.append("| case | node | reason |")
-        L.append("|---|---|---|")
-        for r, d in declined:
-            L.append(f"| `{r.case_id}` | {d['node']} | {d['reason']} |")
+        L.append("| lowering | " + " | ".join(v.backends) + " |")
+        L.append("|---|" + "---:|" * len(v.backends))
+        for lw in v.lowerings:
+            cells = []
+            for b in v.backends:
+                r = v.get(model, batch, lw, b)
+                if r is None or not r.latency_ms:
+                    skip_noct = r is not None and no_convtranspose(r) and r.status == "skipped"
+                    cells.append("" if r is None or skip_noct else r.status)
+                    continue
+                star = " ★" if r is best else ""
+                bad = "" if r.status == "ok" else f" ({r.status})"
+                cells.append(f"{r.latency_ms['median']:.3f}{star} ({_num(r.gflops, '.1f')}){bad}")
+            if any(cells):
+                L.append(f"| {lw} | " + " | ".join(cells) + " |")
         L.append("")
+    return L
 
-    extras = extras or {}
+
+def _latency_detail(v: RunView) -> list[str]:
+    L = ["## Latency detail (ms per inference; speed-up vs ort-cpu native of the same model)", "",
+         "| model | batch | lowering | backend | median | p10–p90 | IQR | n | vs ort-cpu | GFLOP/s | % peak "
+         "| FLOPs done/useful | compile s | verdict |",
+         "|---|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for model, batch in v.models:
+        for lw in v.lowerings:
+            for b in v.backends:
+                r = v.get(model, batch, lw, b)
+                if not r or not r.latency_ms:
+                    continue
+                lat = r.latency_ms
+                sp = v.speedup(r)
+                pk = v.pct_peak(r)
+                waste = f"{r.flops_performed / r.flops:.2f}" if r.flops and r.flops_performed else "–"
+                L.append(f"| {model} | {batch} | {lw} | {b} | {lat['median']:.3f} | "
+                         f"{lat['p10']:.3f}–{lat['p90']:.3f} | {lat['iqr']:.3f} | {lat['n']} | "
+                         f"{'–' if sp is None else f'{sp:.2f}×'} | {_num(r.gflops, '.2f')} | "
+                         f"{'–' if pk is None else f'{pk:.1f}'} | {waste} | {_num(r.compile_s, '.2f')} | "
+                         f"{r.status} |")
+    L.append("")
+    return L
+
+
+def odd_cases(records: list[Record]) -> list[Record]:
+    """Cases to list with their reasons: everything not ok, except the lowerings skipped on models that have
+    no ConvTranspose (listed once per model instead)."""
+    return [r for r in records if r.status != "ok" and not (r.status == "skipped" and no_convtranspose(r))]
+
+
+def extras_lines(extras: dict) -> list[str]:
+    L: list[str] = []
     if "conformance" in extras:
         c = extras["conformance"]
         L.append(f"## Conformance ({c['cases']} ONNX node tests; ledger in harness/conformance.py)")
@@ -157,8 +173,39 @@ def render_markdown(meta: dict, records: list[Record], extras: dict | None = Non
             L.append(f"| {r['class']} | {r['backend']} | {r['lowering']} | {', '.join(r['attributes'])} | "
                      f"{r['count']} | {r.get('explained_by') or '**unexplained**'} |")
         L.append("")
+    return L
 
-    odd = [r for r in records if r.status != "ok"]
+
+def render_markdown(meta: dict, records: list[Record], extras: dict | None = None) -> str:
+    v = RunView.of(meta, records)
+    L = _header(meta, records)
+    L += _correctness(v)
+    if any(r.latency_ms for r in records):
+        L += _best_table(v)
+        L += _latency_grid(v)
+        L += _latency_detail(v)
+
+    no_ct = list(dict.fromkeys(model_label(r) for r in records if no_convtranspose(r)))
+    if no_ct:
+        L.append("## Models without ConvTranspose")
+        L.append("")
+        L.append(f"{', '.join(no_ct)}: no ConvTranspose node, so every lowering is a no-op; only the native "
+                 f"case runs and the others are recorded as skipped.")
+        L.append("")
+
+    declined = [(r, d) for r in records for d in (r.details.get("lowering") or {}).get("declined", [])]
+    if declined:
+        L.append("## ConvTranspose nodes a lowering declined (left native)")
+        L.append("")
+        L.append("| case | node | reason |")
+        L.append("|---|---|---|")
+        for r, d in declined:
+            L.append(f"| `{r.case_id}` | {d['node']} | {d['reason']} |")
+        L.append("")
+
+    L += extras_lines(extras or {})
+
+    odd = odd_cases(records)
     if odd:
         L.append("## Skipped, failed and mismatching cases")
         L.append("")

@@ -68,3 +68,20 @@ def test_missing_input_is_refused(hand_artifact):
     compiled = get_backend("ort-cpu").compile(hand_artifact[0], CFG)
     with pytest.raises(ValueError, match="missing inputs"):
         compiled.run({})
+
+
+def test_tvm_maxpool_indices_is_unsupported_with_the_reason(tmp_path):
+    """TVM 0.27's MaxPool converter has no Indices output (segnet); that is a skip naming it, not a crash."""
+    from onnx import TensorProto, helper
+    node = helper.make_node("MaxPool", ["X"], ["Y", "I"], kernel_shape=[2, 2], strides=[2, 2])
+    g = helper.make_graph([node], "mp", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 1, 4, 4])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 1, 2, 2]),
+                           helper.make_tensor_value_info("I", TensorProto.INT64, [1, 1, 2, 2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 8
+    path = tmp_path / "mp.onnx"
+    import onnx
+    onnx.save(m, str(path))
+    art = ModelArtifact(str(path), {"X": (1, 1, 4, 4)}, {"X": "float32"})
+    with pytest.raises(UnsupportedModel, match="no MaxPool Indices output"):
+        get_backend("tvm-llvm").compile(art, RunConfig(threads=1))

@@ -1,0 +1,124 @@
+"""Reports from hand-made run directories: pure functions, the numbers they derive, the HTML and plots."""
+import json
+import re
+import struct
+
+import pytest
+
+from harness.report import write_report
+from harness.report.analysis import RunView
+from harness.results import Record, ResultsWriter, write_json_atomic
+
+
+def _lat(median, spread=0.1):
+    return {"samples": [median] * 5, "median": median, "p10": median * (1 - spread), "p90": median * (1 + spread),
+            "p99": median * (1 + spread), "iqr": median * spread, "mean": median, "stdev": 0.0, "min": median,
+            "n": 5}
+
+
+def _rec(model, lowering, backend, status="ok", median=None, rel_l2=1e-7, size=32, reason="", **kw):
+    flops = kw.pop("flops", 2_000_000)
+    return Record(run_id="r", case_id=f"{model}@{size}/{lowering}/{backend}/b1", model=model, lowering=lowering,
+                  backend=backend, batch=1, input_shapes={"x": [1, 3, size, size]}, dtype="float32",
+                  status=status, reason=reason, size=size,
+                  numerics=None if status in ("skipped", "error") else
+                  {"rel_l2": rel_l2, "max_abs": rel_l2, "max_rel": rel_l2, "passed": status == "ok"},
+                  latency_ms=_lat(median) if median else None, flops=flops, min_bytes=100_000,
+                  gflops=flops / (median / 1e3) / 1e9 if median else None, flops_performed=flops,
+                  details={"lowering": {"convtranspose_nodes": 2, "lowered": 2, "declined": []}}, **kw)
+
+
+RECORDS = [
+    _rec("cae", "native", "ort-cpu", median=0.1),
+    _rec("cae", "native", "tvm-llvm", median=1.5),
+    _rec("cae", "phase", "ort-cpu", median=0.2),
+    _rec("cae", "phase", "tvm-llvm", status="mismatch", median=0.05, rel_l2=3e-2, reason="rel_l2 3e-2"),
+    _rec("cae", "gemm_col2im", "tvm-llvm", status="skipped", reason="tvm: no Col2Im"),
+    _rec("cae", "native", "torch-cpu", median=0.3),
+    _rec("unet", "native", "ort-cpu", median=2.0, size=64),
+    _rec("unet", "native", "tvm-llvm", status="error", size=64, reason="compile: boom"),
+]
+META = {"schema": 1, "run_id": "r", "suite": "hand", "date": "2026-11-23T00:00:00Z", "commit": "abc",
+        "machine": {"cpu_model": "Test CPU", "usable_cpus": 2}, "versions": {"onnxruntime": "1.32.0"},
+        "config": {"threads": 2, "timing": {"warmup": 1}},
+        "calibration": {"fp32_peak_gflops": 100.0, "mem_bandwidth_gbs": 20.0, "threads": 2, "method": "test"}}
+
+
+@pytest.fixture
+def run(tmp_path):
+    write_json_atomic(tmp_path / "run.json", META)
+    with ResultsWriter(tmp_path / "results.jsonl") as w:
+        for r in RECORDS:
+            w.append(r)
+    return tmp_path
+
+
+def test_analysis_best_verified_speedup_and_peak():
+    v = RunView.of(META, RECORDS)
+    best = v.best_verified("cae@32", 1)
+    assert (best.lowering, best.backend) == ("native", "ort-cpu")      # the faster phase/tvm case mismatched
+    assert v.best_verified("cae@32", 1, "tvm-llvm").lowering == "native"
+    assert v.best_verified("unet@64", 1, "tvm-llvm") is None
+    assert v.speedup(v.get("cae@32", 1, "native", "tvm-llvm")) == pytest.approx(0.1 / 1.5)
+    assert v.pct_peak(v.get("cae@32", 1, "native", "ort-cpu")) == pytest.approx(100 * 20 / 100)   # 20 GFLOP/s
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_report_files_are_written_and_identical_when_regenerated(run):
+    write_report(run)
+    names = ["report.md", "report.html", "plots/latency.png", "plots/errors.png", "plots/roofline.png"]
+    first = {n: (run / n).read_bytes() for n in names}
+    for n in names[2:]:
+        w, h = _png_size(first[n])
+        assert w > 300 and h > 200
+    write_report(run)
+    assert {n: (run / n).read_bytes() for n in names} == first
+
+
+def test_html_is_self_contained_with_every_section(run):
+    write_report(run)
+    html = (run / "report.html").read_text()
+    for section in ("Run summary", "Correctness", "Best verified configuration", "Latency", "Plots",
+                    "Skipped, failed and mismatching cases"):
+        assert section in html
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 3
+    assert not re.search(r'(src|href)="(http|/|file:)', html)      # nothing loaded from elsewhere
+    assert 'class="mismatch' in html and 'class="error' in html and 'class="skipped' in html
+    assert "fp32 peak 100.0 GFLOP/s" in html
+    assert "compile: boom" in html and "tvm: no Col2Im" in html
+
+
+def test_markdown_has_best_per_backend_speedups_and_percent_of_peak(run):
+    md = (write_report(run, html=False)).read_text()
+    best = md.split("## Best verified configuration")[1].split("##")[0]
+    cae = next(line for line in best.splitlines() if line.startswith("| cae@32"))
+    assert "native 0.100 ms (1.00× ★)" in cae
+    assert "native 1.500 ms (0.07×, 15.00× the best)" in cae
+    assert "none verified (error)" in best
+    detail = md.split("## Latency detail")[1]
+    row = next(line for line in detail.splitlines() if "| cae@32 | 1 | native | ort-cpu |" in line)
+    assert "| 20.00 | 20.0 |" in row                           # GFLOP/s and % of the 100 GFLOP/s peak
+    assert not (run / "report.html").exists()
+
+
+def test_a_run_without_calibration_still_reports(tmp_path):
+    meta = {k: v for k, v in META.items() if k != "calibration"}
+    write_json_atomic(tmp_path / "run.json", meta)
+    with ResultsWriter(tmp_path / "results.jsonl") as w:
+        for r in RECORDS:
+            w.append(r)
+    write_report(tmp_path)
+    assert "not measured" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "plots" / "roofline.png").exists()       # points without the ceilings
+
+
+def test_calibration_measures_positive_ceilings():
+    from harness.calibrate import measure
+    cal = measure(1)
+    assert cal["fp32_peak_gflops"] > 0 and cal["mem_bandwidth_gbs"] > 0
+    assert "torch.mm 2048x2048" in cal["method"] and cal["threads"] == 1
+    json.dumps(cal)
