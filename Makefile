@@ -9,8 +9,11 @@ RUN ?= $(shell ls -1d reports/runs/*/ 2>/dev/null | tail -n 1)
 PYTEST_ARGS ?=
 
 CONFIGS ?= 500
+TUNE_LOWERINGS ?= phase
+TUNE_TRIALS ?= 128
+TUNE_BUDGET ?= 60
 
-.PHONY: all setup bench test report report-check equivalence chaos conformance fuzz clean
+.PHONY: all setup bench test tune report report-check equivalence chaos conformance fuzz clean
 
 all: test
 
@@ -19,7 +22,7 @@ all: test
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,openvino]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -29,6 +32,11 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# MetaSchedule-tune the suite's models for this host into tuning/ (commit the result); resumable
+tune: $(STAMP)
+	$(BIN)/convtx tune --suite $(SUITE) --lowerings $(TUNE_LOWERINGS) --trials $(TUNE_TRIALS) \
+		--budget-minutes $(TUNE_BUDGET)
 
 report: $(STAMP)
 	@test -n "$(RUN)" || { echo "make report: no run found; give RUN=reports/runs/<run-id>" >&2; exit 2; }

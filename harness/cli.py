@@ -9,6 +9,7 @@ import argparse
 from dataclasses import asdict
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -110,7 +111,7 @@ def cmd_list(args) -> int:
     print("backends:")
     for b in data["backends"]:
         state = "available" if b["available"] else f"unavailable: {b['reason']}"
-        print(f"  {b['id']:<10} {state}")
+        print(f"  {b['id']:<15} {state}")
     print("suites:")
     for s in data["suites"]:
         print(f"  {s['name']:<10} {' '.join(s['models'])} × {','.join(s['backends'])}")
@@ -184,7 +185,8 @@ def cmd_validate(args) -> int:
     overrides = parse_shape_overrides(args.shape)
     ref = model_ref(args.model, overrides)
     plan = Plan((ref,), tuple(_lowerings_arg(args.lowerings, ["native"])),
-                tuple(_backends_arg(args.backends, list(BACKENDS))), tuple(_batches_arg(args.batches) or [1]))
+                tuple(_backends_arg(args.backends, [b for b in BACKENDS if BACKENDS[b].file_default])),
+                tuple(_batches_arg(args.batches) or [1]))
     if args.json:
         json_path = Path(args.json)
         _writable_dir(json_path.parent if str(json_path.parent) else Path("."), "output directory")
@@ -311,6 +313,128 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _prepare_isolated(ref, batch: int, seed: int, build: Path):
+    """Export + inputs + reference in a worker process (keeps torch out of a process that loads TVM)."""
+    from harness.prepare import Prepared
+    from harness.worker import WorkerClient, WorkerDied
+
+    w = WorkerClient("prepare", {}, build / "logs" / "worker-prepare.log")
+    try:
+        ans = w.request({"op": "prepare", "ref": asdict(ref), "batch": batch, "seed": seed,
+                         "build_dir": str(build)}, 900.0)
+    except WorkerDied as e:
+        raise ConvtxError(f"{ref.label}: preparing the model failed: {e}") from None
+    finally:
+        w.close()
+    if not ans.get("ok"):
+        raise ConvtxError(f"{ref.label}: preparing the model failed: {ans['error']}")
+    return Prepared.from_json(ans["prepared"])
+
+
+def cmd_tune(args) -> int:
+    from harness.case import lowered_path
+    from harness.config import get_suite
+    from harness.sweep import model_ref
+
+    if args.trials < 1:
+        raise ConvtxError(f"--trials {args.trials}: expected a positive number of trials")
+    threads = args.threads or _usable_cpus()
+    target = None
+    if args.target:
+        try:
+            target = json.loads(args.target)
+        except json.JSONDecodeError as e:
+            raise ConvtxError(f"--target {args.target!r}: not a JSON target dict ({e.msg}); e.g. "
+                              f'\'{{"kind": "llvm", "mcpu": "znver4", "num-cores": 2}}\'') from None
+        if not isinstance(target, dict) or target.get("kind") != "llvm":
+            raise ConvtxError(f"--target {args.target!r}: expected a dict with \"kind\": \"llvm\"")
+    models = [m for a in args.models for m in _csv(a)] or list(get_suite(args.suite).models)
+    lowerings = _lowerings_arg(args.lowerings, ["native"])
+    build = _writable_dir(Path(args.build_dir), "build directory")
+    budget = args.budget_minutes * 60 if args.budget_minutes else None
+    t_all = time.monotonic()
+    results, failed = [], []
+    for m in models:
+        ref = model_ref(m, {})
+        prep = _prepare_isolated(ref, 1, args.seed, build)
+        for lw in lowerings:
+            if lw == "gemm_col2im":
+                print(f"[tune] {ref.label} / {lw}: skipped (TVM has no Col2Im)", file=sys.stderr)
+                continue
+            if budget is not None and time.monotonic() - t_all >= budget:
+                print(f"[tune] {ref.label} / {lw}: skipped, the budget is spent", file=sys.stderr)
+                continue
+            path, _ = lowered_path(prep, lw, build)
+            try:
+                res = _tune_in_child(ref.label, lw, path, prep, target, args.trials,
+                                     None if budget is None else budget - (time.monotonic() - t_all), threads,
+                                     build)
+            except ConvtxError as e:       # one workload TVM cannot take must not stop the others
+                failed.append(f"{ref.label}/{lw}: {e}")
+                print(f"[tune] {ref.label} / {lw}: FAILED — {e}", file=sys.stderr)
+                continue
+            results.append(res)
+            print(f"[tune] {ref.label} / {lw}: {res['before']['tasks_tuned']}/{res['before']['tasks']} -> "
+                  f"{res['after']['tasks_tuned']}/{res['after']['tasks']} tasks in the database "
+                  f"({res['after']['state']}), {res['seconds']:.0f} s"
+                  f"{', stopped by the budget' if res['stopped_by_budget'] else ''}", file=sys.stderr)
+    print(f"[tune] {len(results)} workloads in {time.monotonic() - t_all:.0f} s; database: "
+          f"{results[0]['db'] if results else '-'}" + (f"; {len(failed)} failed:" if failed else ""),
+          file=sys.stderr)
+    for f in failed:
+        print(f"[tune]   {f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _tune_in_child(label, lowering, path, prep, target, trials, budget_s, threads, build) -> dict:
+    """Task timing and tuning import TVM: done in a fresh interpreter, which reports a JSON result."""
+    spec = {"label": label, "lowering": lowering, "onnx": path, "shapes": {k: list(v) for k, v in
+                                                                           prep.input_shapes.items()},
+            "dtypes": prep.input_dtypes, "target": target, "trials": trials, "budget_s": budget_s,
+            "threads": threads, "work_root": str(build / "tuning")}
+    env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
+    p = subprocess.run([sys.executable, "-m", "harness.tuning", "drive", json.dumps(spec)], env=env,
+                       stdout=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        raise ConvtxError(f"tuning failed (exit {p.returncode}; see the lines above)")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def cmd_optimize(args) -> int:
+    import shutil
+
+    from harness.config import RunConfig, get_suite
+    from harness.optimize import optimize
+    from harness.backends import get_backend
+    from harness.sweep import model_ref
+
+    get_backend(args.backend)
+    out = Path(args.output)
+    if out.suffix != ".onnx":
+        raise ConvtxError(f"-o {out}: expected a path ending in .onnx")
+    _writable_dir(out.parent if str(out.parent) else Path("."), "output directory")
+    from harness.onnx_io import parse_shape_overrides
+    ref = model_ref(args.model, parse_shape_overrides(args.shape))
+    lowerings = _lowerings_arg(args.lowerings, list(get_suite("default").lowerings))
+    threads = args.threads or _usable_cpus()
+    cfg = RunConfig(threads=threads, timing=get_suite("quick").timing, seed=args.seed)
+    build = _writable_dir(Path(args.build_dir), "build directory")
+    prep = _prepare_isolated(ref, 1, args.seed, build)
+    path, side = optimize(ref, args.backend, cfg, build, lowerings, prep,
+                          say=lambda m: print(m, file=sys.stderr, flush=True))
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.copyfile(path, tmp)
+    tmp.replace(out)
+    side_path = out.with_suffix(".json")
+    side_path.write_text(json.dumps(side, indent=2))
+    print(f"{out}: {side['final']} — {side['baseline_ms']:.3f} ms -> {side['final_ms']:.3f} ms "
+          f"({side['speedup']:.2f}x) on {args.backend}; {side['decision']}")
+    for n in side["nodes"]:
+        print(f"  {n['node']}: {n['why']}")
+    print(f"  sidecar: {side_path}")
+    return 0
+
+
 def cmd_lower(args) -> int:
     import onnx
 
@@ -343,7 +467,7 @@ def cmd_conformance(args) -> int:
     from harness.backends import BACKENDS
     from harness.lowerings import LOWERINGS
 
-    file_backends = [b for b in BACKENDS if not BACKENDS[b].zoo_only]
+    file_backends = [b for b in BACKENDS if not BACKENDS[b].zoo_only and BACKENDS[b].file_default]
     backends = _backends_arg(args.backends, file_backends)
     lowerings = _lowerings_arg(args.lowerings, list(LOWERINGS))
     out = _writable_dir(Path(args.out), "output directory")
@@ -361,7 +485,8 @@ def cmd_fuzz(args) -> int:
     from harness.backends import BACKENDS
     from harness.fuzz import render, run_fuzz
 
-    backends = _backends_arg(args.backends, [b for b in BACKENDS if not BACKENDS[b].zoo_only])
+    backends = _backends_arg(args.backends, [b for b in BACKENDS
+                                             if not BACKENDS[b].zoo_only and BACKENDS[b].file_default])
     zoo_only = [b for b in backends if BACKENDS[b].zoo_only]
     if zoo_only:
         raise ConvtxError(f"--backends {','.join(zoo_only)}: runs zoo models only; fuzz needs ONNX backends")
@@ -434,6 +559,30 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip measuring the machine's fp32 peak and bandwidth (reports then give no %% of peak)")
     common_run(sp)
     sp.set_defaults(func=cmd_bench)
+
+    sp = sub.add_parser("tune", help="MetaSchedule-tune models for TVM into the committed database (tuning/)")
+    sp.add_argument("models", nargs="*", help="zoo refs (name@size) or .onnx paths (default: the suite's)")
+    sp.add_argument("--suite", default="default", help="whose models to tune when none are named")
+    sp.add_argument("--lowerings", help="comma-separated lowerings to tune (default native)")
+    sp.add_argument("--target", help='TVM target as JSON (default: this host, e.g. {"kind": "llvm", "mcpu": '
+                                     '"znver4", "num-cores": 2})')
+    sp.add_argument("--trials", type=int, default=200, help="MetaSchedule trials per workload (default 200)")
+    sp.add_argument("--budget-minutes", type=float, default=None, help="wall-clock budget for everything")
+    sp.add_argument("--threads", type=int, default=None, help="threads (default: usable CPUs)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--build-dir", default="build")
+    sp.set_defaults(func=cmd_tune)
+
+    sp = sub.add_parser("optimize", help="per ConvTranspose node, the fastest lowering that passes on a backend")
+    sp.add_argument("model", help="zoo ref (name@size) or .onnx path")
+    sp.add_argument("--backend", required=True, help="backend id, e.g. tvm-llvm or ort-cpu")
+    sp.add_argument("-o", "--output", required=True, help="the optimised model (.onnx); OUT.json explains it")
+    sp.add_argument("--lowerings", help="candidates (default: all)")
+    sp.add_argument("--shape", action="append", metavar="NAME=D1xD2x…")
+    sp.add_argument("--threads", type=int, default=None)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--build-dir", default="build")
+    sp.set_defaults(func=cmd_optimize)
 
     sp = sub.add_parser("lower", help="rewrite every ConvTranspose of an ONNX file with one lowering")
     sp.add_argument("model", metavar="MODEL.onnx")

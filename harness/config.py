@@ -58,6 +58,8 @@ class Suite:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
 
 
+# TVM as it comes and TVM with the committed tuning database (`tuning/`), beside ORT, OpenVINO and eager PyTorch
+CPU_BACKENDS = ("ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "torch-cpu")
 ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add")
 
 SUITES: dict[str, Suite] = {
@@ -74,6 +76,7 @@ SUITES: dict[str, Suite] = {
         models=("cae@32", "cae@256", "dcgan@64", "vae@128", "wave1d@8192", "fcn8s@256", "unet@256",
                 "segnet@256", "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@32"),
         lowerings=ALL_LOWERINGS,
+        backends=CPU_BACKENDS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=10.0),
     ),
     # every zoo model at its largest registered size (512 x 512 maps, 64^3 volumes): hours with untuned TVM
@@ -82,6 +85,7 @@ SUITES: dict[str, Suite] = {
         models=("cae@256", "dcgan@128", "vae@256", "wave1d@32768", "fcn8s@512", "unet@512", "segnet@256",
                 "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@64"),
         lowerings=ALL_LOWERINGS,
+        backends=CPU_BACKENDS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),
     ),
     # the zoo's largest ConvTranspose alone, every lowering: where lowerings differ most

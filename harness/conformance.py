@@ -50,11 +50,25 @@ LEDGER: tuple[Expectation, ...] = (
                 "TVM's Resize converter does not implement keep_aspect_ratio_policy (opset 18)"),
     Expectation("tvm-llvm", "test_upsample_nearest.*",
                 "TVM's converter for the deprecated Upsample op fails on this opset-9 model (TypeError)"),
+    Expectation("openvino-cpu", "test_col2im_5d.*",
+                "OpenVINO 2026.4's Col2Im is 2-D only ('output_size must be a 1D input of shape [2]')"),
+    Expectation("openvino-cpu", "test_convtranspose_3d.*/gemm_col2im",
+                "OpenVINO 2026.4's Col2Im is 2-D only: the gemm_col2im lowering of a 3-D ConvTranspose"),
+    Expectation("openvino-cpu", "test_maxunpool_*",
+                "OpenVINO 2026.4's ONNX frontend has no MaxUnpool conversion rule"),
+    Expectation("openvino-cpu", "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside.*",
+                "OpenVINO's cubic Resize with exclude_outside=1 renormalises differently: rel_l2 5.8e-3, "
+                "worst 16.352 vs 16.441 at the corner"),
+    Expectation("openvino-cpu", "test_resize_upsample_scales_linear_half_pixel_symmetric.*",
+                "OpenVINO does not implement coordinate_transformation_mode half_pixel_symmetric (opset 19)"),
+    Expectation("openvino-cpu", "test_resize_upsample_sizes_nearest_not_*",
+                "OpenVINO ignores keep_aspect_ratio_policy not_larger/not_smaller (opset 18): output 7x8 "
+                "where the test expects 7x7 / 8x8"),
 )
 
 # The ratchet: at least this many cases pass per backend (raise it when more pass, never lower it).
 # Counted over both variants, native and every lowering of the ConvTranspose cases.
-MIN_PASSING: dict[str, int] = {"ort-cpu": 133, "tvm-llvm": 82}
+MIN_PASSING: dict[str, int] = {"ort-cpu": 133, "tvm-llvm": 82, "openvino-cpu": 120}
 
 
 def expectation(backend: str, case: str) -> Expectation | None:

@@ -276,6 +276,11 @@ _SNIPPET = {
                  'mod = from_onnx(onnx.load(model_path), shape_dict={"X": list(x.shape)})\n'
                  'vm = relax.VirtualMachine(relax.build(mod, target="llvm"), tvm.cpu())\n'
                  'y = vm["main"](tvm.runtime.tensor(x)).numpy()\n'),
+    "openvino-cpu": ('import openvino as ov\n'
+                     'core = ov.Core()\n'
+                     'compiled = core.compile_model(core.read_model(model_path), "CPU", '
+                     '{"INFERENCE_PRECISION_HINT": "f32"})\n'
+                     'y = compiled({0: x})[compiled.output(0)]\n'),
 }
 
 

@@ -53,6 +53,14 @@ def _empty_output(attrs: dict, p: ConvTransposeParams | None) -> bool:
     return p is None
 
 
+def _same_any(attrs: dict, p: ConvTransposeParams | None) -> bool:
+    return attrs.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
+
+
+def _output_shape_odd_padding(attrs: dict, p: ConvTransposeParams | None) -> bool:
+    return bool(attrs.get("output_shape")) and (attrs.get("group", 1) > 1 or any(attrs.get("output_padding", [])))
+
+
 ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add")
 
 LEDGER: tuple[KnownDivergence, ...] = (
@@ -68,9 +76,10 @@ LEDGER: tuple[KnownDivergence, ...] = (
         "refusing the model cleanly; lowerings decline such a node, so the engine's native ConvTranspose runs",
         "build/fuzz (class accepts_invalid)", kinds=("accepts_invalid", "internal_error_on_invalid")),
     KnownDivergence(
-        "same-negative-total-padding-clamped", ("ort-cpu", "tvm-llvm"), ("native",), _negative_same,
+        "same-negative-total-padding-clamped", ("ort-cpu", "tvm-llvm", "openvino-cpu"), ("native",), _negative_same,
         "under SAME_UPPER/SAME_LOWER with a kernel extent smaller than the stride the spec's total padding is "
-        "negative (output = input*stride); ONNX Runtime and TVM clamp it to 0 and return a shorter output",
+        "negative (output = input*stride); ONNX Runtime, TVM and OpenVINO clamp it to 0 and return a shorter "
+        "output",
         "docs/upstream/same_negative_padding.py"),
     KnownDivergence(
         "tvm-ignores-output-shape", ("tvm-llvm",), ("native",), _output_shape,
@@ -87,6 +96,27 @@ LEDGER: tuple[KnownDivergence, ...] = (
         "onnxruntime 1.32's Col2Im is wrong for many 3-D inputs with dilation > 1 (2-D and undilated 3-D "
         "are right); some dilated cases come out right by coincidence",
         "docs/upstream/ort_col2im_3d_dilation.py", always=False),
+    KnownDivergence(
+        "openvino-invalid-output-size-not-refused", ("openvino-cpu",), ALL_LOWERINGS, _empty_output,
+        "for attributes the spec makes invalid (an output size of 0 or less, output_padding >= "
+        "max(stride, dilation)) OpenVINO returns a tensor instead of refusing the model; lowerings decline "
+        "such a node, so the engine's native ConvTranspose runs", "build/fuzz (class accepts_invalid)",
+        kinds=("accepts_invalid",)),
+    KnownDivergence(
+        "openvino-same-autopad-dynamic-batch", ("openvino-cpu",), ("native",), _same_any,
+        "with a symbolic batch dimension OpenVINO ignores SAME_UPPER/SAME_LOWER padding and returns the full, "
+        "unpadded ConvTranspose result (a static batch is right); only the symbolic-batch cases fail",
+        "docs/upstream/openvino_same_dynamic_batch.py", always=False),
+    KnownDivergence(
+        "openvino-output-shape-odd-padding", ("openvino-cpu",), ("native",), _output_shape_odd_padding,
+        "for a ConvTranspose with output_shape that is grouped or has output_padding, OpenVINO puts the odd "
+        "unit of total padding at the end (begin 0) where the spec's NOTSET rule puts it at the beginning; "
+        "group 1 without output_padding is right", "docs/upstream/openvino_output_shape_group.py", always=False),
+    KnownDivergence(
+        "openvino-negative-output-shape-padding", ("openvino-cpu",), ("native",), _negative_output_shape,
+        "an output_shape larger than the full result (negative total padding, zero-filled on both sides by the "
+        "spec) is zero-filled elsewhere by OpenVINO (e.g. x 1, k 1, output_shape 6: the spec puts the value at "
+        "index 3)", "build/fuzz (class wrong_values, output_shape + negative_total_padding)", always=False),
 )
 
 

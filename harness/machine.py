@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 # Every package whose version changes numbers; pinned exactly in pyproject.toml.
-VERSIONED = ("torch", "onnx", "onnxruntime", "apache-tvm", "apache-tvm-ffi", "onnxscript", "numpy")
+VERSIONED = ("torch", "onnx", "onnxruntime", "apache-tvm", "apache-tvm-ffi", "openvino", "onnxscript", "numpy")
 
 
 def versions() -> dict[str, str | None]:

@@ -23,7 +23,7 @@ def test_judging_is_strict():
     assert all(e.reason for e in LEDGER)
 
 
-@pytest.mark.parametrize("backends", ["ort-cpu", "tvm-llvm"])
+@pytest.mark.parametrize("backends", ["ort-cpu", "tvm-llvm", "openvino-cpu"])
 def test_conformance_command_passes_against_the_ledger(backends, tmp_path):
     out = tmp_path / "c.json"
     p = run_cli("conformance", "--backends", backends, "--lowerings", "native,phase", "--json", str(out),

@@ -44,6 +44,8 @@ def test_fuzz_finds_the_known_classes_and_explains_every_one(tmp_path):
     assert ("tvm-llvm", "wrong_shape", "same-negative-total-padding-clamped") in found
     assert ("ort-cpu", "rejects_valid", "output-padding-ge-stride-rejected") in found
     assert ("tvm-llvm", "internal_error_on_invalid", "tvm-invalid-output-size-not-refused") in found
+    assert ("openvino-cpu", "wrong_shape", "same-negative-total-padding-clamped") in found
+    assert ("openvino-cpu", "accepts_invalid", "openvino-invalid-output-size-not-refused") in found
     for c in s["classes"]:
         assert {"backend", "lowering", "class", "attributes", "count", "reproducer"} <= set(c)
         assert (tmp_path / "fz" / c["reproducer"]).exists()

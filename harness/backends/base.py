@@ -79,6 +79,9 @@ class Backend:
     device: str = "cpu"
     requires: tuple[str, ...] = ()      # importable modules needed
     zoo_only: bool = False
+    # part of the default set for arbitrary ONNX files (validate, conformance, fuzz); a tuned configuration
+    # whose database only covers tuned workloads is not
+    file_default: bool = True
 
     def availability(self) -> Availability:
         """Cheap: no heavy import. Says why not when the backend cannot run here."""

@@ -112,3 +112,56 @@ class TvmLlvm(Backend):
                 "runtime_threads": int(tvm.runtime.num_threads()), "tuned": "untuned",
                 "pipeline": "relax.build default (legalised, unscheduled)",
                 "compile_cache": cache_state}   # hit: compile_s is only the library's load time
+
+
+class TvmLlvmTuned(TvmLlvm):
+    """TVM with the committed MetaSchedule database (`tuning/`, harness/tuning.py) applied: the tuned
+    schedule for every task the database has a record for, the untuned loop nest for the rest. A workload
+    with no record at all is skipped (it would only repeat `tvm-llvm`); the record says whether the case was
+    tuned or partly tuned, and which tasks were not."""
+
+    id = "tvm-llvm-tuned"
+    file_default = False
+
+    def _compile_impl(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
+        import tvm
+        from tvm import relax
+        from tvm.s_tir import meta_schedule as ms
+
+        from harness import tuning
+
+        target_d = host_target(cfg.threads)
+        d = tuning.db_dir(target_d, tvm.__version__)
+        if not (d / "database_tuning_record.json").exists():
+            raise UnsupportedModel(f"no tuning database for TVM {tvm.__version__} on {tuning.target_slug(target_d)} "
+                                   f"(expected {d}); run `convtx tune`")
+        try:
+            mod = tuning.relax_module(art.onnx_path, art.input_shapes, art.input_dtypes)
+        except tvm.error.OpNotImplemented as e:
+            raise UnsupportedModel(f"tvm: {str(e).strip().splitlines()[-1]}") from None
+        except AssertionError as e:
+            if "Missing outputs" in str(e) and "MaxPool" in str(e):
+                raise UnsupportedModel(f"tvm: the ONNX frontend has no MaxPool Indices output ({e})") from None
+            raise
+        db = tuning.open_db(d)
+        state = tuning.tuning_state(mod, target_d, db)
+        if state["state"] == "untuned":
+            raise UnsupportedModel(f"untuned: none of the workload's {state['tasks']} tasks has a record in {d} "
+                                   f"(tune it: convtx tune MODEL --lowering LOWERING)")
+        digest = hashlib.sha256((d / "database_tuning_record.json").read_bytes()).hexdigest()[:16]
+        lib = self._cache_path(art, {**target_d, "db": digest}, tvm.__version__)
+        dev = tvm.cpu(0)
+        info = {**self._info(target_d, cfg, "hit" if lib is not None and cache.is_valid(lib) else "miss"),
+                "tuned": state["state"], "tuning": {**state, "database": str(d.relative_to(tuning.ROOT.parent))
+                                                     if d.is_relative_to(tuning.ROOT.parent) else str(d),
+                                                     "records_digest": digest},
+                "pipeline": "MetaSchedule database applied after FuseTIR (compile_relax)"}
+        if lib is not None and cache.is_valid(lib):
+            vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
+            return TvmCompiled(vm, dev, list(art.input_shapes), info)
+        ex = ms.relax_integration.compile_relax(db, mod, tvm.target.Target(target_d), None)
+        if lib is not None:
+            tmp = cache.tmp_path(lib)
+            ex.export_library(str(tmp))
+            cache.commit(tmp, lib)
+        return TvmCompiled(relax.VirtualMachine(ex, dev), dev, list(art.input_shapes), info)

@@ -21,10 +21,11 @@ class Lowering:
     description: str
     lower: Callable | None   # (Emitter, ConvTransposeNode) -> None; None for `native`
 
-    def apply(self, model) -> LoweringResult:
+    def apply(self, model, only: frozenset[str] | None = None) -> LoweringResult:
+        """Lower every ConvTranspose, or only the nodes labelled in `only` (the others stay native)."""
         if self.lower is None:
             return native.apply(model)
-        return rewrite(model, self.lower)
+        return rewrite(model, self.lower, only)
 
 
 LOWERINGS: dict[str, Lowering] = {

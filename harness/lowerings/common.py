@@ -189,8 +189,10 @@ def extract(model, node, shapes: dict) -> ConvTransposeNode:
                              w.astype(np.float32), None if b is None else b.astype(np.float32), p, opset)
 
 
-def rewrite(model, lower_fn: Callable[[Emitter, ConvTransposeNode], None]) -> LoweringResult:
-    """Replace every ConvTranspose by `lower_fn`'s subgraph (which must write the node's output name)."""
+def rewrite(model, lower_fn: Callable[[Emitter, ConvTransposeNode], None],
+            only: frozenset[str] | None = None) -> LoweringResult:
+    """Replace every ConvTranspose (or those whose label — name, else first output — is in `only`) by
+    `lower_fn`'s subgraph (which must write the node's output name)."""
     import onnx
 
     m = onnx.ModelProto()
@@ -205,6 +207,9 @@ def rewrite(model, lower_fn: Callable[[Emitter, ConvTransposeNode], None]) -> Lo
             continue
         total += 1
         label = node.name or node.output[0]
+        if only is not None and label not in only:
+            new_nodes.append(node)
+            continue
         try:
             ct = extract(m, node, shapes)
             em = Emitter(f"{label}/lowered", taken)

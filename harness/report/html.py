@@ -8,7 +8,7 @@ from html import escape
 
 from harness.numerics import POLICY
 from harness.report.analysis import RunView, model_label, no_convtranspose
-from harness.report.markdown import extras_lines, odd_cases, summary_lines
+from harness.report.markdown import extras_lines, odd_cases, summary_lines, tuning_lines
 from harness.report.plots import PLOTS
 from harness.results import Record, fmt_metric
 
@@ -137,7 +137,7 @@ def _md_table_to_html(lines: list[str]) -> str:
                 rows.append(cells)
             continue
         if rows:
-            out.append(_table(rows[0], ["<tr>" + "".join(_cell(_e(c.replace("**", ""))) for c in r) + "</tr>"
+            out.append(_table(rows[0], ["<tr>" + "".join(_cell(_e(c.replace("**", "").replace("`", ""))) for c in r) + "</tr>"
                                         for r in rows[1:]]))
             rows = []
         if line.startswith("## "):
@@ -202,7 +202,7 @@ def render_html(meta: dict, records: list[Record], extras: dict | None, plots: d
         P.append(_table(["case", "node", "reason"], [
             "<tr>" + _cell(f"<code>{_e(r.case_id)}</code>") + _cell(_e(d["node"])) + _cell(_e(d["reason"]))
             + "</tr>" for r, d in declined]))
-    ex = extras_lines(extras or {})
+    ex = tuning_lines(records) + extras_lines(extras or {})
     if ex:
         P.append(_md_table_to_html(ex))
 

@@ -33,7 +33,7 @@ def summary_lines(meta: dict, records: list[Record]) -> list[tuple[str, str]]:
                     f"{m.get('memory_gib', '?')} GiB; ISA: {' '.join(m.get('flags', [])) or '?'}"),
         ("measured ceilings", ceil),
         ("versions", ", ".join(f"{k} {v[k]}" for k in ("python", "torch", "onnx", "onnxruntime", "apache-tvm",
-                                                        "apache-tvm-ffi", "numpy") if k in v)),
+                                                        "apache-tvm-ffi", "openvino", "numpy") if k in v)),
         ("threads per engine", f"{cfg.get('threads', '?')} · timing: {t.get('warmup', '?')} warm-up, then ≥ "
                                f"{t.get('min_repeats', '?')} runs and ≥ {t.get('min_time_s', '?')} s "
                                f"(cap {t.get('max_time_s', '?')} s)"),
@@ -152,6 +152,30 @@ def odd_cases(records: list[Record]) -> list[Record]:
     return [r for r in records if r.status != "ok" and not (r.status == "skipped" and no_convtranspose(r))]
 
 
+def tuning_lines(records: list[Record]) -> list[str]:
+    """Which TVM cases ran with the committed MetaSchedule database, and how much of the model it covered."""
+    rows = [r for r in records if r.backend == "tvm-llvm-tuned"]
+    if not rows:
+        return []
+    L = ["## TVM tuning coverage (tvm-llvm-tuned)", "",
+         "Tuned: every task of the workload has a record in the committed database; partly tuned: the tasks "
+         "listed have none and run untuned; skipped: no record at all (`convtx tune`, docs/tuning.md).", "",
+         "| case | state | tasks tuned | untuned tasks | median ms | vs tvm-llvm |", "|---|---|---:|---|---:|---:|"]
+    by = {(model_label(r), r.batch, r.lowering, r.backend): r for r in records}
+    for r in rows:
+        t = r.details.get("tuning") or {}
+        state = t.get("state") or ("untuned" if r.status == "skipped" else r.status)
+        untuned = ", ".join(t.get("untuned_tasks", [])[:4]) + (" …" if len(t.get("untuned_tasks", [])) > 4 else "")
+        base = by.get((model_label(r), r.batch, r.lowering, "tvm-llvm"))
+        ratio = (f"{base.latency_ms['median'] / r.latency_ms['median']:.1f}× faster"
+                 if base and base.latency_ms and r.latency_ms else "–")
+        med = f"{r.latency_ms['median']:.3f}" if r.latency_ms else "–"
+        L.append(f"| `{r.case_id}` | {state} | {t.get('tasks_tuned', 0)}/{t.get('tasks', '?')} | {untuned or '–'} | "
+                 f"{med} | {ratio} |")
+    L.append("")
+    return L
+
+
 def extras_lines(extras: dict) -> list[str]:
     L: list[str] = []
     if "conformance" in extras:
@@ -203,6 +227,7 @@ def render_markdown(meta: dict, records: list[Record], extras: dict | None = Non
             L.append(f"| `{r.case_id}` | {d['node']} | {d['reason']} |")
         L.append("")
 
+    L += tuning_lines(records)
     L += extras_lines(extras or {})
 
     odd = odd_cases(records)

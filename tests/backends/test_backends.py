@@ -11,7 +11,9 @@ from models import get_model
 
 from .conftest import make_col2im_model
 
-FILE_BACKENDS = [b for b in BACKENDS if not BACKENDS[b].zoo_only]
+# the tuned TVM configuration only compiles workloads its database covers: tests/test_tuning.py
+DEFAULT_BACKENDS = [b for b in BACKENDS if BACKENDS[b].file_default]
+FILE_BACKENDS = [b for b in DEFAULT_BACKENDS if not BACKENDS[b].zoo_only]
 CFG = RunConfig(threads=2)
 TIMING = TimingConfig(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=2.0)
 
@@ -34,7 +36,7 @@ def test_hand_written_grouped_convtranspose_matches_reference(backend_id, hand_a
     assert compiled.info["engine_version"]
 
 
-@pytest.mark.parametrize("backend_id", list(BACKENDS))
+@pytest.mark.parametrize("backend_id", DEFAULT_BACKENDS)
 def test_zoo_model_matches_pytorch_float64(backend_id, tmp_path):
     from harness.export import export_zoo
     spec = get_model("cae")
@@ -85,3 +87,28 @@ def test_tvm_maxpool_indices_is_unsupported_with_the_reason(tmp_path):
     art = ModelArtifact(str(path), {"X": (1, 1, 4, 4)}, {"X": "float32"})
     with pytest.raises(UnsupportedModel, match="no MaxPool Indices output"):
         get_backend("tvm-llvm").compile(art, RunConfig(threads=1))
+
+
+def test_openvino_missing_is_unavailable_with_how_to_install(monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    a = get_backend("openvino-cpu").availability()
+    assert not a and "openvino" in a.reason and ".[openvino]" in a.reason
+
+
+def test_openvino_unsupported_op_is_named(tmp_path):
+    import onnx
+    from onnx import helper
+    path = tmp_path / "maxunpool.onnx"
+    x = helper.make_node("MaxUnpool", ["X", "I"], ["Y"], kernel_shape=[2, 2], strides=[2, 2])
+    g = helper.make_graph([x], "mu", [helper.make_tensor_value_info("X", 1, [1, 1, 2, 2]),
+                                      helper.make_tensor_value_info("I", 7, [1, 1, 2, 2])],
+                          [helper.make_tensor_value_info("Y", 1, [1, 1, 4, 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    art = ModelArtifact(str(path), {"X": (1, 1, 2, 2), "I": (1, 1, 2, 2)}, {"X": "float32", "I": "int64"})
+    with pytest.raises(UnsupportedModel, match="openvino: No conversion rule found for operations: MaxUnpool"):
+        get_backend("openvino-cpu").compile(art, CFG)
+

@@ -169,7 +169,8 @@ def test_useful_flops_exclude_products_cropped_by_pads():
     assert count_flops(onnx.shape_inference.infer_shapes(model), useful=False) == 2 * 9
 
 
-@pytest.mark.parametrize("script", ["ort_col2im_3d_dilation.py", "same_negative_padding.py", "tvm_output_shape.py"])
+@pytest.mark.parametrize("script", ["ort_col2im_3d_dilation.py", "same_negative_padding.py", "tvm_output_shape.py",
+                                    "openvino_output_shape_group.py", "openvino_same_dynamic_batch.py"])
 def test_ledger_reproducers_still_reproduce(script):
     """Each known divergence's minimal reproducer exits 1 while the engine bug is present. An upstream fix
     makes it exit 0 and this test fail: then drop the entry from harness/known.py."""

@@ -1,0 +1,85 @@
+"""MetaSchedule tuning into a database, the tuned backend applying it, and `convtx optimize` — on tiny
+models with a handful of trials (the real tuning is `make tune`; its numbers are in the benchmark)."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+from conftest import hand_model_two_convtranspose, make_convtranspose_model, run_cli
+
+from harness.backends import ModelArtifact, get_backend
+from harness.backends.base import UnsupportedModel
+from harness.config import RunConfig
+from harness.numerics import compare
+from harness.onnx_io import graph_inputs
+from harness.reference import onnx_reference
+
+
+def _artifact(path):
+    m = onnx.load(path)
+    specs = graph_inputs(m)
+    return ModelArtifact(str(path), {s.name: tuple(s.shape) for s in specs}, {s.name: s.dtype for s in specs}), m
+
+
+def test_tuning_fills_the_database_and_the_tuned_backend_applies_it(tmp_path, monkeypatch):
+    from harness import tuning
+    from harness.backends.tvm import host_target
+
+    path = make_convtranspose_model(tmp_path / "ct.onnx", x_shape=(1, 8, 8, 8), w_shape=(8, 4, 3, 3),
+                                    strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
+    art, m = _artifact(path)
+    target = host_target(1)
+    monkeypatch.setattr(tuning, "ROOT", tmp_path / "tuning")
+    with pytest.raises(UnsupportedModel, match="no tuning database"):
+        get_backend("tvm-llvm-tuned").compile(art, RunConfig(threads=1))
+
+    res = tuning.tune_workload("ct", "native", str(path), art.input_shapes, art.input_dtypes, target, trials=8,
+                               budget_s=300, threads=1, db_root=None, work_root=tmp_path / "work",
+                               say=lambda s: None)
+    assert res.before["tasks_tuned"] == 0 and res.after["tasks_tuned"] >= 1
+    assert abs(sum(t["share"] for t in res.tasks) - 1.0) < 1e-6 and all(t["ms_per_call"] > 0 for t in res.tasks)
+    d = tuning.db_dir(target, __import__("tvm").__version__)
+    assert d.parent.name.startswith("tvm-") and d.name == f"llvm-{target['mcpu']}-1c"
+    index = json.loads((d / "index.json").read_text())
+    assert [(w["model"], w["lowering"]) for w in index["workloads"]] == [("ct", "native")]
+    assert index["total_seconds"] > 0
+
+    c = get_backend("tvm-llvm-tuned").compile(art, RunConfig(threads=1))
+    assert c.info["tuned"] in ("tuned", "partly tuned")
+    assert c.info["tuning"]["tasks_tuned"] == res.after["tasks_tuned"]
+    x = np.random.default_rng(0).standard_normal(art.input_shapes["X"]).astype(np.float32)
+    cmp = compare(c.run({"X": x}), onnx_reference(m, {"X": x}))
+    assert cmp.passed, cmp.reason
+
+    # another target (other mcpu) never sees this database
+    other = {**target, "mcpu": "skylake-avx512"}
+    assert not (tuning.db_dir(other, __import__("tvm").__version__) / "database_tuning_record.json").exists()
+
+
+def test_tune_rejects_a_bad_target_in_one_line():
+    p = run_cli("tune", "cae@16", "--target", "{not json")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--target" in p.stderr
+
+
+def test_optimize_picks_per_node_and_explains(tmp_path):
+    path = hand_model_two_convtranspose(tmp_path / "two.onnx")
+    out = tmp_path / "opt.onnx"
+    p = run_cli("optimize", str(path), "--backend", "ort-cpu", "-o", str(out), "--lowerings",
+                "native,phase,zero_insert", "--build-dir", str(tmp_path / "b"))
+    assert p.returncode == 0, p.stderr
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert [n["node"] for n in side["nodes"]] == ["up1", "up2"]
+    for n in side["nodes"]:
+        assert set(n["candidates"]) == {"phase", "zero_insert"}
+        assert all(c["status"] == "ok" and c["ms"] > 0 for c in n["candidates"].values())
+        if n["chosen"] != "native":
+            assert n["candidates"][n["chosen"]]["gain_ms"] > side["baseline_noise_ms"]
+    assert side["final_ms"] > 0 and side["final_rel_l2"] < 1e-5
+    m = onnx.load(out)
+    x = np.random.default_rng(3).standard_normal((1, 4, 6, 6)).astype(np.float32)
+    import onnxruntime as ort
+    y = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"X": x})
+    assert compare(y, onnx_reference(onnx.load(path), {"X": x})).passed
+    ops = [n.op_type for n in m.graph.node]
+    kept = sum(1 for n in side["choice"].values() if n == "native")
+    assert ops.count("ConvTranspose") == kept
