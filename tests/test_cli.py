@@ -14,7 +14,7 @@ def test_list_json_has_the_design_shape():
     assert {m["name"] for m in d["models"]} >= {"cae", "unet"}
     assert all({"name", "family", "dims"} <= set(m) for m in d["models"])
     assert [lw["name"] for lw in d["lowerings"]][0] == "native"
-    assert {b["id"] for b in d["backends"]} == {"ort-cpu", "tvm-llvm", "torch-cpu"}
+    assert {b["id"] for b in d["backends"]} == {"ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "torch-cpu"}
     assert all({"id", "available", "reason"} <= set(b) for b in d["backends"])
 
 
@@ -23,7 +23,8 @@ def test_validate_a_file_the_project_did_not_make(tmp_path, hand_model):
     p = run_cli("validate", str(hand_model), "--json", str(out), "--build-dir", str(tmp_path / "build"))
     assert p.returncode == 0, p.stdout + p.stderr
     recs = json.loads(out.read_text())
-    assert {r["backend"]: r["status"] for r in recs} == {"ort-cpu": "ok", "tvm-llvm": "ok", "torch-cpu": "skipped"}
+    assert {r["backend"]: r["status"] for r in recs} == {"ort-cpu": "ok", "tvm-llvm": "ok",
+                                                          "openvino-cpu": "ok", "torch-cpu": "skipped"}
     for r in recs:
         assert DESIGN_RECORD_KEYS <= set(r)
         assert r["lowering"] == "native" and r["case_id"] == f"hand/native/{r['backend']}/b1"

@@ -147,7 +147,7 @@ class TvmLlvmTuned(TvmLlvm):
         state = tuning.tuning_state(mod, target_d, db)
         if state["state"] == "untuned":
             raise UnsupportedModel(f"untuned: none of the workload's {state['tasks']} tasks has a record in {d} "
-                                   f"(tune it: convtx tune MODEL --lowering LOWERING)")
+                                   f"(tune it: convtx tune MODEL --lowerings LOWERING)")
         digest = hashlib.sha256((d / "database_tuning_record.json").read_bytes()).hexdigest()[:16]
         lib = self._cache_path(art, {**target_d, "db": digest}, tvm.__version__)
         dev = tvm.cpu(0)
