@@ -28,6 +28,7 @@ figure{margin:10px 0 22px} figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:12px;color:#555}
 .legend span{display:inline-block;padding:1px 8px;margin-right:6px;border:1px solid #ccc;font-size:12px}
 nav a{margin-right:12px}
+.wide{overflow-x:auto;max-width:100%} table.matrix td,table.matrix th{padding:2px 4px;font-size:11px}
 small{color:#666}
 """
 
@@ -79,7 +80,8 @@ def _correctness(v: RunView) -> str:
                 cells.append(_cell(_e({"skipped": "skip", "error": "error"}.get(r.status, r.status)), r.status,
                                    f"{r.case_id}: {r.reason}"))
         rows.append(f"<tr><td>{_e(model)}</td><td class=n>{batch}</td>" + "".join(cells) + "</tr>")
-    return f"<table><thead>{head1}{head2}</thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f'<div class="wide"><table class="matrix"><thead>{head1}{head2}</thead><tbody>{"".join(rows)}'
+            f"</tbody></table></div>")
 
 
 def _best(v: RunView) -> str:
