@@ -129,14 +129,13 @@ def _builder_initializer() -> None:
 
 def worker(spec: dict) -> int:
     """Tune the selected tasks of one workload into the database (runs in the child)."""
-    import tvm
     from tvm.s_tir import meta_schedule as ms
 
     target = spec["target"]
     mod = relax_module(spec["onnx"], spec["shapes"], spec["dtypes"])
     db = open_db(Path(spec["db"]))
     tasks = extract(mod, target)
-    chosen = {name: w for name, w in spec["weights"].items()}
+    chosen = spec["weights"]
     picked = [t for t in tasks if t.task_name in chosen]
     contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(
         picked, work_dir=spec["work_dir"], seed=spec.get("seed", 0), num_threads=spec["threads"])
@@ -149,7 +148,6 @@ def worker(spec: dict) -> int:
         builder=ms.builder.LocalBuilder(timeout_sec=90, initializer=_builder_initializer,
                                         max_workers=spec["threads"]),
         runner=ms.runner.LocalRunner(timeout_sec=60), database=db)
-    del tvm
     return 0
 
 
