@@ -12,8 +12,15 @@ CONFIGS ?= 500
 TUNE_LOWERINGS ?= phase
 TUNE_TRIALS ?= 128
 TUNE_BUDGET ?= 60
+# the performance gate: rounds of the quick suite, compared with the committed baseline
+PERF_ROUNDS ?= 5
+PERF_BASELINE ?= reports/baseline
+PERF_OUT ?= build/perf
+PERF_ARGS ?=
+STUDY_OUT ?= build/perf-study
 
-.PHONY: all setup bench test tune report report-check equivalence chaos conformance fuzz clean
+.PHONY: all setup bench test tune report report-check equivalence chaos conformance fuzz clean \
+	perf-check perf-baseline perf-study setup-cuda bench-cuda build-cuda
 
 all: test
 
@@ -30,6 +37,23 @@ setup: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/convtx bench --suite $(SUITE)
 
+# A GPU machine: the cuda extra, with onnxruntime-gpu replacing the CPU onnxruntime (both provide the module
+# `onnxruntime`, so the CPU one is removed and the GPU one reinstalled alone); then the cuda suite, which
+# refuses to report timings unless the CUDA cases really ran on the GPU.
+setup-cuda: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,openvino,cuda]"
+	$(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall \
+		"$$($(BIN)/python -c 'import tomllib; print(next(r for r in tomllib.load(open("pyproject.toml","rb"))["project"]["optional-dependencies"]["cuda"] if r.startswith("onnxruntime-gpu")).replace("[cuda,cudnn]",""))')"
+
+bench-cuda: setup-cuda
+	$(BIN)/convtx bench --suite cuda --require-gpu
+
+# CUDA artefacts for the zoo without a GPU: libraries, kernel sources, nvcc cubins in build/artifacts
+build-cuda: $(STAMP)
+	$(BIN)/convtx build cae@32 cae@256 dcgan@64 vae@128 wave1d@8192 fcn8s@256 unet@256 segnet_noidx@256 \
+		subpixel@256 dwdecoder@256 vol3d@32 --backends tvm-cuda --lowerings all --out build/artifacts
+
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -37,6 +61,30 @@ test: $(STAMP)
 tune: $(STAMP)
 	$(BIN)/convtx tune --suite $(SUITE) --lowerings $(TUNE_LOWERINGS) --trials $(TUNE_TRIALS) \
 		--budget-minutes $(TUNE_BUDGET)
+
+# The performance-regression gate (docs/perf-gate.md): PERF_ROUNDS rounds of the quick suite (fresh worker
+# processes each), compared case by case with $(PERF_BASELINE); exit 1 on a regression or a numerical
+# failure; the Markdown summary (a PR comment) is printed and kept in $(PERF_OUT)/summary.md.
+perf-check: $(STAMP)
+	@start=$$(date +%s); rm -rf $(PERF_OUT)/current; mkdir -p $(PERF_OUT); \
+	$(BIN)/convtx bench --suite quick --no-calibrate --no-report --rounds $(PERF_ROUNDS) \
+		--out $(PERF_OUT)/current > $(PERF_OUT)/bench.log 2>&1 || { tail -n 30 $(PERF_OUT)/bench.log; exit 2; }; \
+	$(BIN)/convtx compare $(PERF_BASELINE) $(PERF_OUT)/current --per-case $(PERF_BASELINE)/thresholds.json \
+		--summary $(PERF_OUT)/summary.md --json $(PERF_OUT)/compare.json $(PERF_ARGS); rc=$$?; \
+	echo "make perf-check: $$(( $$(date +%s) - start )) s in all (bench log: $(PERF_OUT)/bench.log)"; exit $$rc
+
+# Refresh the committed baseline deliberately (then review and commit reports/baseline/)
+perf-baseline: $(STAMP)
+	rm -rf $(PERF_OUT)/baseline-new
+	$(BIN)/convtx bench --suite quick --no-calibrate --no-report --rounds $(PERF_ROUNDS) --out $(PERF_OUT)/baseline-new
+	rm -rf $(PERF_OUT)/baseline-new/round-*/logs $(PERF_OUT)/baseline-new/round-*/.lock $(PERF_BASELINE)/round-*
+	mkdir -p $(PERF_BASELINE) && mv $(PERF_OUT)/baseline-new/round-* $(PERF_BASELINE)/
+	@echo "make perf-baseline: $(PERF_BASELINE) refreshed; review and commit it"
+
+# How good the gate is: A/A false alarms and power at injected 10/15/25% slowdowns (~40 min)
+perf-study: $(STAMP)
+	$(BIN)/python -m harness.gate_study collect $(STUDY_OUT)
+	$(BIN)/python -m harness.gate_study analyse $(STUDY_OUT) --json $(STUDY_OUT)/study.json | tee $(STUDY_OUT)/study.md
 
 report: $(STAMP)
 	@test -n "$(RUN)" || { echo "make report: no run found; give RUN=reports/runs/<run-id>" >&2; exit 2; }

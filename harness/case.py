@@ -81,16 +81,27 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
         if backend.availability():
             backend.load()   # engine import time is not compile time
         t0 = time.perf_counter()
-        compiled = backend.compile(art, cfg)
+        try:
+            compiled = backend.compile(art, cfg)
+        except BackendUnavailable as e:            # e.g. CUDA: built here, no device to run it on
+            if getattr(e, "info", None):
+                details.update(e.info)
+                details["compile_s"] = time.perf_counter() - t0
+            raise
         compile_s = time.perf_counter() - t0
         details.update(compiled.info)
+        if cfg.compile_only:
+            return Record(**base, status="ok", reason="built (compile only)", compile_s=compile_s,
+                          flops_performed=flops_performed, details=details)
         feeds, refs = prep.load_data()
         stage = "run"
         outs = compiled.run(feeds)
+        details.update(compiled.info)             # facts learnt while running (device self-checks)
         from harness.numerics import compare
-        cmp = compare(outs, refs, "float32")
+        policy = compiled.info.get("numerics_policy", "float32")
+        cmp = compare(outs, refs, policy)
         numerics = {"max_abs": cmp.max_abs, "max_rel": cmp.max_rel, "rel_l2": cmp.rel_l2, "atol": cmp.atol,
-                    "rtol": cmp.rtol, "rel_l2_tol": cmp.rel_l2_tol, "passed": cmp.passed,
+                    "rtol": cmp.rtol, "rel_l2_tol": cmp.rel_l2_tol, "policy": policy, "passed": cmp.passed,
                     "outputs": [{"index": o.index, "passed": o.passed, "shape": list(o.shape),
                                  "ref_shape": list(o.ref_shape),
                                  "max_abs": o.max_abs, "rel_l2": o.rel_l2, "mismatches": o.mismatches,
@@ -100,16 +111,29 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
         gflops = None
         if cfg.timing is not None:
             stage = "time"
-            from harness.timing import Stats
-            stats = Stats.of(compiled.time(feeds, cfg.timing))
+            from fnmatch import fnmatchcase
+
+            from harness.timing import REFERENCE_KERNEL, ReferenceKernel, Stats
+            pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(base["case_id"], pat)), 0.0)
+            samples, ref, injected = compiled.time_interleaved(feeds, cfg.timing, ReferenceKernel(), pct)
+            stats = Stats.of(samples)
             latency = stats.to_json()
+            ref_stats = Stats.of(ref)
+            # the same case expressed against fixed work timed in between its calls (harness/regress.py)
+            latency["reference"] = {"kernel": REFERENCE_KERNEL, "median": ref_stats.median, "n": ref_stats.n,
+                                    "samples": list(ref_stats.samples)}
+            latency["ratio_to_reference"] = stats.median / ref_stats.median
+            if pct:
+                details["injected_slowdown"] = {"pct": pct, **injected,
+                                                "note": "test-only busy-wait (bench --inject-slowdown)"}
             if prep.flops:
                 gflops = prep.flops / (stats.median / 1e3) / 1e9
         status = "ok" if cmp.passed else "mismatch"
         return Record(**base, status=status, reason=cmp.reason, numerics=numerics, latency_ms=latency,
                       compile_s=compile_s, gflops=gflops, flops_performed=flops_performed, details=details)
     except (BackendUnavailable, UnsupportedModel) as e:
-        return Record(**base, status="skipped", reason=str(e), details=details)
+        return Record(**base, status="skipped", reason=str(e), details=details,
+                      compile_s=details.pop("compile_s", None))
     except Exception as e:  # noqa: BLE001 — an engine's failure is this case's result
         tb = traceback.format_exc().strip().splitlines()
         details["traceback_tail"] = tb[-8:]

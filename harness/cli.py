@@ -9,6 +9,7 @@ import argparse
 from dataclasses import asdict
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -110,7 +111,8 @@ def cmd_list(args) -> int:
         print(f"  {lw['name']:<10} {lw['description']}")
     print("backends:")
     for b in data["backends"]:
-        state = "available" if b["available"] else f"unavailable: {b['reason']}"
+        state = (f"available ({b['reason']})" if b["reason"] else "available") if b["available"] \
+            else f"unavailable: {b['reason']}"
         print(f"  {b['id']:<15} {state}")
     print("suites:")
     for s in data["suites"]:
@@ -150,8 +152,28 @@ def _run_config(args, timing):
         raise ConvtxError(f"--threads {threads}: expected a positive integer")
     if args.memory_cap is not None and args.memory_cap <= 0:
         raise ConvtxError(f"--memory-cap {args.memory_cap}: expected a positive number of GiB")
+    arch = getattr(args, "cuda_arch", None)
+    if arch is not None and not re.fullmatch(r"sm_\d{2,3}[a-z]?", arch):
+        raise ConvtxError(f"--cuda-arch {arch!r}: expected sm_XX (e.g. sm_80, sm_90a)")
     return RunConfig(threads=threads, timing=timing, case_timeout_s=args.case_timeout, seed=args.seed,
-                     memory_cap_gib=args.memory_cap if args.memory_cap is not None else _default_memory_cap())
+                     memory_cap_gib=args.memory_cap if args.memory_cap is not None else _default_memory_cap(),
+                     inject_slowdown=_slowdown_arg(getattr(args, "inject_slowdown", None)), cuda_arch=arch,
+                     tf32=not getattr(args, "no_tf32", False), compile_only=getattr(args, "compile_only", False))
+
+
+def _slowdown_arg(values) -> tuple[tuple[str, float], ...]:
+    """`--inject-slowdown PCT[@CASE_GLOB]` (repeatable; default glob: every case)."""
+    out = []
+    for v in values or ():
+        pct, _, glob = v.partition("@")
+        try:
+            p = float(pct)
+        except ValueError:
+            p = -1.0
+        if not 0 < p <= 1000:
+            raise ConvtxError(f"--inject-slowdown {v!r}: expected PCT[@CASE_GLOB] with 0 < PCT <= 1000")
+        out.append((glob or "*", p))
+    return tuple(out)
 
 
 def _localise(rec, ref, cfg, build: Path):
@@ -237,13 +259,44 @@ def _plan_from_meta(meta: dict, run_dir: Path):
                      for r in p["refs"])
         plan = Plan(refs, tuple(p["lowerings"]), tuple(p["backends"]), tuple(p["batches"]))
         cfg = RunConfig(threads=c["threads"], seed=c["seed"], case_timeout_s=c["case_timeout_s"],
-                        memory_cap_gib=c.get("memory_cap_gib"), timing=TimingConfig(**c["timing"]))
+                        memory_cap_gib=c.get("memory_cap_gib"), timing=TimingConfig(**c["timing"]),
+                        inject_slowdown=tuple((g, float(v)) for g, v in c.get("inject_slowdown", [])),
+                        cuda_arch=c.get("cuda_arch"), tf32=c.get("tf32", True))
     except (KeyError, TypeError) as e:
         raise ConvtxError(f"{run_dir / 'run.json'}: incomplete plan or config ({e}); cannot resume") from None
     return plan, cfg
 
 
 def cmd_bench(args) -> int:
+    """A run directory; with --rounds R, R complete runs of the same plan, one after another, each with fresh
+    worker processes, under OUT/round-01 … (what the performance gate compares: harness/regress.py)."""
+    from harness.machine import new_run_id
+
+    if args.rounds < 1:
+        raise ConvtxError(f"--rounds {args.rounds}: expected a positive integer")
+    if args.require_gpu:
+        from harness.cuda import probe
+        if not probe().runnable:
+            raise ConvtxError(f"--require-gpu: no CUDA GPU to run on here ({probe().reason}); "
+                              f"`make bench-cuda` is for a GPU machine")
+    if args.rounds == 1:
+        return _bench_once(args, None, None)
+    if args.resume:
+        raise ConvtxError("--resume takes one run directory; with --rounds, resume an unfinished "
+                          "OUT/round-NN directory itself (or run the rounds again)")
+    out = Path(args.out) if args.out else Path("reports/runs") / new_run_id(Path.cwd())
+    if out.exists() and any(out.glob("round-*")):
+        raise ConvtxError(f"{out}: already holds rounds; choose another --out")
+    _writable_dir(out, "run directory")
+    status = 0
+    for i in range(1, args.rounds + 1):
+        print(f"convtx bench: round {i} of {args.rounds}", file=sys.stderr)
+        status = max(status, _bench_once(args, out / f"round-{i:02d}", (i, args.rounds)))
+    print(out)
+    return status
+
+
+def _bench_once(args, out: Path | None, round_: tuple[int, int] | None) -> int:
     from harness.machine import cpu_info, git_commit, new_run_id, utc_now, versions
     from harness.report import write_report
     from harness.results import ResultsWriter, write_json_atomic
@@ -252,11 +305,11 @@ def cmd_bench(args) -> int:
 
     repo = Path.cwd()
     if args.resume:
-        clash = [f for f in ("models", "backends", "lowerings", "batches", "shape", "out", "threads")
-                 if getattr(args, f)]
+        clash = [f for f in ("models", "backends", "lowerings", "batches", "shape", "out", "threads",
+                             "inject_slowdown", "cuda_arch", "no_tf32") if getattr(args, f)]
         if clash or args.suite != "default":
             raise ConvtxError(f"--resume takes the plan from {args.resume}/run.json; drop "
-                              f"{', '.join('--' + f for f in clash or ['suite'])}")
+                              f"{', '.join('--' + f.replace('_', '-') for f in clash or ['suite'])}")
         rd = RunDir(Path(args.resume))
         meta = rd.read_meta()
         rd.lock()
@@ -266,7 +319,10 @@ def cmd_bench(args) -> int:
     else:
         suite, plan, cfg = _plan_from_args(args)
         run_id = new_run_id(repo)
-        rd = RunDir(Path(args.out) if args.out else Path("reports/runs") / run_id)
+        if round_:
+            run_id = f"{run_id}-r{round_[0]:02d}"
+        out = out or (Path(args.out) if args.out else Path("reports/runs") / run_id)
+        rd = RunDir(out)
         if rd.results_path.exists():
             raise ConvtxError(f"{rd.path}: already holds a run (results.jsonl); choose another --out, or "
                               f"--resume {rd.path}")
@@ -279,7 +335,11 @@ def cmd_bench(args) -> int:
                          "lowerings": list(plan.lowerings), "backends": list(plan.backends),
                          "batches": list(plan.batches)},
                 "config": {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
-                           "memory_cap_gib": cfg.memory_cap_gib, "timing": asdict(cfg.timing)}}
+                           "memory_cap_gib": cfg.memory_cap_gib, "timing": asdict(cfg.timing),
+                           "inject_slowdown": [list(x) for x in cfg.inject_slowdown],
+                           "cuda_arch": cfg.cuda_arch, "tf32": cfg.tf32}}
+        if round_:
+            meta["round"] = {"index": round_[0], "of": round_[1]}
     build = _writable_dir(Path(args.build_dir), "build directory")
     done = frozenset(r.case_id for r in done_records)
     meta.update(status="running")
@@ -299,17 +359,31 @@ def cmd_bench(args) -> int:
     t0 = time.monotonic()
     print(f"convtx bench: suite {meta['suite']}, {plan.n_cases()} cases ({len(done)} already recorded), "
           f"{cfg.threads} threads -> {rd.path}", file=sys.stderr)
+    if cfg.inject_slowdown:
+        print(f"convtx bench: TEST-ONLY injected slowdown {cfg.inject_slowdown} (recorded in each record)",
+              file=sys.stderr)
     with ResultsWriter(rd.results_path) as w:
         records = run_plan(plan, cfg, meta["run_id"], build, rd.path / "logs", sink=w.append, done=done)
     meta.update(status="complete", wall_s=round(meta.get("wall_s", 0) + time.monotonic() - t0, 1),
                 finished=utc_now())
     write_json_atomic(rd.meta_path, meta)
-    report = write_report(rd.path)
+    if args.require_gpu:
+        off = [r for r in records if r.backend.endswith("-cuda") and r.status != "error"
+               and "device_check" not in (r.details or {})]
+        if off:
+            rd.unlock()
+            print(f"convtx bench: refusing to report timings: {len(off)} CUDA case(s) did not run on the GPU "
+                  f"(first: {off[0].case_id}: {off[0].status} {off[0].reason}); results kept in {rd.path}",
+                  file=sys.stderr)
+            return 1
+    report = None if args.no_report else write_report(rd.path)
     rd.unlock()
     bad = sum(1 for r in records if r.status in ("mismatch", "error"))
     print(f"convtx bench: {len(records)} cases in {time.monotonic() - t0:.0f} s "
-          f"({bad} mismatching or failed); report: {report}", file=sys.stderr)
-    print(report)
+          f"({bad} mismatching or failed)" + (f"; report: {report}" if report else f" -> {rd.path}"),
+          file=sys.stderr)
+    if round_ is None:
+        print(report or rd.path)
     return 0
 
 
@@ -503,6 +577,112 @@ def cmd_fuzz(args) -> int:
     return 1 if summary["unexplained"] else 0
 
 
+BUILDABLE = ("tvm-cuda", "tvm-llvm")
+
+
+def cmd_build(args) -> int:
+    """Compile only (e.g. CUDA on a machine without a GPU) and keep the artefacts: per case the exported
+    library, the generated kernel source and, where nvcc is found, the kernels compiled to a cubin for the
+    target architecture (proof that the source compiles; ptxas' register and spill report kept)."""
+    import shutil
+
+    from harness.backends import BACKENDS
+    from harness.cuda import nvcc_path
+    from harness.machine import new_run_id
+    from harness.onnx_io import parse_shape_overrides
+    from harness.results import write_json_atomic
+    from harness.sweep import Plan, model_ref, run_plan
+
+    backends = _backends_arg(args.backends, ["tvm-cuda"])
+    other = [b for b in backends if b not in BUILDABLE]
+    if other:
+        raise ConvtxError(f"--backends {','.join(other)}: `build` compiles ahead of time for "
+                          f"{', '.join(BUILDABLE)} (the other engines compile when a session is created)")
+    overrides = parse_shape_overrides(args.shape)
+    refs = tuple(model_ref(m, overrides) for m in args.models)
+    plan = Plan(refs, tuple(_lowerings_arg(args.lowerings, ["native"])), tuple(backends),
+                tuple(_batches_arg(args.batches) or [1]))
+    cfg = _run_config(args, timing=None)
+    out = _writable_dir(Path(args.out), "output directory")
+    build = Path(args.build_dir)
+    run_id = "build-" + new_run_id(Path.cwd())
+    records = run_plan(plan, cfg, run_id, build, out / "logs", sink=lambda r: None)
+    nvcc = nvcc_path()
+    cases, failed = [], 0
+    for r in records:
+        d = r.details or {}
+        entry = {"case_id": r.case_id, "status": r.status, "reason": r.reason, "compile_s": r.compile_s,
+                 "target": d.get("target"), "arch_from": d.get("arch_from"), "kernels": d.get("kernels")}
+        if r.status == "ok" and d.get("library"):
+            slug = out / r.case_id.replace("/", "_").replace("@", "-")
+            slug.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(d["library"], slug / "model.so")
+            entry["library"] = str(slug / "model.so")
+            if d.get("cuda_source"):
+                shutil.copy2(d["cuda_source"], slug / "kernels.cu")
+                entry["cuda_source"] = str(slug / "kernels.cu")
+                entry["nvcc"] = _nvcc_cubin(nvcc, slug / "kernels.cu", d["target"]["arch"])
+                failed += entry["nvcc"]["status"] == "failed"
+        failed += r.status in ("error", "mismatch")
+        cases.append(entry)
+    write_json_atomic(out / "build.json", {"run_id": run_id, "nvcc": nvcc, "cases": cases})
+    print(f"{'case':<44} {'status':<8} {'kernels':>7} {'compile s':>9}  nvcc / reason")
+    for c in cases:
+        nv = c.get("nvcc") or {}
+        tail = (f"{nv['status']}" + (f" ({nv['seconds']:.1f} s, {nv.get('registers_max', '?')} registers max, "
+                                     f"{nv.get('spills', 0)} spill stores)" if nv.get("status") == "ok" else
+                                     f": {nv.get('error', '')}") if nv else c["reason"])
+        cs = f"{c['compile_s']:.1f}" if c["compile_s"] is not None else "—"
+        print(f"{c['case_id']:<44} {c['status']:<8} {c['kernels'] if c['kernels'] is not None else '—':>7} "
+              f"{cs:>9}  {tail}")
+    print(f"artefacts and build.json in {out}")
+    return 1 if failed else 0
+
+
+def _nvcc_cubin(nvcc: str | None, src: Path, arch: str) -> dict:
+    """Compile TVM's generated CUDA C to a cubin for `arch` with nvcc (no GPU needed)."""
+    if nvcc is None:
+        return {"status": "not run", "error": "nvcc not found (the kernel source is kept)"}
+    cmd = [nvcc, "--cubin", f"-arch={arch}", "-O3", "-Xptxas", "-v", "-o", str(src.with_suffix(".cubin")), str(src)]
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "error": "nvcc timed out after 600 s", "command": " ".join(cmd)}
+    info = {"command": " ".join(cmd), "seconds": round(time.monotonic() - t0, 2)}
+    (src.with_name("ptxas.log")).write_text(p.stdout + p.stderr)
+    if p.returncode != 0:
+        err = [ln for ln in (p.stderr or p.stdout).splitlines() if "error" in ln.lower()] or \
+            (p.stderr or p.stdout).splitlines()[-1:]
+        return {**info, "status": "failed", "error": (err[0] if err else f"exit {p.returncode}")[:300]}
+    regs = [int(m) for m in re.findall(r"Used (\d+) registers", p.stdout + p.stderr)]
+    spills = sum(int(m) for m in re.findall(r"(\d+) bytes spill stores", p.stdout + p.stderr))
+    return {**info, "status": "ok", "cubin": str(src.with_suffix(".cubin")), "registers_max": max(regs, default=0),
+            "spills": spills}
+
+
+def cmd_compare(args) -> int:
+    from dataclasses import replace
+
+    from harness.regress import DEFAULT_THRESHOLD_PCT, compare, load_side, load_thresholds, render_markdown
+
+    if args.threshold is not None and not 0 < args.threshold < 1000:
+        raise ConvtxError(f"--threshold {args.threshold}: expected a percentage in (0, 1000)")
+    thresholds = load_thresholds(args.per_case, DEFAULT_THRESHOLD_PCT)
+    if args.threshold is not None:          # the command line's default beats the file's; its globs still apply
+        thresholds = replace(thresholds, default_pct=args.threshold)
+    base, cur = load_side(args.baseline), load_side(args.current)
+    comp = compare(base, cur, thresholds, args.mode)
+    text = render_markdown(comp)
+    for path, content in ((args.summary, text + "\n"), (args.json, json.dumps(comp.to_json(), indent=1) + "\n")):
+        if path:
+            out = Path(path)
+            _writable_dir(out.parent if str(out.parent) else Path("."), "output directory")
+            out.write_text(content)
+    print(text)
+    return 1 if comp.failed else 0
+
+
 def cmd_report(args) -> int:
     from harness.report import write_report
 
@@ -528,6 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--case-timeout", type=float, default=900.0, help="seconds per case (default 900)")
         sp.add_argument("--memory-cap", type=float, default=None, metavar="GIB",
                         help="kill a worker whose resident memory exceeds this (default: 75%% of RAM)")
+        sp.add_argument("--cuda-arch", metavar="sm_XX", help="CUDA architecture to build for (default: device 0's, "
+                        "else sm_80)")
+        sp.add_argument("--no-tf32", action="store_true", help="ort-cuda: disable TF32 (then judged as float32)")
         sp.add_argument("--build-dir", default="build", help="content-addressed cache (default build/)")
 
     sp = sub.add_parser("list", help="models, lowerings, backends (available? why not?)")
@@ -550,6 +733,29 @@ def build_parser() -> argparse.ArgumentParser:
     common_run(sp)
     sp.set_defaults(func=cmd_validate)
 
+    sp = sub.add_parser("build", help="compile only and keep the artefacts (CUDA on a machine without a GPU)")
+    sp.add_argument("models", nargs="+", metavar="MODEL", help="zoo names (name@size) or .onnx paths")
+    sp.add_argument("--out", default="build/artifacts", metavar="DIR",
+                    help="where libraries, kernel sources, cubins and build.json go (default build/artifacts)")
+    common_run(sp)
+    sp.set_defaults(func=cmd_build, compile_only=True)
+
+    sp = sub.add_parser("compare", help="the performance-regression gate: exit 1 when CURRENT regressed against "
+                        "BASELINE (slower beyond the threshold and significantly, or numerically broken)")
+    sp.add_argument("baseline", metavar="BASELINE_RUN", help="run directory, or a directory of round-* runs")
+    sp.add_argument("current", metavar="CURRENT_RUN", help="run directory, or a directory of round-* runs")
+    sp.add_argument("--threshold", type=float, default=None, metavar="PCT",
+                    help="slowdown (percent) a case must exceed to regress (default: the per-case file's "
+                         "default_pct, else 10)")
+    sp.add_argument("--per-case", metavar="FILE",
+                    help='JSON {"default_pct": PCT, "cases": {"<case-id glob>": PCT}}: per-case thresholds')
+    sp.add_argument("--mode", choices=("auto", "absolute", "ratio"), default="auto",
+                    help="compare latencies (absolute) or latencies over the interleaved reference kernel (ratio); "
+                         "auto: absolute on the same kind of machine, ratio otherwise")
+    sp.add_argument("--summary", metavar="FILE", help="also write the Markdown summary here (a PR comment)")
+    sp.add_argument("--json", metavar="FILE", help="also write every case's numbers and verdict as JSON")
+    sp.set_defaults(func=cmd_compare)
+
     sp = sub.add_parser("bench", help="run a suite: validate and time every case, write a run directory")
     sp.add_argument("--suite", default="default", help="quick | default | full | layers")
     sp.add_argument("--models", help="comma-separated zoo refs (name@size) or .onnx paths")
@@ -557,6 +763,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: only cases with no record")
     sp.add_argument("--no-calibrate", action="store_true",
                     help="skip measuring the machine's fp32 peak and bandwidth (reports then give no %% of peak)")
+    sp.add_argument("--no-report", action="store_true", help="write results only (no report.md/html, plots)")
+    sp.add_argument("--require-gpu", action="store_true",
+                    help="refuse to run without a CUDA GPU, and to report timings unless every CUDA case ran on it")
+    sp.add_argument("--rounds", type=int, default=1, metavar="R",
+                    help="R complete runs, each with fresh worker processes, in OUT/round-01 … (default 1); "
+                         "what `convtx compare` and `make perf-check` use")
+    sp.add_argument("--inject-slowdown", action="append", metavar="PCT[@CASE_GLOB]",
+                    help="TEST ONLY, to measure the performance gate's power: matching cases busy-wait PCT%% of "
+                         "their own duration in every timed call (recorded in each record)")
     common_run(sp)
     sp.set_defaults(func=cmd_bench)
 

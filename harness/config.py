@@ -41,6 +41,12 @@ class RunConfig:
     # Fault injection, for the tests of isolation only: (case id, kind) with kind one of
     # segv | abort | hang | oom | exit; the worker does that instead of running the case.
     faults: tuple[tuple[str, str], ...] = ()
+    # Measuring the performance gate's power only: (case-id glob, percent) — matching cases busy-wait that
+    # share of their own duration in every timed call; the record says so (details.injected_slowdown).
+    inject_slowdown: tuple[tuple[str, float], ...] = ()
+    cuda_arch: str | None = None                   # CUDA builds: sm_XX (default: device 0's, else cuda.DEFAULT_ARCH)
+    tf32: bool = True                              # ort-cuda: allow TF32 (ONNX Runtime's default); judged looser
+    compile_only: bool = False                     # `convtx build`: stop after compiling (no run, no timing)
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,9 @@ class Suite:
 
 # TVM as it comes and TVM with the committed tuning database (`tuning/`), beside ORT, OpenVINO and eager PyTorch
 CPU_BACKENDS = ("ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "torch-cpu")
+# On a machine without a GPU, tvm-cuda cases are built (and recorded "built, not run: <why>") and ort-cuda
+# cases say why they cannot run; where a GPU is, the same cases run.
+CUDA_BACKENDS = ("tvm-cuda", "ort-cuda")
 ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add")
 
 SUITES: dict[str, Suite] = {
@@ -76,8 +85,18 @@ SUITES: dict[str, Suite] = {
         models=("cae@32", "cae@256", "dcgan@64", "vae@128", "wave1d@8192", "fcn8s@256", "unet@256",
                 "segnet@256", "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@32"),
         lowerings=ALL_LOWERINGS,
-        backends=CPU_BACKENDS,
+        backends=CPU_BACKENDS + CUDA_BACKENDS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=10.0),
+    ),
+    # `make bench-cuda` on a GPU machine: the default suite's models on both CUDA engines, ORT's CPU EP as the
+    # yardstick; `bench --require-gpu` refuses to report timings unless the CUDA cases ran on the device
+    "cuda": Suite(
+        name="cuda",
+        models=("cae@32", "cae@256", "dcgan@64", "vae@128", "wave1d@8192", "fcn8s@256", "unet@256",
+                "segnet@256", "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@32"),
+        lowerings=ALL_LOWERINGS,
+        backends=CUDA_BACKENDS + ("ort-cpu",),
+        timing=TimingConfig(warmup=10, min_repeats=20, min_time_s=1.0, max_time_s=10.0),
     ),
     # every zoo model at its largest registered size (512 x 512 maps, 64^3 volumes): hours with untuned TVM
     "full": Suite(

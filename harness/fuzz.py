@@ -116,6 +116,8 @@ def features(cfg: CTConfig) -> tuple[str, ...]:
 
 def kind_of(status: str, reason: str, valid: bool) -> str:
     """What went wrong, from the record; "ok" when nothing did (an invalid model cleanly refused is ok)."""
+    if status == "skipped" and reason.startswith("built, not run"):
+        return "not_run"         # compiled (a compile failure is a finding), but no device to judge it on
     died = "killed by signal" in reason or "exited with status" in reason or "timed out" in reason
     internal = any(t in reason for t in ("InternalError", "Check failed", "bad_alloc", "TVMError"))
     if not valid:
@@ -326,6 +328,7 @@ def run_fuzz(cases: int, seed: int, backends: list[str], lowerings: list[str], o
     classes: dict[tuple, dict] = {}
     coarse: dict[tuple, tuple] = {}
     n = fails = 0
+    not_run: dict[str, dict] = {}
     try:
         for i in range(n_configs):
             fc = fuzz_config(rng, f"fz{i:05d}")
@@ -333,6 +336,11 @@ def run_fuzz(cases: int, seed: int, backends: list[str], lowerings: list[str], o
                 for b in backends:
                     kind, rec = fz.run(fc, b, lw, seed + i)
                     n += 1
+                    if kind == "not_run":
+                        nr = not_run.setdefault(b, {"count": 0, "output_padding": 0, "reason": rec.reason})
+                        nr["count"] += 1
+                        nr["output_padding"] += "output_padding" in features(fc.cfg)
+                        continue
                     if kind == "ok":
                         continue
                     fails += 1
@@ -364,7 +372,7 @@ def run_fuzz(cases: int, seed: int, backends: list[str], lowerings: list[str], o
     finally:
         fz.close()
     summary = {"cases": n, "configs": n_configs, "failing_cases": fails, "seconds": round(time.monotonic() - t0),
-               "backends": backends, "lowerings": lowerings, "classes": rows,
+               "backends": backends, "lowerings": lowerings, "classes": rows, "built_not_run": not_run,
                "unexplained": [r["reproducer"] for r in rows if not r["explained_by"]]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(render(summary))
@@ -374,9 +382,12 @@ def run_fuzz(cases: int, seed: int, backends: list[str], lowerings: list[str], o
 def render(s: dict) -> str:
     L = [f"# Fuzz: {s['cases']} cases ({s['configs']} ConvTranspose models × {', '.join(s['backends'])} × "
          f"{', '.join(s['lowerings'])}) in {s['seconds']} s", "",
-         f"{s['failing_cases']} failing cases in {len(s['classes'])} classes.", "",
-         "| class | engine | lowering | attributes involved | count | reproducer | ledger |",
-         "|---|---|---|---|---:|---|---|"]
+         f"{s['failing_cases']} failing cases in {len(s['classes'])} classes.", ""]
+    for b, nr in (s.get("built_not_run") or {}).items():
+        L += [f"{b}: {nr['count']} cases compiled but not run — {nr['reason']} (their values are unjudged; "
+              f"{nr['output_padding']} have output_padding > 0). Run the same command on a GPU machine.", ""]
+    L += ["| class | engine | lowering | attributes involved | count | reproducer | ledger |",
+          "|---|---|---|---|---:|---|---|"]
     for r in s["classes"]:
         L.append(f"| {r['class']} | {r['backend']} | {r['lowering']} | {', '.join(r['attributes'])} | {r['count']} | "
                  f"`{r['reproducer']}` | {r['explained_by'] or '**unexplained**'} |")

@@ -4,6 +4,8 @@ Each entry says which (backend, lowering) it concerns and which ConvTranspose co
 A case that fails and matches an entry is a *known* divergence, not a new one; the sweep also reports
 entries that matched no failure at all, so a fixed upstream bug shows up (the ledger is then stale).
 Reproducers live in docs/upstream/ and run on their own (numpy + the engine).
+Entries about TVM's ONNX frontend name tvm-cuda beside tvm-llvm: both import the model through the same
+`relax_module`, so a model the frontend refuses or mis-imports is refused or mis-imported for either target.
 """
 from __future__ import annotations
 
@@ -45,6 +47,10 @@ def _col2im_3d_dilated(attrs: dict, p: ConvTransposeParams | None) -> bool:
     return p is not None and len(p.kernel_shape) == 3 and any(d > 1 and k > 1 for d, k in zip(p.dilations, p.kernel_shape))
 
 
+def _output_padding_nonzero(attrs: dict, p: ConvTransposeParams | None) -> bool:
+    return p is not None and any(op > 0 for op in p.output_padding)
+
+
 def _output_padding_ge_stride(attrs: dict, p: ConvTransposeParams | None) -> bool:
     return p is not None and any(op >= s for op, s in zip(p.output_padding, p.strides))
 
@@ -65,24 +71,24 @@ ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im
 
 LEDGER: tuple[KnownDivergence, ...] = (
     KnownDivergence(
-        "output-padding-ge-stride-rejected", ("ort-cpu", "tvm-llvm"), ("native",), _output_padding_ge_stride,
+        "output-padding-ge-stride-rejected", ("ort-cpu", "tvm-llvm", "tvm-cuda"), ("native",), _output_padding_ge_stride,
         "the spec allows output_padding below 'the corresponding stride/dilation' (the larger of the two, as "
         "convtx reads it); ONNX Runtime and TVM demand output_padding < stride and refuse the model (every "
         "lowering computes it)", "build/fuzz (class rejects_valid)", kinds=("rejects_valid",)),
     KnownDivergence(
-        "tvm-invalid-output-size-not-refused", ("tvm-llvm",), ALL_LOWERINGS, _empty_output,
+        "tvm-invalid-output-size-not-refused", ("tvm-llvm", "tvm-cuda"), ALL_LOWERINGS, _empty_output,
         "for pads that leave an output size of 0 (an invalid model) TVM returns an empty tensor, and for a "
         "negative size it fails with an InternalError ('cannot make uint from negative value') instead of "
         "refusing the model cleanly; lowerings decline such a node, so the engine's native ConvTranspose runs",
         "build/fuzz (class accepts_invalid)", kinds=("accepts_invalid", "internal_error_on_invalid")),
     KnownDivergence(
-        "same-negative-total-padding-clamped", ("ort-cpu", "tvm-llvm", "openvino-cpu"), ("native",), _negative_same,
+        "same-negative-total-padding-clamped", ("ort-cpu", "tvm-llvm", "tvm-cuda", "openvino-cpu"), ("native",), _negative_same,
         "under SAME_UPPER/SAME_LOWER with a kernel extent smaller than the stride the spec's total padding is "
         "negative (output = input*stride); ONNX Runtime, TVM and OpenVINO clamp it to 0 and return a shorter "
         "output",
         "docs/upstream/same_negative_padding.py"),
     KnownDivergence(
-        "tvm-ignores-output-shape", ("tvm-llvm",), ("native",), _output_shape,
+        "tvm-ignores-output-shape", ("tvm-llvm", "tvm-cuda"), ("native",), _output_shape,
         "TVM 0.27's ONNX frontend ignores ConvTranspose `output_shape`: wrong output shape or values "
         "(the explicit_pads lowering fixes it)", "docs/upstream/tvm_output_shape.py", always=False),
     KnownDivergence(
@@ -117,6 +123,13 @@ LEDGER: tuple[KnownDivergence, ...] = (
         "an output_shape larger than the full result (negative total padding, zero-filled on both sides by the "
         "spec) is zero-filled elsewhere by OpenVINO (e.g. x 1, k 1, output_shape 6: the spec puts the value at "
         "index 3)", "build/fuzz (class wrong_values, output_shape + negative_total_padding)", always=False),
+    KnownDivergence(
+        "tvm-cuda-output-padding-dlight", ("tvm-cuda",), ("native", "explicit_pads"), _output_padding_nonzero,
+        "UNVERIFIED HERE (no GPU): apache/tvm#19524 reports Relax conv2d_transpose on CUDA with output_padding "
+        "> 0 under dlight's Fallback schedule giving wrong values (May 2026, closed, fix not identified); the "
+        "lowerings replace the op, so only native/explicit_pads can hit it. On a GPU the reproducer decides: "
+        "exit 1 confirms, exit 0 means the entry is stale", "docs/upstream/tvm_cuda_output_padding.py",
+        always=False, kinds=("wrong_values",)),
 )
 
 

@@ -192,7 +192,10 @@ def _serve() -> None:
             elif req["op"] == "case":
                 c = req["cfg"]
                 cfg = RunConfig(threads=c["threads"], seed=c["seed"], case_timeout_s=c["case_timeout_s"],
-                                timing=TimingConfig(**c["timing"]) if c["timing"] else None)
+                                timing=TimingConfig(**c["timing"]) if c["timing"] else None,
+                                inject_slowdown=tuple((g, float(v)) for g, v in c.get("inject_slowdown", [])),
+                                cuda_arch=c.get("cuda_arch"), tf32=c.get("tf32", True),
+                                compile_only=c.get("compile_only", False))
                 fault = dict(map(tuple, c.get("faults", []))).get(req["case_id"])
                 if fault:
                     _inject(fault)

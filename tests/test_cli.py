@@ -14,7 +14,8 @@ def test_list_json_has_the_design_shape():
     assert {m["name"] for m in d["models"]} >= {"cae", "unet"}
     assert all({"name", "family", "dims"} <= set(m) for m in d["models"])
     assert [lw["name"] for lw in d["lowerings"]][0] == "native"
-    assert {b["id"] for b in d["backends"]} == {"ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "torch-cpu"}
+    assert {b["id"] for b in d["backends"]} == {"ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "torch-cpu",
+                                                "tvm-cuda", "ort-cuda"}
     assert all({"id", "available", "reason"} <= set(b) for b in d["backends"])
 
 

@@ -60,3 +60,43 @@ def test_bad_configs_are_rejected():
         TimingConfig(min_repeats=0)
     with pytest.raises(ValueError):
         TimingConfig(min_time_s=5, max_time_s=1)
+
+
+def test_reference_is_interleaved_outside_the_timed_region_at_about_a_fifth_of_the_time():
+    from harness.timing import REFERENCE_MIN, measure_interleaved
+
+    clk = FakeClock(100_000)                   # case: 0.1 ms per call
+    ref_step = 250_000                         # reference: 0.25 ms per call
+
+    def reference():
+        clk.t += ref_step
+
+    cfg = TimingConfig(warmup=1, min_repeats=5, min_time_s=0.2, max_time_s=10, max_repeats=10_000)
+    samples, ref = measure_interleaved(clk.fn, cfg, reference, clock=clk)
+    assert len(samples) == 2000 and all(s == pytest.approx(0.1) for s in samples)   # no reference inside
+    assert all(r == pytest.approx(0.25) for r in ref)
+    # after the first REFERENCE_MIN samples, one reference call per 1 ms (4 x its duration) of case time:
+    # 20% of all the timed work
+    assert len(ref) == pytest.approx(REFERENCE_MIN + (2000 - REFERENCE_MIN) / 10, abs=2)
+
+
+def test_a_slow_case_gets_a_burst_of_reference_calls():
+    from harness.timing import REFERENCE_BURST, measure_interleaved
+
+    clk = FakeClock(100_000_000)               # 100 ms per call
+    samples, ref = measure_interleaved(clk.fn, TimingConfig(warmup=0, min_repeats=5, min_time_s=0.1), lambda: None,
+                                       clock=clk)
+    assert len(samples) == 5 and len(ref) == 5 * REFERENCE_BURST
+
+
+def test_injected_slowdown_is_calibrated_to_the_requested_share():
+    import time
+
+    from harness.timing import slowed
+
+    f = slowed(lambda: time.sleep(0.002), 20)
+    assert 0.2 * 2e6 * 0.5 < f.extra_ns < 0.2 * 2e6 * 1.5      # the wait is about 20% of a 2 ms call
+    assert f.measured_pct == pytest.approx(20, abs=6)
+    t0 = time.perf_counter()
+    f()
+    assert time.perf_counter() - t0 >= 0.002 + f.extra_ns / 1e9

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from harness.backends.base import Availability, Backend, Compiled, ModelArtifact
 from harness.backends.openvino import OpenVinoCpu
-from harness.backends.ort import OrtCpu
+from harness.backends.ort import OrtCpu, OrtCuda
 from harness.backends.torch_eager import TorchCpu
 from harness.backends.tvm import TvmLlvm, TvmLlvmTuned
+from harness.backends.tvm_cuda import TvmCuda
 from harness.errors import UnknownNameError
 
 BACKENDS: dict[str, Backend] = {
@@ -14,6 +15,8 @@ BACKENDS: dict[str, Backend] = {
     "tvm-llvm-tuned": TvmLlvmTuned(),
     "openvino-cpu": OpenVinoCpu(),
     "torch-cpu": TorchCpu(),
+    "tvm-cuda": TvmCuda(),
+    "ort-cuda": OrtCuda(),
 }
 
 

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from harness.config import RunConfig, TimingConfig
-from harness.timing import measure
+from harness.timing import measure, measure_interleaved, slowed
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,19 @@ class Compiled:
         """Raw per-call latencies in ms. Input conversion to the engine's tensors is done once,
         outside the timed region; each timed call blocks until its outputs are ready."""
         return measure(self._prepare(feeds), cfg)
+
+    def time_interleaved(self, feeds: dict[str, np.ndarray], cfg: TimingConfig, reference: Callable[[], object],
+                         slowdown_pct: float = 0.0) -> tuple[list[float], list[float], dict]:
+        """`time` with a reference kernel timed between the calls (timing.measure_interleaved): (case samples,
+        reference samples, injection facts). `slowdown_pct` > 0 is the gate's power measurement only: each
+        call then also busy-waits, calibrated to make it that much slower (timing.slowed)."""
+        fn = self._prepare(feeds)
+        injected = {}
+        if slowdown_pct:
+            fn = slowed(fn, slowdown_pct)
+            injected = {"extra_ms_per_call": fn.extra_ns / 1e6, "calibrated_pct": fn.measured_pct}
+        samples, ref = measure_interleaved(fn, cfg, reference)
+        return samples, ref, injected
 
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError

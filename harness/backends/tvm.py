@@ -27,6 +27,26 @@ def host_target(threads: int) -> dict:
     return {"kind": "llvm", "mcpu": str(detected.attrs.get("mcpu", "generic")), "num-cores": threads}
 
 
+def relax_module(art: ModelArtifact):
+    """The ONNX file as a Relax module with its shapes fixed; an operator TVM's frontend lacks is
+    UnsupportedModel (the case is skipped with TVM's reason)."""
+    import onnx
+    import tvm
+    from tvm.relax.frontend.onnx import from_onnx
+
+    try:
+        return from_onnx(onnx.load(art.onnx_path), shape_dict={k: list(v) for k, v in art.input_shapes.items()},
+                         dtype_dict=dict(art.input_dtypes), keep_params_in_input=False)
+    except tvm.error.OpNotImplemented as e:
+        raise UnsupportedModel(f"tvm: {str(e).strip().splitlines()[-1]}") from None
+    except AssertionError as e:
+        # 0.27's MaxPool converter gives one output; a graph that uses Indices fails this assertion
+        if "Missing outputs" in str(e) and "MaxPool" in str(e):
+            raise UnsupportedModel(f"tvm: the ONNX frontend has no MaxPool Indices output ({e}); an "
+                                   f"index-free form of the model runs (e.g. segnet_noidx)") from None
+        raise
+
+
 class TvmCompiled(Compiled):
     def __init__(self, vm, dev, input_names, info):
         super().__init__(tuple(input_names), info)
@@ -64,10 +84,8 @@ class TvmLlvm(Backend):
         return {"TVM_NUM_THREADS": str(cfg.threads)}
 
     def _compile_impl(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
-        import onnx
         import tvm
         from tvm import relax
-        from tvm.relax.frontend.onnx import from_onnx
 
         target_d = host_target(cfg.threads)
         lib = self._cache_path(art, target_d, tvm.__version__)
@@ -75,19 +93,7 @@ class TvmLlvm(Backend):
         if lib is not None and cache.is_valid(lib):
             vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
             return TvmCompiled(vm, dev, list(art.input_shapes), self._info(target_d, cfg, "hit"))
-        model = onnx.load(art.onnx_path)
-        try:
-            mod = from_onnx(model, shape_dict={k: list(v) for k, v in art.input_shapes.items()},
-                            dtype_dict=dict(art.input_dtypes), keep_params_in_input=False)
-        except tvm.error.OpNotImplemented as e:
-            raise UnsupportedModel(f"tvm: {str(e).strip().splitlines()[-1]}") from None
-        except AssertionError as e:
-            # 0.27's MaxPool converter gives one output; a graph that uses Indices fails this assertion
-            if "Missing outputs" in str(e) and "MaxPool" in str(e):
-                raise UnsupportedModel(f"tvm: the ONNX frontend has no MaxPool Indices output ({e}); an "
-                                       f"index-free form of the model runs (e.g. segnet_noidx)") from None
-            raise
-        ex = relax.build(mod, target=tvm.target.Target(target_d))
+        ex = relax.build(relax_module(art), target=tvm.target.Target(target_d))
         if lib is not None:
             tmp = cache.tmp_path(lib)
             ex.export_library(str(tmp))

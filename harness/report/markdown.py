@@ -182,10 +182,11 @@ def extras_lines(extras: dict) -> list[str]:
         c = extras["conformance"]
         L.append(f"## Conformance ({c['cases']} ONNX node tests; ledger in harness/conformance.py)")
         L.append("")
-        L.append("| backend | pass | xfail | FAIL | XPASS | skipped |")
-        L.append("|---|---:|---:|---:|---:|---:|")
+        L.append("| backend | pass | xfail | FAIL | XPASS | skipped | built, not run |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
         for b, t in c["table"].items():
-            L.append(f"| {b} | {t['pass']} | {t['xfail']} | {t['FAIL']} | {t['XPASS']} | {t['skipped']} |")
+            L.append(f"| {b} | {t['pass']} | {t['xfail']} | {t['FAIL']} | {t['XPASS']} | {t['skipped']} | "
+                     f"{t.get('not run', 0)} |")
         L.append("")
     if "fuzz" in extras:
         f = extras["fuzz"]
@@ -197,6 +198,31 @@ def extras_lines(extras: dict) -> list[str]:
             L.append(f"| {r['class']} | {r['backend']} | {r['lowering']} | {', '.join(r['attributes'])} | "
                      f"{r['count']} | {r.get('explained_by') or '**unexplained**'} |")
         L.append("")
+    return L
+
+
+def cuda_lines(records: list[Record]) -> list[str]:
+    """CUDA backends: where they ran, or that they were built and why they could not run here."""
+    rs = [r for r in records if r.backend.endswith("-cuda")]
+    if not rs:
+        return []
+    L = ["## CUDA backends", "",
+         "| backend | cases | ran on a GPU | built, not run | skipped otherwise | TF32 | kernels built | why not run |",
+         "|---|---:|---:|---:|---:|---|---:|---|"]
+    for b in dict.fromkeys(r.backend for r in rs):
+        br = [r for r in rs if r.backend == b]
+        ran = [r for r in br if r.status in ("ok", "mismatch")]
+        built = [r for r in br if r.status == "skipped" and (r.reason or "").startswith("built, not run")]
+        other = [r for r in br if r.status == "skipped" and r not in built]
+        why = sorted({(r.reason or "").split(": ", 1)[-1] for r in built} |
+                     {(r.reason or "") for r in other if "unavailable" in (r.reason or "")})
+        tf32 = sorted({str(r.details.get("tf32")) for r in br if r.details.get("tf32")}) or ["—"]
+        kernels = sum(int(r.details.get("kernels") or 0) for r in br)
+        L.append(f"| {b} | {len(br)} | {len(ran)} | {len(built)} | {len(other)} | {', '.join(tf32)} | {kernels} | "
+                 f"{'; '.join(why).replace('|', '/') or '—'} |")
+    L += ["", "Built, not run: compiled here (the library and the generated kernel source are in the compiled-"
+              "artefact cache; `convtx build` also compiles the kernels with nvcc), with no GPU to run them on. "
+              "A case judged with TF32 on uses the `tf32` tolerance policy.", ""]
     return L
 
 
@@ -228,6 +254,7 @@ def render_markdown(meta: dict, records: list[Record], extras: dict | None = Non
         L.append("")
 
     L += tuning_lines(records)
+    L += cuda_lines(records)
     L += extras_lines(extras or {})
 
     odd = odd_cases(records)

@@ -4,7 +4,7 @@ import pytest
 
 from harness.backends import BACKENDS, ModelArtifact, get_backend
 from harness.backends.base import UnsupportedModel
-from harness.config import RunConfig, TimingConfig
+from harness.config import CPU_BACKENDS, CUDA_BACKENDS, RunConfig, TimingConfig
 from harness.numerics import compare
 from harness.reference import zoo_reference
 from models import get_model
@@ -18,10 +18,22 @@ CFG = RunConfig(threads=2)
 TIMING = TimingConfig(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=2.0)
 
 
-@pytest.mark.parametrize("backend_id", list(BACKENDS))
-def test_every_backend_is_available_here(backend_id):
+@pytest.mark.parametrize("backend_id", CPU_BACKENDS)
+def test_every_cpu_backend_is_available_here(backend_id):
     a = get_backend(backend_id).availability()
     assert a.available, a.reason
+
+
+@pytest.mark.parametrize("backend_id", CUDA_BACKENDS)
+def test_cuda_backends_run_only_with_a_gpu_and_say_why_not(backend_id):
+    """tvm-cuda is available everywhere (it builds here; its cases are "built, not run" without a GPU);
+    ort-cuda needs onnxruntime-gpu and a device. Without a GPU each names the missing driver or device."""
+    from harness import cuda
+    a = get_backend(backend_id).availability()
+    p = cuda.probe()
+    if not p.runnable:
+        assert p.reason in a.reason
+        assert a.available == (backend_id == "tvm-cuda")
 
 
 @pytest.mark.parametrize("backend_id", FILE_BACKENDS)

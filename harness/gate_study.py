@@ -1,0 +1,213 @@
+"""How good is the performance gate? False alarms (A/A) and power (injected slowdowns), measured.
+
+    python -m harness.gate_study collect OUT [--cycles 10] [--rounds 5]     (make perf-study: ~40 min)
+    python -m harness.gate_study analyse OUT [--threshold PCT] [--per-case FILE] [--json FILE]
+
+`collect` runs the quick suite as `make perf-check` does (R rounds per set), in cycles of five sets — two
+A/A sets of the same commit and one set each with a 10%, 15% and 25% slowdown injected into every case
+(`bench --inject-slowdown`, a calibrated busy-wait inside each timed call) — so that slow and unslowed sets
+are interleaved in time and drift of the machine hits both alike.
+
+`analyse` compares every pair of A/A sets (the earlier as baseline; a comparison failing is a false alarm)
+and every slowed set against every A/A set (a case flagged as a regression is a detection), in both modes,
+and also single rounds against single rounds (what a gate without rounds would see).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness.regress import DEFAULT_THRESHOLD_PCT, Side, Thresholds, compare, load_side, load_thresholds
+
+KINDS = ("aa-a", "aa-b", "slow10", "slow15", "slow25")
+
+
+def collect(out: Path, cycles: int, rounds: int, suite: str = "quick") -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    for k in range(1, cycles + 1):
+        for kind in KINDS:
+            if kind.startswith("aa"):
+                d, extra = out / "aa" / f"set-{k:02d}{kind[-1]}", []
+            else:
+                d, extra = out / kind / f"set-{k:02d}", ["--inject-slowdown", kind[4:]]
+            if (d / f"round-{rounds:02d}" / "run.json").exists():
+                continue
+            d.parent.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, "-m", "harness", "bench", "--suite", suite, "--no-calibrate", "--no-report",
+                   "--rounds", str(rounds), "--out", str(d), *extra]
+            with open(d.with_suffix(".log"), "w") as log:
+                rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+            print(f"[{time.monotonic() - t0:6.0f} s] {d} exit {rc}", file=sys.stderr)
+
+
+def _single_rounds(side: Side) -> list[Side]:
+    return [Side(r.path, [r]) for r in side.rounds]
+
+
+def _rate(hits: int, n: int) -> str:
+    return f"{hits}/{n} = {100 * hits / n:.1f}%" if n else "—"
+
+
+def _tally(pairs, thr: Thresholds, mode: str) -> dict:
+    """Compare each (baseline, current) pair: how many comparisons failed, and per case how many were
+    flagged as regressions and the ratios seen."""
+    n = fails = 0
+    cases: dict[str, dict] = {}
+    for b, c in pairs:
+        comp = compare(b, c, thr, mode, interval=False)
+        n += 1
+        fails += bool(comp.failed)
+        for x in comp.cases:
+            if x.stats:
+                d = cases.setdefault(x.case_id, {"n": 0, "flagged": 0, "ratios": []})
+                d["n"] += 1
+                d["flagged"] += x.verdict == "regression"
+                d["ratios"].append(x.stats["ratio"])
+    return {"comparisons": n, "failed": fails,
+            "cases": {c: {"n": d["n"], "flagged": d["flagged"], "median_ratio": float(np.median(d["ratios"])),
+                          "max_abs_change": float(np.max(np.abs(np.array(d["ratios"]) - 1)))}
+                      for c, d in cases.items()}}
+
+
+def _cycle(d: Path) -> int:
+    return int(d.name[4:6])                  # set-07a / set-07 -> 7
+
+
+def _sets(out: Path, cycles: range | None) -> tuple[list[Side], dict[int, list[Side]]]:
+    keep = (lambda d: d.is_dir() and (cycles is None or _cycle(d) in cycles))
+    aa = [load_side(d) for d in sorted((out / "aa").glob("set-*")) if keep(d)]
+    slow = {int(k.name[4:]): [load_side(d) for d in sorted(k.glob("set-*")) if keep(d)]
+            for k in sorted(out.glob("slow*")) if k.is_dir()}
+    return aa, slow
+
+
+def _merge(sides: list[Side], group: int) -> list[Side]:
+    """Consecutive sets joined into sides of `group` × R rounds: what a gate running more rounds would see."""
+    return [Side(g[0].path, [r for x in g for r in x.rounds])
+            for g in (sides[i:i + group] for i in range(0, len(sides) - group + 1, group))]
+
+
+def analyse(out: Path, thr: Thresholds, cycles: range | None = None, group: int = 1) -> dict:
+    aa, slow = _sets(out, cycles)
+    aa, slow = _merge(aa, group), {p: _merge(v, group) for p, v in slow.items()}
+    res: dict = {"threshold_pct": thr.default_pct, "per_case": [list(r) for r in thr.rules], "aa_sets": len(aa),
+                 "rounds": len(aa[0].rounds) if aa else 0, "cycles": [cycles.start, cycles.stop - 1] if cycles else None,
+                 "false_alarms": {}, "power": {}}
+    for mode in ("absolute", "ratio"):
+        res["false_alarms"][f"{mode}/rounds"] = _tally(itertools.combinations(aa, 2), thr, mode)
+        firsts = [_single_rounds(a)[0] for a in aa]        # what a gate without rounds would see
+        res["false_alarms"][f"{mode}/single"] = _tally(itertools.combinations(firsts, 2), thr, mode)
+        for pct, sets in slow.items():
+            res["power"].setdefault(mode, {})[pct] = _tally(itertools.product(aa, sets), thr, mode)
+    return res
+
+
+def suggest(out: Path, cycles: range | None, group: int, floor: float, margin: float) -> dict:
+    """Per-case thresholds from A/A data: the largest change any A/A pair showed (absolute mode), times
+    `margin`, rounded up to a multiple of 5%, never below `floor`. Derive them from some cycles and measure
+    the false alarms on the others (`analyse --cycles`), or the rate is flattered."""
+    aa, _ = _sets(out, cycles)
+    aa = _merge(aa, group)
+    t = _tally(itertools.combinations(aa, 2), Thresholds(floor, []), "absolute")
+    cases = {}
+    for c, v in sorted(t["cases"].items()):
+        pct = max(floor, 5 * np.ceil(100 * v["max_abs_change"] * margin / 5))
+        if pct > floor:
+            cases[c] = float(pct)
+    return {"default_pct": floor, "cases": cases,
+            "_derived_from": f"{len(aa)} A/A sides of {len(aa[0].rounds) if aa else 0} rounds, cycles "
+                             f"{cycles.start}-{cycles.stop - 1 if cycles else 'all'}: largest A/A change × {margin:g}, "
+                             f"rounded up to 5%, floor {floor:g}% (python -m harness.gate_study suggest)",
+            "_max_aa_change_pct": {c: round(100 * v["max_abs_change"], 1) for c, v in sorted(t["cases"].items())}}
+
+
+def render(res: dict) -> str:
+    rules = "".join(f", {g} {p:g}%" for g, p in res["per_case"])
+    cyc = f", cycles {res['cycles'][0]}-{res['cycles'][1]}" if res.get("cycles") else ""
+    out = [f"Thresholds: default {res['threshold_pct']:g}%{rules}; {res['aa_sets']} A/A sides of {res['rounds']} "
+           f"rounds{cyc}.", ""]
+    out += ["False alarms (A/A, every pair of sets, earlier set as baseline):", "",
+            "| mode | unit | comparisons | gate failed | worst case (alarms) |", "|---|---|---:|---:|---|"]
+    for key, v in res["false_alarms"].items():
+        mode, gran = key.split("/")
+        unit = f"{res['rounds']} rounds" if gran == "rounds" else "1 round"
+        cases = v["cases"]
+        worst = max(cases, key=lambda c: (cases[c]["flagged"], cases[c]["max_abs_change"])) if cases else "—"
+        w = cases.get(worst, {})
+        out.append(f"| {mode} | {unit} | {v['comparisons']} | {_rate(v['failed'], v['comparisons'])} | "
+                   f"`{worst}` ({w.get('flagged', 0)}, max change {100 * w.get('max_abs_change', 0):.1f}%) |")
+    out.append("")
+    for mode, levels in res["power"].items():
+        if not levels:
+            continue
+        cases = sorted(next(iter(levels.values()))["cases"])
+        out += [f"Power, {mode} mode (every slowed set against every A/A set; detection rate per case, and in "
+                f"brackets the median measured ratio, i.e. the slowdown the injection really caused):", "",
+                "| case | " + " | ".join(f"{p}%" for p in levels) + " |", "|---|" + "---:|" * len(levels)]
+        for c in cases:
+            out.append(f"| `{c}` | " + " | ".join(
+                _rate(levels[p]["cases"][c]["flagged"], levels[p]["cases"][c]["n"])
+                + f" (×{levels[p]['cases'][c]['median_ratio']:.2f})" for p in levels) + " |")
+        tot = {p: (sum(v["flagged"] for v in levels[p]["cases"].values()),
+                   sum(v["n"] for v in levels[p]["cases"].values())) for p in levels}
+        out.append("| **all cases** | " + " | ".join(_rate(*tot[p]) for p in levels) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _cycles(text: str | None) -> range | None:
+    if not text:
+        return None
+    lo, _, hi = text.partition("-")
+    return range(int(lo), int(hi or lo) + 1)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.gate_study", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("out", type=Path)
+    c.add_argument("--cycles", type=int, default=10)
+    c.add_argument("--rounds", type=int, default=5)
+    for name in ("analyse", "suggest"):
+        a = sub.add_parser(name)
+        a.add_argument("out", type=Path)
+        a.add_argument("--cycles", help="only these cycles, e.g. 6-10 (default: all)")
+        a.add_argument("--group", type=int, default=1,
+                       help="join G consecutive sets into one side (G × R rounds: a gate with more rounds)")
+        a.add_argument("--json", type=Path)
+        if name == "analyse":
+            a.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PCT)
+            a.add_argument("--per-case", type=Path, help="thresholds file, as `convtx compare --per-case`")
+        else:
+            a.add_argument("--floor", type=float, default=DEFAULT_THRESHOLD_PCT)
+            a.add_argument("--margin", type=float, default=1.2)
+    args = p.parse_args(argv)
+    if args.cmd == "collect":
+        collect(args.out, args.cycles, args.rounds)
+        return 0
+    if args.cmd == "suggest":
+        res = suggest(args.out, _cycles(args.cycles), args.group, args.floor, args.margin)
+        text = json.dumps(res, indent=1) + "\n"
+        if args.json:
+            args.json.write_text(text)
+        print(text, end="")
+        return 0
+    thr = load_thresholds(args.per_case, args.threshold)
+    res = analyse(args.out, thr, _cycles(args.cycles), args.group)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1) + "\n")
+    print(render(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,423 @@
+"""The performance-regression gate: a current run compared with a baseline, case by case.
+
+A side (baseline or current) is a run directory, or a directory of rounds (`bench --rounds R` writes
+OUT/round-01 …: complete runs of the same plan, each with fresh worker processes). Rounds matter because a
+case's speed has a per-process component (thread placement, memory layout, a neighbour busy for seconds)
+that no number of samples inside one process averages away.
+
+Per case:
+- statistic: each round's median latency; a side's value is its fastest round's (noise on a shared machine
+  — a neighbour busy for a minute, a process whose threads landed badly — only ever slows a round down,
+  while a real regression slows every round); the ratio is current value / baseline value;
+- significance: a one-sided Mann-Whitney U test on the raw samples of those two rounds, and a bootstrap
+  interval of the ratio of their medians (reported);
+- a regression is a ratio above 1 + threshold with p < ALPHA (an improvement, the mirror image); anything
+  else is "no change";
+- numbers: a case that passed in the baseline and now mismatches or errors fails the gate, whatever its
+  speed.
+
+Mode: on the same machine the latencies themselves are compared ("absolute"); when the machines differ, each
+round's median is first divided by the median of the reference kernel timed between that case's calls in
+that round (timing.REFERENCE_KERNEL), and those unitless ratios are compared ("ratio").
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ConvtxError
+
+DEFAULT_THRESHOLD_PCT = 10.0
+CONFIDENCE = 0.95
+ALPHA = 0.01           # one-sided Mann-Whitney U
+N_BOOT = 2000
+MACHINE_KEYS = ("model", "logical_cpus", "flags")
+SEVERITY = {"ok": 0, "skipped": 0, "mismatch": 2, "error": 2}
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+@dataclass
+class Round:
+    path: Path
+    meta: dict
+    records: dict[str, dict]
+
+
+@dataclass
+class Side:
+    path: Path
+    rounds: list[Round]
+
+    @property
+    def meta(self) -> dict:
+        return self.rounds[0].meta
+
+    def case_ids(self) -> list[str]:
+        return list(dict.fromkeys(c for r in self.rounds for c in r.records))
+
+
+def _read_round(path: Path) -> Round:
+    meta_path, res_path = path / "run.json", path / "results.jsonl"
+    if not meta_path.is_file() or not res_path.is_file():
+        raise ConvtxError(f"{path}: not a convtx run directory (needs run.json and results.jsonl)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConvtxError(f"{meta_path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    records: dict[str, dict] = {}
+    for n, line in enumerate(res_path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            records[rec["case_id"]] = rec
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ConvtxError(f"{res_path}:{n}: not a result record") from None
+    return Round(path, meta, records)
+
+
+def load_side(path: str | Path) -> Side:
+    """A run directory, or a directory whose round-* subdirectories are run directories."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ConvtxError(f"{p}: no such run directory")
+    if (p / "run.json").exists():
+        return Side(p, [_read_round(p)])
+    rounds = sorted(d for d in p.glob("round-*") if d.is_dir())
+    if not rounds:
+        raise ConvtxError(f"{p}: not a convtx run directory (no run.json, no round-* directories)")
+    return Side(p, [_read_round(d) for d in rounds])
+
+
+def load_thresholds(path: str | Path | None, default_pct: float) -> "Thresholds":
+    """`--per-case FILE`: JSON {"default_pct": 10, "cases": {"<case-id glob>": pct, …}}; the first glob
+    (in file order) that matches a case id gives its threshold. Keys starting with '_' are notes (where the
+    values came from) and are ignored."""
+    if path is None:
+        return Thresholds(default_pct, ())
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except OSError as e:
+        raise ConvtxError(f"{p}: cannot read ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ConvtxError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cases", {}), dict):
+        raise ConvtxError(f'{p}: expected {{"default_pct": PCT, "cases": {{"<case-id glob>": PCT}}}}')
+    unknown = {k for k in data if not k.startswith("_")} - {"default_pct", "cases", "comment"}
+    if unknown:
+        raise ConvtxError(f"{p}: unknown key(s) {sorted(unknown)} (expected default_pct, cases; keys starting "
+                          f"with '_' are notes)")
+    rules = []
+    for glob, pct in list(data.get("cases", {}).items()) + [("*", data.get("default_pct", default_pct))]:
+        if not isinstance(pct, (int, float)) or isinstance(pct, bool) or not 0 < pct < 1000:
+            raise ConvtxError(f"{p}: threshold for {glob!r} must be a number of percent in (0, 1000), got {pct!r}")
+        rules.append((glob, float(pct)))
+    return Thresholds(rules[-1][1], tuple(rules[:-1]))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    default_pct: float
+    rules: tuple[tuple[str, float], ...]
+
+    def for_case(self, case_id: str) -> float:
+        return next((pct for glob, pct in self.rules if fnmatchcase(case_id, glob)), self.default_pct)
+
+
+# ----------------------------------------------------------------------------------------------- mode
+
+def machine_of(meta: dict) -> dict:
+    m = meta.get("machine", {})
+    return {"model": m.get("cpu_model"), "logical_cpus": m.get("logical_cpus"),
+            "flags": tuple(sorted(m.get("flags") or [])) or None, "threads": meta.get("config", {}).get("threads")}
+
+
+def _describe_machine(meta: dict) -> str:
+    m = meta.get("machine", {})
+    return (f"{m.get('cpu_model') or 'unknown CPU'}, {m.get('logical_cpus') or '?'} logical CPUs, "
+            f"{meta.get('config', {}).get('threads', '?')} threads")
+
+
+def choose_mode(base: Side, cur: Side, requested: str = "auto") -> tuple[str, str]:
+    """("absolute" | "ratio", why)."""
+    a, b = machine_of(base.meta), machine_of(cur.meta)
+    same = all(a[k] == b[k] for k in (*MACHINE_KEYS, "threads")) and a["model"] is not None
+    if requested == "absolute":
+        why = "requested (--mode absolute)"
+        if not same:
+            why += (f"; note the machines differ (baseline: {_describe_machine(base.meta)}; current: "
+                    f"{_describe_machine(cur.meta)})")
+        return "absolute", why
+    if requested == "ratio":
+        return "ratio", ("requested (--mode ratio): each case's latency divided by the reference kernel timed "
+                         "between its calls in the same round")
+    if same:
+        return "absolute", (f"both runs on the same kind of machine ({_describe_machine(cur.meta)}, same ISA "
+                            f"flags), so latencies are compared directly")
+    diff = [k for k in (*MACHINE_KEYS, "threads") if a[k] != b[k]]
+    return "ratio", (f"the machines differ ({', '.join(diff).replace('flags', 'ISA flags')}: baseline "
+                     f"{_describe_machine(base.meta)}; current {_describe_machine(cur.meta)}), so each case is "
+                     f"compared as its latency over the reference kernel timed between its calls in the same round")
+
+
+# ----------------------------------------------------------------------------------------------- statistics
+
+def _round_samples(rec: dict, mode: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+    lat = rec.get("latency_ms") or {}
+    s = np.asarray(lat.get("samples") or [], dtype=np.float64)
+    if s.size == 0:
+        return None
+    if mode == "absolute":
+        return s, None
+    ref = np.asarray((lat.get("reference") or {}).get("samples") or [], dtype=np.float64)
+    if ref.size == 0:
+        return None
+    return s, ref
+
+
+def _round_value(s: np.ndarray, ref: np.ndarray | None) -> float:
+    return float(np.median(s) / (np.median(ref) if ref is not None else 1.0))
+
+
+def _normalised(s: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
+    return s / np.median(ref) if ref is not None else s
+
+
+def _boot_medians(s: np.ndarray, ref: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """N_BOOT bootstrap replicates of one round's value (its samples resampled; the reference's too)."""
+    med = np.empty(N_BOOT)
+    rmed = np.ones(N_BOOT)
+    for lo in range(0, N_BOOT, 250):         # in slices: a round can hold thousands of samples
+        n = min(250, N_BOOT - lo)
+        med[lo:lo + n] = np.median(s[rng.integers(0, s.size, size=(n, s.size))], axis=1)
+        if ref is not None:
+            rmed[lo:lo + n] = np.median(ref[rng.integers(0, ref.size, size=(n, ref.size))], axis=1)
+    return med / rmed
+
+
+def case_statistics(base_rounds, cur_rounds, seed: int = 0, interval: bool = True) -> dict:
+    """From per-round (samples, reference samples or None): each side's value is its fastest round's median
+    (over the reference's median in ratio mode); the ratio is current / baseline; the Mann-Whitney U test
+    (one-sided) and the bootstrap interval of the ratio of medians are computed on the raw samples of those
+    two rounds."""
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(seed)
+    bv = np.array([_round_value(s, r) for s, r in base_rounds])
+    cv = np.array([_round_value(s, r) for s, r in cur_rounds])
+    bi, ci = int(np.argmin(bv)), int(np.argmin(cv))
+    ratio = float(cv[ci] / bv[bi])
+    lo = hi = float("nan")                   # the interval is reported, not used by the verdict
+    if interval:
+        boot = _boot_medians(*cur_rounds[ci], rng) / _boot_medians(*base_rounds[bi], rng)
+        lo, hi = np.quantile(boot, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+    pb, pc = _normalised(*base_rounds[bi]), _normalised(*cur_rounds[ci])
+    p_slower = float(mannwhitneyu(pc, pb, alternative="greater").pvalue)
+    p_faster = float(mannwhitneyu(pc, pb, alternative="less").pvalue)
+    return {"baseline": float(bv[bi]), "current": float(cv[ci]), "ratio": ratio, "ci": [float(lo), float(hi)],
+            "p_slower": p_slower, "p_faster": p_faster, "baseline_rounds": bv.tolist(),
+            "current_rounds": cv.tolist(), "baseline_fastest_round": bi + 1, "current_fastest_round": ci + 1,
+            "n_baseline": int(pb.size), "n_current": int(pc.size)}
+
+
+# ----------------------------------------------------------------------------------------------- the gate
+
+@dataclass
+class CaseResult:
+    case_id: str
+    verdict: str                      # regression | improvement | no change | numerics | fixed |
+                                      # still mismatching | not compared | new
+    threshold_pct: float | None = None
+    stats: dict | None = None
+    baseline_status: str | None = None
+    current_status: str | None = None
+    note: str = ""
+
+    @property
+    def fails(self) -> bool:
+        return self.verdict in ("regression", "numerics")
+
+
+@dataclass
+class Comparison:
+    baseline: Side
+    current: Side
+    mode: str
+    mode_why: str
+    cases: list[CaseResult]
+    context: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[CaseResult]:
+        return [c for c in self.cases if c.fails]
+
+    def to_json(self) -> dict:
+        return {"baseline": str(self.baseline.path), "current": str(self.current.path), "mode": self.mode,
+                "mode_why": self.mode_why, "passed": not self.failed, "context": self.context,
+                "rule": rule_text(), "cases": [c.__dict__ for c in self.cases]}
+
+
+def _worst_status(side: Side, case_id: str) -> tuple[str | None, dict | None]:
+    recs = [r.records[case_id] for r in side.rounds if case_id in r.records]
+    if not recs:
+        return None, None
+    worst = max(recs, key=lambda r: SEVERITY.get(r.get("status"), 2))
+    if all(r.get("status") == "skipped" for r in recs):
+        return "skipped", recs[0]
+    if worst.get("status") == "skipped":      # some rounds ran it, some skipped: the ones that ran count
+        worst = next(r for r in recs if r.get("status") != "skipped")
+    return worst.get("status"), worst
+
+
+def _context(base: Side, cur: Side) -> list[str]:
+    out = []
+    bm, cm = base.meta, cur.meta
+    for side, name in ((base, "baseline"), (cur, "current")):
+        incomplete = [r.path.name for r in side.rounds if r.meta.get("status") != "complete"]
+        if incomplete:
+            out.append(f"{name}: {len(incomplete)} round(s) did not complete ({', '.join(incomplete)}); "
+                       f"their recorded cases are used")
+        injected = {tuple(x) for r in side.rounds for x in r.meta.get("config", {}).get("inject_slowdown", [])}
+        if injected:
+            out.append(f"{name}: carries a TEST-ONLY injected slowdown {sorted(injected)} (bench --inject-slowdown)")
+    bv, cv = bm.get("versions", {}), cm.get("versions", {})
+    changed = [f"{k} {bv.get(k)} → {cv.get(k)}" for k in sorted(set(bv) | set(cv)) if bv.get(k) != cv.get(k)]
+    if changed:
+        out.append("versions differ: " + "; ".join(changed))
+    bt, ct = bm.get("config", {}).get("timing"), cm.get("config", {}).get("timing")
+    if bt != ct:
+        out.append(f"timing budgets differ (baseline {bt}; current {ct})")
+    if bm.get("suite") != cm.get("suite"):
+        out.append(f"suites differ (baseline {bm.get('suite')}, current {cm.get('suite')})")
+    return out
+
+
+def rule_text() -> str:
+    return (f"each side's value for a case is the median latency of its fastest round (noise on a shared machine "
+            f"only slows rounds down; a real regression slows every round); a case regresses when the current "
+            f"value exceeds the baseline's by more than its threshold AND a one-sided Mann-Whitney U test on the "
+            f"raw samples of those two rounds gives p < {ALPHA:g}; an improvement is the mirror image; the "
+            f"{CONFIDENCE:.0%} interval is a bootstrap of the ratio of their medians; a case that passed "
+            f"numerically in the baseline and now mismatches or errors fails whatever its speed")
+
+
+def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", interval: bool = True) -> Comparison:
+    """The gate. `interval=False` skips the bootstrap interval (reported only; the verdicts do not use it) —
+    the gate study compares thousands of pairs."""
+    mode, why = choose_mode(base, cur, mode)
+    results: list[CaseResult] = []
+    for cid in list(dict.fromkeys(base.case_ids() + cur.case_ids())):
+        bs, brec = _worst_status(base, cid)
+        cs, crec = _worst_status(cur, cid)
+        res = CaseResult(cid, "no change", baseline_status=bs, current_status=cs)
+        results.append(res)
+        if bs is None:
+            res.verdict, res.note = "new", "not in the baseline"
+            continue
+        if cs is None:
+            res.verdict, res.note = "not compared", "absent from the current run"
+            continue
+        if bs == "ok" and cs in ("mismatch", "error"):
+            res.verdict = "numerics"
+            res.note = f"{cs} now (baseline ok): {crec.get('reason', '')}"[:300]
+            continue
+        if bs in ("mismatch", "error") and cs in ("mismatch", "error"):
+            res.verdict, res.note = "still mismatching", f"{cs} in both: {crec.get('reason', '')}"[:300]
+            continue
+        if bs in ("mismatch", "error") and cs == "ok":
+            res.verdict, res.note = "fixed", f"baseline {bs}, now ok"
+        if "skipped" in (bs, cs):
+            res.verdict = "not compared"
+            res.note = f"{'baseline' if bs == 'skipped' else 'current'} skipped: " + \
+                       f"{(brec if bs == 'skipped' else crec).get('reason', '')}"[:300]
+            continue
+        brounds = [x for r in base.rounds if r.records.get(cid, {}).get("status") in ("ok", "mismatch")
+                   for x in [_round_samples(r.records[cid], mode)] if x is not None]
+        crounds = [x for r in cur.rounds if r.records.get(cid, {}).get("status") in ("ok", "mismatch")
+                   for x in [_round_samples(r.records[cid], mode)] if x is not None]
+        if not brounds or not crounds:
+            res.verdict = "not compared"
+            res.note = ("no latency samples" if mode == "absolute" else
+                        "no reference-kernel samples (a run older than the interleaved reference)") + \
+                       f" in the {'baseline' if not brounds else 'current'} run"
+            continue
+        thr = thresholds.for_case(cid)
+        st = case_statistics(brounds, crounds, interval=interval)
+        res.threshold_pct, res.stats = thr, st
+        if res.verdict == "fixed":
+            continue
+        if st["ratio"] > 1 + thr / 100 and st["p_slower"] < ALPHA:
+            res.verdict = "regression"
+        elif st["ratio"] < 1 / (1 + thr / 100) and st["p_faster"] < ALPHA:
+            res.verdict = "improvement"
+    return Comparison(base, cur, mode, why, results, _context(base, cur))
+
+
+# ----------------------------------------------------------------------------------------------- summary
+
+def _fmt_value(v: float, mode: str) -> str:
+    if mode == "ratio":
+        return f"{v:.3g}× ref"
+    return f"{v:.3f} ms" if v < 100 else f"{v:.1f} ms"
+
+
+def _side_line(name: str, side: Side) -> str:
+    m = side.meta
+    commit = (m.get("commit") or "?")[:10] + (" (dirty)" if m.get("dirty") else "")
+    return (f"- **{name}**: `{side.path}` — {len(side.rounds)} round(s), suite {m.get('suite')}, commit {commit}, "
+            f"{(m.get('date') or '?')[:19]}, {_describe_machine(m)}")
+
+
+def render_markdown(c: Comparison) -> str:
+    """A summary for a pull-request comment."""
+    fails = c.failed
+    reg = [x for x in c.cases if x.verdict == "regression"]
+    num = [x for x in c.cases if x.verdict == "numerics"]
+    imp = [x for x in c.cases if x.verdict == "improvement"]
+    if fails:
+        head = (f"## convtx performance gate: ❌ FAILED — {len(reg)} regression(s), {len(num)} numerical "
+                f"failure(s)")
+    else:
+        head = "## convtx performance gate: ✅ passed — no regression"
+    out = [head, ""]
+    out.append(f"{len([x for x in c.cases if x.stats])} cases compared; {len(imp)} improvement(s), "
+               f"{len([x for x in c.cases if x.verdict == 'no change'])} within noise or threshold.")
+    out += ["", _side_line("baseline", c.baseline), _side_line("current", c.current), "",
+            f"**Mode: {c.mode}** — {c.mode_why}.", "", f"Rule: {rule_text()}.", ""]
+    for line in c.context:
+        out.append(f"> ⚠ {line}")
+    if c.context:
+        out.append("")
+    compared = [x for x in c.cases if x.stats]
+    if compared:
+        order = {"regression": 0, "numerics": 1, "improvement": 2, "fixed": 3, "no change": 4}
+        out += ["| case | baseline | current | ratio | 95% interval | p (slower) | rounds | threshold | verdict |",
+                "|---|---:|---:|---:|---|---:|---:|---:|---|"]
+        for x in sorted(compared, key=lambda x: (order.get(x.verdict, 9), -x.stats["ratio"])):
+            s = x.stats
+            mark = {"regression": "❌ regression", "improvement": "🚀 improvement", "fixed": "✅ fixed"}.get(
+                x.verdict, "no change")
+            out.append(f"| `{x.case_id}` | {_fmt_value(s['baseline'], c.mode)} | {_fmt_value(s['current'], c.mode)} "
+                       f"| {s['ratio']:.3f} | {s['ci'][0]:.3f}–{s['ci'][1]:.3f} | {_fmt_p(s['p_slower'])} "
+                       f"| {len(s['baseline_rounds'])}/{len(s['current_rounds'])} | {x.threshold_pct:g}% | {mark} |")
+        out.append("")
+    other = [x for x in c.cases if not x.stats]
+    if other:
+        out += ["| case | baseline | current | verdict | note |", "|---|---|---|---|---|"]
+        for x in other:
+            v = "❌ numerics" if x.verdict == "numerics" else x.verdict
+            out.append(f"| `{x.case_id}` | {x.baseline_status or '—'} | {x.current_status or '—'} | {v} | "
+                       f"{x.note.replace('|', '/')} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _fmt_p(p: float) -> str:
+    return "<1e-4" if p < 1e-4 else f"{p:.2g}"
+
