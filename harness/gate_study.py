@@ -29,11 +29,12 @@ from harness.regress import DEFAULT_THRESHOLD_PCT, Side, Thresholds, compare, lo
 KINDS = ("aa-a", "aa-b", "slow10", "slow15", "slow25")
 
 
-def collect(out: Path, cycles: int, rounds: int, suite: str = "quick") -> None:
+def collect(out: Path, cycles: int, rounds: int, suite: str = "quick", kinds: tuple[str, ...] = KINDS,
+            first: int = 1) -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    for k in range(1, cycles + 1):
-        for kind in KINDS:
+    for k in range(first, first + cycles):
+        for kind in kinds:
             if kind.startswith("aa"):
                 d, extra = out / "aa" / f"set-{k:02d}{kind[-1]}", []
             else:
@@ -177,6 +178,9 @@ def main(argv=None) -> int:
     c.add_argument("out", type=Path)
     c.add_argument("--cycles", type=int, default=10)
     c.add_argument("--rounds", type=int, default=5)
+    c.add_argument("--kinds", default=",".join(KINDS),
+                   help=f"sets per cycle, in order (default {','.join(KINDS)})")
+    c.add_argument("--first", type=int, default=1, help="number of the first cycle (to add cycles later)")
     for name in ("analyse", "suggest"):
         a = sub.add_parser(name)
         a.add_argument("out", type=Path)
@@ -192,7 +196,11 @@ def main(argv=None) -> int:
             a.add_argument("--margin", type=float, default=1.2)
     args = p.parse_args(argv)
     if args.cmd == "collect":
-        collect(args.out, args.cycles, args.rounds)
+        kinds = tuple(k for k in args.kinds.split(",") if k)
+        bad = [k for k in kinds if k not in KINDS]
+        if bad:
+            p.error(f"--kinds: unknown {bad}; choose from {','.join(KINDS)}")
+        collect(args.out, args.cycles, args.rounds, kinds=kinds, first=args.first)
         return 0
     if args.cmd == "suggest":
         res = suggest(args.out, _cycles(args.cycles), args.group, args.floor, args.margin)
