@@ -70,6 +70,16 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
         details["exporters"] = {k: {f: v[f] for f in ("status", "reason", "rel_l2") if f in v}
                                 for k, v in (prep.export.get("exporters") or {}).items()}
     backend = get_backend(backend_id)
+    held: list = []
+    try:
+        return _run_case(prep, lowering, backend, cfg, build_dir, base, details, held)
+    finally:
+        for c in held:
+            c.close()              # e.g. a remote session goes back to the tracker's pool
+
+
+def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir: Path, base: dict, details: dict,
+              held: list) -> Record:
     stage = "lower"
     try:
         path, lowered = lowered_path(prep, lowering, build_dir)
@@ -89,6 +99,7 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
                 details["compile_s"] = time.perf_counter() - t0
             raise
         compile_s = time.perf_counter() - t0
+        held.append(compiled)
         details.update(compiled.info)
         if cfg.compile_only:
             return Record(**base, status="ok", reason="built (compile only)", compile_s=compile_s,
@@ -118,11 +129,13 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
             samples, ref, injected = compiled.time_interleaved(feeds, cfg.timing, ReferenceKernel(), pct)
             stats = Stats.of(samples)
             latency = stats.to_json()
-            ref_stats = Stats.of(ref)
-            # the same case expressed against fixed work timed in between its calls (harness/regress.py)
-            latency["reference"] = {"kernel": REFERENCE_KERNEL, "median": ref_stats.median, "n": ref_stats.n,
-                                    "samples": list(ref_stats.samples)}
-            latency["ratio_to_reference"] = stats.median / ref_stats.median
+            latency["reference"] = latency["ratio_to_reference"] = None
+            if ref:      # none for a remote device: the kernel runs here, the case there (harness/remote.py)
+                ref_stats = Stats.of(ref)
+                # the same case expressed against fixed work timed in between its calls (harness/regress.py)
+                latency["reference"] = {"kernel": REFERENCE_KERNEL, "median": ref_stats.median, "n": ref_stats.n,
+                                        "samples": list(ref_stats.samples)}
+                latency["ratio_to_reference"] = stats.median / ref_stats.median
             if pct:
                 details["injected_slowdown"] = {"pct": pct, **injected,
                                                 "note": "test-only busy-wait (bench --inject-slowdown)"}

@@ -155,10 +155,32 @@ def _run_config(args, timing):
     arch = getattr(args, "cuda_arch", None)
     if arch is not None and not re.fullmatch(r"sm_\d{2,3}[a-z]?", arch):
         raise ConvtxError(f"--cuda-arch {arch!r}: expected sm_XX (e.g. sm_80, sm_90a)")
+    tracker, key = getattr(args, "rpc_tracker", None), getattr(args, "rpc_key", None)
+    if key and not tracker:
+        raise ConvtxError("--rpc-key needs --rpc-tracker HOST:PORT")
+    if tracker:
+        from harness.remote import parse_tracker
+        parse_tracker(tracker)
+        if not key:
+            raise ConvtxError("--rpc-tracker needs --rpc-key KEY (the device key the servers registered under)")
+        if getattr(args, "compile_only", False):
+            raise ConvtxError("--rpc-tracker: `convtx build` only compiles; run remotely with bench or validate")
     return RunConfig(threads=threads, timing=timing, case_timeout_s=args.case_timeout, seed=args.seed,
                      memory_cap_gib=args.memory_cap if args.memory_cap is not None else _default_memory_cap(),
                      inject_slowdown=_slowdown_arg(getattr(args, "inject_slowdown", None)), cuda_arch=arch,
-                     tf32=not getattr(args, "no_tf32", False), compile_only=getattr(args, "compile_only", False))
+                     tf32=not getattr(args, "no_tf32", False), compile_only=getattr(args, "compile_only", False),
+                     rpc_tracker=tracker, rpc_key=key)
+
+
+def _rpc_check(cfg) -> dict | None:
+    """A remote run: the tracker answers and has servers under the key, or a one-line error now."""
+    if not cfg.rpc_tracker:
+        return None
+    from harness.remote import check_tracker
+    info = check_tracker(cfg.rpc_tracker, cfg.rpc_key)
+    print(f"convtx: RPC tracker {info['tracker']}, key {info['key']!r}: {len(info['servers'])} server(s) "
+          f"{', '.join(info['servers'])}", file=sys.stderr)
+    return info
 
 
 def _slowdown_arg(values) -> tuple[tuple[str, float], ...]:
@@ -213,6 +235,7 @@ def cmd_validate(args) -> int:
         json_path = Path(args.json)
         _writable_dir(json_path.parent if str(json_path.parent) else Path("."), "output directory")
     cfg = _run_config(args, timing=None)
+    _rpc_check(cfg)
     run_id = "validate-" + new_run_id(Path.cwd())
     build = Path(args.build_dir)
     records = run_plan(plan, cfg, run_id, build, build / "logs" / run_id, sink=lambda r: None)
@@ -261,7 +284,8 @@ def _plan_from_meta(meta: dict, run_dir: Path):
         cfg = RunConfig(threads=c["threads"], seed=c["seed"], case_timeout_s=c["case_timeout_s"],
                         memory_cap_gib=c.get("memory_cap_gib"), timing=TimingConfig(**c["timing"]),
                         inject_slowdown=tuple((g, float(v)) for g, v in c.get("inject_slowdown", [])),
-                        cuda_arch=c.get("cuda_arch"), tf32=c.get("tf32", True))
+                        cuda_arch=c.get("cuda_arch"), tf32=c.get("tf32", True),
+                        rpc_tracker=(c.get("rpc") or {}).get("tracker"), rpc_key=(c.get("rpc") or {}).get("key"))
     except (KeyError, TypeError) as e:
         raise ConvtxError(f"{run_dir / 'run.json'}: incomplete plan or config ({e}); cannot resume") from None
     return plan, cfg
@@ -306,7 +330,7 @@ def _bench_once(args, out: Path | None, round_: tuple[int, int] | None) -> int:
     repo = Path.cwd()
     if args.resume:
         clash = [f for f in ("models", "backends", "lowerings", "batches", "shape", "out", "threads",
-                             "inject_slowdown", "cuda_arch", "no_tf32") if getattr(args, f)]
+                             "inject_slowdown", "cuda_arch", "no_tf32", "rpc_tracker", "rpc_key") if getattr(args, f)]
         if clash or args.suite != "default":
             raise ConvtxError(f"--resume takes the plan from {args.resume}/run.json; drop "
                               f"{', '.join('--' + f.replace('_', '-') for f in clash or ['suite'])}")
@@ -314,10 +338,12 @@ def _bench_once(args, out: Path | None, round_: tuple[int, int] | None) -> int:
         meta = rd.read_meta()
         rd.lock()
         plan, cfg = _plan_from_meta(meta, rd.path)
+        _rpc_check(cfg)
         done_records = rd.repair_and_read()
         meta["resumed"] = meta.get("resumed", 0) + 1
     else:
         suite, plan, cfg = _plan_from_args(args)
+        rpc = _rpc_check(cfg)                     # before anything is written: no tracker is a one-line error
         run_id = new_run_id(repo)
         if round_:
             run_id = f"{run_id}-r{round_[0]:02d}"
@@ -337,7 +363,7 @@ def _bench_once(args, out: Path | None, round_: tuple[int, int] | None) -> int:
                 "config": {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
                            "memory_cap_gib": cfg.memory_cap_gib, "timing": asdict(cfg.timing),
                            "inject_slowdown": [list(x) for x in cfg.inject_slowdown],
-                           "cuda_arch": cfg.cuda_arch, "tf32": cfg.tf32}}
+                           "cuda_arch": cfg.cuda_arch, "tf32": cfg.tf32, "rpc": rpc}}
         if round_:
             meta["round"] = {"index": round_[0], "of": round_[1]}
     build = _writable_dir(Path(args.build_dir), "build directory")
@@ -664,15 +690,24 @@ def _nvcc_cubin(nvcc: str | None, src: Path, arch: str) -> dict:
 def cmd_compare(args) -> int:
     from dataclasses import replace
 
-    from harness.regress import DEFAULT_THRESHOLD_PCT, compare, load_side, load_thresholds, render_markdown
+    from harness.regress import (DEFAULT_THRESHOLD_PCT, compare, load_side, load_thresholds, pick_baseline,
+                                 render_markdown)
 
     if args.threshold is not None and not 0 < args.threshold < 1000:
         raise ConvtxError(f"--threshold {args.threshold}: expected a percentage in (0, 1000)")
-    thresholds = load_thresholds(args.per_case, DEFAULT_THRESHOLD_PCT)
+    cur = load_side(args.current)
+    base, picked = pick_baseline(args.baseline, cur)
+    per_case = args.per_case
+    if per_case is None and (base.path / "thresholds.json").is_file():
+        per_case = base.path / "thresholds.json"        # a baseline's own thresholds travel with it
+    thresholds = load_thresholds(per_case, DEFAULT_THRESHOLD_PCT)
     if args.threshold is not None:          # the command line's default beats the file's; its globs still apply
         thresholds = replace(thresholds, default_pct=args.threshold)
-    base, cur = load_side(args.baseline), load_side(args.current)
+        if thresholds.ratio is not None:
+            thresholds = replace(thresholds, ratio=replace(thresholds.ratio, default_pct=args.threshold))
     comp = compare(base, cur, thresholds, args.mode)
+    if picked:
+        comp.context.insert(0, picked)
     text = render_markdown(comp)
     for path, content in ((args.summary, text + "\n"), (args.json, json.dumps(comp.to_json(), indent=1) + "\n")):
         if path:
@@ -711,6 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--cuda-arch", metavar="sm_XX", help="CUDA architecture to build for (default: device 0's, "
                         "else sm_80)")
         sp.add_argument("--no-tf32", action="store_true", help="ort-cuda: disable TF32 (then judged as float32)")
+        sp.add_argument("--rpc-tracker", metavar="HOST:PORT",
+                        help="run TVM cases on remote devices handed out by this TVM RPC tracker (docs/rpc.md)")
+        sp.add_argument("--rpc-key", metavar="KEY", help="the device key the RPC servers registered under")
         sp.add_argument("--build-dir", default="build", help="content-addressed cache (default build/)")
 
     sp = sub.add_parser("list", help="models, lowerings, backends (available? why not?)")
@@ -742,13 +780,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("compare", help="the performance-regression gate: exit 1 when CURRENT regressed against "
                         "BASELINE (slower beyond the threshold and significantly, or numerically broken)")
-    sp.add_argument("baseline", metavar="BASELINE_RUN", help="run directory, or a directory of round-* runs")
+    sp.add_argument("baseline", metavar="BASELINE_RUN", help="run directory, a directory of round-* runs, or a "
+                    "directory of per-machine baselines (<machine-slug>/round-*; the current machine's is taken)")
     sp.add_argument("current", metavar="CURRENT_RUN", help="run directory, or a directory of round-* runs")
     sp.add_argument("--threshold", type=float, default=None, metavar="PCT",
                     help="slowdown (percent) a case must exceed to regress (default: the per-case file's "
                          "default_pct, else 10)")
     sp.add_argument("--per-case", metavar="FILE",
-                    help='JSON {"default_pct": PCT, "cases": {"<case-id glob>": PCT}}: per-case thresholds')
+                    help='JSON {"default_pct": PCT, "cases": {"<case-id glob>": PCT}, "ratio": {…}}: per-case '
+                         'thresholds (default: the baseline\'s thresholds.json, when it has one)')
     sp.add_argument("--mode", choices=("auto", "absolute", "ratio"), default="auto",
                     help="compare latencies (absolute) or latencies over the interleaved reference kernel (ratio); "
                          "auto: absolute on the same kind of machine, ratio otherwise")

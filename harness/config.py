@@ -47,6 +47,9 @@ class RunConfig:
     cuda_arch: str | None = None                   # CUDA builds: sm_XX (default: device 0's, else cuda.DEFAULT_ARCH)
     tf32: bool = True                              # ort-cuda: allow TF32 (ONNX Runtime's default); judged looser
     compile_only: bool = False                     # `convtx build`: stop after compiling (no run, no timing)
+    # Remote devices through TVM's RPC tracker (harness/remote.py): "HOST:PORT" and the servers' device key
+    rpc_tracker: str | None = None
+    rpc_key: str | None = None
 
 
 @dataclass(frozen=True)

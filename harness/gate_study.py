@@ -117,17 +117,24 @@ def suggest(out: Path, cycles: range | None, group: int, floor: float, margin: f
     the false alarms on the others (`analyse --cycles`), or the rate is flattered."""
     aa, _ = _sets(out, cycles)
     aa = _merge(aa, group)
-    t = _tally(itertools.combinations(aa, 2), Thresholds(floor, []), "absolute")
-    cases = {}
-    for c, v in sorted(t["cases"].items()):
-        pct = max(floor, 5 * np.ceil(100 * v["max_abs_change"] * margin / 5))
-        if pct > floor:
-            cases[c] = float(pct)
-    return {"default_pct": floor, "cases": cases,
-            "_derived_from": f"{len(aa)} A/A sides of {len(aa[0].rounds) if aa else 0} rounds, cycles "
-                             f"{cycles.start}-{cycles.stop - 1 if cycles else 'all'}: largest A/A change × {margin:g}, "
-                             f"rounded up to 5%, floor {floor:g}% (python -m harness.gate_study suggest)",
-            "_max_aa_change_pct": {c: round(100 * v["max_abs_change"], 1) for c, v in sorted(t["cases"].items())}}
+    res: dict = {}
+    for mode in ("absolute", "ratio"):
+        t = _tally(itertools.combinations(aa, 2), Thresholds(floor, ()), mode)
+        pcts = {c: float(max(floor, 5 * np.ceil(100 * v["max_abs_change"] * margin / 5)))
+                for c, v in sorted(t["cases"].items())}
+        default = float(max(pcts.values())) if mode == "ratio" and pcts else floor
+        sec = {"default_pct": default, "cases": {c: p for c, p in pcts.items() if p != default},
+               "_max_aa_change_pct": {c: round(100 * v["max_abs_change"], 1) for c, v in sorted(t["cases"].items())}}
+        if mode == "absolute":
+            res.update(sec)
+        else:
+            res["ratio"] = sec
+    span = f"{cycles.start}-{cycles.stop - 1}" if cycles else "all"
+    res["_derived_from"] = (f"{len(aa)} A/A sides of {len(aa[0].rounds) if aa else 0} rounds (cycles {span}): per "
+                            f"case the largest change any A/A pair showed × {margin:g}, rounded up to 5%, at least "
+                            f"{floor:g}%; ratio mode's default is its noisiest case's (a case new to the suite "
+                            f"gets it) — python -m harness.gate_study suggest")
+    return res
 
 
 def render(res: dict) -> str:

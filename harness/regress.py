@@ -94,10 +94,28 @@ def load_side(path: str | Path) -> Side:
     return Side(p, [_read_round(d) for d in rounds])
 
 
+def _rules(p: Path, data, default_pct: float, where: str) -> tuple[float, tuple[tuple[str, float], ...]]:
+    if not isinstance(data, dict) or not isinstance(data.get("cases", {}), dict):
+        raise ConvtxError(f'{p}: expected {where}{{"default_pct": PCT, "cases": {{"<case-id glob>": PCT}}}}')
+    allowed = {"default_pct", "cases", "comment"} | ({"ratio"} if not where else set())
+    unknown = {k for k in data if not k.startswith("_")} - allowed
+    if unknown:
+        raise ConvtxError(f"{p}: unknown key(s) {sorted(unknown)} {where}(expected {', '.join(sorted(allowed))}; "
+                          f"keys starting with '_' are notes)")
+    rules = []
+    for glob, pct in list(data.get("cases", {}).items()) + [("*", data.get("default_pct", default_pct))]:
+        if not isinstance(pct, (int, float)) or isinstance(pct, bool) or not 0 < pct < 1000:
+            raise ConvtxError(f"{p}: threshold for {glob!r} {where}must be a number of percent in (0, 1000), "
+                              f"got {pct!r}")
+        rules.append((glob, float(pct)))
+    return rules[-1][1], tuple(rules[:-1])
+
+
 def load_thresholds(path: str | Path | None, default_pct: float) -> "Thresholds":
-    """`--per-case FILE`: JSON {"default_pct": 10, "cases": {"<case-id glob>": pct, …}}; the first glob
-    (in file order) that matches a case id gives its threshold. Keys starting with '_' are notes (where the
-    values came from) and are ignored."""
+    """`--per-case FILE`: JSON {"default_pct": 10, "cases": {"<case-id glob>": pct, …}, "ratio": {…the same…}};
+    the first glob (in file order) that matches a case id gives its threshold. "ratio" (optional) holds the
+    thresholds of ratio mode, whose noise is larger (docs/perf-gate.md); without it ratio mode uses the
+    others. Keys starting with '_' are notes (where the values came from) and are ignored."""
     if path is None:
         return Thresholds(default_pct, ())
     p = Path(path)
@@ -107,27 +125,60 @@ def load_thresholds(path: str | Path | None, default_pct: float) -> "Thresholds"
         raise ConvtxError(f"{p}: cannot read ({e.strerror})") from None
     except json.JSONDecodeError as e:
         raise ConvtxError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("cases", {}), dict):
-        raise ConvtxError(f'{p}: expected {{"default_pct": PCT, "cases": {{"<case-id glob>": PCT}}}}')
-    unknown = {k for k in data if not k.startswith("_")} - {"default_pct", "cases", "comment"}
-    if unknown:
-        raise ConvtxError(f"{p}: unknown key(s) {sorted(unknown)} (expected default_pct, cases; keys starting "
-                          f"with '_' are notes)")
-    rules = []
-    for glob, pct in list(data.get("cases", {}).items()) + [("*", data.get("default_pct", default_pct))]:
-        if not isinstance(pct, (int, float)) or isinstance(pct, bool) or not 0 < pct < 1000:
-            raise ConvtxError(f"{p}: threshold for {glob!r} must be a number of percent in (0, 1000), got {pct!r}")
-        rules.append((glob, float(pct)))
-    return Thresholds(rules[-1][1], tuple(rules[:-1]))
+    default, rules = _rules(p, data, default_pct, "")
+    ratio = None
+    if isinstance(data, dict) and "ratio" in data:
+        ratio = Thresholds(*_rules(p, data["ratio"], default, "in 'ratio' "))
+    return Thresholds(default, rules, ratio, str(p))
 
 
 @dataclass(frozen=True)
 class Thresholds:
     default_pct: float
     rules: tuple[tuple[str, float], ...]
+    ratio: "Thresholds | None" = None        # ratio mode's own, when the file gives them
+    source: str | None = None
 
-    def for_case(self, case_id: str) -> float:
+    def for_case(self, case_id: str, mode: str = "absolute") -> float:
+        if mode == "ratio" and self.ratio is not None:
+            return self.ratio.for_case(case_id)
         return next((pct for glob, pct in self.rules if fnmatchcase(case_id, glob)), self.default_pct)
+
+
+# ----------------------------------------------------------------------------------------------- baselines
+
+def machine_slug(meta: dict) -> str:
+    """A directory name for a kind of machine: CPU model, logical CPUs, threads and a digest of the ISA flags
+    (the same fields `choose_mode` compares), e.g. intel-xeon-processor-2c-2t-1a2b3c."""
+    import hashlib
+    import re
+
+    m = machine_of(meta)
+    model = re.sub(r"\((r|tm)\)|cpu|@.*", "", (m["model"] or "unknown").lower())
+    model = re.sub(r"[^a-z0-9]+", "-", model).strip("-")
+    flags = hashlib.sha256(" ".join(m["flags"] or ()).encode()).hexdigest()[:6]
+    return f"{model}-{m['logical_cpus']}c-{m['threads']}t-{flags}"
+
+
+def pick_baseline(path: str | Path, cur: "Side") -> tuple["Side", str | None]:
+    """BASELINE may be one side (a run directory or a directory of rounds) or a directory of per-machine
+    baselines (`reports/baseline/<machine-slug>/round-*`, as `make perf-baseline` writes them): then the one
+    recorded on the current side's kind of machine is taken (absolute mode), else the first, compared in
+    ratio mode, and the returned note says so."""
+    p = Path(path)
+    if not p.is_dir() or (p / "run.json").exists() or any(p.glob("round-*")):
+        return load_side(p), None
+    subs = sorted(d for d in p.iterdir() if d.is_dir() and ((d / "run.json").exists() or any(d.glob("round-*"))))
+    if not subs:
+        raise ConvtxError(f"{p}: not a convtx run directory, nor a directory of per-machine baselines")
+    sides = [load_side(d) for d in subs]
+    want = machine_of(cur.meta)
+    for s in sides:
+        if machine_of(s.meta) == want:
+            return s, None
+    return sides[0], (f"no baseline recorded on this kind of machine ({machine_slug(cur.meta)}; recorded: "
+                      f"{', '.join(d.name for d in subs)}): compared with {sides[0].path}; record one here with "
+                      f"`make perf-baseline` for the precise (absolute) comparison")
 
 
 # ----------------------------------------------------------------------------------------------- mode
@@ -252,6 +303,7 @@ class Comparison:
     mode_why: str
     cases: list[CaseResult]
     context: list[str] = field(default_factory=list)
+    thresholds_note: str = ""
 
     @property
     def failed(self) -> list[CaseResult]:
@@ -347,7 +399,7 @@ def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", i
                         "no reference-kernel samples (a run older than the interleaved reference)") + \
                        f" in the {'baseline' if not brounds else 'current'} run"
             continue
-        thr = thresholds.for_case(cid)
+        thr = thresholds.for_case(cid, mode)
         st = case_statistics(brounds, crounds, interval=interval)
         res.threshold_pct, res.stats = thr, st
         if res.verdict == "fixed":
@@ -356,7 +408,11 @@ def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", i
             res.verdict = "regression"
         elif st["ratio"] < 1 / (1 + thr / 100) and st["p_faster"] < ALPHA:
             res.verdict = "improvement"
-    return Comparison(base, cur, mode, why, results, _context(base, cur))
+    t = thresholds.ratio if mode == "ratio" and thresholds.ratio is not None else thresholds
+    note = (f"{t.default_pct:g}% by default" + (f", per case for {len(t.rules)} glob(s)" if t.rules else "") +
+            (f" ({'ratio-mode values ' if t is thresholds.ratio else ''}from {thresholds.source})"
+             if thresholds.source else ""))
+    return Comparison(base, cur, mode, why, results, _context(base, cur), note)
 
 
 # ----------------------------------------------------------------------------------------------- summary
@@ -390,6 +446,8 @@ def render_markdown(c: Comparison) -> str:
                f"{len([x for x in c.cases if x.verdict == 'no change'])} within noise or threshold.")
     out += ["", _side_line("baseline", c.baseline), _side_line("current", c.current), "",
             f"**Mode: {c.mode}** — {c.mode_why}.", "", f"Rule: {rule_text()}.", ""]
+    if c.thresholds_note:
+        out += [f"Thresholds: {c.thresholds_note}.", ""]
     for line in c.context:
         out.append(f"> ⚠ {line}")
     if c.context:
@@ -421,3 +479,18 @@ def render_markdown(c: Comparison) -> str:
 def _fmt_p(p: float) -> str:
     return "<1e-4" if p < 1e-4 else f"{p:.2g}"
 
+
+
+def main(argv=None) -> int:
+    """`python -m harness.regress slug RUN_DIR`: the per-machine baseline directory name of a run's machine."""
+    import sys
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2 or args[0] != "slug":
+        print("usage: python -m harness.regress slug RUN_DIR", file=sys.stderr)
+        return 2
+    print(machine_slug(load_side(args[1]).meta))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

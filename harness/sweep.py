@@ -91,7 +91,7 @@ def _cfg_json(cfg: RunConfig) -> dict:
     return {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
             "timing": asdict(cfg.timing) if cfg.timing else None, "faults": [list(f) for f in cfg.faults],
             "inject_slowdown": [list(f) for f in cfg.inject_slowdown], "cuda_arch": cfg.cuda_arch, "tf32": cfg.tf32,
-            "compile_only": cfg.compile_only}
+            "compile_only": cfg.compile_only, "rpc_tracker": cfg.rpc_tracker, "rpc_key": cfg.rpc_key}
 
 
 def run_case_isolated(w: WorkerClient, prep: Prepared, lowering: str, backend: str, cfg: RunConfig, run_id: str,

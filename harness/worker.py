@@ -195,7 +195,8 @@ def _serve() -> None:
                                 timing=TimingConfig(**c["timing"]) if c["timing"] else None,
                                 inject_slowdown=tuple((g, float(v)) for g, v in c.get("inject_slowdown", [])),
                                 cuda_arch=c.get("cuda_arch"), tf32=c.get("tf32", True),
-                                compile_only=c.get("compile_only", False))
+                                compile_only=c.get("compile_only", False), rpc_tracker=c.get("rpc_tracker"),
+                                rpc_key=c.get("rpc_key"))
                 fault = dict(map(tuple, c.get("faults", []))).get(req["case_id"])
                 if fault:
                     _inject(fault)

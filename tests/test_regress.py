@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.regress import Thresholds, compare, load_side, load_thresholds, render_markdown
+from harness.regress import (Thresholds, compare, load_side, load_thresholds, machine_slug, pick_baseline,
+                             render_markdown)
 from tests.conftest import run_cli
 
 MACHINE = {"cpu_model": "Test CPU 9000", "logical_cpus": 2, "flags": ["avx2", "avx512f"]}
@@ -155,6 +156,51 @@ def test_per_case_thresholds(tmp_path):
     v = verdicts(compare(base, cur, t))
     assert v == {"m@1/native/ort-cpu/b1": "regression", "m@1/native/tvm-llvm/b1": "no change",
                  "m@1/phase/ort-cpu/b1": "regression"}
+
+
+def test_ratio_mode_has_its_own_thresholds(tmp_path):
+    f = tmp_path / "thr.json"
+    f.write_text(json.dumps({"default_pct": 8, "cases": {"*/tvm-llvm/*": 30},
+                             "ratio": {"default_pct": 40, "cases": {"m@1/phase/*": 50}}, "_from": "a note"}))
+    t = load_thresholds(f, 10)
+    assert t.for_case("m@1/native/ort-cpu/b1", "absolute") == 8 and t.for_case("m@1/native/ort-cpu/b1", "ratio") == 40
+    assert t.for_case("m@1/phase/ort-cpu/b1", "ratio") == 50 and t.for_case("m@1/native/tvm-llvm/b1", "ratio") == 40
+    base = load_side(write_rounds(tmp_path / "a", seed=1))
+    other = {"cpu_model": "Other CPU", "logical_cpus": 2, "flags": ["avx2"]}
+    cur = load_side(write_rounds(tmp_path / "b", seed=2, machine=other, machine_speed=1.3,
+                                 scale={"m@1/native/ort-cpu/b1": 1.3}))
+    comp = compare(base, cur, t)
+    assert comp.mode == "ratio" and not comp.failed                 # 30% < the ratio default of 40%
+    assert "ratio-mode values" in render_markdown(comp)
+    assert compare(base, cur, t, mode="absolute").failed            # 1.69x in absolute terms
+
+
+def test_per_machine_baselines_pick_this_machine_or_say_why_not(tmp_path):
+    """reports/baseline/<machine-slug>/round-*: compare takes the current machine's baseline (absolute) and its
+    thresholds.json; on a machine with none it takes another in ratio mode and says so."""
+    root = tmp_path / "baseline"
+    other = {"cpu_model": "Other CPU @ 2.1GHz", "logical_cpus": 4, "flags": ["avx2"]}
+    here = write_rounds(tmp_path / "x" / "here", seed=1)
+    there = write_rounds(tmp_path / "x" / "there", seed=5, machine=other)
+    for side in (here, there):
+        (root / machine_slug(load_side(side).meta)).parent.mkdir(parents=True, exist_ok=True)
+        side.rename(root / machine_slug(load_side(side).meta))
+    slug_here = machine_slug(load_side(write_run(tmp_path / "probe")).meta)
+    assert slug_here.startswith("test-9000-2c-2t-") and (root / slug_here).is_dir()
+    (root / slug_here / "thresholds.json").write_text(json.dumps({"default_pct": 25}))
+    cur = write_rounds(tmp_path / "cur", seed=2, scale={"m@1/native/ort-cpu/b1": 1.2})
+    side, note = pick_baseline(root, load_side(cur))
+    assert side.path == root / slug_here and note is None
+    p = run_cli("compare", str(root), str(cur))
+    assert p.returncode == 0, p.stdout                              # 20% < this baseline's 25% threshold
+    assert "Mode: absolute" in p.stdout and "25% by default" in p.stdout and "thresholds.json" in p.stdout
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (root / slug_here).rename(lone / slug_here)
+    p = run_cli("compare", str(root), str(cur))
+    assert "no baseline recorded on this kind of machine" in p.stdout and "Mode: ratio" in p.stdout
+    p = run_cli("compare", str(tmp_path / "x"), str(cur))
+    assert p.returncode == 2 and "per-machine baselines" in p.stderr
 
 
 @pytest.mark.parametrize("content, needle", [

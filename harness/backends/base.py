@@ -77,6 +77,9 @@ class Compiled:
         samples, ref = measure_interleaved(fn, cfg, reference)
         return samples, ref, injected
 
+    def close(self) -> None:
+        """Release what the compiled model holds beyond memory (a remote session); called when the case ends."""
+
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
 
@@ -95,6 +98,8 @@ class Backend:
     # part of the default set for arbitrary ONNX files (validate, conformance, fuzz); a tuned configuration
     # whose database only covers tuned workloads is not
     file_default: bool = True
+    # runs on a remote device through TVM's RPC tracker (bench/validate --rpc-tracker; harness/remote.py)
+    remote_capable: bool = False
 
     def availability(self) -> Availability:
         """Cheap: no heavy import. Says why not when the backend cannot run here."""
@@ -119,6 +124,9 @@ class Backend:
         avail = self.availability()
         if not avail:
             raise BackendUnavailable(avail.reason)
+        if cfg.rpc_tracker and not self.remote_capable:
+            raise BackendUnavailable(f"{self.id} runs on this machine only: a remote run (--rpc-tracker) covers the "
+                                     f"TVM backends, which have TVM's RPC runtime on the device")
         if self.zoo_only and art.zoo_model is None:
             raise UnsupportedModel(f"{self.id} runs zoo models only (it needs the PyTorch module)")
         return self._compile_impl(art, cfg)

@@ -83,23 +83,45 @@ class TvmLlvm(Backend):
     def worker_env(self, cfg: RunConfig) -> dict[str, str]:
         return {"TVM_NUM_THREADS": str(cfg.threads)}
 
+    remote_capable = True
+
     def _compile_impl(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
         import tvm
         from tvm import relax
 
-        target_d = host_target(cfg.threads)
-        lib = self._cache_path(art, target_d, tvm.__version__)
+        if cfg.rpc_tracker:                      # compiled here, run on a device the tracker hands out
+            from harness.remote import compile_remote
+            return compile_remote(self, art, cfg)
+        lib, ex, info = self._build(art, cfg, host_target(cfg.threads))
         dev = tvm.cpu(0)
+        vm = relax.VirtualMachine(ex if ex is not None else tvm.runtime.load_module(str(lib)), dev)
+        return TvmCompiled(vm, dev, list(art.input_shapes), info)
+
+    def _build(self, art: ModelArtifact, cfg: RunConfig, target_d: dict):
+        """(library path or None, executable when freshly built else None, info) for `target_d`; the library
+        is cached in build/compiled, keyed by model, shapes, target and TVM version."""
+        import tvm
+        from tvm import relax
+
+        lib = self._cache_path(art, target_d, tvm.__version__)
         if lib is not None and cache.is_valid(lib):
-            vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
-            return TvmCompiled(vm, dev, list(art.input_shapes), self._info(target_d, cfg, "hit"))
+            return lib, None, self._info(target_d, cfg, "hit")
         ex = relax.build(relax_module(art), target=tvm.target.Target(target_d))
         if lib is not None:
             tmp = cache.tmp_path(lib)
             ex.export_library(str(tmp))
             cache.commit(tmp, lib)
-        vm = relax.VirtualMachine(ex, dev)
-        return TvmCompiled(vm, dev, list(art.input_shapes), self._info(target_d, cfg, "miss" if lib else "off"))
+        return lib, ex, self._info(target_d, cfg, "miss" if lib else "off")
+
+    def remote_build(self, art: ModelArtifact, cfg: RunConfig, desc: dict):
+        """For a remote run (harness/remote.py): built for the CPU the remote says it has."""
+        from harness.remote import llvm_target
+
+        target_d, why = llvm_target(desc, host_target(cfg.threads))
+        lib, ex, info = self._build(art, cfg, target_d)
+        info["remote_target_from"] = why
+        info["runtime_threads"] = desc.get("threads")          # the server's pool, not this process's
+        return lib, ex, info, "cpu"
 
     @staticmethod
     def _cache_path(art: ModelArtifact, target: dict, version: str) -> Path | None:
@@ -129,14 +151,12 @@ class TvmLlvmTuned(TvmLlvm):
     id = "tvm-llvm-tuned"
     file_default = False
 
-    def _compile_impl(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
+    def _build(self, art: ModelArtifact, cfg: RunConfig, target_d: dict):
         import tvm
-        from tvm import relax
         from tvm.s_tir import meta_schedule as ms
 
         from harness import tuning
 
-        target_d = host_target(cfg.threads)
         d = tuning.db_dir(target_d, tvm.__version__)
         if not (d / "database_tuning_record.json").exists():
             raise UnsupportedModel(f"no tuning database for TVM {tvm.__version__} on {tuning.target_slug(target_d)} "
@@ -156,18 +176,16 @@ class TvmLlvmTuned(TvmLlvm):
                                    f"(tune it: convtx tune MODEL --lowerings LOWERING)")
         digest = hashlib.sha256((d / "database_tuning_record.json").read_bytes()).hexdigest()[:16]
         lib = self._cache_path(art, {**target_d, "db": digest}, tvm.__version__)
-        dev = tvm.cpu(0)
         info = {**self._info(target_d, cfg, "hit" if lib is not None and cache.is_valid(lib) else "miss"),
                 "tuned": state["state"], "tuning": {**state, "database": str(d.relative_to(tuning.ROOT.parent))
                                                      if d.is_relative_to(tuning.ROOT.parent) else str(d),
                                                      "records_digest": digest},
                 "pipeline": "MetaSchedule database applied after FuseTIR (compile_relax)"}
         if lib is not None and cache.is_valid(lib):
-            vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
-            return TvmCompiled(vm, dev, list(art.input_shapes), info)
+            return lib, None, info
         ex = ms.relax_integration.compile_relax(db, mod, tvm.target.Target(target_d), None)
         if lib is not None:
             tmp = cache.tmp_path(lib)
             ex.export_library(str(tmp))
             cache.commit(tmp, lib)
-        return TvmCompiled(relax.VirtualMachine(ex, dev), dev, list(art.input_shapes), info)
+        return lib, ex, info

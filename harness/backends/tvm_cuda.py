@@ -75,29 +75,11 @@ class TvmCuda(TvmLlvm):
         import tvm
         from tvm import relax
 
+        if cfg.rpc_tracker:                      # a GPU behind TVM's RPC tracker (harness/remote.py)
+            from harness.remote import compile_remote
+            return compile_remote(self, art, cfg)
         arch, arch_from = cuda.arch_for(cfg.cuda_arch)
-        target_d = cuda_target(arch)
-        lib = self._cache_path(art, {**target_d, "host": HOST, "pipeline": "default-dlight-1"}, tvm.__version__)
-        src_path = lib.with_suffix(".cu") if lib is not None else None
-        state = "hit" if lib is not None and cache.is_valid(lib) and cache.is_valid(src_path) else "miss"
-        if state == "miss":
-            mod = relax_module(art)
-            ex = relax.build(mod, target=tvm.target.Target(target_d, host=HOST))
-            src = kernel_source(ex)
-            if lib is not None:
-                tmp = cache.tmp_path(src_path)
-                tmp.write_text(src)
-                cache.commit(tmp, src_path)
-                tmp = cache.tmp_path(lib)
-                ex.export_library(str(tmp))
-                cache.commit(tmp, lib)
-        else:
-            src = src_path.read_text()
-        info = {"engine_version": tvm.__version__, "target": target_d, "host_target": HOST,
-                "arch_from": arch_from, "pipeline": PIPELINE, "tuned": "untuned (dlight default schedules)",
-                "kernels": count_kernels(src), "fast_math": False, "compile_cache": state,
-                "library": str(lib) if lib is not None else None,
-                "cuda_source": str(src_path) if src_path is not None else None}
+        lib, ex, info = self._build_cuda(art, cfg, arch, arch_from, HOST)
         if cfg.compile_only:                         # `convtx build`: the artefacts are the result
             return Compiled(tuple(art.input_shapes), info)
         p = cuda.probe()
@@ -112,6 +94,52 @@ class TvmCuda(TvmLlvm):
         vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
         info["device"] = p.devices[0]
         return TvmCudaCompiled(vm, dev, list(art.input_shapes), info)
+
+    def _build_cuda(self, art: ModelArtifact, cfg: RunConfig, arch: str, arch_from: str, host: dict):
+        """(library path or None, executable when freshly built else None, info): the CUDA build, with its
+        kernel source kept beside the library (both committed cache entries)."""
+        import tvm
+        from tvm import relax
+
+        target_d = cuda_target(arch)
+        lib = self._cache_path(art, {**target_d, "host": host, "pipeline": "default-dlight-1"}, tvm.__version__)
+        src_path = lib.with_suffix(".cu") if lib is not None else None
+        state = "hit" if lib is not None and cache.is_valid(lib) and cache.is_valid(src_path) else "miss"
+        ex = None
+        if state == "miss":
+            ex = relax.build(relax_module(art), target=tvm.target.Target(target_d, host=host))
+            src = kernel_source(ex)
+            if lib is not None:
+                tmp = cache.tmp_path(src_path)
+                tmp.write_text(src)
+                cache.commit(tmp, src_path)
+                tmp = cache.tmp_path(lib)
+                ex.export_library(str(tmp))
+                cache.commit(tmp, lib)
+        else:
+            src = src_path.read_text()
+        info = {"engine_version": tvm.__version__, "target": target_d, "host_target": host,
+                "arch_from": arch_from, "pipeline": PIPELINE, "tuned": "untuned (dlight default schedules)",
+                "kernels": count_kernels(src), "fast_math": False, "compile_cache": state,
+                "library": str(lib) if lib is not None else None,
+                "cuda_source": str(src_path) if src_path is not None else None}
+        return lib, ex, info
+
+    def remote_build(self, art: ModelArtifact, cfg: RunConfig, desc: dict):
+        """For a remote GPU: its architecture as the session reports it (--cuda-arch overrides), host code for
+        the remote's CPU triple when it says it."""
+        from harness.remote import llvm_target
+
+        dev = desc.get("cuda") or {}
+        if cfg.cuda_arch:
+            arch, arch_from = cfg.cuda_arch, "--cuda-arch"
+        elif dev.get("compute_version"):
+            arch, arch_from = "sm_" + dev["compute_version"].replace(".", ""), f"remote device ({dev.get('name')})"
+        else:
+            arch, arch_from = cuda.DEFAULT_ARCH, "default (the remote showed no CUDA device)"
+        host, _ = llvm_target({k: desc[k] for k in ("cpu", "triple") if k in desc}, HOST)
+        lib, ex, info = self._build_cuda(art, cfg, arch, arch_from, host)
+        return lib, ex, info, "cuda"
 
 
 class TvmCudaCompiled(TvmCompiled):

@@ -226,6 +226,38 @@ def cuda_lines(records: list[Record]) -> list[str]:
     return L
 
 
+def remote_lines(records: list[Record]) -> list[str]:
+    """Remote devices (TVM RPC): which server ran how many cases, what it said it is, and what failed there."""
+    rs = [r for r in records if (r.details or {}).get("remote")]
+    if not rs:
+        return []
+    rem = rs[0].details["remote"]
+    L = [f"## Remote devices (TVM RPC tracker {rem['tracker']}, key `{rem['key']}`)", "",
+         "| server | machine (as the remote reports it) | cases | ok | mismatch | error | median session wait s |",
+         "|---|---|---:|---:|---:|---:|---:|"]
+    for server in sorted({r.details["remote"]["server"] for r in rs}):
+        sr = [r for r in rs if r.details["remote"]["server"] == server]
+        m = sr[0].details["remote"].get("machine") or {}
+        desc = ", ".join(f"{k} {m[k]}" for k in ("cpu", "triple", "vendor", "threads") if k in m) or "not reported"
+        if m.get("cuda"):
+            desc += f", GPU {m['cuda'].get('name')} (sm {m['cuda'].get('compute_version')})"
+        waits = sorted(r.details["remote"].get("session_wait_s") or 0.0 for r in sr)
+        L.append(f"| {server} | {desc} | {len(sr)} | {sum(r.status == 'ok' for r in sr)} | "
+                 f"{sum(r.status == 'mismatch' for r in sr)} | {sum(r.status == 'error' for r in sr)} | "
+                 f"{waits[len(waits) // 2]:.2f} |")
+    lost = [r for r in records if r.status == "error" and "remote " in (r.reason or "") and "failed during" in
+            (r.reason or "")]
+    L.append("")
+    L.append("Compiled here, run and timed on the remote device (TVM's `time_evaluator` there: device time per "
+             "call, no network); outputs fetched back and checked here. No interleaved reference kernel on a "
+             "remote device. Engines without TVM's RPC runtime are skipped in a remote run.")
+    if lost:
+        L.append("")
+        L.append("Cases lost with their server: " + "; ".join(f"`{r.case_id}` ({r.reason[:160]})" for r in lost))
+    L.append("")
+    return L
+
+
 def render_markdown(meta: dict, records: list[Record], extras: dict | None = None) -> str:
     v = RunView.of(meta, records)
     L = _header(meta, records)
@@ -255,6 +287,7 @@ def render_markdown(meta: dict, records: list[Record], extras: dict | None = Non
 
     L += tuning_lines(records)
     L += cuda_lines(records)
+    L += remote_lines(records)
     L += extras_lines(extras or {})
 
     odd = odd_cases(records)
