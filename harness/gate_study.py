@@ -30,7 +30,7 @@ KINDS = ("aa-a", "aa-b", "slow10", "slow15", "slow25")
 
 
 def collect(out: Path, cycles: int, rounds: int, suite: str = "quick", kinds: tuple[str, ...] = KINDS,
-            first: int = 1) -> None:
+            first: int = 1, threads: int | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     for k in range(first, first + cycles):
@@ -43,7 +43,8 @@ def collect(out: Path, cycles: int, rounds: int, suite: str = "quick", kinds: tu
                 continue
             d.parent.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "harness", "bench", "--suite", suite, "--no-calibrate", "--no-report",
-                   "--rounds", str(rounds), "--out", str(d), *extra]
+                   "--rounds", str(rounds), "--out", str(d), *extra,
+                   *(["--threads", str(threads)] if threads else [])]
             with open(d.with_suffix(".log"), "w") as log:
                 rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
             print(f"[{time.monotonic() - t0:6.0f} s] {d} exit {rc}", file=sys.stderr)
@@ -188,6 +189,7 @@ def main(argv=None) -> int:
     c.add_argument("--kinds", default=",".join(KINDS),
                    help=f"sets per cycle, in order (default {','.join(KINDS)})")
     c.add_argument("--first", type=int, default=1, help="number of the first cycle (to add cycles later)")
+    c.add_argument("--threads", type=int, help="engine threads (as `make perf-check` runs them: 1)")
     for name in ("analyse", "suggest"):
         a = sub.add_parser(name)
         a.add_argument("out", type=Path)
@@ -207,7 +209,7 @@ def main(argv=None) -> int:
         bad = [k for k in kinds if k not in KINDS]
         if bad:
             p.error(f"--kinds: unknown {bad}; choose from {','.join(KINDS)}")
-        collect(args.out, args.cycles, args.rounds, kinds=kinds, first=args.first)
+        collect(args.out, args.cycles, args.rounds, kinds=kinds, first=args.first, threads=args.threads)
         return 0
     if args.cmd == "suggest":
         res = suggest(args.out, _cycles(args.cycles), args.group, args.floor, args.margin)
