@@ -1,6 +1,6 @@
 """How good is the performance gate? False alarms (A/A) and power (injected slowdowns), measured.
 
-    python -m harness.gate_study collect OUT [--cycles 10] [--rounds 5]     (make perf-study: ~40 min)
+    python -m harness.gate_study collect OUT [--cycles 10] [--rounds 5]     (make perf-study: ~65 min)
     python -m harness.gate_study analyse OUT [--threshold PCT] [--per-case FILE] [--json FILE]
 
 `collect` runs the quick suite as `make perf-check` does (R rounds per set), in cycles of five sets — two
