@@ -690,8 +690,8 @@ def _nvcc_cubin(nvcc: str | None, src: Path, arch: str) -> dict:
 def cmd_compare(args) -> int:
     from dataclasses import replace
 
-    from harness.regress import (DEFAULT_THRESHOLD_PCT, compare, load_side, load_thresholds, pick_baseline,
-                                 render_markdown)
+    from harness.regress import (DEFAULT_THRESHOLD_PCT, compare, load_confirm, load_side, load_thresholds,
+                                 pick_baseline, render_markdown)
 
     if args.threshold is not None and not 0 < args.threshold < 1000:
         raise ConvtxError(f"--threshold {args.threshold}: expected a percentage in (0, 1000)")
@@ -705,7 +705,10 @@ def cmd_compare(args) -> int:
         thresholds = replace(thresholds, default_pct=args.threshold)
         if thresholds.ratio is not None:
             thresholds = replace(thresholds, ratio=replace(thresholds.ratio, default_pct=args.threshold))
-    comp = compare(base, cur, thresholds, args.mode)
+    comp = compare(base, cur, thresholds, args.mode, confirm=load_confirm(args.confirm) if args.confirm else None)
+    if args.confirm:
+        comp.context.append(f"confirmation run: a regression counts only if {args.confirm} (the first set of "
+                            f"rounds) found it too")
     if picked:
         comp.context.insert(0, picked)
     text = render_markdown(comp)
@@ -792,6 +795,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--mode", choices=("auto", "absolute", "ratio"), default="auto",
                     help="compare latencies (absolute) or latencies over the interleaved reference kernel (ratio); "
                          "auto: absolute on the same kind of machine, ratio otherwise")
+    sp.add_argument("--confirm", metavar="COMPARE_JSON",
+                    help="the --json of an earlier comparison with an independent set of rounds: a regression "
+                         "fails the gate only if that one found it too (make perf-check's confirmation run)")
     sp.add_argument("--summary", metavar="FILE", help="also write the Markdown summary here (a PR comment)")
     sp.add_argument("--json", metavar="FILE", help="also write every case's numbers and verdict as JSON")
     sp.set_defaults(func=cmd_compare)

@@ -109,7 +109,39 @@ def analyse(out: Path, thr: Thresholds, cycles: range | None = None, group: int 
         res["false_alarms"][f"{mode}/single"] = _tally(itertools.combinations(firsts, 2), thr, mode)
         for pct, sets in slow.items():
             res["power"].setdefault(mode, {})[pct] = _tally(itertools.product(aa, sets), thr, mode)
+        res.setdefault("confirmed", {})[mode] = confirmed(aa, slow, thr, mode)
     return res
+
+
+def _regressed(b: Side, c: Side, thr: Thresholds, mode: str) -> frozenset[str]:
+    comp = compare(b, c, thr, mode, interval=False)
+    return frozenset(x.case_id for x in comp.cases if x.fails)
+
+
+def confirmed(aa: list[Side], slow: dict[int, list[Side]], thr: Thresholds, mode: str) -> dict:
+    """The gate as `make perf-check` runs it: a failing comparison is repeated with an independent set of
+    rounds, and fails only if a case fails in both. False alarms: every A/A set as baseline, every unordered
+    pair of two other A/A sets as (first, confirming) current. Power: every A/A baseline with every pair of
+    two slowed sets of one level; a case is detected when both flag it."""
+    reg = {(i, j): _regressed(aa[i], aa[j], thr, mode) for i in range(len(aa)) for j in range(len(aa)) if i != j}
+    n = fails = 0
+    for i in range(len(aa)):
+        others = [j for j in range(len(aa)) if j != i]
+        for j, k in itertools.combinations(others, 2):
+            n += 1
+            fails += bool(reg[(i, j)] & reg[(i, k)])
+    power = {}
+    for pct, sets in slow.items():
+        sreg = {(i, j): _regressed(aa[i], sets[j], thr, mode) for i in range(len(aa)) for j in range(len(sets))}
+        cases: dict[str, list[int]] = {}
+        for i in range(len(aa)):
+            for j, k in itertools.combinations(range(len(sets)), 2):
+                for c in aa[i].case_ids():
+                    d = cases.setdefault(c, [0, 0])
+                    d[0] += c in sreg[(i, j)] and c in sreg[(i, k)]
+                    d[1] += 1
+        power[pct] = {c: {"flagged": v[0], "n": v[1]} for c, v in cases.items()}
+    return {"false_alarms": {"comparisons": n, "failed": fails}, "power": power}
 
 
 def suggest(out: Path, cycles: range | None, group: int, floor: float, margin: float) -> dict:
@@ -154,6 +186,30 @@ def render(res: dict) -> str:
         out.append(f"| {mode} | {unit} | {v['comparisons']} | {_rate(v['failed'], v['comparisons'])} | "
                    f"`{worst}` ({w.get('flagged', 0)}, max change {100 * w.get('max_abs_change', 0):.1f}%) |")
     out.append("")
+    if res.get("confirmed"):
+        out += ["With the confirmation run (`make perf-check`: a failure must repeat in an independent set of "
+                "rounds, the same case failing in both):", "",
+                "| mode | false alarms (baseline × pair of other A/A sets) | "
+                + " | ".join(f"power at {p}% (all cases)" for p in next(iter(res["confirmed"].values()))["power"])
+                + " |", "|---|---:|" + "---:|" * len(next(iter(res["confirmed"].values()))["power"])]
+        for mode, v in res["confirmed"].items():
+            fa = v["false_alarms"]
+            cells = []
+            for p, cases in v["power"].items():
+                cells.append(_rate(sum(c["flagged"] for c in cases.values()), sum(c["n"] for c in cases.values())))
+            out.append(f"| {mode} | {_rate(fa['failed'], fa['comparisons'])} | " + " | ".join(cells) + " |")
+        out.append("")
+        for mode, v in res["confirmed"].items():
+            if not v["power"]:
+                continue
+            levels = v["power"]
+            cases = sorted(next(iter(levels.values())))
+            out += [f"Power with confirmation, {mode} mode, per case:", "",
+                    "| case | " + " | ".join(f"{p}%" for p in levels) + " |", "|---|" + "---:|" * len(levels)]
+            for c in cases:
+                out.append(f"| `{c}` | " + " | ".join(_rate(levels[p][c]["flagged"], levels[p][c]["n"])
+                                                       for p in levels) + " |")
+            out.append("")
     for mode, levels in res["power"].items():
         if not levels:
             continue

@@ -147,6 +147,18 @@ class Thresholds:
 
 # ----------------------------------------------------------------------------------------------- baselines
 
+def load_confirm(path: str | Path) -> dict[str, str]:
+    """`compare --confirm FILE`: the --json of the first comparison; case id → verdict."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+        return {c["case_id"]: c["verdict"] for c in data["cases"]}
+    except OSError as e:
+        raise ConvtxError(f"{p}: cannot read ({e.strerror})") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ConvtxError(f"{p}: not a `convtx compare --json` file") from None
+
+
 def machine_slug(meta: dict) -> str:
     """A directory name for a kind of machine: CPU model, logical CPUs, threads and a digest of the ISA flags
     (the same fields `choose_mode` compares), e.g. intel-xeon-processor-2c-2t-1a2b3c."""
@@ -282,7 +294,7 @@ def case_statistics(base_rounds, cur_rounds, seed: int = 0, interval: bool = Tru
 @dataclass
 class CaseResult:
     case_id: str
-    verdict: str                      # regression | improvement | no change | numerics | fixed |
+    verdict: str                      # regression | unconfirmed | improvement | no change | numerics | fixed |
                                       # still mismatching | not compared | new
     threshold_pct: float | None = None
     stats: dict | None = None
@@ -359,9 +371,12 @@ def rule_text() -> str:
             f"numerically in the baseline and now mismatches or errors fails whatever its speed")
 
 
-def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", interval: bool = True) -> Comparison:
+def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", interval: bool = True,
+            confirm: dict[str, str] | None = None) -> Comparison:
     """The gate. `interval=False` skips the bootstrap interval (reported only; the verdicts do not use it) —
-    the gate study compares thousands of pairs."""
+    the gate study compares thousands of pairs. `confirm` (case id → verdict of an earlier comparison of the
+    same baseline with an independent set of rounds, `load_confirm`): a regression counts only when that one
+    found it too; otherwise it is "unconfirmed" (listed, not failed)."""
     mode, why = choose_mode(base, cur, mode)
     results: list[CaseResult] = []
     for cid in list(dict.fromkeys(base.case_ids() + cur.case_ids())):
@@ -406,6 +421,9 @@ def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", i
             continue
         if st["ratio"] > 1 + thr / 100 and st["p_slower"] < ALPHA:
             res.verdict = "regression"
+            if confirm is not None and confirm.get(cid) != "regression":
+                res.verdict = "unconfirmed"
+                res.note = "slower beyond its threshold in these rounds but not in the first set: not confirmed"
         elif st["ratio"] < 1 / (1 + thr / 100) and st["p_faster"] < ALPHA:
             res.verdict = "improvement"
     t = thresholds.ratio if mode == "ratio" and thresholds.ratio is not None else thresholds
@@ -454,12 +472,13 @@ def render_markdown(c: Comparison) -> str:
         out.append("")
     compared = [x for x in c.cases if x.stats]
     if compared:
-        order = {"regression": 0, "numerics": 1, "improvement": 2, "fixed": 3, "no change": 4}
+        order = {"regression": 0, "numerics": 1, "unconfirmed": 2, "improvement": 3, "fixed": 4, "no change": 5}
         out += ["| case | baseline | current | ratio | 95% interval | p (slower) | rounds | threshold | verdict |",
                 "|---|---:|---:|---:|---|---:|---:|---:|---|"]
         for x in sorted(compared, key=lambda x: (order.get(x.verdict, 9), -x.stats["ratio"])):
             s = x.stats
-            mark = {"regression": "❌ regression", "improvement": "🚀 improvement", "fixed": "✅ fixed"}.get(
+            mark = {"regression": "❌ regression", "improvement": "🚀 improvement", "fixed": "✅ fixed",
+                    "unconfirmed": "⚠ slower once, not confirmed"}.get(
                 x.verdict, "no change")
             out.append(f"| `{x.case_id}` | {_fmt_value(s['baseline'], c.mode)} | {_fmt_value(s['current'], c.mode)} "
                        f"| {s['ratio']:.3f} | {s['ci'][0]:.3f}–{s['ci'][1]:.3f} | {_fmt_p(s['p_slower'])} "

@@ -203,6 +203,29 @@ def test_per_machine_baselines_pick_this_machine_or_say_why_not(tmp_path):
     assert p.returncode == 2 and "per-machine baselines" in p.stderr
 
 
+def test_a_regression_must_be_confirmed_by_an_independent_set_of_rounds(tmp_path):
+    """make perf-check's second set: only a case that regressed in both sets fails; numbers always fail."""
+    base = write_rounds(tmp_path / "a", rounds=3, seed=1)
+    first = write_rounds(tmp_path / "b", rounds=3, seed=2, scale={"m@1/native/ort-cpu/b1": 1.3,
+                                                                  "m@1/phase/ort-cpu/b1": 1.3})
+    second = write_rounds(tmp_path / "c", rounds=3, seed=3, scale={"m@1/native/ort-cpu/b1": 1.3},
+                          status={"m@1/native/tvm-llvm/b1": "mismatch"})
+    p = run_cli("compare", str(base), str(first), "--json", str(tmp_path / "first.json"))
+    assert p.returncode == 1
+    p = run_cli("compare", str(base), str(second), "--confirm", str(tmp_path / "first.json"),
+                "--json", str(tmp_path / "second.json"))
+    assert p.returncode == 1 and "confirmation run" in p.stdout
+    v = {c["case_id"]: c["verdict"] for c in json.loads((tmp_path / "second.json").read_text())["cases"]}
+    assert v == {"m@1/native/ort-cpu/b1": "regression", "m@1/native/tvm-llvm/b1": "numerics",
+                 "m@1/phase/ort-cpu/b1": "no change"}
+    healthy = write_rounds(tmp_path / "d", rounds=3, seed=4, scale={"m@1/phase/ort-cpu/b1": 1.3})
+    p = run_cli("compare", str(base), str(healthy), "--confirm", str(tmp_path / "second.json"))
+    assert p.returncode == 0 and "not confirmed" in p.stdout     # slower once (phase), not in the first set
+    (tmp_path / "bad.json").write_text("{}")
+    p = run_cli("compare", str(base), str(healthy), "--confirm", str(tmp_path / "bad.json"))
+    assert p.returncode == 2 and "not a `convtx compare --json` file" in p.stderr
+
+
 @pytest.mark.parametrize("content, needle", [
     ("{not json", "not valid JSON"),
     ('{"cases": {"*": "ten"}}', "must be a number"),
