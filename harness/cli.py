@@ -648,7 +648,13 @@ def cmd_build(args) -> int:
                 shutil.copy2(d["cuda_source"], slug / "kernels.cu")
                 entry["cuda_source"] = str(slug / "kernels.cu")
                 entry["nvcc"] = _nvcc_cubin(nvcc, slug / "kernels.cu", d["target"]["arch"])
-                failed += entry["nvcc"]["status"] == "failed"
+                if entry["nvcc"]["status"] == "failed":
+                    from harness.known import match_cuda_build
+                    known = match_cuda_build(r.case_id, entry["nvcc"].get("error", ""))
+                    if known:
+                        entry["nvcc"]["known"] = {"id": known[0], "why": known[1], "reproducer": known[2]}
+                    else:
+                        failed += 1
         failed += r.status in ("error", "mismatch")
         cases.append(entry)
     write_json_atomic(out / "build.json", {"run_id": run_id, "nvcc": nvcc, "cases": cases})
@@ -658,10 +664,14 @@ def cmd_build(args) -> int:
         tail = (f"{nv['status']}" + (f" ({nv['seconds']:.1f} s, {nv.get('registers_max', '?')} registers max, "
                                      f"{nv.get('spills', 0)} spill stores)" if nv.get("status") == "ok" else
                                      f": {nv.get('error', '')}") if nv else c["reason"])
+        if nv.get("known"):
+            tail = f"known ({nv['known']['id']}, {nv['known']['reproducer']}): {tail}"
         cs = f"{c['compile_s']:.1f}" if c["compile_s"] is not None else "—"
         print(f"{c['case_id']:<44} {c['status']:<8} {c['kernels'] if c['kernels'] is not None else '—':>7} "
               f"{cs:>9}  {tail}")
-    print(f"artefacts and build.json in {out}")
+    known = sum(1 for c in cases if (c.get("nvcc") or {}).get("known"))
+    print(f"artefacts and build.json in {out}" + (f"; {known} known nvcc failure(s) (harness/known.py "
+                                                  f"CUDA_BUILD_LEDGER), {failed} unexplained" if known else ""))
     return 1 if failed else 0
 
 

@@ -130,3 +130,22 @@ def test_list_says_tvm_cuda_builds_but_cannot_run():
     assert "builds here; cannot run" in line and "driver" in line
     line = next(ln for ln in p.stdout.splitlines() if ln.strip().startswith("ort-cuda"))
     assert "unavailable" in line
+
+
+def test_known_cuda_build_failure_is_matched_narrowly_and_its_reproducer_still_fails():
+    """wave1d's long Conv1d gets a 512 KiB shared-memory buffer from dlight (make build-cuda found it): the
+    ledger entry explains exactly that failure, and the minimal reproducer still shows it (exit 1) — when TVM
+    fixes it, this fails and the entry is to be removed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from harness.known import match_cuda_build
+
+    err = "ptxas error   : Entry function 'k' uses too much shared data (0x80000 bytes, 0xc000 max)"
+    assert match_cuda_build("wave1d@8192/phase/tvm-cuda/b1", err)[0] == "tvm-cuda-conv1d-shared-memory"
+    assert match_cuda_build("unet@256/phase/tvm-cuda/b1", err) is None
+    assert match_cuda_build("wave1d@8192/phase/tvm-cuda/b1", "ptxas error: too many resources") is None
+    script = Path(__file__).resolve().parents[1] / "docs" / "upstream" / "tvm_cuda_conv1d_shared_memory.py"
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and "largest __shared__ buffer 524288 bytes" in p.stdout, p.stdout + p.stderr

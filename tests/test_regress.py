@@ -254,7 +254,8 @@ def test_compare_cli_exit_status_summary_and_bad_input(tmp_path):
     assert {c["case_id"]: c["verdict"] for c in data["cases"]}["m@1/native/ort-cpu/b1"] == "regression"
     assert run_cli("compare", str(a), str(b), "--threshold", "40").returncode == 0
     for args, needle in ((["compare", str(tmp_path / "nope"), str(a)], "no such run directory"),
-                         (["compare", str(tmp_path), str(a)], "not a convtx run directory"),
+                         (["compare", str(a / "round-01" / "run.json"), str(a)], "no such run directory"),
+                         (["compare", str(a), str(tmp_path)], "not a convtx run directory"),
                          (["compare", str(a), str(b), "--threshold", "-5"], "--threshold")):
         p = run_cli(*args)
         assert p.returncode == 2 and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
