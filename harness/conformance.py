@@ -68,6 +68,13 @@ LEDGER: tuple[Expectation, ...] = (
 # TVM's ONNX import is the same for every target: what tvm-llvm cannot import, tvm-cuda cannot either (on a
 # GPU an entry that then passes shows up as XPASS, i.e. the failure was specific to the LLVM target)
 LEDGER += tuple(Expectation("tvm-cuda", e.pattern, e.reason) for e in LEDGER if e.backend == "tvm-llvm")
+# Found by `convtx conformance --backends tvm-cuda`: dlight cannot schedule ConvTranspose followed by the Pad that
+# explicit_pads adds for output_padding (a compile failure, seen without a GPU)
+LEDGER += tuple(Expectation("tvm-cuda", f"test_convtranspose_{t}.const/explicit_pads",
+                            "TVM 0.27's CUDA pipeline (dlight) fails to build ConvTranspose + Pad: 'consumers of the "
+                            "cache-write stage that are not properly inlined' "
+                            "(docs/upstream/tvm_cuda_explicit_pads_cache_write.py)")
+                for t in ("kernel_shape", "output_shape", "pad"))
 
 # The ratchet: at least this many cases pass per backend (raise it when more pass, never lower it).
 # Counted over both variants, native and every lowering of the ConvTranspose cases.

@@ -149,3 +149,18 @@ def test_known_cuda_build_failure_is_matched_narrowly_and_its_reproducer_still_f
     script = Path(__file__).resolve().parents[1] / "docs" / "upstream" / "tvm_cuda_conv1d_shared_memory.py"
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 1 and "largest __shared__ buffer 524288 bytes" in p.stdout, p.stdout + p.stderr
+
+
+def test_conformance_ledger_entry_for_explicit_pads_on_cuda_still_reproduces():
+    """`convtx conformance --backends tvm-cuda` found dlight failing on ConvTranspose + Pad (explicit_pads);
+    the ledger explains those three cases, and the reproducer shows the failure (exit 1) until TVM fixes it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from harness.conformance import LEDGER
+
+    assert sum(e.backend == "tvm-cuda" and e.pattern.endswith(".const/explicit_pads") for e in LEDGER) == 3
+    script = Path(__file__).resolve().parents[1] / "docs" / "upstream" / "tvm_cuda_explicit_pads_cache_write.py"
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and "LLVM: builds" in p.stdout and "not properly inlined" in p.stdout, p.stdout
