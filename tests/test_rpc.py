@@ -94,8 +94,15 @@ def test_a_server_killed_mid_sweep_costs_one_case_and_the_sweep_goes_on(tmp_path
     recs = _records(out)
     assert len(recs) == 10                                          # nothing lost
     errors = [r for r in recs if r["status"] == "error"]
-    assert len(errors) == 1, [(r["case_id"], r["status"], r["reason"]) for r in recs]
-    assert "remote" in errors[0]["reason"] and "failed during" in errors[0]["reason"], errors[0]["reason"]
-    after = recs[recs.index(errors[0]) + 1:]
-    assert after and all(r["status"] == "ok" for r in after)
-    assert {r["details"]["remote"]["server"] for r in after} == survivors and len(survivors) == 1
+    # The killed server was serving a session. Usually a remote call of the case is in flight and fails: that
+    # case, and only it, is an error naming the server. The kill can also land after the case's last remote
+    # call (its results already here, the session not yet closed): then no case is lost at all.
+    assert len(errors) <= 1, [(r["case_id"], r["status"], r["reason"]) for r in recs]
+    for e in errors:
+        assert "remote 127.0.0.1:" in e["reason"] and "failed during" in e["reason"], e["reason"]
+    assert len(survivors) == 1
+    ok = [r for r in recs if r["status"] == "ok"]
+    servers = [r["details"]["remote"]["server"] for r in ok]
+    assert len(set(servers)) == 2 and servers[-1] in survivors      # both served; the survivor finished the run
+    last_on_killed = max(i for i, s in enumerate(servers) if s not in survivors)
+    assert all(s in survivors for s in servers[last_on_killed + 1:])
