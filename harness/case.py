@@ -120,7 +120,15 @@ def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir:
                                  "nonfinite": o.nonfinite} for o in cmp.outputs]}
         latency = None
         gflops = None
-        if cfg.timing is not None:
+        counts = None
+        if cfg.counter:                     # bench --counts: callgrind's counts instead of the clock
+            stage = "count"
+            from fnmatch import fnmatchcase
+            pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(base["case_id"], pat)), 0.0)
+            counts = compiled.count(feeds, build_dir, pct)
+            if pct:
+                details["injected_slowdown"] = {**counts["injected"], "kind": "counts"}
+        elif cfg.timing is not None:
             stage = "time"
             from fnmatch import fnmatchcase
 
@@ -143,7 +151,7 @@ def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir:
                 gflops = prep.flops / (stats.median / 1e3) / 1e9
         status = "ok" if cmp.passed else "mismatch"
         return Record(**base, status=status, reason=cmp.reason, numerics=numerics, latency_ms=latency,
-                      compile_s=compile_s, gflops=gflops, flops_performed=flops_performed, details=details)
+                      counts=counts, compile_s=compile_s, gflops=gflops, flops_performed=flops_performed, details=details)
     except (BackendUnavailable, UnsupportedModel) as e:
         return Record(**base, status="skipped", reason=str(e), details=details,
                       compile_s=details.pop("compile_s", None))

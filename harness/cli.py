@@ -165,11 +165,29 @@ def _run_config(args, timing):
             raise ConvtxError("--rpc-tracker needs --rpc-key KEY (the device key the servers registered under)")
         if getattr(args, "compile_only", False):
             raise ConvtxError("--rpc-tracker: `convtx build` only compiles; run remotely with bench or validate")
+        if getattr(args, "counts", False):
+            raise ConvtxError("--counts: callgrind counts work on this machine; it cannot count a remote device")
     return RunConfig(threads=threads, timing=timing, case_timeout_s=args.case_timeout, seed=args.seed,
                      memory_cap_gib=args.memory_cap if args.memory_cap is not None else _default_memory_cap(),
                      inject_slowdown=_slowdown_arg(getattr(args, "inject_slowdown", None)), cuda_arch=arch,
                      tf32=not getattr(args, "no_tf32", False), compile_only=getattr(args, "compile_only", False),
-                     rpc_tracker=tracker, rpc_key=key)
+                     rpc_tracker=tracker, rpc_key=key, counter="callgrind" if getattr(args, "counts", False) else None)
+
+
+def _counter_check(cfg, build: Path) -> dict | None:
+    """bench --counts: valgrind, its header and gcc are here and valgrind runs Python, or a one-line error now;
+    the identity of the counts (run.json config.counter)."""
+    if not cfg.counter:
+        return None
+    from harness.counting import CountingUnavailable, identity
+    try:
+        ident = identity(build)
+    except CountingUnavailable as e:
+        raise ConvtxError(f"--counts: {e}") from None
+    print(f"convtx bench: counting with callgrind (valgrind {ident['valgrind']}; the CPU it presents: "
+          f"{ident['cpu']['brand']}; metric: {ident['metric_text']}; {ident['calls']} counted calls per case)",
+          file=sys.stderr)
+    return ident
 
 
 def _rpc_check(cfg) -> dict | None:
@@ -285,7 +303,8 @@ def _plan_from_meta(meta: dict, run_dir: Path):
                         memory_cap_gib=c.get("memory_cap_gib"), timing=TimingConfig(**c["timing"]),
                         inject_slowdown=tuple((g, float(v)) for g, v in c.get("inject_slowdown", [])),
                         cuda_arch=c.get("cuda_arch"), tf32=c.get("tf32", True),
-                        rpc_tracker=(c.get("rpc") or {}).get("tracker"), rpc_key=(c.get("rpc") or {}).get("key"))
+                        rpc_tracker=(c.get("rpc") or {}).get("tracker"), rpc_key=(c.get("rpc") or {}).get("key"),
+                        counter=(c.get("counter") or {}).get("tool"))
     except (KeyError, TypeError) as e:
         raise ConvtxError(f"{run_dir / 'run.json'}: incomplete plan or config ({e}); cannot resume") from None
     return plan, cfg
@@ -344,6 +363,7 @@ def _bench_once(args, out: Path | None, round_: tuple[int, int] | None) -> int:
     else:
         suite, plan, cfg = _plan_from_args(args)
         rpc = _rpc_check(cfg)                     # before anything is written: no tracker is a one-line error
+        counter = _counter_check(cfg, Path(args.build_dir))
         run_id = new_run_id(repo)
         if round_:
             run_id = f"{run_id}-r{round_[0]:02d}"
@@ -363,14 +383,15 @@ def _bench_once(args, out: Path | None, round_: tuple[int, int] | None) -> int:
                 "config": {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
                            "memory_cap_gib": cfg.memory_cap_gib, "timing": asdict(cfg.timing),
                            "inject_slowdown": [list(x) for x in cfg.inject_slowdown],
-                           "cuda_arch": cfg.cuda_arch, "tf32": cfg.tf32, "rpc": rpc}}
+                           "cuda_arch": cfg.cuda_arch, "tf32": cfg.tf32, "rpc": rpc, "counter": counter}}
         if round_:
             meta["round"] = {"index": round_[0], "of": round_[1]}
     build = _writable_dir(Path(args.build_dir), "build directory")
     done = frozenset(r.case_id for r in done_records)
     meta.update(status="running")
     write_json_atomic(rd.meta_path, meta)      # resumable from here on, calibration included
-    if "calibration" not in meta and args.no_calibrate:
+    if "calibration" not in meta and (args.no_calibrate or cfg.counter):
+        # counts need no fp32 peak or bandwidth: the roofline is a timing view
         meta["calibration"] = {"error": "not measured (--no-calibrate)", "threads": cfg.threads}
     if "calibration" not in meta:
         from harness.calibrate import calibrate
@@ -700,8 +721,8 @@ def _nvcc_cubin(nvcc: str | None, src: Path, arch: str) -> dict:
 def cmd_compare(args) -> int:
     from dataclasses import replace
 
-    from harness.regress import (DEFAULT_THRESHOLD_PCT, compare, load_confirm, load_side, load_thresholds,
-                                 pick_baseline, render_markdown)
+    from harness.regress import (DEFAULT_THRESHOLD_PCT, Thresholds, compare, load_confirm, load_side,
+                                 load_thresholds, pick_baseline, render_markdown)
 
     if args.threshold is not None and not 0 < args.threshold < 1000:
         raise ConvtxError(f"--threshold {args.threshold}: expected a percentage in (0, 1000)")
@@ -715,6 +736,8 @@ def cmd_compare(args) -> int:
         thresholds = replace(thresholds, default_pct=args.threshold)
         if thresholds.ratio is not None:
             thresholds = replace(thresholds, ratio=replace(thresholds.ratio, default_pct=args.threshold))
+        thresholds = replace(thresholds, counts=replace(thresholds.counts, default_pct=args.threshold)
+                             if thresholds.counts is not None else Thresholds(args.threshold, ()))
     comp = compare(base, cur, thresholds, args.mode, confirm=load_confirm(args.confirm) if args.confirm else None)
     if args.confirm:
         comp.context.append(f"confirmation run: a regression counts only if {args.confirm} (the first set of "
@@ -798,13 +821,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("current", metavar="CURRENT_RUN", help="run directory, or a directory of round-* runs")
     sp.add_argument("--threshold", type=float, default=None, metavar="PCT",
                     help="slowdown (percent) a case must exceed to regress (default: the per-case file's "
-                         "default_pct, else 10)")
+                         "default_pct, else 10; for counts, its 'counts' section's, else 5)")
     sp.add_argument("--per-case", metavar="FILE",
                     help='JSON {"default_pct": PCT, "cases": {"<case-id glob>": PCT}, "ratio": {…}}: per-case '
                          'thresholds (default: the baseline\'s thresholds.json, when it has one)')
-    sp.add_argument("--mode", choices=("auto", "absolute", "ratio"), default="auto",
+    sp.add_argument("--mode", choices=("auto", "absolute", "ratio", "counts"), default="auto",
                     help="compare latencies (absolute) or latencies over the interleaved reference kernel (ratio); "
-                         "auto: absolute on the same kind of machine, ratio otherwise")
+                         "auto: absolute on the same kind of machine, ratio otherwise; count runs (bench --counts) "
+                         "are always compared as counts")
     sp.add_argument("--confirm", metavar="COMPARE_JSON",
                     help="the --json of an earlier comparison with an independent set of rounds: a regression "
                          "fails the gate only if that one found it too (make perf-check's confirmation run)")
@@ -827,7 +851,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "what `convtx compare` and `make perf-check` use")
     sp.add_argument("--inject-slowdown", action="append", metavar="PCT[@CASE_GLOB]",
                     help="TEST ONLY, to measure the performance gate's power: matching cases busy-wait PCT%% of "
-                         "their own duration in every timed call (recorded in each record)")
+                         "their own duration in every timed call (with --counts: a fixed loop adding PCT%% of "
+                         "the case's estimated cycles; recorded in each record)")
+    sp.add_argument("--counts", action="store_true",
+                    help="count each CPU case's calls with valgrind's callgrind (estimated cycles, instructions) "
+                         "instead of timing them: the same on a busy machine; what `make perf-check` gates on "
+                         "(docs/perf-gate.md)")
     common_run(sp)
     sp.set_defaults(func=cmd_bench)
 

@@ -50,6 +50,9 @@ class RunConfig:
     # Remote devices through TVM's RPC tracker (harness/remote.py): "HOST:PORT" and the servers' device key
     rpc_tracker: str | None = None
     rpc_key: str | None = None
+    # `bench --counts`: "callgrind" — each CPU case is counted under valgrind (harness/counting.py) instead of
+    # timed by the clock; the record's `counts` holds the numbers, `latency_ms` stays None
+    counter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,13 @@ SUITES: dict[str, Suite] = {
     "quick": Suite(
         name="quick",
         models=("cae@32", "unet@64"),
+        timing=TimingConfig(warmup=2, min_repeats=5, min_time_s=0.2, max_time_s=5.0),
+    ),
+    # `make perf-check`'s count gate (bench --counts): the quick suite's engines and models, UNet at 32 x 32 (at 64 its
+    # TVM case alone took 3.5 minutes under callgrind); counts are exact, so one round of five counted calls
+    "gate": Suite(
+        name="gate",
+        models=("cae@32", "unet@32"),
         timing=TimingConfig(warmup=2, min_repeats=5, min_time_s=0.2, max_time_s=5.0),
     ),
     # `make bench`: every zoo model at a deployment-like size, every lowering (the seed autoencoder also at

@@ -24,13 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.regress import DEFAULT_THRESHOLD_PCT, Side, Thresholds, compare, load_side, load_thresholds
+from harness.regress import (DEFAULT_THRESHOLD_PCT, Side, Thresholds, compare, counter_of, load_side,
+                             load_thresholds)
 
 KINDS = ("aa-a", "aa-b", "slow10", "slow15", "slow25")
 
 
 def collect(out: Path, cycles: int, rounds: int, suite: str = "quick", kinds: tuple[str, ...] = KINDS,
-            first: int = 1, threads: int | None = None) -> None:
+            first: int = 1, threads: int | None = None, counts: bool = False) -> None:
+    """`counts`: the sets are `bench --counts` runs (callgrind; the injected slowdown is then a fixed loop
+    adding that share of each case's estimated cycles), as `make perf-check`'s count gate runs them."""
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     for k in range(first, first + cycles):
@@ -44,7 +47,7 @@ def collect(out: Path, cycles: int, rounds: int, suite: str = "quick", kinds: tu
             d.parent.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "harness", "bench", "--suite", suite, "--no-calibrate", "--no-report",
                    "--rounds", str(rounds), "--out", str(d), *extra,
-                   *(["--threads", str(threads)] if threads else [])]
+                   *(["--threads", str(threads)] if threads else []), *(["--counts"] if counts else [])]
             with open(d.with_suffix(".log"), "w") as log:
                 rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
             print(f"[{time.monotonic() - t0:6.0f} s] {d} exit {rc}", file=sys.stderr)
@@ -103,13 +106,17 @@ def analyse(out: Path, thr: Thresholds, cycles: range | None = None, group: int 
     res: dict = {"threshold_pct": thr.default_pct, "per_case": [list(r) for r in thr.rules], "aa_sets": len(aa),
                  "rounds": len(aa[0].rounds) if aa else 0, "cycles": [cycles.start, cycles.stop - 1] if cycles else None,
                  "false_alarms": {}, "power": {}}
-    for mode in ("absolute", "ratio"):
+    counting = bool(aa) and counter_of(aa[0].meta) is not None
+    res["metric"] = "counts" if counting else "time"
+    for mode in (("counts",) if counting else ("absolute", "ratio")):
         res["false_alarms"][f"{mode}/rounds"] = _tally(itertools.combinations(aa, 2), thr, mode)
-        firsts = [_single_rounds(a)[0] for a in aa]        # what a gate without rounds would see
-        res["false_alarms"][f"{mode}/single"] = _tally(itertools.combinations(firsts, 2), thr, mode)
+        if res["rounds"] > 1:
+            firsts = [_single_rounds(a)[0] for a in aa]        # what a gate without rounds would see
+            res["false_alarms"][f"{mode}/single"] = _tally(itertools.combinations(firsts, 2), thr, mode)
         for pct, sets in slow.items():
             res["power"].setdefault(mode, {})[pct] = _tally(itertools.product(aa, sets), thr, mode)
-        res.setdefault("confirmed", {})[mode] = confirmed(aa, slow, thr, mode)
+        if not counting:         # counts are not re-measured on failure (make perf-check): nothing to confirm
+            res.setdefault("confirmed", {})[mode] = confirmed(aa, slow, thr, mode)
     return res
 
 
@@ -246,6 +253,9 @@ def main(argv=None) -> int:
                    help=f"sets per cycle, in order (default {','.join(KINDS)})")
     c.add_argument("--first", type=int, default=1, help="number of the first cycle (to add cycles later)")
     c.add_argument("--threads", type=int, help="engine threads (as `make perf-check` runs them: 1)")
+    c.add_argument("--suite", default="quick", help="the suite of each set (perf-check: quick; with --counts: gate)")
+    c.add_argument("--counts", action="store_true",
+                   help="count with callgrind (bench --counts) instead of timing: the count gate's study")
     for name in ("analyse", "suggest"):
         a = sub.add_parser(name)
         a.add_argument("out", type=Path)
@@ -265,7 +275,8 @@ def main(argv=None) -> int:
         bad = [k for k in kinds if k not in KINDS]
         if bad:
             p.error(f"--kinds: unknown {bad}; choose from {','.join(KINDS)}")
-        collect(args.out, args.cycles, args.rounds, kinds=kinds, first=args.first, threads=args.threads)
+        collect(args.out, args.cycles, args.rounds, suite=args.suite, kinds=kinds, first=args.first,
+                threads=args.threads, counts=args.counts)
         return 0
     if args.cmd == "suggest":
         res = suggest(args.out, _cycles(args.cycles), args.group, args.floor, args.margin)

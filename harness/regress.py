@@ -32,6 +32,8 @@ import numpy as np
 from harness.errors import ConvtxError
 
 DEFAULT_THRESHOLD_PCT = 10.0
+# counts (bench --counts) move by about 1% between processes (docs/perf-gate.md measured it), not by tens
+DEFAULT_COUNTS_PCT = 5.0
 CONFIDENCE = 0.95
 ALPHA = 0.01           # one-sided Mann-Whitney U
 N_BOOT = 2000
@@ -97,7 +99,7 @@ def load_side(path: str | Path) -> Side:
 def _rules(p: Path, data, default_pct: float, where: str) -> tuple[float, tuple[tuple[str, float], ...]]:
     if not isinstance(data, dict) or not isinstance(data.get("cases", {}), dict):
         raise ConvtxError(f'{p}: expected {where}{{"default_pct": PCT, "cases": {{"<case-id glob>": PCT}}}}')
-    allowed = {"default_pct", "cases", "comment"} | ({"ratio"} if not where else set())
+    allowed = {"default_pct", "cases", "comment"} | ({"ratio", "counts"} if not where else set())
     unknown = {k for k in data if not k.startswith("_")} - allowed
     if unknown:
         raise ConvtxError(f"{p}: unknown key(s) {sorted(unknown)} {where}(expected {', '.join(sorted(allowed))}; "
@@ -126,10 +128,12 @@ def load_thresholds(path: str | Path | None, default_pct: float) -> "Thresholds"
     except json.JSONDecodeError as e:
         raise ConvtxError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
     default, rules = _rules(p, data, default_pct, "")
-    ratio = None
+    ratio = counts = None
     if isinstance(data, dict) and "ratio" in data:
         ratio = Thresholds(*_rules(p, data["ratio"], default, "in 'ratio' "))
-    return Thresholds(default, rules, ratio, str(p))
+    if isinstance(data, dict) and "counts" in data:
+        counts = Thresholds(*_rules(p, data["counts"], DEFAULT_COUNTS_PCT, "in 'counts' "))
+    return Thresholds(default, rules, ratio, str(p), counts)
 
 
 @dataclass(frozen=True)
@@ -138,11 +142,22 @@ class Thresholds:
     rules: tuple[tuple[str, float], ...]
     ratio: "Thresholds | None" = None        # ratio mode's own, when the file gives them
     source: str | None = None
+    counts: "Thresholds | None" = None       # counts mode's own; without them DEFAULT_COUNTS_PCT
+
+    def for_mode(self, mode: str) -> "Thresholds":
+        if mode == "ratio" and self.ratio is not None:
+            return self.ratio
+        if mode == "counts":
+            return self.counts if self.counts is not None else Thresholds(self.counts_default, ())
+        return self
+
+    @property
+    def counts_default(self) -> float:
+        return self.counts.default_pct if self.counts is not None else DEFAULT_COUNTS_PCT
 
     def for_case(self, case_id: str, mode: str = "absolute") -> float:
-        if mode == "ratio" and self.ratio is not None:
-            return self.ratio.for_case(case_id)
-        return next((pct for glob, pct in self.rules if fnmatchcase(case_id, glob)), self.default_pct)
+        t = self.for_mode(mode)
+        return next((pct for glob, pct in t.rules if fnmatchcase(case_id, glob)), t.default_pct)
 
 
 # ----------------------------------------------------------------------------------------------- baselines
@@ -159,12 +174,31 @@ def load_confirm(path: str | Path) -> dict[str, str]:
         raise ConvtxError(f"{p}: not a `convtx compare --json` file") from None
 
 
+def counter_of(meta: dict) -> dict | None:
+    """A count run's identity (run.json config.counter, harness/counting.py), None for a timed run."""
+    c = meta.get("config", {}).get("counter")
+    return c if isinstance(c, dict) and c.get("tool") else None
+
+
+def kind_of(meta: dict) -> tuple:
+    """What a baseline must share with the current run to be compared precisely: for counts, the counter's
+    identity (valgrind, the CPU it presents, caches, metric) and threads; for times, the machine."""
+    c = counter_of(meta)
+    if c:
+        return ("counts", c.get("slug"), meta.get("config", {}).get("threads"))
+    return ("time", *sorted(machine_of(meta).items()))
+
+
 def machine_slug(meta: dict) -> str:
     """A directory name for a kind of machine: CPU model, logical CPUs, threads and a digest of the ISA flags
-    (the same fields `choose_mode` compares), e.g. intel-xeon-processor-2c-2t-1a2b3c."""
+    (the same fields `choose_mode` compares), e.g. intel-xeon-processor-2c-2t-1a2b3c; for a count run, the
+    counter's slug and threads (callgrind-3.19.0-1a2b3c4d5e-1t): counts do not depend on the host's CPU."""
     import hashlib
     import re
 
+    c = counter_of(meta)
+    if c:
+        return f"{c.get('slug')}-{meta.get('config', {}).get('threads')}t"
     m = machine_of(meta)
     model = re.sub(r"\((r|tm)\)|cpu|@.*", "", (m["model"] or "unknown").lower())
     model = re.sub(r"[^a-z0-9]+", "-", model).strip("-")
@@ -184,13 +218,24 @@ def pick_baseline(path: str | Path, cur: "Side") -> tuple["Side", str | None]:
     if not subs:
         raise ConvtxError(f"{p}: not a convtx run directory, nor a directory of per-machine baselines")
     sides = [load_side(d) for d in subs]
-    want = machine_of(cur.meta)
+    want = kind_of(cur.meta)
     for s in sides:
-        if machine_of(s.meta) == want:
+        if kind_of(s.meta) == want:
             return s, None
-    return sides[0], (f"no baseline recorded on this kind of machine ({machine_slug(cur.meta)}; recorded: "
-                      f"{', '.join(d.name for d in subs)}): compared with {sides[0].path}; record one here with "
-                      f"`make perf-baseline` for the precise (absolute) comparison")
+    counting = counter_of(cur.meta) is not None
+    same_kind = [s for s in sides if (counter_of(s.meta) is not None) == counting]
+    if not same_kind:
+        what = "count" if counting else "timed"
+        raise ConvtxError(f"{p}: no {what} baseline among {', '.join(d.name for d in subs)} (a {what} run is "
+                          f"compared with a {what} baseline); record one with `make perf-baseline`")
+    if counting:
+        return same_kind[0], (f"no count baseline with this counter ({machine_slug(cur.meta)}; recorded: "
+                              f"{', '.join(s.path.name for s in same_kind)}): compared with {same_kind[0].path}, "
+                              f"but counts from another valgrind, presented CPU or cache model can differ for "
+                              f"that reason alone; record one with `make perf-baseline`")
+    return same_kind[0], (f"no baseline recorded on this kind of machine ({machine_slug(cur.meta)}; recorded: "
+                          f"{', '.join(s.path.name for s in same_kind)}): compared with {same_kind[0].path}; record "
+                          f"one here with `make perf-baseline` for the precise (absolute) comparison")
 
 
 # ----------------------------------------------------------------------------------------------- mode
@@ -208,7 +253,23 @@ def _describe_machine(meta: dict) -> str:
 
 
 def choose_mode(base: Side, cur: Side, requested: str = "auto") -> tuple[str, str]:
-    """("absolute" | "ratio", why)."""
+    """("absolute" | "ratio" | "counts", why)."""
+    bc, cc = counter_of(base.meta), counter_of(cur.meta)
+    if bc or cc:
+        if not (bc and cc):
+            raise ConvtxError(f"{(cur if bc else base).path}: a timed run cannot be compared with a count run "
+                              f"({(base if bc else cur).path} was counted with `bench --counts`)")
+        if requested not in ("auto", "counts"):
+            raise ConvtxError(f"--mode {requested}: these are count runs (bench --counts); their mode is counts")
+        why = (f"both runs counted with callgrind (valgrind {cc.get('valgrind')}, presenting "
+               f"{cc.get('cpu', {}).get('brand')}; {cc.get('metric_text', cc.get('metric'))}), so each case's "
+               f"counts are compared; they do not depend on how busy the machine was")
+        if bc.get("slug") != cc.get("slug"):
+            why += (f"; NOTE the counters differ (baseline {bc.get('slug')}, current {cc.get('slug')}: another "
+                    f"valgrind, presented CPU or cache model), which alone can change counts")
+        return "counts", why
+    if requested == "counts":
+        raise ConvtxError("--mode counts: these are timed runs; count runs come from `bench --counts`")
     a, b = machine_of(base.meta), machine_of(cur.meta)
     same = all(a[k] == b[k] for k in (*MACHINE_KEYS, "threads")) and a["model"] is not None
     if requested == "absolute":
@@ -232,6 +293,9 @@ def choose_mode(base: Side, cur: Side, requested: str = "auto") -> tuple[str, st
 # ----------------------------------------------------------------------------------------------- statistics
 
 def _round_samples(rec: dict, mode: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+    if mode == "counts":
+        s = np.asarray((rec.get("counts") or {}).get("samples") or [], dtype=np.float64)
+        return (s, None) if s.size else None
     lat = rec.get("latency_ms") or {}
     s = np.asarray(lat.get("samples") or [], dtype=np.float64)
     if s.size == 0:
@@ -324,7 +388,7 @@ class Comparison:
     def to_json(self) -> dict:
         return {"baseline": str(self.baseline.path), "current": str(self.current.path), "mode": self.mode,
                 "mode_why": self.mode_why, "passed": not self.failed, "context": self.context,
-                "rule": rule_text(), "cases": [c.__dict__ for c in self.cases]}
+                "rule": rule_text(self.mode), "cases": [c.__dict__ for c in self.cases]}
 
 
 def _worst_status(side: Side, case_id: str) -> tuple[str | None, dict | None]:
@@ -362,7 +426,14 @@ def _context(base: Side, cur: Side) -> list[str]:
     return out
 
 
-def rule_text() -> str:
+def rule_text(mode: str = "absolute") -> str:
+    if mode == "counts":
+        return (f"each side's value for a case is the median of its counted calls (callgrind's estimated cycles) "
+                f"in its lowest round; a case regresses when the current value exceeds the baseline's by more "
+                f"than its threshold AND a one-sided Mann-Whitney U test on the counted calls of those two rounds "
+                f"gives p < {ALPHA:g}; an improvement is the mirror image; the {CONFIDENCE:.0%} interval is a "
+                f"bootstrap of the ratio of their medians; a case that passed numerically in the baseline and now "
+                f"mismatches or errors fails whatever its counts")
     return (f"each side's value for a case is the median latency of its fastest round (noise on a shared machine "
             f"only slows rounds down; a real regression slows every round); a case regresses when the current "
             f"value exceeds the baseline's by more than its threshold AND a one-sided Mann-Whitney U test on the "
@@ -410,8 +481,8 @@ def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", i
                    for x in [_round_samples(r.records[cid], mode)] if x is not None]
         if not brounds or not crounds:
             res.verdict = "not compared"
-            res.note = ("no latency samples" if mode == "absolute" else
-                        "no reference-kernel samples (a run older than the interleaved reference)") + \
+            res.note = {"absolute": "no latency samples", "counts": "no counts"}.get(
+                mode, "no reference-kernel samples (a run older than the interleaved reference)") + \
                        f" in the {'baseline' if not brounds else 'current'} run"
             continue
         thr = thresholds.for_case(cid, mode)
@@ -426,10 +497,13 @@ def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", i
                 res.note = "slower beyond its threshold in these rounds but not in the first set: not confirmed"
         elif st["ratio"] < 1 / (1 + thr / 100) and st["p_faster"] < ALPHA:
             res.verdict = "improvement"
-    t = thresholds.ratio if mode == "ratio" and thresholds.ratio is not None else thresholds
+    t = thresholds.for_mode(mode)
+    own = {"ratio": thresholds.ratio, "counts": thresholds.counts}.get(mode)
     note = (f"{t.default_pct:g}% by default" + (f", per case for {len(t.rules)} glob(s)" if t.rules else "") +
-            (f" ({'ratio-mode values ' if t is thresholds.ratio else ''}from {thresholds.source})"
-             if thresholds.source else ""))
+            (f" ({mode + '-mode values ' if own is not None else ''}from {thresholds.source})"
+             if thresholds.source and (own is not None or mode == "absolute") else
+             (f" (counts mode's default; {thresholds.source} has no 'counts' section)"
+              if mode == "counts" and thresholds.source else "")))
     return Comparison(base, cur, mode, why, results, _context(base, cur), note)
 
 
@@ -438,6 +512,8 @@ def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", i
 def _fmt_value(v: float, mode: str) -> str:
     if mode == "ratio":
         return f"{v:.3g}× ref"
+    if mode == "counts":
+        return f"{v / 1e6:.3f} M"
     return f"{v:.3f} ms" if v < 100 else f"{v:.1f} ms"
 
 
@@ -454,16 +530,17 @@ def render_markdown(c: Comparison) -> str:
     reg = [x for x in c.cases if x.verdict == "regression"]
     num = [x for x in c.cases if x.verdict == "numerics"]
     imp = [x for x in c.cases if x.verdict == "improvement"]
+    what = "counts" if c.mode == "counts" else "wall-clock times"
     if fails:
-        head = (f"## convtx performance gate: ❌ FAILED — {len(reg)} regression(s), {len(num)} numerical "
+        head = (f"## convtx performance gate ({what}): ❌ FAILED — {len(reg)} regression(s), {len(num)} numerical "
                 f"failure(s)")
     else:
-        head = "## convtx performance gate: ✅ passed — no regression"
+        head = f"## convtx performance gate ({what}): ✅ passed — no regression"
     out = [head, ""]
     out.append(f"{len([x for x in c.cases if x.stats])} cases compared; {len(imp)} improvement(s), "
                f"{len([x for x in c.cases if x.verdict == 'no change'])} within noise or threshold.")
     out += ["", _side_line("baseline", c.baseline), _side_line("current", c.current), "",
-            f"**Mode: {c.mode}** — {c.mode_why}.", "", f"Rule: {rule_text()}.", ""]
+            f"**Mode: {c.mode}** — {c.mode_why}.", "", f"Rule: {rule_text(c.mode)}.", ""]
     if c.thresholds_note:
         out += [f"Thresholds: {c.thresholds_note}.", ""]
     for line in c.context:

@@ -37,6 +37,7 @@ class Record:
     size: int | None = None          # zoo models: the spatial size it was built at
     min_bytes: int | None = None     # compulsory memory traffic (inputs + weights + outputs): roofline x-axis
     threads: int | None = None
+    counts: dict | None = None       # bench --counts: callgrind's counts per call (harness/counting.py)
     details: dict = field(default_factory=dict)  # engine-specific: target, providers, exporter, ...
     schema: int = SCHEMA
 

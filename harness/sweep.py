@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -91,7 +91,8 @@ def _cfg_json(cfg: RunConfig) -> dict:
     return {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
             "timing": asdict(cfg.timing) if cfg.timing else None, "faults": [list(f) for f in cfg.faults],
             "inject_slowdown": [list(f) for f in cfg.inject_slowdown], "cuda_arch": cfg.cuda_arch, "tf32": cfg.tf32,
-            "compile_only": cfg.compile_only, "rpc_tracker": cfg.rpc_tracker, "rpc_key": cfg.rpc_key}
+            "compile_only": cfg.compile_only, "rpc_tracker": cfg.rpc_tracker, "rpc_key": cfg.rpc_key,
+            "counter": cfg.counter}
 
 
 def run_case_isolated(w: WorkerClient, prep: Prepared, lowering: str, backend: str, cfg: RunConfig, run_id: str,
@@ -129,15 +130,35 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
         sec = int(time.monotonic() - t_start)
         return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}"
 
-    def worker(name: str, env: dict[str, str]) -> WorkerClient:
+    def worker(name: str, env: dict[str, str], prefix: list[str] | None = None) -> WorkerClient:
         if name not in workers:
-            workers[name] = WorkerClient(name, env, log_dir / f"worker-{name}.log", cap)
+            workers[name] = WorkerClient(name, env, log_dir / f"worker-{name}.log", cap, prefix)
         return workers[name]
+
+    count_dir = log_dir / "callgrind"
+
+    def counting_worker(b: str) -> WorkerClient:
+        """bench --counts: the backend's worker under callgrind (harness/counting.py)."""
+        from harness.counting import worker_prefix
+        count_dir.mkdir(parents=True, exist_ok=True)
+        env = {**BACKENDS[b].worker_env(cfg), "CONVTX_CALLGRIND_OUT": str(count_dir.resolve()),
+               "PYTHONHASHSEED": "0"}
+        return worker(f"{b}+callgrind", env, worker_prefix(count_dir.resolve()))
+
+    def run_counted(prep: Prepared, lowering: str, b: str, common: dict) -> Record:
+        if BACKENDS[b].compile_before_counting:
+            pre = run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b,
+                                    replace(cfg, compile_only=True), run_id, build_dir, common)
+            if pre.status != "ok":          # it would fail the same way under valgrind, only slower
+                return pre
+        return run_case_isolated(counting_worker(b), prep, lowering, b, cfg, run_id, build_dir, common)
 
     def emit(rec: Record) -> None:
         records.append(rec)
         sink(rec)
         lat = f" {rec.latency_ms['median']:.3f} ms" if rec.latency_ms else ""
+        if rec.counts:
+            lat = f" {rec.counts['median'] / 1e6:.3f} M {rec.counts['metric']}"
         num = f" rel_l2 {fmt_metric(rec.numerics['rel_l2'], '.2g')}" if rec.numerics else ""
         why = f" — {rec.reason}" if rec.reason and rec.status != "ok" else ""
         say(f"[{len(records)}/{total} {elapsed()}] {rec.case_id}: {rec.status}{lat}{num}{why}")
@@ -187,9 +208,15 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
                                 details={"lowering": {"convtranspose_nodes": 0, "lowered": 0, "declined": []}}))
                     continue
                 say(f"[{len(records)}/{total} {elapsed()}] running {common['case_id']} ...")
+                if cfg.counter:
+                    emit(run_counted(prep, lowering, b, common))
+                    continue
                 emit(run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg,
                                        run_id, build_dir, common))
     finally:
         for w in workers.values():
             w.close()
+        if cfg.counter and count_dir.is_dir():       # callgrind's end-of-process dumps; the counts are in records
+            for f in count_dir.glob("callgrind.*"):
+                f.unlink(missing_ok=True)
     return records

@@ -76,8 +76,10 @@ def _describe_exit(code: int | None) -> str:
 class WorkerClient:
     """A worker process, started on first use and restarted after it dies."""
 
-    def __init__(self, name: str, env: dict[str, str], log_path: Path, memory_cap_bytes: int | None = None):
+    def __init__(self, name: str, env: dict[str, str], log_path: Path, memory_cap_bytes: int | None = None,
+                 prefix: list[str] | None = None):
         self.name = name
+        self.prefix = list(prefix or [])      # e.g. valgrind's command line (bench --counts)
         self.env = env
         self.log_path = log_path
         self.memory_cap = memory_cap_bytes
@@ -90,7 +92,7 @@ class WorkerClient:
         env["PYTHONUNBUFFERED"] = "1"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "harness.worker"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([*self.prefix, sys.executable, "-m", "harness.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log, env=env,
                                      start_new_session=True, preexec_fn=_die_with_parent)
         self._buf = b""
@@ -196,7 +198,7 @@ def _serve() -> None:
                                 inject_slowdown=tuple((g, float(v)) for g, v in c.get("inject_slowdown", [])),
                                 cuda_arch=c.get("cuda_arch"), tf32=c.get("tf32", True),
                                 compile_only=c.get("compile_only", False), rpc_tracker=c.get("rpc_tracker"),
-                                rpc_key=c.get("rpc_key"))
+                                rpc_key=c.get("rpc_key"), counter=c.get("counter"))
                 fault = dict(map(tuple, c.get("faults", []))).get(req["case_id"])
                 if fault:
                     _inject(fault)

@@ -77,6 +77,11 @@ class Compiled:
         samples, ref = measure_interleaved(fn, cfg, reference)
         return samples, ref, injected
 
+    def count(self, feeds: dict[str, np.ndarray], build_dir, slowdown_pct: float = 0.0) -> dict:
+        """bench --counts, in a worker under callgrind: the record's `counts` (harness/counting.py)."""
+        from harness.counting import count_case
+        return count_case(self._prepare(feeds), build_dir, slowdown_pct)
+
     def close(self) -> None:
         """Release what the compiled model holds beyond memory (a remote session); called when the case ends."""
 
@@ -100,6 +105,9 @@ class Backend:
     file_default: bool = True
     # runs on a remote device through TVM's RPC tracker (bench/validate --rpc-tracker; harness/remote.py)
     remote_capable: bool = False
+    # bench --counts: compile in a native worker first (the build is cached), so the worker under valgrind
+    # only loads it — compiling under valgrind would take many minutes (TVM)
+    compile_before_counting: bool = False
 
     def availability(self) -> Availability:
         """Cheap: no heavy import. Says why not when the backend cannot run here."""
@@ -127,6 +135,9 @@ class Backend:
         if cfg.rpc_tracker and not self.remote_capable:
             raise BackendUnavailable(f"{self.id} runs on this machine only: a remote run (--rpc-tracker) covers the "
                                      f"TVM backends, which have TVM's RPC runtime on the device")
+        if cfg.counter and self.device != "cpu":
+            raise BackendUnavailable(f"{self.id} runs on a GPU: callgrind (bench --counts) counts CPU work only; "
+                                     f"time it (bench without --counts)")
         if self.zoo_only and art.zoo_model is None:
             raise UnsupportedModel(f"{self.id} runs zoo models only (it needs the PyTorch module)")
         return self._compile_impl(art, cfg)

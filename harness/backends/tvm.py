@@ -27,6 +27,15 @@ def host_target(threads: int) -> dict:
     return {"kind": "llvm", "mcpu": str(detected.attrs.get("mcpu", "generic")), "num-cores": threads}
 
 
+def cpu_target(cfg: RunConfig) -> dict:
+    """The host's target; when counting (bench --counts), the CPU valgrind presents instead (counting.COUNT_MCPU:
+    code built for the host's AVX-512 would be an illegal instruction under valgrind)."""
+    if cfg.counter:
+        from harness.counting import COUNT_MCPU
+        return {"kind": "llvm", "mcpu": COUNT_MCPU, "num-cores": cfg.threads}
+    return host_target(cfg.threads)
+
+
 def relax_module(art: ModelArtifact):
     """The ONNX file as a Relax module with its shapes fixed; an operator TVM's frontend lacks is
     UnsupportedModel (the case is skipped with TVM's reason)."""
@@ -84,6 +93,7 @@ class TvmLlvm(Backend):
         return {"TVM_NUM_THREADS": str(cfg.threads)}
 
     remote_capable = True
+    compile_before_counting = True
 
     def _compile_impl(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
         import tvm
@@ -92,7 +102,7 @@ class TvmLlvm(Backend):
         if cfg.rpc_tracker:                      # compiled here, run on a device the tracker hands out
             from harness.remote import compile_remote
             return compile_remote(self, art, cfg)
-        lib, ex, info = self._build(art, cfg, host_target(cfg.threads))
+        lib, ex, info = self._build(art, cfg, cpu_target(cfg))
         dev = tvm.cpu(0)
         vm = relax.VirtualMachine(ex if ex is not None else tvm.runtime.load_module(str(lib)), dev)
         return TvmCompiled(vm, dev, list(art.input_shapes), info)
