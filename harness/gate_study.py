@@ -108,6 +108,9 @@ def analyse(out: Path, thr: Thresholds, cycles: range | None = None, group: int 
                  "false_alarms": {}, "power": {}}
     counting = bool(aa) and counter_of(aa[0].meta) is not None
     res["metric"] = "counts" if counting else "time"
+    if counting:
+        t = thr.for_mode("counts")
+        res["threshold_pct"], res["per_case"] = t.default_pct, [list(r) for r in t.rules]
     for mode in (("counts",) if counting else ("absolute", "ratio")):
         res["false_alarms"][f"{mode}/rounds"] = _tally(itertools.combinations(aa, 2), thr, mode)
         if res["rounds"] > 1:
@@ -264,7 +267,8 @@ def main(argv=None) -> int:
                        help="join G consecutive sets into one side (G × R rounds: a gate with more rounds)")
         a.add_argument("--json", type=Path)
         if name == "analyse":
-            a.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PCT)
+            a.add_argument("--threshold", type=float, default=None,
+                           help=f"default threshold, percent (times: {DEFAULT_THRESHOLD_PCT:g}; counts: 5)")
             a.add_argument("--per-case", type=Path, help="thresholds file, as `convtx compare --per-case`")
         else:
             a.add_argument("--floor", type=float, default=DEFAULT_THRESHOLD_PCT)
@@ -285,7 +289,10 @@ def main(argv=None) -> int:
             args.json.write_text(text)
         print(text, end="")
         return 0
-    thr = load_thresholds(args.per_case, args.threshold)
+    thr = load_thresholds(args.per_case, args.threshold or DEFAULT_THRESHOLD_PCT)
+    if args.threshold is not None:
+        from dataclasses import replace
+        thr = replace(thr, default_pct=args.threshold, counts=Thresholds(args.threshold, ()))
     res = analyse(args.out, thr, _cycles(args.cycles), args.group)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")

@@ -8,7 +8,8 @@ from html import escape
 
 from harness.numerics import POLICY
 from harness.report.analysis import RunView, model_label, no_convtranspose
-from harness.report.markdown import cuda_lines, extras_lines, odd_cases, remote_lines, summary_lines, tuning_lines
+from harness.report.markdown import (counts_lines, cuda_lines, extras_lines, odd_cases, remote_lines, summary_lines,
+                                     tuning_lines)
 from harness.report.plots import PLOTS
 from harness.results import Record, fmt_metric
 
@@ -204,7 +205,7 @@ def render_html(meta: dict, records: list[Record], extras: dict | None, plots: d
         P.append(_table(["case", "node", "reason"], [
             "<tr>" + _cell(f"<code>{_e(r.case_id)}</code>") + _cell(_e(d["node"])) + _cell(_e(d["reason"]))
             + "</tr>" for r, d in declined]))
-    ex = tuning_lines(records) + cuda_lines(records) + remote_lines(records) + extras_lines(extras or {})
+    ex = counts_lines(records) + tuning_lines(records) + cuda_lines(records) + remote_lines(records) + extras_lines(extras or {})
     if ex:
         P.append(_md_table_to_html(ex))
 

@@ -36,12 +36,44 @@ def summary_lines(meta: dict, records: list[Record]) -> list[tuple[str, str]]:
                                                         "apache-tvm-ffi", "openvino", "numpy") if k in v)),
         ("threads per engine", f"{cfg.get('threads', '?')} · timing: {t.get('warmup', '?')} warm-up, then ≥ "
                                f"{t.get('min_repeats', '?')} runs and ≥ {t.get('min_time_s', '?')} s "
-                               f"(cap {t.get('max_time_s', '?')} s)"),
+                               f"(cap {t.get('max_time_s', '?')} s)" if not cfg.get("counter") else
+                               f"{cfg.get('threads', '?')} · counted, not timed: "
+                               f"{_counter_text(cfg['counter'])}"),
         ("tolerance (float32 vs float64 reference)",
          f"rel_l2 ≤ {tol.rel_l2:g} and |out − ref| ≤ {tol.atol:g} + {tol.rtol:g}·|ref|; NaN/Inf where the "
          f"reference is finite fails"),
         ("cases", f"{len(records)} — " + ", ".join(f"{n} {s}" for s, n in counts.items())),
     ]
+
+
+def _counter_text(c: dict) -> str:
+    return (f"valgrind {c.get('valgrind')} callgrind, presenting {c.get('cpu', {}).get('brand')}; "
+            f"{c.get('warmup')} warm-up and {c.get('calls')} counted calls per case; "
+            f"{c.get('metric_text', c.get('metric'))}; TVM built for {c.get('tvm_mcpu')}")
+
+
+def counts_lines(records: list[Record]) -> list[str]:
+    """bench --counts: per case the median estimated cycles and instructions of its counted calls, the
+    spread between calls, and the simulated cache miss rates."""
+    rs = [r for r in records if r.counts]
+    if not rs:
+        return []
+    L = ["## Counts (callgrind: estimated cycles and instructions per inference)", "",
+         "| case | est. cycles (M) | instructions (M) | spread between calls | L1 miss % | LL miss % |",
+         "|---|---:|---:|---:|---:|---:|"]
+    for r in rs:
+        c = r.counts
+        ev = c.get("events_median") or {}
+        acc = sum(ev.get(k, 0) for k in ("Ir", "Dr", "Dw")) or 1
+        l1 = sum(ev.get(k, 0) for k in ("I1mr", "D1mr", "D1mw"))
+        ll = sum(ev.get(k, 0) for k in ("ILmr", "DLmr", "DLmw"))
+        spread = (max(c["samples"]) - min(c["samples"])) / c["median"] if c.get("median") else float("nan")
+        L.append(f"| `{r.case_id}` | {c['median'] / 1e6:.3f} | {ev.get('Ir', 0) / 1e6:.3f} | {100 * spread:.2f}% | "
+                 f"{100 * l1 / acc:.2f} | {100 * ll / acc:.3f} |")
+    L += ["", "Counts are of the work each call does on the CPU valgrind presents, with fixed simulated caches; "
+              "they do not move with the machine's load, and they do not see waiting, threading or memory "
+              "behaviour beyond those caches (docs/perf-gate.md).", ""]
+    return L
 
 
 def _header(meta: dict, records: list[Record]) -> list[str]:
@@ -285,6 +317,7 @@ def render_markdown(meta: dict, records: list[Record], extras: dict | None = Non
             L.append(f"| `{r.case_id}` | {d['node']} | {d['reason']} |")
         L.append("")
 
+    L += counts_lines(records)
     L += tuning_lines(records)
     L += cuda_lines(records)
     L += remote_lines(records)
