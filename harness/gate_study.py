@@ -238,6 +238,67 @@ def render(res: dict) -> str:
     return "\n".join(out)
 
 
+def validity(counts_dir: Path, time_dir: Path) -> dict:
+    """Do counts track time? For every lowering of a (model, backend, batch), its cost relative to the native
+    case of the same model and backend, once in estimated cycles and instructions (a `bench --counts` run) and
+    once in wall-clock time (a timed run, fastest round's median): if counts are a sound proxy, the ratios
+    agree in direction and roughly in size."""
+    from scipy.stats import spearmanr
+
+    cs, ts = load_side(counts_dir), load_side(time_dir)
+
+    def count_of(cid: str, key: str) -> float | None:
+        vals = [r.records[cid]["counts"][key] for r in cs.rounds
+                if cid in r.records and r.records[cid].get("status") == "ok" and r.records[cid].get("counts")]
+        if not vals:
+            return None
+        return float(np.median(vals[0])) if key == "ir" else float(min(vals))
+
+    def time_of(cid: str) -> float | None:
+        vals = [r.records[cid]["latency_ms"]["median"] for r in ts.rounds
+                if cid in r.records and r.records[cid].get("status") == "ok" and r.records[cid].get("latency_ms")]
+        return float(min(vals)) if vals else None
+
+    rows = []
+    for cid in cs.case_ids():
+        model, lowering, backend, batch = cid.split("/")
+        if lowering == "native":
+            continue
+        native = "/".join((model, "native", backend, batch))
+        c, cn = count_of(cid, "median"), count_of(native, "median")
+        i, i_n = count_of(cid, "ir"), count_of(native, "ir")
+        t, tn = time_of(cid), time_of(native)
+        if None in (c, cn, t, tn):
+            continue
+        rows.append({"case": cid, "est_ratio": c / cn, "ir_ratio": i / i_n if i and i_n else None,
+                     "time_ratio": t / tn})
+    est = np.array([r["est_ratio"] for r in rows])
+    tim = np.array([r["time_ratio"] for r in rows])
+    big = np.abs(np.log(tim)) > np.log(1.05)
+    res = {"counts": str(counts_dir), "time": str(time_dir), "rows": rows, "n": len(rows)}
+    if len(rows) >= 3:
+        res["spearman"] = float(spearmanr(est, tim).statistic)
+        res["median_abs_log2_error"] = float(np.median(np.abs(np.log2(est / tim))))
+        res["same_direction"] = [int(np.sum(np.sign(np.log(est[big])) == np.sign(np.log(tim[big])))), int(big.sum())]
+    return res
+
+
+def render_validity(res: dict) -> str:
+    out = [f"Counts vs time, each lowering relative to the native case of the same model and backend "
+           f"(counts: {res['counts']}; time: {res['time']}):", "",
+           "| case | est. cycles ratio | instructions ratio | time ratio | est. / time |", "|---|---:|---:|---:|---:|"]
+    for r in sorted(res["rows"], key=lambda r: r["case"]):
+        ir = f"{r['ir_ratio']:.2f}" if r["ir_ratio"] else "—"
+        out.append(f"| `{r['case']}` | {r['est_ratio']:.2f} | {ir} | {r['time_ratio']:.2f} | "
+                   f"{r['est_ratio'] / r['time_ratio']:.2f} |")
+    if "spearman" in res:
+        sd = res["same_direction"]
+        out += ["", f"{res['n']} lowering cases: Spearman rank correlation of est. cycles ratio with time ratio "
+                    f"{res['spearman']:.2f}; median |log2(est. ratio / time ratio)| {res['median_abs_log2_error']:.2f}; "
+                    f"where time moved by more than 5%, counts moved the same way in {sd[0]}/{sd[1]}."]
+    return "\n".join(out)
+
+
 def _cycles(text: str | None) -> range | None:
     if not text:
         return None
@@ -273,12 +334,23 @@ def main(argv=None) -> int:
         else:
             a.add_argument("--floor", type=float, default=DEFAULT_THRESHOLD_PCT)
             a.add_argument("--margin", type=float, default=1.2)
+    v = sub.add_parser("validity", help="do counts track time? lowering/native ratios in counts and in time")
+    v.add_argument("--counts", type=Path, required=True, help="a bench --counts run")
+    v.add_argument("--time", type=Path, required=True, help="a timed run (or rounds) of the same plan")
+    v.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if args.cmd == "validity":
+        res = validity(args.counts, args.time)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1) + "\n")
+        print(render_validity(res))
+        return 0
     if args.cmd == "collect":
         kinds = tuple(k for k in args.kinds.split(",") if k)
-        bad = [k for k in kinds if k not in KINDS]
+        import re
+        bad = [k for k in kinds if not re.fullmatch(r"aa-[ab]|slow[1-9][0-9]{0,2}", k)]
         if bad:
-            p.error(f"--kinds: unknown {bad}; choose from {','.join(KINDS)}")
+            p.error(f"--kinds: unknown {bad}; choose from aa-a, aa-b and slowPCT (e.g. {','.join(KINDS)})")
         collect(args.out, args.cycles, args.rounds, suite=args.suite, kinds=kinds, first=args.first,
                 threads=args.threads, counts=args.counts)
         return 0

@@ -208,3 +208,14 @@ def test_gate_study_analyses_count_sets(tmp_path):
         assert all(abs(c["median_ratio"] - want) < 0.01 for c in tally["cases"].values())
     text = render(res)
     assert "| counts |" in text and "54/54 = 100.0%" in text
+
+
+def test_gate_study_validity_relates_count_ratios_to_time_ratios(tmp_path):
+    from harness.gate_study import render_validity, validity
+    from tests.test_regress import write_run
+    res = validity(write_count_run(tmp_path / "c"), write_run(tmp_path / "t"))
+    assert res["n"] == 1
+    row = res["rows"][0]
+    assert row["case"] == "m@1/phase/ort-cpu/b1"
+    assert row["est_ratio"] == pytest.approx(2.5, rel=0.01) and row["time_ratio"] == pytest.approx(2.0, rel=0.02)
+    assert "| `m@1/phase/ort-cpu/b1` | 2.50 |" in render_validity(res)
