@@ -299,6 +299,37 @@ def render_validity(res: dict) -> str:
     return "\n".join(out)
 
 
+def swapped(run_dir: Path, baseline: Path, thr_file: Path | None = None) -> list[dict]:
+    """Real slowdowns for the gate's power: each lowering's records of a run (counted or timed) renamed as the
+    native case of the same model and backend — a slower (or faster) but equivalent lowering running under
+    the native one's name — and compared with the baseline as `convtx compare` would."""
+    from harness.regress import Round, load_thresholds, pick_baseline
+
+    side = load_side(run_dir)
+    out = []
+    lowerings = sorted({c.split("/")[1] for c in side.case_ids()} - {"native"})
+    for low in lowerings:
+        rounds = []
+        for r in side.rounds:
+            recs = {}
+            for cid, rec in r.records.items():
+                m, lw, b, bt = cid.split("/")
+                if lw == low:
+                    nid = "/".join((m, "native", b, bt))
+                    recs[nid] = {**rec, "case_id": nid, "lowering": "native"}
+            rounds.append(Round(r.path, r.meta, recs))
+        cur = Side(side.path / f"as-native-{low}", rounds)
+        base, _ = pick_baseline(baseline, cur)
+        f = thr_file or (base.path / "thresholds.json" if (base.path / "thresholds.json").is_file() else None)
+        thr = load_thresholds(f, DEFAULT_THRESHOLD_PCT)
+        comp = compare(base, cur, thr)
+        for x in comp.cases:
+            if x.stats and x.current_status:
+                out.append({"lowering": low, "case": x.case_id, "ratio": x.stats["ratio"], "verdict": x.verdict,
+                            "threshold_pct": x.threshold_pct, "mode": comp.mode})
+    return out
+
+
 def _cycles(text: str | None) -> range | None:
     if not text:
         return None
@@ -338,7 +369,20 @@ def main(argv=None) -> int:
     v.add_argument("--counts", type=Path, required=True, help="a bench --counts run")
     v.add_argument("--time", type=Path, required=True, help="a timed run (or rounds) of the same plan")
     v.add_argument("--json", type=Path)
+    w = sub.add_parser("swap", help="each lowering's cases run under the native case's name, compared with the "
+                                    "baseline: real slowdowns (and speed-ups) the gate should flag")
+    w.add_argument("run", type=Path, help="a run (counted or timed) with several lowerings")
+    w.add_argument("--baseline", type=Path, default=Path("reports/baseline"))
+    w.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if args.cmd == "swap":
+        rows = swapped(args.run, args.baseline)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        print("| lowering run as native | case | ratio to the baseline | threshold | verdict |\n|---|---|---:|---:|---|")
+        for r in rows:
+            print(f"| {r['lowering']} | `{r['case']}` | {r['ratio']:.3f} | {r['threshold_pct']:g}% | {r['verdict']} |")
+        return 0
     if args.cmd == "validity":
         res = validity(args.counts, args.time)
         if args.json:

@@ -71,7 +71,7 @@ def test_shape_that_contradicts_the_model(tmp_path):
     (["validate", "caee"], ["unknown model 'caee'", "known: cae, dcgan"]),
     (["validate", "cae", "--backends", "tvm-llvmm"], ["unknown backend 'tvm-llvmm'", "ort-cpu"]),
     (["validate", "cae", "--lowerings", "subpixl"], ["unknown lowering 'subpixl'", "native"]),
-    (["bench", "--suite", "huge"], ["unknown suite 'huge'", "default, full, layers, quick"]),
+    (["bench", "--suite", "huge"], ["unknown suite 'huge'", "default, full, gate, layers, quick"]),
     (["validate", "cae@33"], ["size 33", "multiple of 4"]),
     (["validate", "cae@big"], ["size 'big' is not an integer"]),
     (["bench", "--suite", "quick", "--batches", "0"], ["--batches"]),

@@ -219,3 +219,29 @@ def test_gate_study_validity_relates_count_ratios_to_time_ratios(tmp_path):
     assert row["case"] == "m@1/phase/ort-cpu/b1"
     assert row["est_ratio"] == pytest.approx(2.5, rel=0.01) and row["time_ratio"] == pytest.approx(2.0, rel=0.02)
     assert "| `m@1/phase/ort-cpu/b1` | 2.50 |" in render_validity(res)
+
+
+def test_an_outlying_call_is_set_aside_not_allowed_to_hide_a_regression(tmp_path):
+    """One call that did extra work (ORT: up to +61% in the count study) must neither hide a 10% regression
+    nor look like one."""
+    base = write_count_run(tmp_path / "a", seed=1)
+    f = base / "results.jsonl"
+    recs = [json.loads(x) for x in f.read_text().splitlines()]
+    recs[0]["counts"]["samples"][3] *= 1.25                    # m@1/native/ort-cpu/b1: one call +25%
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    slow = load_side(write_count_run(tmp_path / "b", seed=2, scale={c: 1.10 for c in CASES}))
+    comp = compare(load_side(base), slow, Thresholds(10, ()))
+    v = {c.case_id: c for c in comp.cases}
+    assert all(c.verdict == "regression" for c in v.values())
+    assert v["m@1/native/ort-cpu/b1"].stats["outliers_set_aside"] == [1, 0]
+    same = load_side(write_count_run(tmp_path / "c", seed=3))
+    assert not compare(load_side(base), same, Thresholds(10, ())).failed
+
+
+def test_gate_study_swap_runs_a_slower_lowering_under_the_native_name(tmp_path):
+    from harness.gate_study import swapped
+    base = write_count_run(tmp_path / "base", seed=1)
+    run = write_count_run(tmp_path / "run", seed=2)
+    rows = swapped(run, base)
+    assert rows == [{"lowering": "phase", "case": "m@1/native/ort-cpu/b1", "ratio": pytest.approx(2.5, rel=0.01),
+                     "verdict": "regression", "threshold_pct": 5.0, "mode": "counts"}]
