@@ -134,7 +134,7 @@ perf-baseline: $(STAMP)
 	"$$(test -f $$dest/thresholds.json || echo '(no thresholds.json there: the 10% default applies; docs/perf-gate.md says how to derive per-case ones)')"
 
 # How good the gate is (docs/perf-gate.md). perf-study: the count gate — 20 A/A count runs of the gate suite and
-# 5 each with 10/15/25% more work injected, two collectors side by side (counts do not mind; ~65 min here).
+# 5 each with 10/15/25% more work injected, two collectors side by side (counts do not mind; ~100 min here).
 # perf-study-time: the wall-clock check — A/A false alarms and power at injected busy-waits (~65 min).
 perf-study: $(STAMP)
 	$(BIN)/python -m harness.gate_study collect $(STUDY_OUT)/counts --counts --suite $(PERF_COUNT_SUITE) --rounds 1 \
