@@ -203,7 +203,6 @@ class Counter:
             raise CountingUnavailable("this worker is not running under valgrind (bench --counts starts it so)")
         pattern = os.environ.get("CONVTX_CALLGRIND_OUT", "")
         self.out_dir = Path(pattern) if pattern else None
-        self.n = 0
 
     def _collect(self, n: int) -> list[dict[str, int]]:
         """The events of the last `n` dumps, oldest first (callgrind numbers them: callgrind.<pid>.<k>); read
