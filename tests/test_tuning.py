@@ -34,7 +34,7 @@ def test_tuning_fills_the_database_and_the_tuned_backend_applies_it(tmp_path, mo
         get_backend("tvm-llvm-tuned").compile(art, RunConfig(threads=1))
 
     res = tuning.tune_workload("ct", "native", str(path), art.input_shapes, art.input_dtypes, target, trials=8,
-                               budget_s=300, threads=1, db_root=None, work_root=tmp_path / "work",
+                               budget_s=600, threads=1, db_root=None, work_root=tmp_path / "work",
                                say=lambda s: None)
     assert res.before["tasks_tuned"] == 0 and res.after["tasks_tuned"] >= 1
     assert abs(sum(t["share"] for t in res.tasks) - 1.0) < 1e-6 and all(t["ms_per_call"] > 0 for t in res.tasks)
