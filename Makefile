@@ -68,7 +68,7 @@ build-cuda: $(STAMP)
 # RPC_KILL=N: kill one busy server (SIGKILL, its whole process group) once N records exist.
 rpc-demo: $(STAMP)
 	rm -rf $(RPC_OUT)
-	$(BIN)/python -m harness.rpc_local --servers 2 --key loopback --threads 1 --logs $(RPC_OUT)-logs \
+	$(BIN)/python -m harness.backends.tvm.rpc_local --servers 2 --key loopback --threads 1 --logs $(RPC_OUT)-logs \
 		--watch $(RPC_OUT) $(if $(RPC_KILL),--kill-one-after $(RPC_KILL)) -- \
 		$(BIN)/convtx bench --suite quick --backends tvm-llvm --lowerings native,explicit_pads,zero_insert,phase,gemm_overlap_add \
 		--threads 1 --no-calibrate --rpc-tracker {tracker} --rpc-key loopback --out $(RPC_OUT)
@@ -123,11 +123,11 @@ perf-baseline: $(STAMP)
 		--out $(PERF_OUT)/baseline-counts-new
 	$(BIN)/convtx bench --suite quick --no-calibrate --no-report --rounds $(PERF_ROUNDS) --threads $(PERF_THREADS) \
 		--out $(PERF_OUT)/baseline-new
-	@dest=$(PERF_BASELINE)/$$($(BIN)/python -m harness.regress slug $(PERF_OUT)/baseline-counts-new); \
+	@dest=$(PERF_BASELINE)/$$($(BIN)/python -m harness.perfgate.compare slug $(PERF_OUT)/baseline-counts-new); \
 	mkdir -p $$dest && rm -f $$dest/run.json $$dest/results.jsonl && \
 	mv $(PERF_OUT)/baseline-counts-new/run.json $(PERF_OUT)/baseline-counts-new/results.jsonl $$dest/ && \
 	echo "make perf-baseline: $$dest refreshed (counts)"; \
-	dest=$(PERF_BASELINE)/$$($(BIN)/python -m harness.regress slug $(PERF_OUT)/baseline-new); \
+	dest=$(PERF_BASELINE)/$$($(BIN)/python -m harness.perfgate.compare slug $(PERF_OUT)/baseline-new); \
 	rm -rf $(PERF_OUT)/baseline-new/round-*/logs $(PERF_OUT)/baseline-new/round-*/.lock $$dest/round-*; \
 	mkdir -p $$dest && mv $(PERF_OUT)/baseline-new/round-* $$dest/; \
 	echo "make perf-baseline: $$dest refreshed (wall clock); review and commit both" \
@@ -137,17 +137,17 @@ perf-baseline: $(STAMP)
 # 5 each with 10/15/25% more work injected, two collectors side by side (counts do not mind; ~100 min here).
 # perf-study-time: the wall-clock check — A/A false alarms and power at injected busy-waits (~65 min).
 perf-study: $(STAMP)
-	$(BIN)/python -m harness.gate_study collect $(STUDY_OUT)/counts --counts --suite $(PERF_COUNT_SUITE) --rounds 1 \
+	$(BIN)/python -m harness.perfgate.study collect $(STUDY_OUT)/counts --counts --suite $(PERF_COUNT_SUITE) --rounds 1 \
 		--threads $(PERF_THREADS) --cycles 10 --kinds aa-a,aa-b & \
-	$(BIN)/python -m harness.gate_study collect $(STUDY_OUT)/counts --counts --suite $(PERF_COUNT_SUITE) --rounds 1 \
+	$(BIN)/python -m harness.perfgate.study collect $(STUDY_OUT)/counts --counts --suite $(PERF_COUNT_SUITE) --rounds 1 \
 		--threads $(PERF_THREADS) --cycles 5 --kinds slow10,slow15,slow25; wait
-	$(BIN)/python -m harness.gate_study analyse $(STUDY_OUT)/counts --json $(STUDY_OUT)/counts/study.json \
+	$(BIN)/python -m harness.perfgate.study analyse $(STUDY_OUT)/counts --json $(STUDY_OUT)/counts/study.json \
 		| tee $(STUDY_OUT)/counts/study.md
 
 perf-study-time: $(STAMP)
-	$(BIN)/python -m harness.gate_study collect $(STUDY_OUT)/time --threads $(PERF_THREADS)
-	$(BIN)/python -m harness.gate_study suggest $(STUDY_OUT)/time --cycles 1-5 --json $(STUDY_OUT)/time/thresholds-1-5.json
-	$(BIN)/python -m harness.gate_study analyse $(STUDY_OUT)/time --cycles 6-10 --per-case $(STUDY_OUT)/time/thresholds-1-5.json \
+	$(BIN)/python -m harness.perfgate.study collect $(STUDY_OUT)/time --threads $(PERF_THREADS)
+	$(BIN)/python -m harness.perfgate.study suggest $(STUDY_OUT)/time --cycles 1-5 --json $(STUDY_OUT)/time/thresholds-1-5.json
+	$(BIN)/python -m harness.perfgate.study analyse $(STUDY_OUT)/time --cycles 6-10 --per-case $(STUDY_OUT)/time/thresholds-1-5.json \
 		--json $(STUDY_OUT)/time/study.json | tee $(STUDY_OUT)/time/study.md
 
 report: $(STAMP)
@@ -161,11 +161,11 @@ report-check: report
 
 # ConvTranspose lowerings vs the float64 spec reference on random attribute sets (minutes, not a unit test)
 equivalence: $(STAMP)
-	$(BIN)/python -m harness.equivalence --configs $(CONFIGS) --out build/equivalence
+	$(BIN)/python -m harness.audit.equivalence --configs $(CONFIGS) --out build/equivalence
 
 # kill -9 the quick suite at random moments, resume, and count lost/duplicated records
 chaos: $(STAMP)
-	$(BIN)/python -m harness.chaos --cycles 20 --out build/chaos
+	$(BIN)/python -m harness.audit.chaos --cycles 20 --out build/chaos
 
 # ONNX node tests (ConvTranspose, DepthToSpace, Col2Im, MaxUnpool, Resize/Upsample) against the ledger
 conformance: $(STAMP)

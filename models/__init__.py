@@ -9,7 +9,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.errors import UnknownNameError
+from harness.core.errors import UnknownNameError
 
 Shape = tuple[int, ...]
 
@@ -37,7 +37,7 @@ class ModelSpec:
         return factory(size=size, seed=seed)
 
     def check_size(self, size: int) -> None:
-        from harness.errors import ConvtxError
+        from harness.core.errors import ConvtxError
         if size < self.min_size or size % self.min_size:
             raise ConvtxError(
                 f"model {self.name!r}: size {size} is not a positive multiple of {self.min_size}")
@@ -143,7 +143,7 @@ def get_model(name: str) -> ModelSpec:
 
 def parse_model_ref(ref: str) -> tuple[ModelSpec, int]:
     """`name` or `name@size` -> (spec, size); the size defaults to the spec's first size."""
-    from harness.errors import ConvtxError
+    from harness.core.errors import ConvtxError
     name, _, size_s = ref.partition("@")
     spec = get_model(name)
     if not size_s:

@@ -91,7 +91,7 @@ def test_help_is_fast_and_lists_commands():
 def test_cli_start_up_imports_no_heavy_engine():
     import subprocess
     import sys
-    code = ("import sys, harness.cli, harness.sweep, harness.backends, models; "
+    code = ("import sys, harness.cli, harness.pipeline.sweep, harness.backends, models; "
             "print(sorted(m for m in ('torch', 'tvm', 'onnxruntime', 'onnx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from conftest import run_cli
-from harness.conformance import LEDGER, collect, expectation, judge
+from harness.audit.conformance import LEDGER, collect, expectation, judge
 
 
 def test_the_selected_node_tests_cover_convtranspose_and_upsampling():

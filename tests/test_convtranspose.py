@@ -1,9 +1,9 @@
-"""harness.convtranspose: the spec's resolution of pads and the float64 scatter reference."""
+"""harness.core.convtranspose: the spec's resolution of pads and the float64 scatter reference."""
 import numpy as np
 import pytest
 import torch
 
-from harness.convtranspose import conv_transpose, resolve
+from harness.core.convtranspose import conv_transpose, resolve
 
 _TORCH = {1: torch.nn.functional.conv_transpose1d, 2: torch.nn.functional.conv_transpose2d,
           3: torch.nn.functional.conv_transpose3d}

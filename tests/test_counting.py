@@ -1,4 +1,4 @@
-"""Counting with callgrind (harness/counting.py, `bench --counts`) and the gate's counts mode.
+"""Counting with callgrind (harness/measure/counting.py, `bench --counts`) and the gate's counts mode.
 
 The end-to-end tests run real cases under valgrind (tens of seconds each); they assert what counts promise —
 the same numbers for the same work, an injected amount of extra work seen as that amount, the identity of the
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import counting
-from harness.regress import Thresholds, compare, load_side, machine_slug, pick_baseline, render_markdown
+from harness.measure import counting
+from harness.perfgate.compare import Thresholds, compare, load_side, machine_slug, pick_baseline, render_markdown
 from tests.conftest import run_cli
 
 needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None or counting._header_dir() is None,
@@ -160,7 +160,7 @@ def test_bench_counts_end_to_end_repeatable_and_injection_seen(tmp_path):
     c = rec["counts"]
     assert c["metric"] == "est_cycles" and len(c["samples"]) == counting.CALLS and len(c["ir"]) == counting.CALLS
     assert min(c["samples"]) > c["events_median"]["Ir"] > 100_000
-    from harness.regress import _trim_outliers        # an ORT call can do extra work (docs/perf-gate.md)
+    from harness.perfgate.compare import _trim_outliers        # an ORT call can do extra work (docs/perf-gate.md)
     kept = _trim_outliers(np.asarray(c["samples"], dtype=float))
     assert kept.size >= 3 and (kept.max() - kept.min()) / c["median"] < 0.05
     cuda = a.rounds[0].records["cae@16/native/ort-cuda/b1"]
@@ -190,9 +190,9 @@ def test_counts_flag_errors_are_one_line(tmp_path):
 
 
 def test_gate_study_analyses_count_sets(tmp_path):
-    """`python -m harness.gate_study analyse` on count sets: A/A pairs in counts mode (no confirmation table:
+    """`python -m harness.perfgate.study analyse` on count sets: A/A pairs in counts mode (no confirmation table:
     counts are not re-measured), power per injected level with the ratio each injection caused."""
-    from harness.gate_study import analyse, render
+    from harness.perfgate.study import analyse, render
     out = tmp_path / "study"
     for k in range(1, 4):
         for x in "ab":
@@ -213,7 +213,7 @@ def test_gate_study_analyses_count_sets(tmp_path):
 
 
 def test_gate_study_validity_relates_count_ratios_to_time_ratios(tmp_path):
-    from harness.gate_study import render_validity, validity
+    from harness.perfgate.study import render_validity, validity
     from tests.test_regress import write_run
     res = validity(write_count_run(tmp_path / "c"), write_run(tmp_path / "t"))
     assert res["n"] == 1
@@ -241,7 +241,7 @@ def test_an_outlying_call_is_set_aside_not_allowed_to_hide_a_regression(tmp_path
 
 
 def test_gate_study_swap_runs_a_slower_lowering_under_the_native_name(tmp_path):
-    from harness.gate_study import swapped
+    from harness.perfgate.study import swapped
     base = write_count_run(tmp_path / "base", seed=1)
     run = write_count_run(tmp_path / "run", seed=2)
     rows = swapped(run, base)

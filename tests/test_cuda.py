@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from harness import cuda
-from harness.numerics import POLICY
+from harness.measure import cuda
+from harness.checking.numerics import POLICY
 from tests.conftest import run_cli
 
 GPU = cuda.probe().runnable
@@ -140,7 +140,7 @@ def test_known_cuda_build_failure_is_matched_narrowly_and_its_reproducer_still_f
     import sys
     from pathlib import Path
 
-    from harness.known import match_cuda_build
+    from harness.checking.known import match_cuda_build
 
     err = "ptxas error   : Entry function 'k' uses too much shared data (0x80000 bytes, 0xc000 max)"
     assert match_cuda_build("wave1d@8192/phase/tvm-cuda/b1", err)[0] == "tvm-cuda-conv1d-shared-memory"
@@ -158,7 +158,7 @@ def test_conformance_ledger_entry_for_explicit_pads_on_cuda_still_reproduces():
     import sys
     from pathlib import Path
 
-    from harness.conformance import LEDGER
+    from harness.audit.conformance import LEDGER
 
     assert sum(e.backend == "tvm-cuda" and e.pattern.endswith(".const/explicit_pads") for e in LEDGER) == 3
     script = Path(__file__).resolve().parents[1] / "docs" / "upstream" / "tvm_cuda_explicit_pads_cache_write.py"

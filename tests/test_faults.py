@@ -8,9 +8,9 @@ from pathlib import Path
 
 
 from conftest import ROOT, run_cli
-from harness.chaos import kill_resume_cycles
-from harness.config import RunConfig, TimingConfig
-from harness.sweep import Plan, run_plan, zoo_ref
+from harness.audit.chaos import kill_resume_cycles
+from harness.core.config import RunConfig, TimingConfig
+from harness.pipeline.sweep import Plan, run_plan, zoo_ref
 
 QUICK = TimingConfig(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=2.0)
 
@@ -55,7 +55,7 @@ def _corrupt(path: Path) -> None:
 
 
 def test_corrupt_cache_entries_are_rebuilt_not_trusted(tmp_path):
-    from harness import cache
+    from harness.core import cache
     plan = Plan((zoo_ref("cae@16"),), ("phase",), ("ort-cpu", "tvm-llvm"), (1,))
     cfg = RunConfig(threads=1, timing=None)
     first = run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "l", sink=lambda r: None, say=lambda s: None)
@@ -76,7 +76,7 @@ def test_corrupt_cache_entries_are_rebuilt_not_trusted(tmp_path):
 
 
 def test_uncommitted_entry_without_digest_is_not_trusted(tmp_path):
-    from harness import cache
+    from harness.core import cache
     p = tmp_path / "x.bin"
     p.write_bytes(b"complete-looking")                  # renamed into place, killed before its digest
     assert not cache.is_valid(p)
@@ -103,7 +103,7 @@ def test_a_run_directory_has_one_writer(tmp_path):
     run = tmp_path / "run"
     assert run_cli("bench", "--no-calibrate", "--suite", "quick", "--models", "cae@16", "--backends", "ort-cpu",
                    "--build-dir", str(tmp_path / "b"), "--out", str(run)).returncode == 0
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from harness.rundir import RunDir; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from harness.core.rundir import RunDir; "
                                f"RunDir({str(run)!r}).lock(); print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:

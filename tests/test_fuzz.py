@@ -6,8 +6,8 @@ import sys
 import numpy as np
 
 from conftest import run_cli
-from harness.equivalence import CTConfig
-from harness.fuzz import edge_config, features, kind_of, validity
+from harness.audit.equivalence import CTConfig
+from harness.audit.fuzz import edge_config, features, kind_of, validity
 
 
 def test_kinds():

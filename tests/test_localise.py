@@ -6,7 +6,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import run_cli
-from harness.localise import expose, reduce_to_node
+from harness.audit.localise import expose, reduce_to_node
 
 
 def _decoder(path):

@@ -3,10 +3,10 @@ import onnx
 import pytest
 import torch
 
-from harness.errors import ConvtxError, UnknownNameError
-from harness.export import export_zoo
-from harness.numerics import compare
-from harness.reference import zoo_reference
+from harness.core.errors import ConvtxError, UnknownNameError
+from harness.pipeline.export import export_zoo
+from harness.checking.numerics import compare
+from harness.checking.reference import zoo_reference
 from models import MODELS, get_model, parse_model_ref
 
 

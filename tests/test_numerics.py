@@ -1,6 +1,6 @@
 import numpy as np
 
-from harness.numerics import POLICY, compare
+from harness.checking.numerics import POLICY, compare
 
 
 def test_identical_outputs_pass_with_zero_error():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import make_convtranspose_model
-from harness.reference import onnx_reference, to_float64
+from harness.checking.reference import onnx_reference, to_float64
 
 
 def test_to_float64_converts_every_float_tensor(hand_model):

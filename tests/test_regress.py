@@ -1,4 +1,4 @@
-"""The performance gate (harness/regress.py, `convtx compare`) on synthetic run directories with known
+"""The performance gate (harness/perfgate/compare.py, `convtx compare`) on synthetic run directories with known
 shifts, and once end to end on real rounds (plumbing and records only: no latency threshold here)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.regress import (Thresholds, compare, load_side, load_thresholds, machine_slug, pick_baseline,
+from harness.perfgate.compare import (Thresholds, compare, load_side, load_thresholds, machine_slug, pick_baseline,
                              render_markdown)
 from tests.conftest import run_cli
 

@@ -7,7 +7,7 @@ import pytest
 
 from harness.report import write_report
 from harness.report.analysis import RunView
-from harness.results import Record, ResultsWriter, write_json_atomic
+from harness.core.records import Record, ResultsWriter, write_json_atomic
 
 
 def _lat(median, spread=0.1):
@@ -117,7 +117,7 @@ def test_a_run_without_calibration_still_reports(tmp_path):
 
 
 def test_calibration_measures_positive_ceilings():
-    from harness.calibrate import measure
+    from harness.measure.calibrate import measure
     cal = measure(1)
     assert cal["fp32_peak_gflops"] > 0 and cal["mem_bandwidth_gbs"] > 0
     assert "torch.mm" in cal["method"] and set(cal["sgemm_gflops"]) == {"512", "1024", "2048"} and cal["threads"] == 1

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from harness.errors import ConvtxError
-from harness.results import Record, ResultsWriter, read_results
+from harness.core.errors import ConvtxError
+from harness.core.records import Record, ResultsWriter, read_results
 
 
 def _rec(i: int, **kw) -> Record:

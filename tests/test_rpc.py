@@ -1,4 +1,4 @@
-"""Remote devices through TVM's RPC tracker, on loopback: a tracker and two servers (harness/rpc_local.py),
+"""Remote devices through TVM's RPC tracker, on loopback: a tracker and two servers (harness/backends/tvm/rpc_local.py),
 cases spread over both, outputs checked here, a server killed mid-sweep. Every wait is bounded and the
 processes are stopped even when a test fails."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness.rpc_local import LoopbackCluster, free_port
+from harness.backends.tvm.rpc_local import LoopbackCluster, free_port
 from tests.conftest import ROOT, run_cli
 
 LOWERINGS = "native,explicit_pads,zero_insert,phase,gemm_overlap_add"

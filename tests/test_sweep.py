@@ -2,8 +2,8 @@
 
 
 from conftest import make_convtranspose_model
-from harness.config import RunConfig, TimingConfig
-from harness.sweep import Plan, file_ref, run_plan, zoo_ref
+from harness.core.config import RunConfig, TimingConfig
+from harness.pipeline.sweep import Plan, file_ref, run_plan, zoo_ref
 from tests.backends.conftest import make_col2im_model
 
 CFG = RunConfig(threads=2, timing=TimingConfig(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=2.0))

@@ -1,7 +1,7 @@
 import pytest
 
-from harness.config import TimingConfig
-from harness.timing import Stats, measure
+from harness.core.config import TimingConfig
+from harness.measure.timing import Stats, measure
 
 
 class FakeClock:
@@ -63,7 +63,7 @@ def test_bad_configs_are_rejected():
 
 
 def test_reference_is_interleaved_outside_the_timed_region_at_about_a_fifth_of_the_time():
-    from harness.timing import REFERENCE_MIN, measure_interleaved
+    from harness.measure.timing import REFERENCE_MIN, measure_interleaved
 
     clk = FakeClock(100_000)                   # case: 0.1 ms per call
     ref_step = 250_000                         # reference: 0.25 ms per call
@@ -81,7 +81,7 @@ def test_reference_is_interleaved_outside_the_timed_region_at_about_a_fifth_of_t
 
 
 def test_a_slow_case_gets_a_burst_of_reference_calls():
-    from harness.timing import REFERENCE_BURST, measure_interleaved
+    from harness.measure.timing import REFERENCE_BURST, measure_interleaved
 
     clk = FakeClock(100_000_000)               # 100 ms per call
     samples, ref = measure_interleaved(clk.fn, TimingConfig(warmup=0, min_repeats=5, min_time_s=0.1), lambda: None,
@@ -92,7 +92,7 @@ def test_a_slow_case_gets_a_burst_of_reference_calls():
 def test_injected_slowdown_is_calibrated_to_the_requested_share():
     import time
 
-    from harness.timing import slowed
+    from harness.measure.timing import slowed
 
     f = slowed(lambda: time.sleep(0.002), 20)
     assert 0.2 * 2e6 * 0.5 < f.extra_ns < 0.2 * 2e6 * 1.5      # the wait is about 20% of a 2 ms call

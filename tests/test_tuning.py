@@ -9,10 +9,10 @@ from conftest import hand_model_two_convtranspose, make_convtranspose_model, run
 
 from harness.backends import ModelArtifact, get_backend
 from harness.backends.base import UnsupportedModel
-from harness.config import RunConfig
-from harness.numerics import compare
-from harness.onnx_io import graph_inputs
-from harness.reference import onnx_reference
+from harness.core.config import RunConfig
+from harness.checking.numerics import compare
+from harness.core.onnx_io import graph_inputs
+from harness.checking.reference import onnx_reference
 
 
 def _artifact(path):
@@ -22,8 +22,8 @@ def _artifact(path):
 
 
 def test_tuning_fills_the_database_and_the_tuned_backend_applies_it(tmp_path, monkeypatch):
-    from harness import tuning
-    from harness.backends.tvm import host_target
+    from harness.backends.tvm import tuning
+    from harness.backends.tvm.common import host_target
 
     path = make_convtranspose_model(tmp_path / "ct.onnx", x_shape=(1, 8, 8, 8), w_shape=(8, 4, 3, 3),
                                     strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])

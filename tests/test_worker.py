@@ -1,7 +1,7 @@
 """Case isolation: a worker that crashes or hangs becomes an error, and the next request still works."""
 import pytest
 
-from harness.worker import WorkerClient, WorkerDied, WorkerTimeout
+from harness.pipeline.worker import WorkerClient, WorkerDied, WorkerTimeout
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_exceptions_inside_the_worker_are_answers_not_crashes(client):
 
 
 def test_memory_cap_kills_the_worker_with_an_out_of_memory_error(tmp_path):
-    from harness.worker import WorkerOutOfMemory
+    from harness.pipeline.worker import WorkerOutOfMemory
     c = WorkerClient("oom", {}, tmp_path / "w.log", memory_cap_bytes=512 << 20)
     try:
         with pytest.raises(WorkerOutOfMemory, match="exceeded the cap 0.50 GiB"):

@@ -5,9 +5,11 @@ from harness.backends.base import Availability, Backend, Compiled, ModelArtifact
 from harness.backends.openvino import OpenVinoCpu
 from harness.backends.ort import OrtCpu, OrtCuda
 from harness.backends.torch_eager import TorchCpu
-from harness.backends.tvm import TvmLlvm, TvmLlvmTuned
-from harness.backends.tvm_cuda import TvmCuda
-from harness.errors import UnknownNameError
+from harness.backends.tvm.cuda import TvmCuda
+from harness.backends.tvm.llvm import TvmLlvm
+from harness.backends.tvm.tuning import TvmLlvmTuned
+from harness.core.config import RunConfig
+from harness.core.errors import UnknownNameError
 
 BACKENDS: dict[str, Backend] = {
     "ort-cpu": OrtCpu(),
@@ -27,4 +29,13 @@ def get_backend(name: str) -> Backend:
         raise UnknownNameError("backend", name, list(BACKENDS)) from None
 
 
-__all__ = ["Availability", "Backend", "Compiled", "ModelArtifact", "BACKENDS", "get_backend"]
+def compile_case(backend: Backend, art: ModelArtifact, cfg: RunConfig) -> Compiled:
+    """Compile `art` where the case runs: on this machine, or (`cfg.rpc_tracker`) for a device that TVM's RPC
+    tracker hands out, through harness/backends/tvm/remote.py."""
+    if cfg.rpc_tracker:
+        from harness.backends.tvm.remote import compile_remote
+        return compile_remote(backend, art, cfg)
+    return backend.compile(art, cfg)
+
+
+__all__ = ["Availability", "Backend", "Compiled", "ModelArtifact", "BACKENDS", "compile_case", "get_backend"]

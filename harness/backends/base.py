@@ -10,8 +10,8 @@ from typing import Callable
 
 import numpy as np
 
-from harness.config import RunConfig, TimingConfig
-from harness.timing import measure, measure_interleaved, slowed
+from harness.core.config import RunConfig, TimingConfig
+from harness.measure.timing import measure, measure_interleaved, slowed
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ class Compiled:
         return samples, ref, injected
 
     def count(self, feeds: dict[str, np.ndarray], build_dir, slowdown_pct: float = 0.0) -> dict:
-        """bench --counts, in a worker under callgrind: the record's `counts` (harness/counting.py)."""
-        from harness.counting import count_case
+        """bench --counts, in a worker under callgrind: the record's `counts` (harness/measure/counting.py)."""
+        from harness.measure.counting import count_case
         return count_case(self._prepare(feeds), build_dir, slowdown_pct)
 
     def close(self) -> None:
@@ -103,7 +103,7 @@ class Backend:
     # part of the default set for arbitrary ONNX files (validate, conformance, fuzz); a tuned configuration
     # whose database only covers tuned workloads is not
     file_default: bool = True
-    # runs on a remote device through TVM's RPC tracker (bench/validate --rpc-tracker; harness/remote.py)
+    # runs on a remote device through TVM's RPC tracker (bench/validate --rpc-tracker; harness/backends/tvm/remote.py)
     remote_capable: bool = False
     # bench --counts: compile in a native worker first (the build is cached), so the worker under valgrind
     # only loads it — compiling under valgrind would take many minutes (TVM)
@@ -129,6 +129,14 @@ class Backend:
         return {}
 
     def compile(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
+        """Compile for this machine (a remote run goes through `harness.backends.compile_case`)."""
+        self.check(art, cfg)
+        if cfg.rpc_tracker:
+            raise BackendUnavailable(f"{self.id}: a remote run is compiled by harness.backends.compile_case")
+        return self._compile_impl(art, cfg)
+
+    def check(self, art: ModelArtifact, cfg: RunConfig) -> None:
+        """Raise BackendUnavailable / UnsupportedModel when this case cannot be compiled here (or remotely)."""
         avail = self.availability()
         if not avail:
             raise BackendUnavailable(avail.reason)
@@ -140,7 +148,6 @@ class Backend:
                                      f"time it (bench without --counts)")
         if self.zoo_only and art.zoo_model is None:
             raise UnsupportedModel(f"{self.id} runs zoo models only (it needs the PyTorch module)")
-        return self._compile_impl(art, cfg)
 
     def _compile_impl(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
         raise NotImplementedError

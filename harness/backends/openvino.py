@@ -18,7 +18,7 @@ from harness.backends.base import (
     ModelArtifact,
     UnsupportedModel,
 )
-from harness.config import RunConfig
+from harness.core.config import RunConfig
 
 
 class OpenVinoCompiled(Compiled):

@@ -7,7 +7,7 @@ import numpy as np
 
 from harness.backends.base import (Availability, Backend, BackendUnavailable, Compiled, ModelArtifact,
                                    UnsupportedModel)
-from harness.config import RunConfig
+from harness.core.config import RunConfig
 
 
 class OrtCompiled(Compiled):
@@ -111,7 +111,7 @@ class OrtCuda(OrtCpu):
     file_default = False
 
     def _availability_impl(self) -> Availability:
-        from harness import cuda
+        from harness.measure import cuda
 
         why = []
         if _ort_gpu_package() is None:
@@ -125,7 +125,7 @@ class OrtCuda(OrtCpu):
     def _compile_impl(self, art: ModelArtifact, cfg: RunConfig) -> Compiled:
         import onnxruntime as ort
 
-        from harness import cuda
+        from harness.measure import cuda
 
         if hasattr(ort, "preload_dlls"):
             ort.preload_dlls()           # CUDA/cuDNN from the nvidia-* wheels; prints what it cannot find

@@ -6,7 +6,7 @@ from typing import Callable
 import numpy as np
 
 from harness.backends.base import Backend, Compiled, ModelArtifact
-from harness.config import RunConfig
+from harness.core.config import RunConfig
 
 
 class TorchCompiled(Compiled):

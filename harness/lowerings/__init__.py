@@ -3,14 +3,14 @@
 `get_lowering(name).apply(model) -> LoweringResult`: an equivalent model in which every ConvTranspose is
 computed that lowering's way, plus which nodes were rewritten and which were declined (with the reason,
 left native). All of them first resolve auto_pad / output_shape exactly as the ONNX spec defines them
-(`harness.convtranspose.resolve`); convtx treats the spec text as correct (see docs/lowerings.md).
+(`harness.core.convtranspose.resolve`); convtx treats the spec text as correct (see docs/lowerings.md).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from harness.errors import UnknownNameError
+from harness.core.errors import UnknownNameError
 from harness.lowerings import explicit_pads, gemm_col2im, gemm_overlap_add, native, phase, zero_insert
 from harness.lowerings.common import LoweringResult, rewrite
 

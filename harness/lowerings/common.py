@@ -1,7 +1,7 @@
 """The machinery every lowering shares.
 
 `rewrite(model, lower_fn)` finds each ConvTranspose, resolves its attributes exactly as the ONNX spec
-defines them (`harness.convtranspose.resolve`: auto_pad and output_shape become explicit begin/end pads,
+defines them (`harness.core.convtranspose.resolve`: auto_pad and output_shape become explicit begin/end pads,
 possibly negative), and asks `lower_fn` for an equivalent subgraph. A node a lowering cannot handle is left
 native and reported with the reason (`LoweringResult.declined`); nothing is changed silently.
 
@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from harness.convtranspose import ConvTransposeParams, resolve
+from harness.core.convtranspose import ConvTransposeParams, resolve
 
 MIN_OPSET = 13  # Split/Squeeze/Unsqueeze/Pad/Slice with tensor inputs
 

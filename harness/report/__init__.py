@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.errors import ConvtxError
+from harness.core.errors import ConvtxError
 from harness.report.analysis import RunView
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
-from harness.results import read_results
+from harness.core.records import read_results
 
 
 def load_run(run_dir: Path) -> tuple[dict, list]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.results import Record
+from harness.core.records import Record
 
 
 def model_label(r: Record) -> str:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from harness.numerics import POLICY
+from harness.checking.numerics import POLICY
 from harness.report.analysis import RunView, model_label, no_convtranspose
 from harness.report.markdown import (counts_lines, cuda_lines, extras_lines, odd_cases, remote_lines, summary_lines,
                                      tuning_lines)
 from harness.report.plots import PLOTS
-from harness.results import Record, fmt_metric
+from harness.core.records import Record, fmt_metric
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1280px;color:#222;

@@ -1,9 +1,9 @@
 """report.md: fits a PR comment. Pure: (run.json dict, records, extras) -> text."""
 from __future__ import annotations
 
-from harness.numerics import POLICY
+from harness.checking.numerics import POLICY
 from harness.report.analysis import RunView, model_label, no_convtranspose
-from harness.results import Record, fmt_metric
+from harness.core.records import Record, fmt_metric
 
 _MARK = {"ok": "ok", "mismatch": "**MISMATCH**", "error": "**ERROR**", "skipped": "skipped"}
 
@@ -212,7 +212,7 @@ def extras_lines(extras: dict) -> list[str]:
     L: list[str] = []
     if "conformance" in extras:
         c = extras["conformance"]
-        L.append(f"## Conformance ({c['cases']} ONNX node tests; ledger in harness/conformance.py)")
+        L.append(f"## Conformance ({c['cases']} ONNX node tests; ledger in harness/audit/conformance.py)")
         L.append("")
         L.append("| backend | pass | xfail | FAIL | XPASS | skipped | built, not run |")
         L.append("|---|---:|---:|---:|---:|---:|---:|")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 
-from harness.numerics import POLICY
+from harness.checking.numerics import POLICY
 from harness.report.analysis import RunView, no_convtranspose
 
 COLOURS = {"ort-cpu": "#1f77b4", "tvm-llvm": "#ff7f0e", "torch-cpu": "#2ca02c", "openvino-cpu": "#9467bd",

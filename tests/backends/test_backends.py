@@ -4,9 +4,9 @@ import pytest
 
 from harness.backends import BACKENDS, ModelArtifact, get_backend
 from harness.backends.base import UnsupportedModel
-from harness.config import CPU_BACKENDS, CUDA_BACKENDS, RunConfig, TimingConfig
-from harness.numerics import compare
-from harness.reference import zoo_reference
+from harness.core.config import CPU_BACKENDS, CUDA_BACKENDS, RunConfig, TimingConfig
+from harness.checking.numerics import compare
+from harness.checking.reference import zoo_reference
 from models import get_model
 
 from .conftest import make_col2im_model
@@ -28,7 +28,7 @@ def test_every_cpu_backend_is_available_here(backend_id):
 def test_cuda_backends_run_only_with_a_gpu_and_say_why_not(backend_id):
     """tvm-cuda is available everywhere (it builds here; its cases are "built, not run" without a GPU);
     ort-cuda needs onnxruntime-gpu and a device. Without a GPU each names the missing driver or device."""
-    from harness import cuda
+    from harness.measure import cuda
     a = get_backend(backend_id).availability()
     p = cuda.probe()
     if not p.runnable:
@@ -50,7 +50,7 @@ def test_hand_written_grouped_convtranspose_matches_reference(backend_id, hand_a
 
 @pytest.mark.parametrize("backend_id", DEFAULT_BACKENDS)
 def test_zoo_model_matches_pytorch_float64(backend_id, tmp_path):
-    from harness.export import export_zoo
+    from harness.pipeline.export import export_zoo
     spec = get_model("cae")
     exp = export_zoo(spec, 16, 1, 0, tmp_path)
     feeds = {"x": np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)}
@@ -73,7 +73,7 @@ def test_tvm_unsupported_op_is_named(tmp_path):
 
 
 def test_tvm_target_is_this_host():
-    from harness.backends.tvm import host_target
+    from harness.backends.tvm.common import host_target
     t = host_target(2)
     assert t["kind"] == "llvm" and t["num-cores"] == 2 and t["mcpu"] not in ("", "native")
 

@@ -3,7 +3,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.backends import ModelArtifact, get_backend
-from harness.config import RunConfig
+from harness.core.config import RunConfig
 
 CFG = RunConfig(threads=1)
 

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.convtranspose import conv_transpose, resolve
-from harness.equivalence import build_model, random_config
-from harness.known import match
+from harness.core.convtranspose import conv_transpose, resolve
+from harness.audit.equivalence import build_model, random_config
+from harness.checking.known import match
 from harness.lowerings import LOWERINGS, get_lowering
-from harness.numerics import compare
-from harness.reference import onnx_reference
+from harness.checking.numerics import compare
+from harness.checking.reference import onnx_reference
 
 from .conftest import convtranspose_model, run_on
 
@@ -88,7 +88,7 @@ def _check_config(seed: int, backends, lowerings, tmp_path):
 def test_random_attributes_every_lowering_on_ort(seed, tmp_path):
     """Random configurations (1-3 D, groups, dilations, asymmetric pads, output_padding, output_shape,
     auto_pad, bias, symbolic batch): every lowering on ort-cpu matches the float64 spec reference, except
-    divergences already in the ledger (harness/known.py)."""
+    divergences already in the ledger (harness/checking/known.py)."""
     _check_config(seed, ["ort-cpu"], list(LOWERINGS), tmp_path)
 
 
@@ -149,7 +149,7 @@ def test_a_model_without_convtranspose_is_unchanged():
 def test_phase_never_multiplies_inserted_zeros_and_zero_insert_does():
     """Performed vs useful FLOPs on a k2 s2 layer (the zoo's): phase does exactly the useful products,
     zero insertion about stride^2 = 4 times as many."""
-    from harness.flops import count_flops
+    from harness.measure.flops import count_flops
     w = np.ones((8, 4, 2, 2), np.float32)
     model = convtranspose_model((1, 8, 16, 16), w, strides=[2, 2])
     fixed = onnx.shape_inference.infer_shapes(model)
@@ -162,7 +162,7 @@ def test_phase_never_multiplies_inserted_zeros_and_zero_insert_does():
 
 
 def test_useful_flops_exclude_products_cropped_by_pads():
-    from harness.flops import count_flops
+    from harness.measure.flops import count_flops
     # 1-D: in 3, k 3, s 1, pads 1/1: of 9 (i, k) pairs, the 2 landing at o = -1 and o = 3 are cropped
     model = convtranspose_model((1, 1, 3), np.ones((1, 1, 3), np.float32), pads=[1, 1])
     assert count_flops(onnx.shape_inference.infer_shapes(model), useful=True) == 2 * 7
@@ -173,7 +173,7 @@ def test_useful_flops_exclude_products_cropped_by_pads():
                                     "openvino_output_shape_group.py", "openvino_same_dynamic_batch.py"])
 def test_ledger_reproducers_still_reproduce(script):
     """Each known divergence's minimal reproducer exits 1 while the engine bug is present. An upstream fix
-    makes it exit 0 and this test fail: then drop the entry from harness/known.py."""
+    makes it exit 0 and this test fail: then drop the entry from harness/checking/known.py."""
     import subprocess
     import sys
     from pathlib import Path

@@ -1,0 +1,274 @@
+"""Remote devices through TVM's own RPC tracker and servers (`bench/validate --rpc-tracker HOST:PORT --rpc-key KEY`).
+
+The case is compiled here, for the remote's target; then a session is requested from the tracker under the key
+(the tracker hands out a free server, in turn), the library is uploaded and loaded there, the inputs are sent,
+the outputs fetched back for the numerical check here, and the timing is TVM's `time_evaluator` running on
+the remote device (one call per sample, device-synchronised), so no network time is in the samples.
+
+One session per case, closed when the case ends: consecutive cases go to the servers of the key in turn, and a
+server that disappears costs only the case it was running (an `error` record naming the server); the next
+case gets a session from the servers still registered. Protocol code is TVM's (tvm.rpc.base, tvm.rpc.connect);
+this module only adds bounded waits, because the tracker queues a request for as long as no server is free.
+
+Only TVM backends run remotely: the other engines have no RPC runtime, and a case of theirs in a remote run is
+`skipped` with that reason rather than measured on this machine beside remote numbers.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from harness.backends.base import BackendUnavailable, Compiled
+from harness.backends.tvm.common import BuiltNotRun
+from harness.core.errors import ConvtxError
+
+CONNECT_TIMEOUT_S = 5.0            # reaching the tracker
+REQUEST_TIMEOUT_S = 120.0          # waiting for a free server under the key
+REQUEST_ATTEMPTS = 3               # a server handed out but gone by the time we connect: ask again
+
+
+class RemoteLost(RuntimeError):
+    """The remote server went away (or failed) during a case; the case is an error naming the server."""
+
+
+def parse_tracker(text: str) -> tuple[str, int]:
+    host, sep, port = (text or "").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConvtxError(f"--rpc-tracker {text!r}: expected HOST:PORT (e.g. 127.0.0.1:9190)")
+    return host, int(port)
+
+
+def _tracker_socket(host: str, port: int, timeout: float) -> socket.socket:
+    from tvm.rpc import base
+
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.settimeout(timeout)
+    sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+    magic = struct.unpack("<i", base.recvall(sock, 4))[0]
+    if magic != base.RPC_TRACKER_MAGIC:
+        sock.close()
+        raise ConnectionError("not a TVM RPC tracker (wrong magic)")
+    return sock
+
+
+def tracker_summary(addr: str, timeout: float = CONNECT_TIMEOUT_S) -> dict:
+    """The tracker's summary (servers with their keys and addresses, free/pending per key), or a one-line
+    ConvtxError when no tracker answers at `addr`."""
+    from tvm.rpc import base
+
+    host, port = parse_tracker(addr)
+    try:
+        sock = _tracker_socket(host, port, timeout)
+        try:
+            base.sendjson(sock, [base.TrackerCode.SUMMARY])
+            value = base.recvjson(sock)
+        finally:
+            sock.close()
+    except (OSError, ConnectionError, struct.error) as e:
+        raise ConvtxError(f"--rpc-tracker {addr}: no RPC tracker reachable ({type(e).__name__}: {e}); start one "
+                          f"with `python -m tvm.exec.rpc_tracker --port {port}`") from None
+    if not (isinstance(value, list) and value and value[0] == base.TrackerCode.SUCCESS):
+        raise ConvtxError(f"--rpc-tracker {addr}: unexpected answer from the tracker: {value!r}")
+    return value[1]
+
+
+def servers_for(summary: dict, key: str) -> list[str]:
+    """Addresses (host:port) of the servers registered under `key`."""
+    return [f"{s['addr'][0]}:{s['addr'][1]}" for s in summary.get("server_info", [])
+            if s.get("key") == f"server:{key}"]
+
+
+def check_tracker(addr: str, key: str) -> dict:
+    """Before a remote sweep: the tracker answers and at least one server is registered under `key`."""
+    if not key:
+        raise ConvtxError("--rpc-tracker needs --rpc-key KEY (the device key the servers registered under)")
+    s = tracker_summary(addr)
+    servers = servers_for(s, key)
+    if not servers:
+        keys = sorted({i.get("key", "").removeprefix("server:") for i in s.get("server_info", [])} - {""})
+        raise ConvtxError(f"--rpc-tracker {addr}: no server registered under key {key!r} "
+                          f"(keys there: {', '.join(keys) or 'none'})")
+    return {"tracker": addr, "key": key, "servers": servers, "queue": s.get("queue_info", {}).get(key)}
+
+
+def request_session(addr: str, key: str, session_timeout: float, wait_s: float = REQUEST_TIMEOUT_S):
+    """A session on a server the tracker hands out under `key`: (RPCSession, "host:port" of the server,
+    seconds waited). Bounded: no free server within `wait_s`, or no reachable server after a few attempts,
+    is a RemoteLost."""
+    from tvm import rpc
+    from tvm.rpc import base
+
+    host, port = parse_tracker(addr)
+    t0 = time.monotonic()
+    last = ""
+    for _ in range(REQUEST_ATTEMPTS):
+        left = wait_s - (time.monotonic() - t0)
+        if left <= 0:
+            break
+        try:
+            sock = _tracker_socket(host, port, min(CONNECT_TIMEOUT_S, left))
+            sock.settimeout(left)
+            try:
+                base.sendjson(sock, [base.TrackerCode.REQUEST, key, "", 1])
+                value = base.recvjson(sock)
+            finally:
+                sock.close()
+        except socket.timeout:
+            raise RemoteLost(f"no server under key {key!r} became free within {wait_s:.0f} s "
+                             f"(tracker {addr})") from None
+        except (OSError, ConnectionError, struct.error) as e:
+            raise RemoteLost(f"tracker {addr} unreachable: {type(e).__name__}: {e}") from None
+        if not (isinstance(value, list) and value and value[0] == base.TrackerCode.SUCCESS):
+            raise RemoteLost(f"tracker {addr} refused the request for key {key!r}: {value!r}")
+        url, sport, matchkey = value[1]
+        server = f"{url}:{sport}"
+        try:
+            sess = rpc.connect(url, sport, matchkey, session_timeout=session_timeout)
+            return sess, server, time.monotonic() - t0
+        except Exception as e:  # noqa: BLE001 — a server gone between the tracker's answer and our connect
+            last = f"{server}: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+    raise RemoteLost(f"no reachable server under key {key!r} after {REQUEST_ATTEMPTS} attempts "
+                     f"(last: {last or 'timed out'})")
+
+
+def _remote_call(sess, name: str):
+    try:
+        return sess.get_function(name)()
+    except Exception:  # noqa: BLE001 — a minimal C++ runtime (tvm_rpc on a board) lacks these; say "unknown"
+        return None
+
+
+def describe(sess) -> dict:
+    """What the remote says about itself: LLVM's view of its CPU, its triple, its runtime's thread count
+    (a server built from TVM's C++ runtime alone does not say: those fields are then absent)."""
+    d = {"triple": _remote_call(sess, "target.llvm_get_system_triple"),
+         "cpu": _remote_call(sess, "target.llvm_get_system_cpu"),
+         "vendor": _remote_call(sess, "target.llvm_get_system_x86_vendor"),
+         "threads": _remote_call(sess, "runtime.NumThreads")}
+    out: dict = {k: (str(v) if k != "threads" else int(v)) for k, v in d.items() if v not in (None, "")}
+    try:
+        dev = sess.cuda(0)
+        if dev.exist:
+            out["cuda"] = {"name": str(dev.device_name), "compute_version": str(dev.compute_version)}
+    except Exception:  # noqa: BLE001 — a server without the CUDA runtime: no GPU to describe
+        pass
+    return out
+
+
+class RemoteTvmCompiled(Compiled):
+    """A Relax VM on a remote device. Inputs are copied there once; a run fetches the outputs back; timing is
+    `time_evaluator` on the remote (samples are device time per call, without the network)."""
+
+    def __init__(self, sess, vm, dev, input_names, info: dict, server: str):
+        super().__init__(tuple(input_names), info)
+        self.sess, self.vm, self.dev, self.server = sess, vm, dev, server
+
+    def _guard(self, what: str, fn: Callable):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 — the connection or the server failed: name the server
+            text = str(e).strip().splitlines()
+            raise RemoteLost(f"remote {self.server} (key {self.info['remote']['key']}) failed during {what}: "
+                             f"{type(e).__name__}: {text[-1] if text else ''}"[:400]) from None
+
+    def _set_inputs(self, feeds) -> None:
+        import tvm
+        args = [tvm.runtime.tensor(np.ascontiguousarray(feeds[n]), self.dev) for n in self.input_names]
+        self.vm.set_input("main", *args)
+
+    def _run_impl(self, feeds):
+        def go():
+            self._set_inputs(feeds)
+            self.vm.invoke_stateful("main")
+            out = self.vm.get_outputs("main")
+            flat: list = []
+
+            def walk(o):
+                if hasattr(o, "numpy"):
+                    flat.append(o.numpy())
+                else:
+                    for x in o:
+                        walk(x)
+            walk(out)
+            return flat
+        return self._guard("run", go)
+
+    def _samples(self, feeds, cfg) -> list[float]:
+        def go():
+            self._set_inputs(feeds)
+            one = self.vm.time_evaluator("invoke_stateful", self.dev, number=1, repeat=1)
+            for _ in range(cfg.warmup):
+                one("main")
+            est = max(float(one("main").mean), 1e-7)
+            n = max(cfg.min_repeats, int(np.ceil(cfg.min_time_s / est)))
+            n = min(n, cfg.max_repeats, max(3, int(cfg.max_time_s / est)))
+            res = self.vm.time_evaluator("invoke_stateful", self.dev, number=1, repeat=n)("main")
+            return [float(r) * 1e3 for r in res.results]
+        return self._guard("timing", go)
+
+    def time(self, feeds, cfg):
+        return self._samples(feeds, cfg)
+
+    def time_interleaved(self, feeds, cfg, reference, slowdown_pct: float = 0.0):
+        """Remote samples; no reference kernel (it runs on this machine, not on the remote device, so a
+        ratio to it would mean nothing): the record says so."""
+        if slowdown_pct:
+            raise BackendUnavailable("--inject-slowdown works on local cases only (the busy-wait runs here)")
+        return self._samples(feeds, cfg), [], {}
+
+    def close(self) -> None:
+        """End the session now, so the server returns to the tracker's pool for the next case. The session
+        is closed when its last reference goes, and remote devices and modules refer back to it in cycles:
+        without a collection here it stays open until Python's cyclic GC happens to run (minutes, seen),
+        and the server stays busy for nothing."""
+        import gc
+
+        self.vm = self.dev = self.sess = None
+        gc.collect()
+
+
+def compile_remote(backend, art, cfg) -> RemoteTvmCompiled:
+    """`backend` (a TVM backend) builds for the remote target with `backend.remote_build(art, cfg, desc)`,
+    which returns (library path or None, executable, info, device kind); the library goes up, the VM is made
+    there."""
+    import tempfile
+
+    from tvm import relax
+
+    backend.check(art, cfg)             # the engine is here and takes the model; remote-capable
+    t0 = time.monotonic()
+    sess, server, waited = request_session(cfg.rpc_tracker, cfg.rpc_key, session_timeout=cfg.case_timeout_s)
+    desc = describe(sess)
+    lib, ex, info, kind = backend.remote_build(art, cfg, desc)
+    remote = {"tracker": cfg.rpc_tracker, "key": cfg.rpc_key, "server": server, "machine": desc,
+              "session_wait_s": round(waited, 3), "timed_by": "time_evaluator on the remote device"}
+    info = {**info, "remote": remote}
+    try:
+        with tempfile.TemporaryDirectory(prefix="convtx-rpc-") as tmp:
+            if lib is None:                               # no compiled cache: export for the upload
+                lib = Path(tmp) / "model.so"
+                ex.export_library(str(lib))
+            t1 = time.monotonic()
+            name = f"{Path(lib).stem}.so"
+            sess.upload(str(lib), target=name)
+            rlib = sess.load_module(name)
+            remote["upload_s"] = round(time.monotonic() - t1, 3)
+        dev = sess.cuda(0) if kind == "cuda" else sess.cpu(0)
+        if kind == "cuda" and not dev.exist:
+            raise BuiltNotRun(f"remote {server} (key {cfg.rpc_key}) has no CUDA device", info)
+        vm = relax.VirtualMachine(rlib, dev)
+    except BackendUnavailable:
+        raise
+    except Exception as e:  # noqa: BLE001
+        text = str(e).strip().splitlines()
+        raise RemoteLost(f"remote {server} (key {cfg.rpc_key}) failed during upload/load: {type(e).__name__}: "
+                         f"{text[-1] if text else ''}"[:400]) from None
+    if kind == "cuda":
+        remote["device"] = {"name": dev.device_name, "compute_version": dev.compute_version}
+    remote["setup_s"] = round(time.monotonic() - t0, 3)
+    return RemoteTvmCompiled(sess, vm, dev, list(art.input_shapes), info, server)

@@ -1,0 +1,299 @@
+"""TVM MetaSchedule tuning with a database committed to the repository.
+
+Layout: `tuning/tvm-<version>/<kind>-<mcpu>-<cores>c/` holds MetaSchedule's own JSON database
+(`database_workload.json`, `database_tuning_record.json`) and `index.json` (which model × lowering was tuned,
+the tasks, their measured weight, trials and seconds spent). The directory is the key for the TVM version
+and the target; inside it MetaSchedule keys every record by the structural hash of the task's TIR, so a
+record is only ever applied to the same workload on the same target with the same TVM.
+
+Tuning time goes where the latency is: each task (a fused TIR function) of the untuned model is built and
+timed alone, its share of the model's latency (time per call × calls) is recorded, tasks under `MIN_SHARE`
+are left out, and MetaSchedule's gradient scheduler, whose objective is Σ calls × measured latency over the
+tuned tasks, spends the trials on whichever task currently costs the model most.
+
+Tuning runs in a child process (`python -m harness.backends.tvm.tuning worker SPEC.json`): a budget is a wall-clock
+limit on it, and because MetaSchedule appends each measured record to the JSON files at once, killing it
+loses at most the batch in flight — `convtx tune` again resumes from the records already there.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness.backends.base import ModelArtifact, UnsupportedModel
+from harness.backends.tvm.common import TvmBackend, cache_path, engine_info, export_cached, host_target, relax_module
+from harness.core import cache
+from harness.core.config import RunConfig
+from harness.core.errors import ConvtxError
+
+ROOT = Path(__file__).resolve().parents[3] / "tuning"   # the repository's tuning/
+MIN_SHARE = 0.01            # tasks below 1% of the untuned latency are not tuned
+TRIALS_PER_ITER = 16          # small rounds: a workload's trials reach more of its tasks
+
+
+def target_slug(target: dict) -> str:
+    return f"{target.get('kind', 'llvm')}-{target.get('mcpu', 'generic')}-{target.get('num-cores', 'x')}c"
+
+
+def db_dir(target: dict, tvm_version: str, root: Path | None = None) -> Path:
+    return Path(root or ROOT) / f"tvm-{tvm_version}" / target_slug(target)
+
+
+def open_db(d: Path):
+    from tvm.s_tir import meta_schedule as ms
+    d.mkdir(parents=True, exist_ok=True)
+    return ms.database.JSONDatabase(str(d / "database_workload.json"), str(d / "database_tuning_record.json"),
+                                    allow_missing=True)
+
+
+def extract(mod, target: dict):
+    """MetaSchedule tasks: the fused TIR functions after legalisation and fusion — the same passes
+    `compile_relax` runs before applying the database, so the keys match."""
+    import tvm
+    from tvm import relax
+    from tvm.s_tir import meta_schedule as ms
+    t = tvm.target.Target(target)
+    with t:
+        fused = relax.get_pipeline("zero")(mod)
+    return ms.relax_integration.extract_tasks(fused, t)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    calls: int
+    ms_per_call: float | None     # untuned, measured alone
+    share: float | None           # of the sum over tasks
+    tuned: bool                   # the database has a valid record for it
+
+
+def _time_task(task, target: dict, repeat_ms: int = 100) -> float:
+    """Build the task's TIR alone (untuned) and time one call on random inputs, in ms."""
+    import numpy as np
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    mod = task.dispatched[0]
+    lib = tvm.compile(mod, target=tvm.target.Target(target))
+    dev = tvm.cpu(0)
+    rng = np.random.default_rng(0)
+    args = []
+    for info in ms.arg_info.ArgInfo.from_prim_func(mod["main"]):
+        shape = [int(s) for s in info.shape]
+        dtype = str(info.dtype)
+        data = rng.standard_normal(shape).astype(dtype) if "float" in dtype else np.zeros(shape, dtype)
+        args.append(tvm.runtime.tensor(data, dev))
+    rt = lib.jit() if hasattr(lib, "jit") else lib        # tvm.compile gives an Executable in 0.27
+    f = rt.time_evaluator("main", dev, number=1, repeat=3, min_repeat_ms=repeat_ms)
+    return float(np.median(f(*args).results)) * 1e3
+
+
+def has_record(db, task, target: dict) -> bool:
+    import tvm
+    return db.query_tuning_record(task.dispatched[0], tvm.target.Target(target), "main") is not None
+
+
+def task_table(tasks, target: dict, db=None, timed: bool = True) -> list[TaskInfo]:
+    costs = [(_time_task(t, target) if timed else None) for t in tasks]
+    total = sum(c * t.weight for c, t in zip(costs, tasks)) if timed else None
+    return [TaskInfo(t.task_name, int(t.weight), c, (c * t.weight / total) if timed and total else None,
+                     db is not None and has_record(db, t, target)) for t, c in zip(tasks, costs)]
+
+
+def tuning_state(mod, target: dict, db) -> dict:
+    """How much of a model the database covers: tuned (every task), partly tuned, or untuned."""
+    tasks = extract(mod, target)
+    hit = [t.task_name for t in tasks if has_record(db, t, target)]
+    state = "tuned" if tasks and len(hit) == len(tasks) else ("partly tuned" if hit else "untuned")
+    return {"state": state, "tasks": len(tasks), "tasks_tuned": len(hit),
+            "untuned_tasks": sorted({t.task_name for t in tasks} - set(hit))[:20]}
+
+
+# ------------------------------------------------------------------------------------------------------
+# the tuning child process
+
+def _builder_initializer() -> None:
+    """Imported once per builder worker: `tvm.s_tir.tensor_intrin` alone takes 20-40 s here, more than the
+    builder's per-build timeout."""
+    import tvm.s_tir.tensor_intrin  # noqa: F401
+
+
+def worker(spec: dict) -> int:
+    """Tune the selected tasks of one workload into the database (runs in the child)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    target = spec["target"]
+    mod = relax_module(spec["onnx"], spec["shapes"], spec["dtypes"])
+    db = open_db(Path(spec["db"]))
+    tasks = extract(mod, target)
+    chosen = spec["weights"]
+    picked = [t for t in tasks if t.task_name in chosen]
+    contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(
+        picked, work_dir=spec["work_dir"], seed=spec.get("seed", 0), num_threads=spec["threads"])
+    weights = [chosen[t.task_name] for t in picked]
+    print(f"[tune] {len(picked)} tasks, {spec['trials']} trials in all, weights "
+          + ", ".join(f"{t.task_name}={w:.2f}" for t, w in zip(picked, weights)), flush=True)
+    ms.tune.tune_tasks(
+        tasks=contexts, task_weights=weights, work_dir=spec["work_dir"], max_trials_global=spec["trials"],
+        max_trials_per_task=spec.get("trials_per_task") or spec["trials"], num_trials_per_iter=TRIALS_PER_ITER,
+        builder=ms.builder.LocalBuilder(timeout_sec=90, initializer=_builder_initializer,
+                                        max_workers=spec["threads"]),
+        runner=ms.runner.LocalRunner(timeout_sec=60), database=db)
+    return 0
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    model: str
+    lowering: str
+    target: dict
+    db: str
+    trials: int
+    seconds: float
+    stopped_by_budget: bool
+    tasks: list
+    before: dict
+    after: dict
+
+
+def tune_workload(label: str, lowering: str, onnx_path: str, shapes: dict, dtypes: dict, target: dict,
+                  trials: int, budget_s: float | None, threads: int, db_root: Path | None, work_root: Path,
+                  say=print) -> TuneResult:
+    import tvm
+
+    d = db_dir(target, tvm.__version__, db_root)
+    db = open_db(d)
+    mod = relax_module(onnx_path, shapes, dtypes)
+    tasks = extract(mod, target)
+    say(f"[tune] {label} / {lowering}: {len(tasks)} tasks; timing each untuned to weigh it ...")
+    table = task_table(tasks, target, db)
+    for t in sorted(table, key=lambda t: -(t.share or 0)):
+        say(f"[tune]   {t.share * 100:5.1f}%  {t.ms_per_call:9.3f} ms x{t.calls}  {t.name}"
+            f"{'  (already in the database)' if t.tuned else ''}")
+    before = tuning_state(mod, target, db)
+    # which tasks: those holding >= MIN_SHARE of the untuned latency; their MetaSchedule weight is their call
+    # count, so that the gradient scheduler's objective, sum(weight x latency), is the model's latency
+    weights = {t.name: float(t.calls) for t in table if (t.share or 0) >= MIN_SHARE}
+    if not weights:
+        raise ConvtxError(f"{label}: no task takes {MIN_SHARE:.0%} of the latency; nothing to tune")
+    work = work_root / target_slug(target) / f"{label.replace('@', '-')}-{lowering}"
+    work.mkdir(parents=True, exist_ok=True)
+    spec = {"target": target, "onnx": onnx_path, "shapes": {k: list(v) for k, v in shapes.items()},
+            "dtypes": dtypes, "db": str(d), "work_dir": str(work), "weights": weights, "trials": trials,
+            "threads": threads}
+    spec_path = work / "spec.json"
+    spec_path.write_text(json.dumps(spec, indent=2))
+    t0 = time.monotonic()
+    env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
+    # the tuner's progress (its per-round task table) goes to stderr: stdout carries this process's result
+    p = subprocess.Popen([sys.executable, "-m", "harness.backends.tvm.tuning", "worker", str(spec_path)], env=env,
+                         start_new_session=True, stdout=sys.stderr)
+    stopped = False
+    try:
+        p.wait(timeout=budget_s)
+    except subprocess.TimeoutExpired:
+        stopped = True
+        say(f"[tune] budget of {budget_s / 60:.1f} min reached: stopping (records so far are kept)")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)     # the tuner and its builder/runner pool workers
+            p.wait()
+    seconds = time.monotonic() - t0
+    if p.returncode not in (0, -signal.SIGKILL) or (p.returncode != 0 and not stopped):
+        raise ConvtxError(f"{label}: the tuning process exited {p.returncode} (logs: {work}/logs)")
+    db = open_db(d)       # re-read what the child appended
+    after = tuning_state(mod, target, db)
+    res = TuneResult(label, lowering, target, str(d), trials, round(seconds, 1), stopped,
+                     [asdict(t) for t in table], before, after)
+    _update_index(d, res)
+    return res
+
+
+def _update_index(d: Path, res: TuneResult) -> None:
+    """index.json: the latest tuning of each model x lowering; `seconds_total` adds up resumed sessions."""
+    path = d / "index.json"
+    index = json.loads(path.read_text()) if path.exists() else {"workloads": []}
+    key = (res.model, res.lowering)
+    prev = next((w for w in index["workloads"] if (w["model"], w["lowering"]) == key), None)
+    entry = {k: v for k, v in asdict(res).items() if k not in ("db", "target")}
+    entry["seconds_total"] = round((prev.get("seconds_total", prev["seconds"]) if prev else 0.0) + res.seconds, 1)
+    entry["sessions"] = (prev.get("sessions", 1) if prev else 0) + 1
+    index["target"] = res.target
+    index["workloads"] = [w for w in index["workloads"] if (w["model"], w["lowering"]) != key] + [entry]
+    index["total_seconds"] = round(sum(w.get("seconds_total", w["seconds"]) for w in index["workloads"]), 1)
+    tmp = path.with_name("index.json.tmp")
+    tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 2 and argv[0] == "worker":
+        return worker(json.loads(Path(argv[1]).read_text()))
+    if len(argv) == 2 and argv[0] == "drive":       # `convtx tune`'s child: weigh, tune, report JSON
+        spec = json.loads(argv[1])
+        target = spec["target"] or host_target(spec["threads"])
+        try:
+            res = tune_workload(spec["label"], spec["lowering"], spec["onnx"], spec["shapes"], spec["dtypes"],
+                                target, spec["trials"], spec["budget_s"], spec["threads"], None,
+                                Path(spec["work_root"]), say=lambda m: print(m, file=sys.stderr, flush=True))
+        except ConvtxError as e:
+            print(f"convtx: error: {e}", file=sys.stderr)
+            return 2
+        except Exception as e:  # noqa: BLE001 — TVM refusing a model: say which, one line, and go on
+            text = (str(e).strip().splitlines() or [""])[-1]
+            print(f"convtx: error: TVM could not take {spec['label']}/{spec['lowering']}: "
+                  f"{type(e).__name__}: {text[:300]}", file=sys.stderr)
+            return 1
+        print(json.dumps(asdict(res)))
+        return 0
+    print("usage: python -m harness.backends.tvm.tuning worker SPEC.json (internal; use `convtx tune`)", file=sys.stderr)
+    return 2
+
+
+class TvmLlvmTuned(TvmBackend):
+    """TVM with the committed MetaSchedule database (`tuning/`) applied: the tuned schedule for every task the
+    database has a record for, the untuned loop nest for the rest. A workload with no record at all is skipped
+    (it would only repeat `tvm-llvm`); the record says whether the case was tuned or partly tuned, and which
+    tasks were not."""
+
+    id = "tvm-llvm-tuned"
+    file_default = False
+
+    def _build(self, art: ModelArtifact, cfg: RunConfig, target_d: dict):
+        import tvm
+        from tvm.s_tir import meta_schedule as ms
+
+        d = db_dir(target_d, tvm.__version__)
+        if not (d / "database_tuning_record.json").exists():
+            raise UnsupportedModel(f"no tuning database for TVM {tvm.__version__} on {target_slug(target_d)} "
+                                   f"(expected {d}); run `convtx tune`")
+        mod = relax_module(art.onnx_path, art.input_shapes, art.input_dtypes)
+        db = open_db(d)
+        state = tuning_state(mod, target_d, db)
+        if state["state"] == "untuned":
+            raise UnsupportedModel(f"untuned: none of the workload's {state['tasks']} tasks has a record in {d} "
+                                   f"(tune it: convtx tune MODEL --lowerings LOWERING)")
+        digest = hashlib.sha256((d / "database_tuning_record.json").read_bytes()).hexdigest()[:16]
+        lib = cache_path(art, {**target_d, "db": digest}, tvm.__version__)
+        info = {**engine_info(target_d, "hit" if lib is not None and cache.is_valid(lib) else "miss"),
+                "tuned": state["state"], "tuning": {**state, "database": str(d.relative_to(ROOT.parent))
+                                                     if d.is_relative_to(ROOT.parent) else str(d),
+                                                     "records_digest": digest},
+                "pipeline": "MetaSchedule database applied after FuseTIR (compile_relax)"}
+        if lib is not None and cache.is_valid(lib):
+            return lib, None, info
+        ex = ms.relax_integration.compile_relax(db, mod, tvm.target.Target(target_d), None)
+        export_cached(ex, lib)
+        return lib, ex, info
+
+
+if __name__ == "__main__":
+    sys.exit(main())

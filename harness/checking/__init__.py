@@ -1,0 +1,1 @@
+"""What "correct" means: the float64 reference, the comparison policy, the ledger of known upstream bugs."""

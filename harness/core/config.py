@@ -1,0 +1,137 @@
+"""Typed, frozen configuration: timing budgets and the named suites (data, never mutated).
+
+Built from the CLI only; nothing here reads the environment.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from harness.core.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How one case is timed: `warmup` untimed runs, then runs until BOTH `min_repeats` samples and
+    `min_time_s` seconds are reached, stopping early only at `max_time_s` (with at least 3 samples)
+    or at `max_repeats`."""
+
+    warmup: int = 3
+    min_repeats: int = 10
+    min_time_s: float = 1.0
+    max_time_s: float = 30.0
+    max_repeats: int = 2_000
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats:
+            raise ValueError(f"inconsistent timing config {self}")
+        if self.min_time_s < 0 or self.max_time_s < self.min_time_s:
+            raise ValueError(f"inconsistent timing config {self}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a worker needs to run cases the same way: threads per engine and the timing budget."""
+
+    threads: int = 2
+    timing: TimingConfig | None = TimingConfig()   # None: validate only, no timing
+    case_timeout_s: float = 900.0                  # wall clock per case, enforced by the sweep driver
+    prepare_timeout_s: float = 900.0               # export + float64 reference of one model
+    seed: int = 0                                  # weights and synthesised inputs
+    memory_cap_gib: float | None = None            # a worker above this resident size is killed (OOM record)
+    # Fault injection, for the tests of isolation only: (case id, kind) with kind one of
+    # segv | abort | hang | oom | exit; the worker does that instead of running the case.
+    faults: tuple[tuple[str, str], ...] = ()
+    # Measuring the performance gate's power only: (case-id glob, percent) — matching cases busy-wait that
+    # share of their own duration in every timed call; the record says so (details.injected_slowdown).
+    inject_slowdown: tuple[tuple[str, float], ...] = ()
+    cuda_arch: str | None = None                   # CUDA builds: sm_XX (default: device 0's, else cuda.DEFAULT_ARCH)
+    tf32: bool = True                              # ort-cuda: allow TF32 (ONNX Runtime's default); judged looser
+    compile_only: bool = False                     # `convtx build`: stop after compiling (no run, no timing)
+    # Remote devices through TVM's RPC tracker (harness/backends/tvm/remote.py): "HOST:PORT" and the servers' device key
+    rpc_tracker: str | None = None
+    rpc_key: str | None = None
+    # `bench --counts`: "callgrind" — each CPU case is counted under valgrind (harness/measure/counting.py) instead of
+    # timed by the clock; the record's `counts` holds the numbers, `latency_ms` stays None
+    counter: str | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named preset: models (zoo refs `name@size`), lowerings, backends, batches and the timing budget."""
+
+    name: str
+    models: tuple[str, ...]
+    lowerings: tuple[str, ...] = ("native",)
+    backends: tuple[str, ...] = ("ort-cpu", "tvm-llvm", "torch-cpu")
+    batches: tuple[int, ...] = (1,)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+
+    def with_overrides(self, **kw) -> "Suite":
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+# TVM as it comes and TVM with the committed tuning database (`tuning/`), beside ORT, OpenVINO and eager PyTorch
+CPU_BACKENDS = ("ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "torch-cpu")
+# On a machine without a GPU, tvm-cuda cases are built (and recorded "built, not run: <why>") and ort-cuda
+# cases say why they cannot run; where a GPU is, the same cases run.
+CUDA_BACKENDS = ("tvm-cuda", "ort-cuda")
+ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add")
+
+SUITES: dict[str, Suite] = {
+    # a minute or so: small sizes, short timing; what tests and quick checks use
+    "quick": Suite(
+        name="quick",
+        models=("cae@32", "unet@64"),
+        timing=TimingConfig(warmup=2, min_repeats=5, min_time_s=0.2, max_time_s=5.0),
+    ),
+    # `make perf-check`'s count gate (bench --counts): the quick suite's engines and models, UNet at 32 x 32 (at 64 its
+    # TVM case alone took 3.5 minutes under callgrind); counts are exact, so one round of five counted calls
+    "gate": Suite(
+        name="gate",
+        models=("cae@32", "unet@32"),
+        timing=TimingConfig(warmup=2, min_repeats=5, min_time_s=0.2, max_time_s=5.0),
+    ),
+    # `make bench`: every zoo model at a deployment-like size, every lowering (the seed autoencoder also at
+    # its original 32 x 32)
+    "default": Suite(
+        name="default",
+        models=("cae@32", "cae@256", "dcgan@64", "vae@128", "wave1d@8192", "fcn8s@256", "unet@256",
+                "segnet@256", "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@32"),
+        lowerings=ALL_LOWERINGS,
+        backends=CPU_BACKENDS + CUDA_BACKENDS,
+        timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=10.0),
+    ),
+    # `make bench-cuda` on a GPU machine: the default suite's models on both CUDA engines, ORT's CPU EP as the
+    # yardstick; `bench --require-gpu` refuses to report timings unless the CUDA cases ran on the device
+    "cuda": Suite(
+        name="cuda",
+        models=("cae@32", "cae@256", "dcgan@64", "vae@128", "wave1d@8192", "fcn8s@256", "unet@256",
+                "segnet@256", "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@32"),
+        lowerings=ALL_LOWERINGS,
+        backends=CUDA_BACKENDS + ("ort-cpu",),
+        timing=TimingConfig(warmup=10, min_repeats=20, min_time_s=1.0, max_time_s=10.0),
+    ),
+    # every zoo model at its largest registered size (512 x 512 maps, 64^3 volumes): hours with untuned TVM
+    "full": Suite(
+        name="full",
+        models=("cae@256", "dcgan@128", "vae@256", "wave1d@32768", "fcn8s@512", "unet@512", "segnet@256",
+                "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@64"),
+        lowerings=ALL_LOWERINGS,
+        backends=CPU_BACKENDS,
+        timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),
+    ),
+    # the zoo's largest ConvTranspose alone, every lowering: where lowerings differ most
+    "layers": Suite(
+        name="layers",
+        models=("unet_up@64", "unet_up@256"),
+        lowerings=ALL_LOWERINGS,
+        timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),
+    ),
+}
+
+
+def get_suite(name: str) -> Suite:
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise UnknownNameError("suite", name, sorted(SUITES)) from None

@@ -1,0 +1,180 @@
+"""Timing: explicit warm-up, repetitions until a count AND a time budget, raw samples kept.
+
+`measure_interleaved` also times a fixed reference kernel between the case's calls, so that every case's
+latency can be expressed as a ratio to work that is the same on every machine and in every run (the
+performance gate, harness/perfgate/compare.py, compares those ratios when the machines differ).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from harness.core.config import TimingConfig
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Statistics of raw samples, all in milliseconds."""
+
+    samples: tuple[float, ...]
+    median: float
+    mean: float
+    stdev: float
+    min: float
+    p10: float
+    p90: float
+    p99: float
+    iqr: float
+    n: int
+
+    @staticmethod
+    def of(samples_ms) -> "Stats":
+        a = np.asarray(samples_ms, dtype=np.float64)
+        if a.size == 0:
+            raise ValueError("no samples")
+        q10, q25, q50, q75, q90, q99 = np.percentile(a, [10, 25, 50, 75, 90, 99])
+        return Stats(tuple(float(v) for v in a), float(q50), float(a.mean()),
+                     float(a.std(ddof=1)) if a.size > 1 else 0.0, float(a.min()),
+                     float(q10), float(q90), float(q99), float(q75 - q25), int(a.size))
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["samples"] = list(self.samples)
+        return d
+
+
+def measure(fn: Callable[[], object], cfg: TimingConfig,
+            clock: Callable[[], int] = time.perf_counter_ns,
+            after: Callable[[int], object] | None = None) -> list[float]:
+    """Call `fn` (which must block until its work is done) and return per-call times in ms.
+
+    Stops once both `min_repeats` samples and `min_time_s` of timed work are reached; stops earlier at
+    `max_time_s` (keeping at least 3 samples, so one very slow case cannot eat the whole budget), or at
+    `max_repeats`. Warm-up is `warmup` untimed calls, cut short (after the first) once it has taken
+    `min_time_s`: a case that takes seconds per call is warm after one. `after(ns)`, when given, is called
+    after each timed call with its duration, outside the timed region.
+    """
+    t_warm = clock()
+    for i in range(cfg.warmup):
+        fn()
+        if clock() - t_warm >= cfg.min_time_s * 1e9:
+            break
+    samples: list[float] = []
+    total_ns = 0
+    min_ns, max_ns = cfg.min_time_s * 1e9, cfg.max_time_s * 1e9
+    while len(samples) < cfg.max_repeats:
+        t0 = clock()
+        fn()
+        dt = clock() - t0
+        samples.append(dt / 1e6)
+        total_ns += dt
+        if after is not None:
+            after(dt)
+        enough = len(samples) >= cfg.min_repeats and total_ns >= min_ns
+        over = total_ns >= max_ns and len(samples) >= 3
+        if enough or over:
+            break
+    return samples
+
+
+# The reference kernel: fixed, single-threaded work that needs nothing but numpy — float32 multiply and add
+# over three 32 KiB arrays, 32 passes (about 70 µs here). No thread pool (an engine's pool would compete with
+# it), no BLAS (whose kernel choice depends on the environment). Measured here in 8 fresh processes, its
+# median varied by ±2% from process to process (an L2-sized variant, 3 × 256 KiB: ±3.5%). Its id changes
+# whenever its work does.
+REFERENCE_KERNEL = "numpy-f32-muladd-8k-x32-1t"
+# The reference takes at most about this fraction of the case's timed work (it always follows the first
+# REFERENCE_MIN samples, so a slow case still gets that many reference samples).
+REFERENCE_SHARE = 0.2
+REFERENCE_MIN = 5
+REFERENCE_BURST = 16      # at most this many reference calls after one case call (a slow case gets a burst)
+
+
+class ReferenceKernel:
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.a = rng.random(1 << 13, dtype=np.float32)
+        self.b = rng.random(1 << 13, dtype=np.float32)
+        self.c = np.empty_like(self.a)
+
+    def __call__(self) -> None:
+        a, b, c = self.a, self.b, self.c
+        for _ in range(32):
+            np.multiply(a, b, out=c)
+            np.add(c, a, out=c)
+
+
+def measure_interleaved(fn: Callable[[], object], cfg: TimingConfig, reference: Callable[[], object],
+                        clock: Callable[[], int] = time.perf_counter_ns) -> tuple[list[float], list[float]]:
+    """`measure(fn, cfg)` with `reference` timed between the case's calls (outside the case's timed
+    region): after each of the first REFERENCE_MIN samples, then as often as keeps the reference's share of the
+    time near REFERENCE_SHARE (up to REFERENCE_BURST calls after one slow case call). Returns
+    (case samples, reference samples), both in ms; the stopping rule counts the case's time only."""
+    reference()
+    reference()
+    ref: list[float] = []
+    since_ref = 0
+    last_ref = 0
+    ratio = 1 / REFERENCE_SHARE - 1
+
+    def after(dt_ns: int) -> None:
+        nonlocal since_ref, last_ref
+        since_ref += dt_ns
+        burst = 0
+        while burst < REFERENCE_BURST and (burst == 0 and len(ref) < REFERENCE_MIN or since_ref >= ratio * last_ref):
+            t0 = clock()
+            reference()
+            last_ref = clock() - t0
+            ref.append(last_ref / 1e6)
+            since_ref = max(0, since_ref - ratio * last_ref)
+            burst += 1
+        if burst == REFERENCE_BURST:
+            since_ref = 0
+
+    return measure(fn, cfg, clock, after=after), ref
+
+
+def slowed(fn: Callable[[], object], pct: float, calls: int = 7, steps: int = 4,
+           clock: Callable[[], int] = time.perf_counter_ns) -> Callable[[], object]:
+    """For measuring the performance gate's power only (`bench --inject-slowdown`): `fn` followed, inside
+    the same call, by a busy-wait that makes the call about `pct`% slower. The wait spins on the clock, so it
+    occupies a core the way extra work would. It is calibrated here: a wait of pct% of fn's median is not
+    pct% slower for engines whose idle pool threads go to sleep during a long wait and must be woken by the
+    next call (PyTorch, ONNX Runtime: up to 3x the intended slowdown, measured), so the wait is rescaled
+    from the measured slowdown for up to `steps` rounds of `calls` calls and the closest is kept; the
+    slowdown it measured is `call.measured_pct`."""
+    def med(f) -> float:
+        d = []
+        for _ in range(calls):
+            t0 = clock()
+            f()
+            d.append(clock() - t0)
+        return float(np.median(d))
+
+    def with_wait(extra: int):
+        def call():
+            out = fn()
+            end = clock() + extra
+            while clock() < end:
+                pass
+            return out
+        return call
+
+    base = med(fn)
+    target = pct / 100
+    extra = int(base * target)
+    best = (float("inf"), extra, 0.0)
+    for _ in range(steps):
+        got = med(with_wait(extra)) / base - 1
+        if abs(got - target) < best[0]:
+            best = (abs(got - target), extra, got)
+        if abs(got - target) <= 0.1 * target:
+            break
+        extra = int(min(2 * base * target, max(0.05 * base * target, extra * target / max(got, 0.01 * target))))
+    call = with_wait(best[1])
+    call.extra_ns = best[1]
+    call.measured_pct = 100 * best[2]
+    return call

@@ -1,0 +1,164 @@
+"""One case: (prepared model, lowering, backend) -> compile, run, compare, time -> Record.
+
+Runs inside a worker process; everything that can go wrong becomes the record's status and reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from pathlib import Path
+
+from harness.core import cache
+from harness.backends import ModelArtifact, compile_case, get_backend
+from harness.backends.base import BackendUnavailable, UnsupportedModel
+from harness.core.config import RunConfig
+from harness.lowerings import get_lowering
+from harness.pipeline.prepare import Prepared
+from harness.core.records import Record, case_id
+
+# Bump when a lowering's output changes, so cached lowered models are not reused.
+LOWERING_CODE_VERSION = "2"
+
+
+def _performed_flops(path: str, prep: Prepared) -> int | None:
+    import onnx
+
+    from harness.measure.flops import count_flops
+    from harness.core.onnx_io import fix_input_shapes
+    return count_flops(fix_input_shapes(onnx.load(path), prep.input_shapes), useful=False)
+
+
+def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> tuple[str, dict]:
+    """The ONNX variant for `lowering` and its summary (nodes lowered / declined with reasons),
+    content-addressed by the source bytes, the lowering's name and the lowering code's version."""
+    import onnx
+
+    if lowering == "native":
+        n = prep.conv_transpose_nodes
+        return prep.onnx_path, {"convtranspose_nodes": n, "lowered": 0, "declined": []}
+    src = Path(prep.onnx_path).read_bytes()
+    key = hashlib.sha256(src + lowering.encode() + LOWERING_CODE_VERSION.encode()).hexdigest()[:20]
+    out = build_dir / "lowered" / f"{Path(prep.onnx_path).stem}-{lowering}-{key}.onnx"
+    meta = out.with_suffix(".json")
+    if cache.is_valid(out) and cache.is_valid(meta):
+        return str(out), json.loads(meta.read_text())
+    result = get_lowering(lowering).apply(onnx.load(prep.onnx_path))
+    onnx.checker.check_model(result.model)
+    tmp = cache.tmp_path(out)
+    onnx.save_model(result.model, str(tmp))
+    cache.commit(tmp, out)
+    tmp_meta = cache.tmp_path(meta)
+    tmp_meta.write_text(json.dumps(result.summary()))
+    cache.commit(tmp_meta, meta)
+    return str(out), result.summary()
+
+
+def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run_id: str,
+             build_dir: Path) -> Record:
+    base = dict(run_id=run_id, case_id=case_id(prep.ref.label, lowering, backend_id, prep.batch),
+                model=prep.ref.name, lowering=lowering, backend=backend_id, batch=prep.batch,
+                input_shapes={k: list(v) for k, v in prep.input_shapes.items()},
+                dtype="float32", size=prep.ref.size, threads=cfg.threads, flops=prep.flops,
+                min_bytes=prep.min_bytes)
+    details: dict = {"reference": prep.reference, "onnx": Path(prep.onnx_path).name}
+    if prep.export:
+        details["exporter"] = prep.export.get("exporter")
+        if prep.export.get("fallback_reason"):
+            details["export_fallback"] = prep.export["fallback_reason"]
+        details["exporters"] = {k: {f: v[f] for f in ("status", "reason", "rel_l2") if f in v}
+                                for k, v in (prep.export.get("exporters") or {}).items()}
+    backend = get_backend(backend_id)
+    held: list = []
+    try:
+        return _run_case(prep, lowering, backend, cfg, build_dir, base, details, held)
+    finally:
+        for c in held:
+            c.close()              # e.g. a remote session goes back to the tracker's pool
+
+
+def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir: Path, base: dict, details: dict,
+              held: list) -> Record:
+    stage = "lower"
+    try:
+        path, lowered = lowered_path(prep, lowering, build_dir)
+        details["lowering"] = lowered
+        flops_performed = _performed_flops(path, prep)
+        art = ModelArtifact(path, prep.input_shapes, prep.input_dtypes, prep.ref.name if prep.ref.is_zoo else None,
+                            prep.ref.size, cfg.seed, cache_dir=str(build_dir / "compiled"))
+        stage = "compile"
+        if backend.availability():
+            backend.load()   # engine import time is not compile time
+        t0 = time.perf_counter()
+        try:
+            compiled = compile_case(backend, art, cfg)
+        except BackendUnavailable as e:            # e.g. CUDA: built here, no device to run it on
+            if getattr(e, "info", None):
+                details.update(e.info)
+                details["compile_s"] = time.perf_counter() - t0
+            raise
+        compile_s = time.perf_counter() - t0
+        held.append(compiled)
+        details.update(compiled.info)
+        if cfg.compile_only:
+            return Record(**base, status="ok", reason="built (compile only)", compile_s=compile_s,
+                          flops_performed=flops_performed, details=details)
+        feeds, refs = prep.load_data()
+        stage = "run"
+        outs = compiled.run(feeds)
+        details.update(compiled.info)             # facts learnt while running (device self-checks)
+        from harness.checking.numerics import compare
+        policy = compiled.info.get("numerics_policy", "float32")
+        cmp = compare(outs, refs, policy)
+        numerics = {"max_abs": cmp.max_abs, "max_rel": cmp.max_rel, "rel_l2": cmp.rel_l2, "atol": cmp.atol,
+                    "rtol": cmp.rtol, "rel_l2_tol": cmp.rel_l2_tol, "policy": policy, "passed": cmp.passed,
+                    "outputs": [{"index": o.index, "passed": o.passed, "shape": list(o.shape),
+                                 "ref_shape": list(o.ref_shape),
+                                 "max_abs": o.max_abs, "rel_l2": o.rel_l2, "mismatches": o.mismatches,
+                                 "worst_index": list(o.worst_index) if o.worst_index else None,
+                                 "nonfinite": o.nonfinite} for o in cmp.outputs]}
+        latency = None
+        gflops = None
+        counts = None
+        if cfg.counter:                     # bench --counts: callgrind's counts instead of the clock
+            stage = "count"
+            from fnmatch import fnmatchcase
+            pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(base["case_id"], pat)), 0.0)
+            counts = compiled.count(feeds, build_dir, pct)
+            if pct:
+                details["injected_slowdown"] = {**counts["injected"], "kind": "counts"}
+        elif cfg.timing is not None:
+            stage = "time"
+            from fnmatch import fnmatchcase
+
+            from harness.measure.timing import REFERENCE_KERNEL, ReferenceKernel, Stats
+            pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(base["case_id"], pat)), 0.0)
+            samples, ref, injected = compiled.time_interleaved(feeds, cfg.timing, ReferenceKernel(), pct)
+            stats = Stats.of(samples)
+            latency = stats.to_json()
+            latency["reference"] = latency["ratio_to_reference"] = None
+            if ref:      # none for a remote device: the kernel runs here, the case there (harness/backends/tvm/remote.py)
+                ref_stats = Stats.of(ref)
+                # the same case expressed against fixed work timed in between its calls (harness/perfgate/compare.py)
+                latency["reference"] = {"kernel": REFERENCE_KERNEL, "median": ref_stats.median, "n": ref_stats.n,
+                                        "samples": list(ref_stats.samples)}
+                latency["ratio_to_reference"] = stats.median / ref_stats.median
+            if pct:
+                details["injected_slowdown"] = {"pct": pct, **injected,
+                                                "note": "test-only busy-wait (bench --inject-slowdown)"}
+            if prep.flops:
+                gflops = prep.flops / (stats.median / 1e3) / 1e9
+        status = "ok" if cmp.passed else "mismatch"
+        return Record(**base, status=status, reason=cmp.reason, numerics=numerics, latency_ms=latency,
+                      counts=counts, compile_s=compile_s, gflops=gflops, flops_performed=flops_performed, details=details)
+    except (BackendUnavailable, UnsupportedModel) as e:
+        return Record(**base, status="skipped", reason=str(e), details=details,
+                      compile_s=details.pop("compile_s", None))
+    except Exception as e:  # noqa: BLE001 — an engine's failure is this case's result
+        tb = traceback.format_exc().strip().splitlines()
+        details["traceback_tail"] = tb[-8:]
+        msg = str(e).strip().splitlines()
+        text = msg[-1] if msg else ""
+        return Record(**base, status="error", reason=f"{stage}: {type(e).__name__}: {text}"[:500],
+                      details=details)

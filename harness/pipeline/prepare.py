@@ -1,0 +1,152 @@
+"""Turning a model reference into what every case of it needs: the ONNX file, seeded inputs, the float64
+reference outputs and the useful FLOP count. Done once per (model, size, batch), in a worker process."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.core.errors import ConvtxError
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A zoo model at a size, or an ONNX file with optional shape overrides. Batch is applied to zoo
+    models; an ONNX file's batch is whatever its (overridden) input shapes say."""
+
+    name: str                       # zoo name, or the file's stem
+    size: int | None = None         # zoo only
+    path: str | None = None         # file only
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # file only: --shape overrides
+
+    @property
+    def is_zoo(self) -> bool:
+        return self.path is None
+
+    @property
+    def label(self) -> str:
+        """The `model` part of a case id: `cae@32` for zoo models, the file's stem otherwise."""
+        return f"{self.name}@{self.size}" if self.is_zoo else self.name
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything the cases of one model share; arrays live in .npz files so workers can load them."""
+
+    ref: ModelRef
+    batch: int
+    onnx_path: str
+    input_shapes: dict[str, tuple[int, ...]]
+    input_dtypes: dict[str, str]
+    data_path: str                  # npz: inputs as "in:<name>", reference outputs as "ref:<i>"
+    flops: int | None
+    reference: str                  # how the reference was computed
+    export: dict = field(default_factory=dict)
+    conv_transpose_nodes: int = 0
+    min_bytes: int | None = None    # compulsory memory traffic: inputs + weights + outputs, once each
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["ref"] = asdict(self.ref)
+        return d
+
+    @staticmethod
+    def from_json(d: dict) -> "Prepared":
+        r = d["ref"]
+        ref = ModelRef(r["name"], r["size"], r["path"], tuple((n, tuple(s)) for n, s in r["shapes"]))
+        return Prepared(**{**d, "ref": ref,
+                           "input_shapes": {k: tuple(v) for k, v in d["input_shapes"].items()}})
+
+    def load_data(self) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+        with np.load(self.data_path) as z:
+            feeds = {n: z[f"in:{n}"] for n in self.input_shapes}
+            refs, i = [], 0
+            while f"ref:{i}" in z.files:
+                refs.append(z[f"ref:{i}"])
+                i += 1
+        return feeds, refs
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    from harness.core import cache
+    tmp = cache.tmp_path(path)
+    np.savez(tmp, **arrays)
+    cache.commit(tmp, path)
+
+
+def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
+    import onnx
+
+    from harness.measure.flops import count_flops
+    from harness.core.onnx_io import fix_input_shapes, graph_inputs, load_model, resolve_shapes, synthesise_inputs
+    from harness.checking.reference import onnx_reference, zoo_reference
+
+    if ref.is_zoo:
+        from harness.pipeline.export import export_zoo
+        from models import get_model
+
+        spec = get_model(ref.name)
+        exp = export_zoo(spec, ref.size, batch, seed, build_dir / "onnx")
+        model = onnx.load(exp.path)
+        specs = graph_inputs(model)
+        shapes = {n: tuple(s) for n, s in spec.inputs(ref.size, batch).items()}
+        if [s.name for s in specs] != list(shapes):
+            raise ConvtxError(f"{exp.path}: exported inputs {[s.name for s in specs]} differ from the "
+                              f"registry's {list(shapes)}")
+        onnx_path, export_info = exp.path, asdict(exp)
+        key = exp.cache_key
+    else:
+        model = load_model(ref.path)
+        specs = graph_inputs(model)
+        shapes = resolve_shapes(specs, dict(ref.shapes), ref.path)
+        onnx_path, export_info = str(Path(ref.path).resolve()), {}
+        key = hashlib.sha256(Path(ref.path).read_bytes() + repr(sorted(shapes.items())).encode()
+                             + str(seed).encode()).hexdigest()[:20]
+
+    dtypes = {s.name: s.dtype for s in specs}
+    feeds = synthesise_inputs(specs, shapes, seed)
+    data_dir = build_dir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_path = data_dir / f"{ref.label.replace('@', '-')}-b{batch}-{key}.npz"
+    if ref.is_zoo:
+        how = "pytorch module in float64"
+    else:
+        how = "onnx.reference in float64, ConvTranspose from the spec (harness.core.convtranspose)"
+    from harness.core import cache
+    if not cache.is_valid(data_path):
+        if ref.is_zoo:
+            refs = zoo_reference(spec, ref.size, feeds, seed)
+        else:
+            refs = onnx_reference(fix_input_shapes(model, shapes), feeds)
+        arrays = {f"in:{n}": v for n, v in feeds.items()}
+        arrays.update({f"ref:{i}": r for i, r in enumerate(refs)})
+        _save_npz_atomic(data_path, arrays)
+
+    flops = count_flops(fix_input_shapes(model, shapes), useful=True)
+    n_ct = sum(1 for n in model.graph.node if n.op_type == "ConvTranspose")
+    pre = Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, how, export_info, n_ct)
+    _, refs = pre.load_data()
+    out_bytes = sum(int(np.prod(r.shape)) * 4 for r in refs)      # float32 outputs
+    in_bytes = sum(int(v.nbytes) for v in feeds.values())
+    return Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, how, export_info, n_ct,
+                    in_bytes + _weight_bytes(model) + out_bytes)
+
+
+def _weight_bytes(model) -> int:
+    """Bytes of every initializer and Constant tensor of the main graph."""
+    from onnx import AttributeProto, helper
+
+    def nbytes(t) -> int:
+        try:
+            item = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+        except (KeyError, TypeError, ValueError):
+            item = 4
+        return int(np.prod(t.dims, dtype=np.int64)) * item if len(t.dims) else item
+
+    total = sum(nbytes(t) for t in model.graph.initializer)
+    for n in model.graph.node:
+        if n.op_type == "Constant":
+            total += sum(nbytes(a.t) for a in n.attribute if a.type == AttributeProto.TENSOR)
+    return total

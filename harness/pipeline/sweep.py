@@ -1,0 +1,222 @@
+"""Suites -> cases; each case runs isolated in a worker process; every record goes to a sink at once.
+
+A crash, abort or hang in one case becomes that case's `error` record (with the exit signal and the last
+lines of the worker's stderr); the worker is restarted and the sweep goes on.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from harness.backends import BACKENDS, get_backend
+from harness.core.config import RunConfig
+from harness.core.errors import ConvtxError
+from harness.lowerings import get_lowering
+from harness.pipeline.prepare import ModelRef, Prepared
+from harness.core.records import Record, case_id, fmt_metric
+from harness.pipeline.worker import WorkerClient, WorkerDied
+
+
+@dataclass(frozen=True)
+class Plan:
+    refs: tuple[ModelRef, ...]
+    lowerings: tuple[str, ...]
+    backends: tuple[str, ...]
+    batches: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        for lw in self.lowerings:
+            get_lowering(lw)
+        for b in self.backends:
+            get_backend(b)
+        for b in self.batches:
+            if b < 1:
+                raise ConvtxError(f"batch {b}: expected a positive integer")
+
+    def model_batches(self) -> list[tuple[ModelRef, int]]:
+        """Zoo models at every batch; a file model once, at the batch its input shapes give."""
+        out = []
+        for ref in self.refs:
+            if ref.is_zoo:
+                out.extend((ref, b) for b in self.batches)
+            else:
+                shapes = dict(ref.shapes)
+                out.append((ref, _file_batch(ref, shapes)))
+        return out
+
+    def cases(self) -> list[tuple[ModelRef, int, str, str]]:
+        """(model, batch, lowering, backend) in run order. The eager baseline runs the PyTorch module, not
+        the ONNX file, so it has one case per model (native) rather than one per lowering."""
+        return [(ref, batch, lw, b) for ref, batch in self.model_batches() for lw in self.lowerings
+                for b in self.backends if lw == "native" or not BACKENDS[b].zoo_only]
+
+    def n_cases(self) -> int:
+        return len(self.cases())
+
+
+def _file_batch(ref: ModelRef, shapes: dict) -> int:
+    first = next(iter(shapes.values()), None)
+    return int(first[0]) if first else 1
+
+
+def file_ref(path: str, overrides: dict[str, tuple[int, ...]]) -> ModelRef:
+    """Check an ONNX file now (one-line errors, exit 2) and return its reference with concrete shapes."""
+    from harness.core.onnx_io import graph_inputs, load_model, resolve_shapes
+
+    model = load_model(path)
+    shapes = resolve_shapes(graph_inputs(model), overrides, path)
+    return ModelRef(name=Path(path).stem, path=str(Path(path).resolve()), shapes=tuple(shapes.items()))
+
+
+def zoo_ref(text: str) -> ModelRef:
+    from models import parse_model_ref
+
+    spec, size = parse_model_ref(text)
+    return ModelRef(name=spec.name, size=size)
+
+
+def model_ref(text: str, overrides: dict[str, tuple[int, ...]]) -> ModelRef:
+    """`MODEL` on the command line: a path to an .onnx file, or a zoo name (`name` or `name@size`)."""
+    if text.endswith(".onnx") or "/" in text or Path(text).exists():
+        return file_ref(text, overrides)
+    if overrides:
+        raise ConvtxError(f"--shape applies to ONNX files; zoo model {text!r} takes a size as {text}@SIZE")
+    return zoo_ref(text)
+
+
+def _cfg_json(cfg: RunConfig) -> dict:
+    return {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
+            "timing": asdict(cfg.timing) if cfg.timing else None, "faults": [list(f) for f in cfg.faults],
+            "inject_slowdown": [list(f) for f in cfg.inject_slowdown], "cuda_arch": cfg.cuda_arch, "tf32": cfg.tf32,
+            "compile_only": cfg.compile_only, "rpc_tracker": cfg.rpc_tracker, "rpc_key": cfg.rpc_key,
+            "counter": cfg.counter}
+
+
+def run_case_isolated(w: WorkerClient, prep: Prepared, lowering: str, backend: str, cfg: RunConfig, run_id: str,
+                      build_dir: Path, common: dict) -> Record:
+    """One case in worker `w`; its death, hang or memory blow-up becomes this case's error record."""
+    t0 = time.monotonic()
+    try:
+        ans = w.request({"op": "case", "case_id": common["case_id"], "prepared": prep.to_json(),
+                         "lowering": lowering, "backend": backend, "cfg": _cfg_json(cfg), "run_id": run_id,
+                         "build_dir": str(build_dir)}, cfg.case_timeout_s)
+    except WorkerDied as e:
+        return Record(**common, status="error", flops=prep.flops, reason=f"{e} after {time.monotonic() - t0:.1f} s",
+                      details={"stderr_tail": e.stderr_tail})
+    if ans.get("ok"):
+        return Record.from_json(ans["record"])
+    return Record(**common, status="error", reason=f"worker: {ans['error']}", flops=prep.flops)
+
+
+def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: Path,
+             sink: Callable[[Record], None], say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+             done: frozenset[str] = frozenset(),
+             prepared: dict[tuple[ModelRef, int], Prepared] | None = None) -> list[Record]:
+    """Run every case of `plan` whose id is not in `done`; each record is handed to `sink` as soon as it
+    exists (the caller makes it durable before the next case starts). `prepared` supplies models whose
+    inputs and expected outputs are given (conformance tests) instead of exported and computed here."""
+    records: list[Record] = []
+    cases = [c for c in plan.cases() if case_id(c[0].label, c[2], c[3], c[1]) not in done]
+    total = len(cases)
+    cap = int(cfg.memory_cap_gib * 2**30) if cfg.memory_cap_gib else None
+    avail = {b: BACKENDS[b].availability() for b in plan.backends}
+    workers: dict[str, WorkerClient] = {}
+    t_start = time.monotonic()
+
+    def elapsed() -> str:
+        sec = int(time.monotonic() - t_start)
+        return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}"
+
+    def worker(name: str, env: dict[str, str], prefix: list[str] | None = None) -> WorkerClient:
+        if name not in workers:
+            workers[name] = WorkerClient(name, env, log_dir / f"worker-{name}.log", cap, prefix)
+        return workers[name]
+
+    count_dir = log_dir / "callgrind"
+
+    def counting_worker(b: str) -> WorkerClient:
+        """bench --counts: the backend's worker under callgrind (harness/measure/counting.py)."""
+        from harness.measure.counting import worker_prefix
+        count_dir.mkdir(parents=True, exist_ok=True)
+        env = {**BACKENDS[b].worker_env(cfg), "CONVTX_CALLGRIND_OUT": str(count_dir.resolve()),
+               "PYTHONHASHSEED": "0"}
+        return worker(f"{b}+callgrind", env, worker_prefix(count_dir.resolve()))
+
+    def run_counted(prep: Prepared, lowering: str, b: str, common: dict) -> Record:
+        if BACKENDS[b].compile_before_counting:
+            pre = run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b,
+                                    replace(cfg, compile_only=True), run_id, build_dir, common)
+            if pre.status != "ok":          # it would fail the same way under valgrind, only slower
+                return pre
+        return run_case_isolated(counting_worker(b), prep, lowering, b, cfg, run_id, build_dir, common)
+
+    def emit(rec: Record) -> None:
+        records.append(rec)
+        sink(rec)
+        lat = f" {rec.latency_ms['median']:.3f} ms" if rec.latency_ms else ""
+        if rec.counts:
+            lat = f" {rec.counts['median'] / 1e6:.3f} M {rec.counts['metric']}"
+        num = f" rel_l2 {fmt_metric(rec.numerics['rel_l2'], '.2g')}" if rec.numerics else ""
+        why = f" — {rec.reason}" if rec.reason and rec.status != "ok" else ""
+        say(f"[{len(records)}/{total} {elapsed()}] {rec.case_id}: {rec.status}{lat}{num}{why}")
+
+    def base(ref: ModelRef, batch: int, lowering: str, backend: str, shapes: dict) -> dict:
+        return dict(run_id=run_id, case_id=case_id(ref.label, lowering, backend, batch), model=ref.name,
+                    lowering=lowering, backend=backend, batch=batch, dtype="float32", size=ref.size,
+                    threads=cfg.threads, input_shapes={k: list(v) for k, v in shapes.items()})
+
+    def prepare_one(ref: ModelRef, batch: int) -> tuple[Prepared | None, str, list[str]]:
+        if prepared and (ref, batch) in prepared:
+            return prepared[(ref, batch)], "", []
+        say(f"[{len(records)}/{total} {elapsed()}] preparing {ref.label} batch {batch} "
+            f"(export, inputs, float64 reference)")
+        try:
+            ans = worker("prepare", {}).request({"op": "prepare", "ref": asdict(ref), "batch": batch,
+                                                 "seed": cfg.seed, "build_dir": str(build_dir)},
+                                                cfg.prepare_timeout_s)
+        except WorkerDied as e:
+            return None, str(e), e.stderr_tail
+        if ans.get("ok"):
+            return Prepared.from_json(ans["prepared"]), "", []
+        return None, ans["error"], []
+
+    try:
+        for ref, batch in dict.fromkeys((c[0], c[1]) for c in cases):
+            prep, prep_error, tail = prepare_one(ref, batch)
+            for _, _, lowering, b in [c for c in cases if c[:2] == (ref, batch)]:
+                shapes = prep.input_shapes if prep else dict(ref.shapes)
+                common = base(ref, batch, lowering, b, shapes)
+                if prep is None:
+                    emit(Record(**common, status="error", reason=f"prepare: {prep_error}",
+                                details={"stderr_tail": tail}))
+                    continue
+                if not avail[b]:
+                    emit(Record(**common, status="skipped", reason=f"{b} unavailable: {avail[b].reason}",
+                                flops=prep.flops))
+                    continue
+                if BACKENDS[b].zoo_only and not ref.is_zoo:
+                    emit(Record(**common, status="skipped", flops=prep.flops,
+                                reason=f"{b} runs zoo models only (it needs the PyTorch module)"))
+                    continue
+                if prep.conv_transpose_nodes == 0 and lowering != "native":
+                    emit(Record(**common, status="skipped", flops=prep.flops,
+                                reason="no ConvTranspose node: the lowering leaves the model as it is "
+                                       "(its native case measures it)",
+                                details={"lowering": {"convtranspose_nodes": 0, "lowered": 0, "declined": []}}))
+                    continue
+                say(f"[{len(records)}/{total} {elapsed()}] running {common['case_id']} ...")
+                if cfg.counter:
+                    emit(run_counted(prep, lowering, b, common))
+                    continue
+                emit(run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg,
+                                       run_id, build_dir, common))
+    finally:
+        for w in workers.values():
+            w.close()
+        if cfg.counter and count_dir.is_dir():       # callgrind's end-of-process dumps; the counts are in records
+            for f in count_dir.glob("callgrind.*"):
+                f.unlink(missing_ok=True)
+    return records

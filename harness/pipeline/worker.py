@@ -1,0 +1,220 @@
+"""Case isolation: cases run in a worker process; a crash, abort or hang there becomes an error record.
+
+Protocol: the driver writes one JSON request per line to the worker's stdin; the worker answers one JSON
+line on the file descriptor that was its stdout. The worker points fd 1 at stderr before doing any work,
+so whatever engines print (C++ logs included) cannot corrupt the protocol; stderr goes to a log file whose
+last lines are reported when the worker dies.
+"""
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+
+class WorkerDied(RuntimeError):
+    def __init__(self, message: str, stderr_tail: list[str]):
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+class WorkerTimeout(WorkerDied):
+    pass
+
+
+class WorkerOutOfMemory(WorkerDied):
+    pass
+
+
+FAULTS = ("segv", "abort", "hang", "oom", "exit")
+
+
+def _inject(kind: str) -> None:
+    """Die or stall the way engines do, for the isolation tests (RunConfig.faults)."""
+    if kind == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif kind == "abort":
+        os.abort()
+    elif kind == "hang":
+        while True:
+            time.sleep(3600)
+    elif kind == "oom":
+        hog = []
+        while True:                       # 64 MiB at a time, touched so it is resident
+            hog.append(bytearray(64 << 20))
+            time.sleep(0.01)
+    elif kind == "exit":
+        os._exit(3)
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL when the driver dies (even by kill -9), so no orphan keeps computing."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+class WorkerClient:
+    """A worker process, started on first use and restarted after it dies."""
+
+    def __init__(self, name: str, env: dict[str, str], log_path: Path, memory_cap_bytes: int | None = None,
+                 prefix: list[str] | None = None):
+        self.name = name
+        self.prefix = list(prefix or [])      # e.g. valgrind's command line (bench --counts)
+        self.env = env
+        self.log_path = log_path
+        self.memory_cap = memory_cap_bytes
+        self.proc: subprocess.Popen | None = None
+        self._buf = b""
+
+    def _start(self) -> None:
+        env = dict(os.environ)
+        env.update(self.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([*self.prefix, sys.executable, "-m", "harness.pipeline.worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._log, env=env,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
+        self._buf = b""
+
+    def _stderr_tail(self, n: int = 12) -> list[str]:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.log_path) - 16384))
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return []
+        return [ln for ln in deque(lines, maxlen=n)]
+
+    def request(self, msg: dict, timeout_s: float) -> dict:
+        """Send one request and wait for its answer; WorkerTimeout / WorkerDied when there is none."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        assert self.proc and self.proc.stdin and self.proc.stdout
+        try:
+            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the read below reports how it died
+        deadline = time.monotonic() + timeout_s
+        fd = self.proc.stdout.fileno()
+        sel = selectors.DefaultSelector()
+        sel.register(fd, selectors.EVENT_READ)
+        try:
+            while b"\n" not in self._buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.kill()
+                    raise WorkerTimeout(f"timed out after {timeout_s:g} s (worker killed)", self._stderr_tail())
+                if not sel.select(timeout=min(left, 0.25)):
+                    self._check_memory()
+                    continue
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    code = self.proc.wait(timeout=10)
+                    self.proc = None
+                    hint = " (the kernel's out-of-memory killer sends this)" if code == -signal.SIGKILL else ""
+                    raise WorkerDied(f"worker {_describe_exit(code)}{hint}", self._stderr_tail())
+                self._buf += chunk
+        finally:
+            sel.close()
+        line, _, self._buf = self._buf.partition(b"\n")
+        return json.loads(line)
+
+    def _check_memory(self) -> None:
+        if self.memory_cap is None or self.proc is None:
+            return
+        try:
+            import psutil
+            rss = psutil.Process(self.proc.pid).memory_info().rss
+        except Exception:  # noqa: BLE001 — the process is gone; the read reports how
+            return
+        if rss > self.memory_cap:
+            self.kill()
+            raise WorkerOutOfMemory(f"out of memory: worker resident size {rss / 2**30:.2f} GiB exceeded the cap "
+                                    f"{self.memory_cap / 2**30:.2f} GiB (worker killed)", self._stderr_tail())
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (subprocess.TimeoutExpired, BrokenPipeError):
+                self.kill()
+        self.proc = None
+
+
+def _serve() -> None:
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)                     # engines' prints go to the log, not the protocol
+    sys.stdout = sys.stderr
+    from harness.pipeline.case import run_case
+    from harness.core.config import RunConfig, TimingConfig
+    from harness.pipeline.prepare import ModelRef, Prepared, prepare
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        try:
+            if req["op"] == "prepare":
+                r = req["ref"]
+                ref = ModelRef(r["name"], r["size"], r["path"], tuple((n, tuple(s)) for n, s in r["shapes"]))
+                out = {"ok": True, "prepared": prepare(ref, req["batch"], req["seed"],
+                                                       Path(req["build_dir"])).to_json()}
+            elif req["op"] == "case":
+                c = req["cfg"]
+                cfg = RunConfig(threads=c["threads"], seed=c["seed"], case_timeout_s=c["case_timeout_s"],
+                                timing=TimingConfig(**c["timing"]) if c["timing"] else None,
+                                inject_slowdown=tuple((g, float(v)) for g, v in c.get("inject_slowdown", [])),
+                                cuda_arch=c.get("cuda_arch"), tf32=c.get("tf32", True),
+                                compile_only=c.get("compile_only", False), rpc_tracker=c.get("rpc_tracker"),
+                                rpc_key=c.get("rpc_key"), counter=c.get("counter"))
+                fault = dict(map(tuple, c.get("faults", []))).get(req["case_id"])
+                if fault:
+                    _inject(fault)
+                rec = run_case(Prepared.from_json(req["prepared"]), req["lowering"], req["backend"], cfg,
+                               req["run_id"], Path(req["build_dir"]))
+                out = {"ok": True, "record": rec.to_json()}
+            elif req["op"] == "fault":           # test hook: die like a native crash would
+                _inject(req["kind"])
+            else:
+                out = {"ok": False, "error": f"unknown op {req['op']!r}"}
+        except Exception as e:  # noqa: BLE001 — returned to the driver, which owns the verdict
+            out = {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0][:500],
+                   "kind": type(e).__name__}
+        proto.write(json.dumps(out) + "\n")
+        proto.flush()
+
+
+if __name__ == "__main__":
+    _serve()
