@@ -28,7 +28,7 @@ STUDY_OUT ?= build/perf-study
 RPC_OUT ?= build/rpc-demo
 RPC_KILL ?=
 
-.PHONY: all setup bench test tune report report-check equivalence chaos conformance fuzz clean \
+.PHONY: all setup bench lint test tune report report-check equivalence chaos conformance fuzz clean \
 	perf-check perf-baseline perf-study perf-study-time setup-cuda bench-cuda build-cuda rpc-demo
 
 all: test
@@ -73,7 +73,15 @@ rpc-demo: $(STAMP)
 		$(BIN)/convtx bench --suite quick --backends tvm-llvm --lowerings native,explicit_pads,zero_insert,phase,gemm_overlap_add \
 		--threads 1 --no-calibrate --rpc-tracker {tracker} --rpc-key loopback --out $(RPC_OUT)
 
-test: $(STAMP)
+# The house's own checks (docs/design.md, "Layers"): the import-linter contracts in pyproject.toml, ruff's lint
+# and format check, mypy on harness/core. `make test` runs them first.
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check harness models tests
+	$(BIN)/ruff format --check harness models tests
+	$(BIN)/mypy
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # MetaSchedule-tune the suite's models for this host into tuning/ (commit the result); resumable

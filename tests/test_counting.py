@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.core.records import Counts, ResultsWriter
 from harness.measure import counting
 from harness.perfgate.compare import Thresholds, compare, load_side, machine_slug, pick_baseline, render_markdown
 from tests.conftest import run_cli
+from tests.test_regress import case_key
 
 needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None or counting._header_dir() is None,
                                     reason="valgrind with its headers is not installed")
@@ -30,22 +32,21 @@ def write_count_run(path: Path, scale: dict[str, float] | None = None, ident=IDE
     """A count run as `bench --counts` writes it: five counted calls per case, within `jitter` of each other."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True)
-    meta = {"schema": 1, "run_id": path.name, "suite": "gate", "status": "complete",
+    meta = {"schema": 1, "run_id": path.name, "suite": "gate", "status": "complete", "plan": {},
             "machine": machine or {"cpu_model": "Host A", "logical_cpus": 2, "flags": ["avx2"]},
             "versions": {"onnxruntime": "1.32.0"}, "commit": "abc", "date": "2026-11-30T00:00:00Z",
             "config": {"threads": 1, "timing": {"warmup": 2}, "inject_slowdown": [], "counter": ident}}
     (path / "run.json").write_text(json.dumps(meta))
-    lines = []
-    for cid, cyc in CASES.items():
-        st = (status or {}).get(cid, "ok")
-        rec = {"schema": 1, "case_id": cid, "status": st, "reason": "" if st == "ok" else f"{st} here",
-               "latency_ms": None}
-        if st in ("ok", "mismatch"):
-            s = cyc * (scale or {}).get(cid, 1.0) * (1 + rng.uniform(-jitter, jitter, 5))
-            rec["counts"] = {"tool": "callgrind", "metric": "est_cycles", "samples": s.tolist(),
-                             "median": float(np.median(s)), "ir": (s / 2).astype(int).tolist()}
-        lines.append(json.dumps(rec))
-    (path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    with ResultsWriter(path / "results.jsonl") as w:
+        for cid, cyc in CASES.items():
+            st = (status or {}).get(cid, "ok")
+            counts = None
+            if st in ("ok", "mismatch"):
+                s = cyc * (scale or {}).get(cid, 1.0) * (1 + rng.uniform(-jitter, jitter, 5))
+                counts = Counts(tool="callgrind", metric="est_cycles", samples=tuple(s.tolist()),
+                                median=float(np.median(s)), ir=tuple((s / 2).astype(int).tolist()),
+                                events_median={}, calls=s.size, warmup=counting.WARMUP)
+            w.append(case_key(path.name, cid, 1).record(st, "" if st == "ok" else f"{st} here", counts=counts))
     return path
 
 
@@ -156,20 +157,20 @@ def test_bench_counts_end_to_end_repeatable_and_injection_seen(tmp_path):
     ident = a.meta["config"]["counter"]
     assert ident["tool"] == "callgrind" and ident["slug"] and a.meta["calibration"]["error"]
     rec = a.rounds[0].records["cae@16/native/ort-cpu/b1"]
-    assert rec["status"] == "ok" and rec["latency_ms"] is None and rec["numerics"]["passed"]
-    c = rec["counts"]
-    assert c["metric"] == "est_cycles" and len(c["samples"]) == counting.CALLS and len(c["ir"]) == counting.CALLS
-    assert min(c["samples"]) > c["events_median"]["Ir"] > 100_000
+    assert rec.status == "ok" and rec.latency_ms is None and rec.numerics.passed
+    c = rec.counts
+    assert c.metric == "est_cycles" and len(c.samples) == counting.CALLS and len(c.ir) == counting.CALLS
+    assert min(c.samples) > c.events_median["Ir"] > 100_000
     from harness.perfgate.compare import _trim_outliers        # an ORT call can do extra work (docs/perf-gate.md)
-    kept = _trim_outliers(np.asarray(c["samples"], dtype=float))
-    assert kept.size >= 3 and (kept.max() - kept.min()) / c["median"] < 0.05
+    kept = _trim_outliers(np.asarray(c.samples, dtype=float))
+    assert kept.size >= 3 and (kept.max() - kept.min()) / c.median < 0.05
     cuda = a.rounds[0].records["cae@16/native/ort-cuda/b1"]
-    assert cuda["status"] == "skipped"
-    m_b = b.rounds[0].records["cae@16/native/ort-cpu/b1"]["counts"]["median"]
-    assert abs(m_b / c["median"] - 1) < 0.02
+    assert cuda.status == "skipped"
+    m_b = b.rounds[0].records["cae@16/native/ort-cpu/b1"].counts.median
+    assert abs(m_b / c.median - 1) < 0.02
     inj = slow.rounds[0].records["cae@16/native/ort-cpu/b1"]
-    assert inj["details"]["injected_slowdown"]["calibrated_pct"] == pytest.approx(20, abs=2)
-    assert inj["counts"]["median"] / c["median"] == pytest.approx(1.2, abs=0.03)
+    assert inj.details["injected_slowdown"]["calibrated_pct"] == pytest.approx(20, abs=2)
+    assert inj.counts.median / c.median == pytest.approx(1.2, abs=0.03)
     p = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "b"))
     assert p.returncode == 0 and "Mode: counts" in p.stdout
     p = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "slow"))

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.core.records import CaseKey, ResultsWriter
+from harness.measure.timing import Stats
 from harness.perfgate.compare import (Thresholds, compare, load_side, load_thresholds, machine_slug, pick_baseline,
-                             render_markdown)
+                                      render_markdown)
 from tests.conftest import run_cli
 
 MACHINE = {"cpu_model": "Test CPU 9000", "logical_cpus": 2, "flags": ["avx2", "avx512f"]}
@@ -23,22 +25,29 @@ def write_run(path: Path, scale: dict[str, float] | None = None, machine=MACHINE
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True)
     meta = {"schema": 1, "run_id": path.name, "suite": "quick", "status": "complete", "machine": machine,
-            "versions": {"onnxruntime": "1.32.0"}, "commit": "abc", "date": "2026-11-23T00:00:00Z",
+            "versions": {"onnxruntime": "1.32.0"}, "commit": "abc", "date": "2026-11-23T00:00:00Z", "plan": {},
             "config": {"threads": threads, "timing": {"warmup": 2}, "inject_slowdown": injected or []}}
     (path / "run.json").write_text(json.dumps(meta))
-    lines = []
-    for cid, ms in CASES.items():
-        st = (status or {}).get(cid, "ok")
-        rec = {"schema": 1, "case_id": cid, "status": st, "reason": "" if st == "ok" else f"{st} here"}
-        if st in ("ok", "mismatch"):
-            f = (scale or {}).get(cid, 1.0) * machine_speed
-            s = ms * f * np.exp(rng.normal(0, noise, n))
-            ref = ref_ms * machine_speed * np.exp(rng.normal(0, noise, n))
-            rec["latency_ms"] = {"samples": s.tolist(), "median": float(np.median(s)),
-                                 "reference": {"kernel": "k", "samples": ref.tolist(), "median": float(np.median(ref))}}
-        lines.append(json.dumps(rec))
-    (path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    with ResultsWriter(path / "results.jsonl") as w:
+        for cid, ms in CASES.items():
+            st = (status or {}).get(cid, "ok")
+            latency = None
+            if st in ("ok", "mismatch"):
+                f = (scale or {}).get(cid, 1.0) * machine_speed
+                s = ms * f * np.exp(rng.normal(0, noise, n))
+                ref = ref_ms * machine_speed * np.exp(rng.normal(0, noise, n))
+                latency = Stats.of(s).latency(Stats.of(ref))
+            w.append(case_key(path.name, cid, threads).record(st, "" if st == "ok" else f"{st} here",
+                                                              latency_ms=latency))
     return path
+
+
+def case_key(run_id: str, cid: str, threads: int) -> CaseKey:
+    """The key of a synthetic case `model@size/lowering/backend/bN`."""
+    model, lowering, backend, batch = cid.split("/")
+    name, _, size = model.partition("@")
+    return CaseKey(run_id=run_id, case_id=cid, model=name, lowering=lowering, backend=backend, batch=int(batch[1:]),
+                   input_shapes={"x": (int(batch[1:]), 3, 8, 8)}, size=int(size), threads=threads)
 
 
 def write_rounds(path: Path, rounds=5, seed=0, **kw) -> Path:
@@ -288,10 +297,10 @@ def test_rounds_and_injection_end_to_end(tmp_path):
     for r in side.rounds:
         assert r.meta["round"]["of"] == 2 and r.meta["config"]["inject_slowdown"] == [["*ort*", 50.0]]
         rec = r.records["cae@16/native/ort-cpu/b1"]
-        lat = rec["latency_ms"]
-        assert lat["reference"]["kernel"].startswith("numpy-") and lat["reference"]["n"] >= 5
-        assert lat["ratio_to_reference"] == pytest.approx(lat["median"] / lat["reference"]["median"])
-        inj = rec["details"]["injected_slowdown"]
+        lat = rec.latency_ms
+        assert lat.reference.kernel.startswith("numpy-") and lat.reference.n >= 5
+        assert lat.ratio_to_reference == pytest.approx(lat.median / lat.reference.median)
+        inj = rec.details["injected_slowdown"]
         assert inj["pct"] == 50 and inj["extra_ms_per_call"] > 0
         assert not (r.path / "report.html").exists()
     base = tmp_path / "base"

@@ -2,27 +2,37 @@
 import json
 import re
 import struct
+from html.parser import HTMLParser
 
 import pytest
 
+from harness.core.records import Latency, Numerics, Record, ResultsWriter, write_json_atomic
+from harness.core.rundir import read_run
 from harness.report import write_report
 from harness.report.analysis import RunView
-from harness.core.records import Record, ResultsWriter, write_json_atomic
+from harness.report.html import render_html
+from harness.report.markdown import cell_text, render_markdown
+from harness.report.markdown import text as md_text
+from harness.report.sections import build_report
+from harness.report.tables import plain
 
 
 def _lat(median, spread=0.1):
-    return {"samples": [median] * 5, "median": median, "p10": median * (1 - spread), "p90": median * (1 + spread),
-            "p99": median * (1 + spread), "iqr": median * spread, "mean": median, "stdev": 0.0, "min": median,
-            "n": 5}
+    return Latency(samples=(median,) * 5, median=median, p10=median * (1 - spread), p90=median * (1 + spread),
+                   p99=median * (1 + spread), iqr=median * spread, mean=median, stdev=0.0, min=median, n=5)
+
+
+def _num(rel_l2, passed):
+    return Numerics(max_abs=rel_l2, max_rel=rel_l2, rel_l2=rel_l2, atol=1e-5, rtol=1e-3, rel_l2_tol=1e-5,
+                    policy="float32", passed=passed)
 
 
 def _rec(model, lowering, backend, status="ok", median=None, rel_l2=1e-7, size=32, reason="", **kw):
     flops = kw.pop("flops", 2_000_000)
     return Record(run_id="r", case_id=f"{model}@{size}/{lowering}/{backend}/b1", model=model, lowering=lowering,
-                  backend=backend, batch=1, input_shapes={"x": [1, 3, size, size]}, dtype="float32",
+                  backend=backend, batch=1, input_shapes={"x": (1, 3, size, size)}, dtype="float32",
                   status=status, reason=reason, size=size,
-                  numerics=None if status in ("skipped", "error") else
-                  {"rel_l2": rel_l2, "max_abs": rel_l2, "max_rel": rel_l2, "passed": status == "ok"},
+                  numerics=None if status in ("skipped", "error") else _num(rel_l2, status == "ok"),
                   latency_ms=_lat(median) if median else None, flops=flops, min_bytes=100_000,
                   gflops=flops / (median / 1e3) / 1e9 if median else None, flops_performed=flops,
                   details={"lowering": {"convtranspose_nodes": 2, "lowered": 2, "declined": []}}, **kw)
@@ -38,7 +48,7 @@ RECORDS = [
     _rec("unet", "native", "ort-cpu", median=2.0, size=64),
     _rec("unet", "native", "tvm-llvm", status="error", size=64, reason="compile: boom"),
 ]
-META = {"schema": 1, "run_id": "r", "suite": "hand", "date": "2026-11-23T00:00:00Z", "commit": "abc",
+META = {"schema": 1, "run_id": "r", "suite": "hand", "date": "2026-11-23T00:00:00Z", "commit": "abc", "plan": {},
         "machine": {"cpu_model": "Test CPU", "usable_cpus": 2}, "versions": {"onnxruntime": "1.32.0"},
         "config": {"threads": 2, "timing": {"warmup": 1}},
         "calibration": {"fp32_peak_gflops": 100.0, "mem_bandwidth_gbs": 20.0, "threads": 2, "method": "test"}}
@@ -140,3 +150,83 @@ def test_tuning_coverage_section(tmp_path):
     assert "| `cae@32/native/tvm-llvm-tuned/b1` | partly tuned | 2/3 | fused_conv2d_add | 0.500 | 3.0× faster |" in sec
     assert "| `cae@32/phase/tvm-llvm-tuned/b1` | untuned | 0/? |" in sec
     assert "TVM tuning coverage" in (tmp_path / "report.html").read_text()
+
+
+class _HtmlTables(HTMLParser):
+    """The rows of every table of a page, each row the plain text of its cells; and the h2 headings."""
+
+    def __init__(self, page: str):
+        super().__init__(convert_charrefs=True)
+        self.rows, self.headings, self._cells, self._text = [], [], None, None
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self._cells = []
+        elif tag in ("td", "th", "h2"):
+            self._text = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._cells.append(self._text)
+            self._text = None
+        elif tag == "h2":
+            self.headings.append(self._text)
+            self._text = None
+        elif tag == "tr":
+            self.rows.append(self._cells)
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text += data
+
+
+def _md_rows(md: str) -> list[list[str]]:
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in md.splitlines() if line.startswith("|")]
+
+
+def test_markdown_and_html_draw_the_same_tables(run):
+    tuned = _rec("cae", "native", "tvm-llvm-tuned", median=0.5).with_details(
+        tuning={"state": "tuned", "tasks": 3, "tasks_tuned": 3, "untuned_tasks": []})
+    with ResultsWriter(run / "results.jsonl") as w:
+        w.append(tuned)
+    extras = {"fuzz": {"cases": 9, "failing_cases": 1, "classes": [
+        {"class": "C1", "backend": "tvm-llvm", "lowering": "phase", "attributes": ["group"], "count": 1,
+         "explained_by": None}]}}
+    report = build_report(read_run(run), extras)
+    md, page = render_markdown(report), render_html(report)
+    shared = report.shared_tables()
+    assert len(shared) == 4                              # best per engine, tuning coverage, fuzz, odd cases
+    parsed, md_rows = _HtmlTables(page), _md_rows(md)
+    for t in shared:
+        assert [c.name for c in t.columns] in parsed.rows and [c.name for c in t.columns] in md_rows
+        for row in t.rows:
+            assert [c.text for c in row] in parsed.rows                  # same cells, as the reader sees them
+            assert [cell_text(c) for c in row] in md_rows
+    for s in report.sections:
+        if s.only is None and s.title:
+            assert f"## {md_text(s.title)}" in md.splitlines() and plain(s.title) in parsed.headings
+    best = next(t for t in shared if t.columns[-1].name == "tvm-llvm-tuned")
+    star = next(c for row in best.rows for c in row if c.style == "best")
+    assert star.text == "native 0.100 ms (1.00× ★)"
+    assert f"| cae@32 | 1 | {star.text} |" in md and 'class="star">★' in page
+    assert "**unexplained**" in md and "<strong>unexplained</strong>" in page
+
+
+def test_non_finite_metrics_print_as_inf_and_nan(tmp_path):
+    bad = _rec("cae", "phase", "ort-cpu", status="mismatch", median=0.2, reason="12 NaN | 3 Inf")
+    bad = Record(**{**bad.__dict__, "numerics": Numerics(
+        max_abs=float("nan"), max_rel=float("nan"), rel_l2=float("inf"), atol=1e-5, rtol=1e-3, rel_l2_tol=1e-5,
+        policy="float32", passed=False)})
+    write_json_atomic(tmp_path / "run.json", META)
+    with ResultsWriter(tmp_path / "results.jsonl") as w:
+        for r in RECORDS[:1] + [bad]:
+            w.append(r)
+    read = read_run(tmp_path).records[1].numerics
+    assert read.rel_l2 == float("inf") and read.max_abs != read.max_abs        # floats again, not strings
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "| cae@32 | 1 | phase | **MISMATCH** inf (nan) |" in md
+    assert "| `cae@32/phase/ort-cpu/b1` | mismatch | 12 NaN \\| 3 Inf |" in md   # the pipe escaped in its cell
+    html = (tmp_path / "report.html").read_text()
+    assert "inf ✗" in html and "rel_l2 inf, max abs nan — 12 NaN | 3 Inf" in html

@@ -23,10 +23,11 @@ def test_zoo_model_on_all_backends(tmp_path):
                                          for b in ("ort-cpu", "tvm-llvm", "torch-cpu")]
     for r in recs:
         assert r.status == "ok", r.reason
-        assert r.numerics["passed"] and r.numerics["rel_l2"] < 1e-5
-        assert r.latency_ms["n"] >= 3 and r.latency_ms["p10"] <= r.latency_ms["median"] <= r.latency_ms["p90"]
-        assert r.compile_s is not None and r.flops and r.gflops > 0
-        assert r.input_shapes == {"x": [r.batch, 3, 16, 16]}
+        assert r.numerics.passed and r.numerics.rel_l2 < 1e-5
+        assert r.latency_ms.n >= 3 and r.latency_ms.p10 <= r.latency_ms.median <= r.latency_ms.p90
+        assert r.latency_ms.reference.n >= 1 and r.latency_ms.ratio_to_reference > 0
+        assert r.compile_s is not None and r.flops and r.gflops > 0 and r.min_bytes > 0
+        assert r.input_shapes == {"x": (r.batch, 3, 16, 16)}
     tvm = [r for r in recs if r.backend == "tvm-llvm"][0]
     assert tvm.details["runtime_threads"] == 2               # TVM_NUM_THREADS reached the worker
     assert tvm.details["target"]["num-cores"] == 2
@@ -40,6 +41,10 @@ def test_file_model_skips_torch_and_unsupported_ops(tmp_path):
     assert by["ort-cpu"].status == "ok" and by["ort-cpu"].latency_ms is None
     assert by["tvm-llvm"].status == "skipped" and "Col2Im" in by["tvm-llvm"].reason
     assert by["torch-cpu"].status == "skipped" and "zoo models only" in by["torch-cpu"].reason
+    # the driver's skip record and the worker's records carry the same key: one per case, built once
+    keys = {(r.run_id, r.model, r.lowering, r.batch, tuple(r.input_shapes.items()), r.dtype, r.size, r.threads,
+             r.flops, r.min_bytes) for r in by.values()}
+    assert len(keys) == 1
 
 
 def test_a_prepare_failure_becomes_error_records_for_its_cases(tmp_path):
@@ -79,3 +84,33 @@ def test_every_lowering_agrees_on_the_zoo(tmp_path):
                                                             else low["convtranspose_nodes"])
     zi = [r for r in recs if r.lowering == "zero_insert" and r.model == "cae"][0]
     assert 1.0 < zi.flops_performed / zi.flops   # the zeros it multiplies show in performed FLOPs
+
+
+def test_prepared_from_arrays_writes_a_cache_entry_and_counts_what_cases_share(tmp_path):
+    """The one way an npz of inputs and expected outputs becomes a Prepared (prepare, fuzz, localise,
+    conformance): arrays in hand are always written; a function is called only when no valid entry exists."""
+    import numpy as np
+    import onnx
+
+    from harness.core import cache
+    from harness.pipeline.prepare import ModelRef, prepared_from_arrays
+
+    path = make_convtranspose_model(tmp_path / "ct.onnx", strides=[2, 2])
+    model = onnx.load(str(path))
+    x = np.ones(tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim), np.float32)
+    name = model.graph.input[0].name
+    ref = ModelRef("ct", path=str(path), shapes=((name, x.shape),))
+    data = tmp_path / "data" / "ct.npz"
+    prep = prepared_from_arrays(ref, 1, model, str(path), {name: x}, [np.zeros((1, 2, 3), np.float32)], data, "given")
+    assert cache.is_valid(data) and prep.data_path == str(data) and prep.reference == "given"
+    assert prep.input_shapes == {name: x.shape} and prep.input_dtypes == {name: "float32"}
+    assert prep.conv_transpose_nodes == 1 and prep.flops is None
+    feeds, refs = prep.load_data()
+    assert np.array_equal(feeds[name], x) and [r.shape for r in refs] == [(1, 2, 3)]
+    weights = sum(int(np.prod(t.dims)) * 4 for t in model.graph.initializer)
+    assert prep.min_bytes == x.nbytes + weights + 6 * 4
+    calls = []
+    again = prepared_from_arrays(ref, 1, model, str(path), {name: x}, lambda: calls.append(1) or [], data, "given")
+    assert calls == [] and again == prep                      # a valid entry is reused: the function is not called
+    prep = prepared_from_arrays(ref, 1, model, str(path), {name: 2 * x}, [np.ones(4, np.float32)], data, "given")
+    assert np.array_equal(prep.load_data()[0][name], 2 * x)   # arrays in hand: rewritten

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness.core.rundir import read_results
+
 
 def _bench(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "harness", "bench", "--no-calibrate", *args], stdout=subprocess.DEVNULL,
@@ -23,8 +25,9 @@ def _bench(args: list[str]) -> subprocess.Popen:
 
 
 def _ids(run: Path) -> list[str]:
+    """The case id of every complete record, in file order (a line torn by the kill is not a record)."""
     path = run / "results.jsonl"
-    return [json.loads(line)["case_id"] for line in path.read_text().splitlines() if line] if path.exists() else []
+    return [r.case_id for r in read_results(path)] if path.exists() else []
 
 
 def _finish(run: Path, build_dir: Path) -> None:

@@ -126,8 +126,7 @@ def write_case(case, out: Path, variant: str):
     indices, shapes) as initializers, as exported models hold them."""
     import onnx
 
-    from harness.core import cache
-    from harness.pipeline.prepare import ModelRef, Prepared
+    from harness.pipeline.prepare import ModelRef, prepared_from_arrays
 
     out.mkdir(parents=True, exist_ok=True)
     inputs, outputs = case.data_sets[0]
@@ -141,17 +140,11 @@ def write_case(case, out: Path, variant: str):
     label = f"{case.name}.{variant}"
     model_path = out / f"{label}.onnx"
     onnx.save(model, str(model_path))
-    data = {f"in:{n}": a for n, a in zip(names, arrays)}
-    data.update({f"ref:{i}": np.asarray(o) for i, o in enumerate(outputs)})
-    data_path = out / f"{label}.npz"
-    tmp = cache.tmp_path(data_path)
-    np.savez(tmp, **data)
-    cache.commit(tmp, data_path)
-    shapes = {n: tuple(int(d) for d in a.shape) for n, a in zip(names, arrays)}
-    ref = ModelRef(name=label, path=str(model_path.resolve()), shapes=tuple(shapes.items()))
-    n_ct = sum(1 for n in model.graph.node if n.op_type == "ConvTranspose")
-    prep = Prepared(ref, 1, str(model_path.resolve()), shapes, {n: str(a.dtype) for n, a in zip(names, arrays)},
-                    str(data_path), None, "expected outputs of the ONNX node test", {}, n_ct)
+    feeds = dict(zip(names, arrays))
+    ref = ModelRef(name=label, path=str(model_path.resolve()),
+                   shapes=tuple((n, tuple(int(d) for d in a.shape)) for n, a in feeds.items()))
+    prep = prepared_from_arrays(ref, 1, model, str(model_path.resolve()), feeds, [np.asarray(o) for o in outputs],
+                                out / f"{label}.npz", "expected outputs of the ONNX node test")
     return ref, prep
 
 

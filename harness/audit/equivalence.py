@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.core.convtranspose import resolve
+from harness.core.records import Record
 
 
 @dataclass(frozen=True)
@@ -109,21 +110,21 @@ def build_model(cfg: CTConfig, seed: int = 0):
     return model
 
 
-def classify(rec: dict, cfg: CTConfig) -> tuple[str, str]:
+def classify(rec: Record, cfg: CTConfig) -> tuple[str, str]:
     """(outcome, detail): passed | failed | known | skipped | error."""
     from harness.checking.known import match
 
-    if rec["status"] == "ok":
+    if rec.status == "ok":
         return "passed", ""
-    if rec["status"] == "skipped":
-        return "skipped", rec["reason"]
-    entry = match(rec["backend"], rec["lowering"], cfg.attrs, resolve(cfg.attrs, cfg.x_shape, cfg.w_shape))
+    if rec.status == "skipped":
+        return "skipped", rec.reason
+    entry = match(rec.backend, rec.lowering, cfg.attrs, resolve(cfg.attrs, cfg.x_shape, cfg.w_shape))
     if entry is not None:
         return "known", entry.id
-    return ("failed" if rec["status"] == "mismatch" else "error"), rec["reason"]
+    return ("failed" if rec.status == "mismatch" else "error"), rec.reason
 
 
-def summarise(configs: dict[str, CTConfig], records: list[dict]) -> dict:
+def summarise(configs: dict[str, CTConfig], records: list[Record]) -> dict:
     from harness.checking.known import LEDGER, match
 
     table: dict[tuple[str, str], Counter] = defaultdict(Counter)
@@ -132,21 +133,21 @@ def summarise(configs: dict[str, CTConfig], records: list[dict]) -> dict:
     known_hits: Counter = Counter()
     known_matches_passing: Counter = Counter()
     for rec in records:
-        cfg = configs[rec["model"]]
-        key = (rec["lowering"], rec["backend"])
+        cfg = configs[rec.model]
+        key = (rec.lowering, rec.backend)
         outcome, detail = classify(rec, cfg)
         table[key][outcome] += 1
         if outcome == "known":
             known_hits[detail] += 1
         elif outcome == "passed":
-            entry = match(rec["backend"], rec["lowering"], cfg.attrs,
+            entry = match(rec.backend, rec.lowering, cfg.attrs,
                           resolve(cfg.attrs, cfg.x_shape, cfg.w_shape))
             if entry is not None:
                 known_matches_passing[entry.id] += 1
         if outcome in ("failed", "error", "skipped"):
             short = detail[:160]
             reasons[key][f"{outcome}: {short}"] += 1
-            examples.setdefault((*key, outcome), rec["model"])
+            examples.setdefault((*key, outcome), rec.model)
     stale = [e.id for e in LEDGER if e.always and known_matches_passing[e.id]]
     return {
         "configs": len(configs),
@@ -184,8 +185,8 @@ def render_summary(s: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     from harness.core.config import RunConfig
     from harness.core.errors import ConvtxError
-    from harness.lowerings import LOWERINGS
     from harness.core.records import ResultsWriter
+    from harness.lowerings import LOWERINGS
     from harness.pipeline.sweep import Plan, file_ref, run_plan
 
     ap = argparse.ArgumentParser(prog="python -m harness.audit.equivalence", description=__doc__.split("\n\n")[0])
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         with ResultsWriter(results) as w:
             records = run_plan(plan, cfg_run, "equivalence", Path("build"), out / "logs", sink=w.append,
                                say=lambda s: None if "preparing" in s else print(s, file=sys.stderr))
-        s = summarise(configs, [r.to_json() for r in records])
+        s = summarise(configs, records)
         (out / "summary.json").write_text(json.dumps(s, indent=2))
         (out / "summary.md").write_text(render_summary(s))
         print(render_summary(s))

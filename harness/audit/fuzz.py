@@ -151,35 +151,26 @@ class Fuzzer:
         """The model file, its inputs and (valid models) float64 reference, as the sweep's Prepared."""
         import onnx
 
-        from harness.core import cache
-        from harness.pipeline.prepare import ModelRef, Prepared
         from harness.checking.reference import onnx_reference
+        from harness.pipeline.prepare import ModelRef, prepared_from_arrays
 
         model = build_model(fc.cfg, seed=seed)
         path = self.out / "models" / f"{fc.cfg.name}.onnx"
         onnx.save(model, str(path))
         x = np.random.default_rng(seed + 1).standard_normal(fc.cfg.x_shape).astype(np.float32)
-        data = {"in:X": x}
-        if fc.valid:
-            data.update({f"ref:{i}": r for i, r in enumerate(onnx_reference(model, {"X": x}))})
-        npz = self.out / "models" / f"{fc.cfg.name}.npz"
-        tmp = cache.tmp_path(npz)
-        np.savez(tmp, **data)
-        cache.commit(tmp, npz)
+        refs = onnx_reference(model, {"X": x}) if fc.valid else []
         ref = ModelRef(fc.cfg.name, path=str(path.resolve()), shapes=(("X", fc.cfg.x_shape),))
-        return Prepared(ref, fc.cfg.x_shape[0], str(path.resolve()), {"X": fc.cfg.x_shape}, {"X": "float32"},
-                        str(npz), None, "float64 spec reference" if fc.valid else "invalid model: none", {}, 1)
+        return prepared_from_arrays(ref, fc.cfg.x_shape[0], model, str(path.resolve()), {"X": x}, refs,
+                                    self.out / "models" / f"{fc.cfg.name}.npz",
+                                    "float64 spec reference" if fc.valid else "invalid model: none")
 
     def run(self, fc: FuzzConfig, backend: str, lowering: str, seed: int):
-        from harness.core.records import case_id
+        from harness.pipeline.case import case_key
         from harness.pipeline.sweep import run_case_isolated
 
         prep = self.prepare(fc, seed)
-        common = dict(run_id="fuzz", case_id=case_id(fc.cfg.name, lowering, backend, prep.batch),
-                      model=fc.cfg.name, lowering=lowering, backend=backend, batch=prep.batch, dtype="float32",
-                      input_shapes={"X": list(fc.cfg.x_shape)}, threads=self.cfg.threads)
-        rec = run_case_isolated(self.workers[backend], prep, lowering, backend, self.cfg, "fuzz", self.build_dir,
-                                common)
+        key = case_key(prep, lowering, backend, self.cfg, "fuzz")
+        rec = run_case_isolated(self.workers[backend], prep, lowering, backend, self.cfg, "fuzz", self.build_dir, key)
         return kind_of(rec.status, rec.reason, fc.valid), rec
 
     def close(self) -> None:

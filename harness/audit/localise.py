@@ -103,24 +103,18 @@ def _run_one(model, feeds: dict, refs: list, backend: str, out: Path, label: str
     """The model on `backend` in an isolated worker; returns the record."""
     import onnx
 
-    from harness.core import cache
     from harness.core.config import RunConfig
-    from harness.pipeline.prepare import ModelRef, Prepared
+    from harness.pipeline.prepare import ModelRef, prepared_from_arrays
     from harness.pipeline.sweep import Plan, run_plan
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{label}.onnx"
     onnx.save(model, str(path))
-    data = out / f"{label}.npz"
-    tmp = cache.tmp_path(data)
-    np.savez(tmp, **{f"in:{k}": v for k, v in feeds.items()}, **{f"ref:{i}": r for i, r in enumerate(refs)})
-    cache.commit(tmp, data)
     shapes = {k: tuple(v.shape) for k, v in feeds.items()}
     ref = ModelRef(label, path=str(path.resolve()), shapes=tuple(shapes.items()))
     batch = next(iter(shapes.values()))[0] if shapes and next(iter(shapes.values())) else 1
-    prep = Prepared(ref, batch, str(path.resolve()), shapes, {k: str(v.dtype) for k, v in feeds.items()},
-                    str(data), None, "float64 evaluation of the same graph", {},
-                    sum(1 for n in model.graph.node if n.op_type == "ConvTranspose"))
+    prep = prepared_from_arrays(ref, batch, model, str(path.resolve()), feeds, refs, out / f"{label}.npz",
+                                "float64 evaluation of the same graph")
     (rec,) = run_plan(Plan((ref,), ("native",), (backend,), (batch,)),
                       RunConfig(threads=1, timing=None, case_timeout_s=600), "localise", build_dir,
                       out / "logs", sink=lambda r: None, say=lambda s: None, prepared={(ref, batch): prep})
@@ -131,8 +125,8 @@ def localise(model_path: str, backend: str, feeds: dict[str, np.ndarray], out: P
              build_dir: Path) -> Localisation:
     import onnx
 
-    from harness.core.onnx_io import fix_input_shapes
     from harness.checking.reference import onnx_reference
+    from harness.core.onnx_io import fix_input_shapes
 
     model = fix_input_shapes(onnx.load(model_path), {k: tuple(v.shape) for k, v in feeds.items()})
     candidates = _float_outputs(model)
@@ -144,18 +138,40 @@ def localise(model_path: str, backend: str, feeds: dict[str, np.ndarray], out: P
     if rec.status in ("error", "skipped"):
         return Localisation(backend, None, None, None, f"the model with every intermediate exposed does not run: "
                             f"{rec.reason}", None, None)
-    per_output = rec.numerics["outputs"]
-    for (pos, node, name), res in zip(candidates, per_output):
-        if res["passed"]:
+    for (pos, node, name), res in zip(candidates, rec.numerics.outputs):
+        if res.passed:
             continue
         label = f"{stem}-{_safe(node.name or name)}"
         reduced, rfeeds = reduce_to_node(model, node, {**feeds, **ref_values}, output=name)
         r = _run_one(reduced, rfeeds, [ref_values[name]], backend, out, label, build_dir)
-        detail = (f"output {name!r}: shape {res['shape']} vs reference {res['ref_shape']}"
-                  if res["shape"] != res["ref_shape"] else
-                  f"output {name!r}: rel_l2 {res['rel_l2']}, {res['mismatches']} elements off, worst at "
-                  f"{res['worst_index']}")
+        # shapes and the worst index as the record's JSON writes them: [1, 2, 10, 9]
+        detail = (f"output {name!r}: shape {list(res.shape)} vs reference {list(res.ref_shape)}"
+                  if res.shape != res.ref_shape else
+                  f"output {name!r}: rel_l2 {res.rel_l2}, {res.mismatches} elements off, worst at "
+                  f"{list(res.worst_index) if res.worst_index is not None else None}")
         return Localisation(backend, node.name or name, node.op_type, pos, detail, str(out / f"{label}.onnx"),
                             r.status == "mismatch")
     return Localisation(backend, None, None, None, "every intermediate matches once exposed: the divergence "
                         "depends on what the engine fuses when intermediates are hidden", None, None)
+
+
+def localise_record(rec, ref, cfg, build: Path):
+    """`validate`: find the first divergent node of a mismatching case (progress on stderr); the record gains
+    details.localisation ({node, op, position, detail, reproducer, reproduces, summary}). A localisation that
+    fails says so there (node None) rather than hiding the verdict."""
+    import sys
+
+    from harness.pipeline.case import lowered_path
+    from harness.pipeline.prepare import prepare
+
+    print(f"localising {rec.case_id} ...", file=sys.stderr)
+    try:
+        prep = prepare(ref, rec.batch, cfg.seed, build)
+        path, _ = lowered_path(prep, rec.lowering, build)
+        feeds, _ = prep.load_data()
+        loc = localise(path, rec.backend, feeds, build / "localise" / rec.case_id.replace("/", "_"), build)
+        info = {"node": loc.node, "op": loc.op, "position": loc.position, "detail": loc.detail,
+                "reproducer": loc.reproducer, "reproduces": loc.reproduces, "summary": loc.line()}
+    except Exception as e:  # localisation is a diagnosis; its failure must not hide the verdict
+        info = {"node": None, "summary": f"localisation failed: {type(e).__name__}: {e}"}
+    return rec.with_details(localisation=info)

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from harness.core.config import RunConfig, TimingConfig
+from harness.core.records import Counts
 from harness.measure.timing import measure, measure_interleaved, slowed
 
 
@@ -77,7 +78,7 @@ class Compiled:
         samples, ref = measure_interleaved(fn, cfg, reference)
         return samples, ref, injected
 
-    def count(self, feeds: dict[str, np.ndarray], build_dir, slowdown_pct: float = 0.0) -> dict:
+    def count(self, feeds: dict[str, np.ndarray], build_dir, slowdown_pct: float = 0.0) -> Counts:
         """bench --counts, in a worker under callgrind: the record's `counts` (harness/measure/counting.py)."""
         from harness.measure.counting import count_case
         return count_case(self._prepare(feeds), build_dir, slowdown_pct)

@@ -4,7 +4,9 @@ Built from the CLI only; nothing here reads the environment.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from harness.core.errors import UnknownNameError
 
@@ -26,6 +28,15 @@ class TimingConfig:
             raise ValueError(f"inconsistent timing config {self}")
         if self.min_time_s < 0 or self.max_time_s < self.min_time_s:
             raise ValueError(f"inconsistent timing config {self}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"warmup": self.warmup, "min_repeats": self.min_repeats, "min_time_s": self.min_time_s,
+                "max_time_s": self.max_time_s, "max_repeats": self.max_repeats}
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> TimingConfig:
+        """`to_json`'s dict back; a missing key takes its default."""
+        return TimingConfig(**{f.name: d[f.name] for f in fields(TimingConfig) if f.name in d})
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,43 @@ class RunConfig:
     # timed by the clock; the record's `counts` holds the numbers, `latency_ms` stays None
     counter: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The one JSON form of a configuration: run.json's `config` (docs/design.md) and each case's payload to
+        a worker. `rpc` is {tracker, key} and `counter` {tool}; bench writes in their place what it learnt of
+        them (the tracker's servers and queue, the counter's identity), which hold the same keys. Fields no
+        bench sets (`prepare_timeout_s`, the tests' `faults`, `convtx build`'s `compile_only`) are written only
+        when they differ from their defaults, so a bench run's config holds exactly the documented keys."""
+        d: dict[str, Any] = {
+            "threads": self.threads, "seed": self.seed, "case_timeout_s": self.case_timeout_s,
+            "memory_cap_gib": self.memory_cap_gib, "timing": self.timing.to_json() if self.timing else None,
+            "inject_slowdown": [[glob, pct] for glob, pct in self.inject_slowdown], "cuda_arch": self.cuda_arch,
+            "tf32": self.tf32,
+            "rpc": {"tracker": self.rpc_tracker, "key": self.rpc_key} if self.rpc_tracker or self.rpc_key else None,
+            "counter": {"tool": self.counter} if self.counter else None}
+        if self.prepare_timeout_s != RunConfig.prepare_timeout_s:
+            d["prepare_timeout_s"] = self.prepare_timeout_s
+        if self.faults:
+            d["faults"] = [[case, kind] for case, kind in self.faults]
+        if self.compile_only:
+            d["compile_only"] = True
+        return d
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> RunConfig:
+        """`to_json`'s dict back, or run.json's `config`: keys an older run.json lacks take their defaults;
+        threads, seed, case_timeout_s and timing are required (KeyError)."""
+        rpc, counter = d.get("rpc") or {}, d.get("counter") or {}
+        timing = d["timing"]
+        return RunConfig(
+            threads=d["threads"], seed=d["seed"], case_timeout_s=d["case_timeout_s"],
+            prepare_timeout_s=d.get("prepare_timeout_s", RunConfig.prepare_timeout_s),
+            memory_cap_gib=d.get("memory_cap_gib"),
+            timing=TimingConfig.from_json(timing) if timing is not None else None,
+            faults=tuple((case, kind) for case, kind in d.get("faults") or ()),
+            inject_slowdown=tuple((glob, float(pct)) for glob, pct in d.get("inject_slowdown") or ()),
+            cuda_arch=d.get("cuda_arch"), tf32=d.get("tf32", True), compile_only=d.get("compile_only", False),
+            rpc_tracker=rpc.get("tracker"), rpc_key=rpc.get("key"), counter=counter.get("tool"))
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -66,7 +114,7 @@ class Suite:
     batches: tuple[int, ...] = (1,)
     timing: TimingConfig = field(default_factory=TimingConfig)
 
-    def with_overrides(self, **kw) -> "Suite":
+    def with_overrides(self, **kw) -> Suite:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
 
 

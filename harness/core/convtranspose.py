@@ -107,7 +107,8 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     in_sp = x.shape[2:]
     for k in itertools.product(*(range(kk) for kk in p.kernel_shape)):
         # for this kernel tap, input i lands on o = i*s - pad_begin + k*d; keep 0 <= o < O
-        src, dst = [], []
+        src: list[slice] = []
+        dst: list[slice] = []
         for ax in range(nd):
             s, o0, out_n = p.strides[ax], -p.pads_begin[ax] + k[ax] * p.dilations[ax], p.output_spatial[ax]
             i_lo = 0 if o0 >= 0 else (-o0 + s - 1) // s       # smallest i with o0 + i*s >= 0
@@ -120,7 +121,8 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
         else:
             for gi in range(g):
                 xs = x[(slice(None), slice(gi * cg, (gi + 1) * cg), *src)]      # N x C/g x I'...
-                wk = w[(slice(gi * cg, (gi + 1) * cg), slice(None), *k)]        # C/g x M/g
+                tap: tuple[slice | int, ...] = (slice(gi * cg, (gi + 1) * cg), slice(None), *k)
+                wk = w[tap]                                                     # C/g x M/g
                 contrib = np.tensordot(xs, wk, axes=([1], [0]))                 # N x I'... x M/g
                 contrib = np.moveaxis(contrib, -1, 1)                           # N x M/g x I'...
                 y[(slice(None), slice(gi * mg, (gi + 1) * mg), *dst)] += contrib

@@ -71,7 +71,7 @@ def graph_inputs(model) -> list[InputSpec]:
         if dtype is None:
             raise BadModelError(f"input {vi.name!r} has element type {tt.elem_type}, which convtx "
                                 f"cannot synthesise (known: {', '.join(sorted(set(_ELEM_TO_NP.values())))})")
-        dims = []
+        dims: list[int | str | None] = []
         for d in tt.shape.dim:
             if d.HasField("dim_value"):
                 dims.append(int(d.dim_value))

@@ -1,13 +1,33 @@
-"""A run directory: run.json + results.jsonl, locked against two writers, resumable after any kill."""
+"""A run directory: run.json + results.jsonl, locked against two writers, resumable after any kill.
+
+This is the one reader of run directories: the report, the performance gate and `bench --resume` all go
+through `read_run` / `RunDir`, so a run directory means the same thing to each of them.
+"""
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.core.errors import ConvtxError
-from harness.core.records import SCHEMA, Record, read_results
+from harness.core.records import SCHEMA, Record, parse_results
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory as read: run.json's contents and every complete record, in file order."""
+
+    path: Path
+    meta: Mapping[str, Any]
+    records: tuple[Record, ...]
+
+    def by_case(self) -> dict[str, Record]:
+        """The last record of each case id (a resumed run may hold a case once only; the last one wins)."""
+        return {r.case_id: r for r in self.records}
 
 
 class RunDir:
@@ -37,7 +57,10 @@ class RunDir:
             self._lock_fd = None
 
     def read_meta(self) -> dict:
-        if not self.meta_path.exists():
+        """run.json, checked: valid JSON, a convtx run (plan and config), a schema this convtx reads."""
+        if not self.path.is_dir():
+            raise ConvtxError(f"{self.path}: not a run directory (expected reports/runs/<run-id>/)")
+        if not self.meta_path.is_file():
             raise ConvtxError(f"{self.path}: no run.json (not a convtx run directory)")
         try:
             meta = json.loads(self.meta_path.read_text())
@@ -50,13 +73,35 @@ class RunDir:
                               f"understands ({SCHEMA}); upgrade convtx")
         return meta
 
+    def read_records(self) -> list[Record]:
+        """Every complete record (a torn last line, left by a killed writer, is ignored)."""
+        if not self.results_path.is_file():
+            raise ConvtxError(f"{self.results_path}: no such file (expected a run directory with results.jsonl)")
+        return parse_results(self.results_path.read_text(encoding="utf-8"), str(self.results_path))
+
+    def read(self) -> Run:
+        return Run(self.path, self.read_meta(), tuple(self.read_records()))
+
     def repair_and_read(self) -> list[Record]:
-        """Records written so far. A torn last line (a writer killed mid-line) is cut off first, so that
-        appending after it cannot glue a new record to a fragment."""
+        """For a writer about to append (resume): records written so far. A torn last line (a writer killed
+        mid-line) is cut off first, so that appending after it cannot glue a new record to a fragment."""
         if not self.results_path.exists():
             return []
         data = self.results_path.read_bytes()
         if data and not data.endswith(b"\n"):
             with open(self.results_path, "r+b") as f:
                 f.truncate(data.rfind(b"\n") + 1)
-        return read_results(self.results_path)
+        return self.read_records()
+
+
+def read_run(path: str | Path) -> Run:
+    """The run directory at `path`, read and checked (one-line ConvtxError naming the file otherwise)."""
+    return RunDir(Path(path)).read()
+
+
+def read_results(path: Path) -> list[Record]:
+    """The records of one results.jsonl file (e.g. a file outside a run directory)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConvtxError(f"{path}: no such file (expected a run directory with results.jsonl)")
+    return parse_results(path.read_text(encoding="utf-8"), str(path))

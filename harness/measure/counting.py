@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from harness.core.records import Counts
+
 # The simulated caches (size, associativity, line): a typical current core's L1s and a 2 MiB L2-like last
 # level, the same on every host (callgrind would otherwise take the host's).
 CACHES = {"I1": (32768, 8, 64), "D1": (49152, 12, 64), "LL": (2097152, 16, 64)}
@@ -257,7 +259,7 @@ class Counter:
         return self._collect(1)[0]
 
 
-def count_case(fn: Callable[[], object], build_dir: Path, slowdown_pct: float = 0.0) -> dict:
+def count_case(fn: Callable[[], object], build_dir: Path, slowdown_pct: float = 0.0) -> Counts:
     """The record's `counts`: per counted call the metric and Ir, the median events, and — for measuring the
     gate's power only — a fixed spin after each call calibrated to add `slowdown_pct`% of the metric."""
     import numpy as np
@@ -279,6 +281,5 @@ def count_case(fn: Callable[[], object], build_dir: Path, slowdown_pct: float = 
     if injected:
         injected["calibrated_pct"] = 100 * (float(np.median(metric)) / injected["unslowed_median"] - 1)
     med = {k: int(np.median([e[k] for e in evs])) for k in EVENTS}
-    return {"tool": "callgrind", "metric": METRIC, "samples": metric, "median": float(np.median(metric)),
-            "ir": [e["Ir"] for e in evs], "events_median": med, "calls": len(evs), "warmup": WARMUP,
-            "injected": injected}
+    return Counts(tool="callgrind", metric=METRIC, samples=tuple(metric), median=float(np.median(metric)),
+                  ir=tuple(e["Ir"] for e in evs), events_median=med, calls=len(evs), warmup=WARMUP, injected=injected)

@@ -7,12 +7,13 @@ performance gate, harness/perfgate/compare.py, compares those ratios when the ma
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
 from harness.core.config import TimingConfig
+from harness.core.records import Latency, ReferenceTiming
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Stats:
     n: int
 
     @staticmethod
-    def of(samples_ms) -> "Stats":
+    def of(samples_ms) -> Stats:
         a = np.asarray(samples_ms, dtype=np.float64)
         if a.size == 0:
             raise ValueError("no samples")
@@ -44,6 +45,15 @@ class Stats:
         d = asdict(self)
         d["samples"] = list(self.samples)
         return d
+
+    def latency(self, reference: Stats | None = None) -> Latency:
+        """These statistics as a record's `latency_ms`; `reference`, the statistics of REFERENCE_KERNEL timed
+        between the calls (none for a remote device), gives the ratio the gate compares across machines."""
+        ref = None
+        if reference is not None:
+            ref = ReferenceTiming(REFERENCE_KERNEL, reference.median, reference.n, reference.samples)
+        return Latency(self.samples, self.median, self.mean, self.stdev, self.min, self.p10, self.p90, self.p99,
+                       self.iqr, self.n, ref, self.median / reference.median if reference is not None else None)
 
 
 def measure(fn: Callable[[], object], cfg: TimingConfig,

@@ -23,13 +23,17 @@ that round (timing.REFERENCE_KERNEL), and those unitless ratios are compared ("r
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from harness.core.errors import ConvtxError
+from harness.core.records import Record
+from harness.core.rundir import read_run
 
 DEFAULT_THRESHOLD_PCT = 10.0
 # counts (bench --counts) move by about 1% between processes (docs/perf-gate.md measured it), not by tens
@@ -52,11 +56,13 @@ SEVERITY = {"ok": 0, "skipped": 0, "mismatch": 2, "error": 2}
 
 # ----------------------------------------------------------------------------------------------- loading
 
-@dataclass
+@dataclass(frozen=True)
 class Round:
+    """One run directory of a side, as harness.core.rundir reads it: run.json and the last record of each case."""
+
     path: Path
-    meta: dict
-    records: dict[str, dict]
+    meta: Mapping[str, Any]
+    records: Mapping[str, Record]
 
 
 @dataclass
@@ -65,7 +71,7 @@ class Side:
     rounds: list[Round]
 
     @property
-    def meta(self) -> dict:
+    def meta(self) -> Mapping[str, Any]:
         return self.rounds[0].meta
 
     def case_ids(self) -> list[str]:
@@ -73,23 +79,10 @@ class Side:
 
 
 def _read_round(path: Path) -> Round:
-    meta_path, res_path = path / "run.json", path / "results.jsonl"
-    if not meta_path.is_file() or not res_path.is_file():
+    if not (path / "run.json").is_file() or not (path / "results.jsonl").is_file():
         raise ConvtxError(f"{path}: not a convtx run directory (needs run.json and results.jsonl)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConvtxError(f"{meta_path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    records: dict[str, dict] = {}
-    for n, line in enumerate(res_path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            records[rec["case_id"]] = rec
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ConvtxError(f"{res_path}:{n}: not a result record") from None
-    return Round(path, meta, records)
+    run = read_run(path)
+    return Round(run.path, run.meta, run.by_case())
 
 
 def load_side(path: str | Path) -> Side:
@@ -122,7 +115,7 @@ def _rules(p: Path, data, default_pct: float, where: str) -> tuple[float, tuple[
     return rules[-1][1], tuple(rules[:-1])
 
 
-def load_thresholds(path: str | Path | None, default_pct: float) -> "Thresholds":
+def load_thresholds(path: str | Path | None, default_pct: float) -> Thresholds:
     """`--per-case FILE`: JSON {"default_pct": 10, "cases": {"<case-id glob>": pct, …}, "ratio": {…the same…}};
     the first glob (in file order) that matches a case id gives its threshold. "ratio" (optional) holds the
     thresholds of ratio mode, whose noise is larger (docs/perf-gate.md); without it ratio mode uses the
@@ -149,11 +142,11 @@ def load_thresholds(path: str | Path | None, default_pct: float) -> "Thresholds"
 class Thresholds:
     default_pct: float
     rules: tuple[tuple[str, float], ...]
-    ratio: "Thresholds | None" = None        # ratio mode's own, when the file gives them
+    ratio: Thresholds | None = None        # ratio mode's own, when the file gives them
     source: str | None = None
-    counts: "Thresholds | None" = None       # counts mode's own; without them DEFAULT_COUNTS_PCT
+    counts: Thresholds | None = None       # counts mode's own; without them DEFAULT_COUNTS_PCT
 
-    def for_mode(self, mode: str) -> "Thresholds":
+    def for_mode(self, mode: str) -> Thresholds:
         if mode == "ratio" and self.ratio is not None:
             return self.ratio
         if mode == "counts":
@@ -215,7 +208,7 @@ def machine_slug(meta: dict) -> str:
     return f"{model}-{m['logical_cpus']}c-{m['threads']}t-{flags}"
 
 
-def pick_baseline(path: str | Path, cur: "Side") -> tuple["Side", str | None]:
+def pick_baseline(path: str | Path, cur: Side) -> tuple[Side, str | None]:
     """BASELINE may be one side (a run directory or a directory of rounds) or a directory of per-machine
     baselines (`reports/baseline/<machine-slug>/round-*`, as `make perf-baseline` writes them): then the one
     recorded on the current side's kind of machine is taken (absolute mode), else the first, compared in
@@ -301,20 +294,26 @@ def choose_mode(base: Side, cur: Side, requested: str = "auto") -> tuple[str, st
 
 # ----------------------------------------------------------------------------------------------- statistics
 
-def _round_samples(rec: dict, mode: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+def _round_samples(rec: Record, mode: str) -> tuple[np.ndarray, np.ndarray | None] | None:
     if mode == "counts":
-        s = np.asarray((rec.get("counts") or {}).get("samples") or [], dtype=np.float64)
+        s = np.asarray(rec.counts.samples if rec.counts else [], dtype=np.float64)
         return (s, None) if s.size else None
-    lat = rec.get("latency_ms") or {}
-    s = np.asarray(lat.get("samples") or [], dtype=np.float64)
+    lat = rec.latency_ms
+    s = np.asarray(lat.samples if lat else [], dtype=np.float64)
     if s.size == 0:
         return None
     if mode == "absolute":
         return s, None
-    ref = np.asarray((lat.get("reference") or {}).get("samples") or [], dtype=np.float64)
+    ref = np.asarray(lat.reference.samples if lat.reference else [], dtype=np.float64)
     if ref.size == 0:
         return None
     return s, ref
+
+
+def _measured_rounds(side: Side, case_id: str, mode: str) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The samples of every round that measured the case (ok or mismatch) with what `mode` compares."""
+    return [x for r in side.rounds if case_id in r.records and r.records[case_id].status in ("ok", "mismatch")
+            for x in [_round_samples(r.records[case_id], mode)] if x is not None]
 
 
 def _round_value(s: np.ndarray, ref: np.ndarray | None) -> float:
@@ -411,16 +410,16 @@ class Comparison:
                 "rule": rule_text(self.mode), "cases": [c.__dict__ for c in self.cases]}
 
 
-def _worst_status(side: Side, case_id: str) -> tuple[str | None, dict | None]:
+def _worst_status(side: Side, case_id: str) -> tuple[str | None, Record | None]:
     recs = [r.records[case_id] for r in side.rounds if case_id in r.records]
     if not recs:
         return None, None
-    worst = max(recs, key=lambda r: SEVERITY.get(r.get("status"), 2))
-    if all(r.get("status") == "skipped" for r in recs):
+    worst = max(recs, key=lambda r: SEVERITY.get(r.status, 2))
+    if all(r.status == "skipped" for r in recs):
         return "skipped", recs[0]
-    if worst.get("status") == "skipped":      # some rounds ran it, some skipped: the ones that ran count
-        worst = next(r for r in recs if r.get("status") != "skipped")
-    return worst.get("status"), worst
+    if worst.status == "skipped":      # some rounds ran it, some skipped: the ones that ran count
+        worst = next(r for r in recs if r.status != "skipped")
+    return worst.status, worst
 
 
 def _context(base: Side, cur: Side) -> list[str]:
@@ -484,22 +483,20 @@ def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", i
             continue
         if bs == "ok" and cs in ("mismatch", "error"):
             res.verdict = "numerics"
-            res.note = f"{cs} now (baseline ok): {crec.get('reason', '')}"[:300]
+            res.note = f"{cs} now (baseline ok): {crec.reason}"[:300]
             continue
         if bs in ("mismatch", "error") and cs in ("mismatch", "error"):
-            res.verdict, res.note = "still mismatching", f"{cs} in both: {crec.get('reason', '')}"[:300]
+            res.verdict, res.note = "still mismatching", f"{cs} in both: {crec.reason}"[:300]
             continue
         if bs in ("mismatch", "error") and cs == "ok":
             res.verdict, res.note = "fixed", f"baseline {bs}, now ok"
         if "skipped" in (bs, cs):
             res.verdict = "not compared"
             res.note = f"{'baseline' if bs == 'skipped' else 'current'} skipped: " + \
-                       f"{(brec if bs == 'skipped' else crec).get('reason', '')}"[:300]
+                       f"{(brec if bs == 'skipped' else crec).reason}"[:300]
             continue
-        brounds = [x for r in base.rounds if r.records.get(cid, {}).get("status") in ("ok", "mismatch")
-                   for x in [_round_samples(r.records[cid], mode)] if x is not None]
-        crounds = [x for r in cur.rounds if r.records.get(cid, {}).get("status") in ("ok", "mismatch")
-                   for x in [_round_samples(r.records[cid], mode)] if x is not None]
+        brounds = _measured_rounds(base, cid, mode)
+        crounds = _measured_rounds(cur, cid, mode)
         if not brounds or not crounds:
             res.verdict = "not compared"
             res.note = {"absolute": "no latency samples", "counts": "no counts"}.get(
@@ -597,6 +594,33 @@ def render_markdown(c: Comparison) -> str:
 def _fmt_p(p: float) -> str:
     return "<1e-4" if p < 1e-4 else f"{p:.2g}"
 
+
+def gate(baseline: str | Path, current: str | Path, mode: str = "auto", threshold: float | None = None,
+         per_case: str | Path | None = None, confirm: str | Path | None = None) -> Comparison:
+    """`convtx compare`: CURRENT against BASELINE (a run, a directory of rounds, or of per-machine baselines:
+    `pick_baseline`) under the per-case thresholds of `per_case` (default: the chosen baseline's own
+    thresholds.json); `threshold` (percent) replaces the default of every mode while the file's globs still
+    apply. With `confirm` (an earlier comparison's --json) a regression counts only if that one found it too."""
+    from dataclasses import replace
+
+    cur = load_side(current)
+    base, picked = pick_baseline(baseline, cur)
+    if per_case is None and (base.path / "thresholds.json").is_file():
+        per_case = base.path / "thresholds.json"        # a baseline's own thresholds travel with it
+    thresholds = load_thresholds(per_case, DEFAULT_THRESHOLD_PCT)
+    if threshold is not None:          # the command line's default beats the file's; its globs still apply
+        thresholds = replace(thresholds, default_pct=threshold)
+        if thresholds.ratio is not None:
+            thresholds = replace(thresholds, ratio=replace(thresholds.ratio, default_pct=threshold))
+        thresholds = replace(thresholds, counts=replace(thresholds.counts, default_pct=threshold)
+                             if thresholds.counts is not None else Thresholds(threshold, ()))
+    comp = compare(base, cur, thresholds, mode, confirm=load_confirm(confirm) if confirm else None)
+    if confirm:
+        comp.context.append(f"confirmation run: a regression counts only if {confirm} (the first set of "
+                            f"rounds) found it too")
+    if picked:
+        comp.context.insert(0, picked)
+    return comp
 
 
 def main(argv=None) -> int:

@@ -20,12 +20,13 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from harness.perfgate.compare import (DEFAULT_THRESHOLD_PCT, Side, Thresholds, compare, counter_of, load_side,
-                             load_thresholds)
+                                      load_thresholds)
 
 KINDS = ("aa-a", "aa-b", "slow10", "slow15", "slow25")
 
@@ -248,15 +249,16 @@ def validity(counts_dir: Path, time_dir: Path) -> dict:
     cs, ts = load_side(counts_dir), load_side(time_dir)
 
     def count_of(cid: str, key: str) -> float | None:
-        vals = [r.records[cid]["counts"][key] for r in cs.rounds
-                if cid in r.records and r.records[cid].get("status") == "ok" and r.records[cid].get("counts")]
+        """The median counted metric of the case's lowest round, or ("ir") its first round's median Ir."""
+        vals = [getattr(r.records[cid].counts, key) for r in cs.rounds
+                if cid in r.records and r.records[cid].status == "ok" and r.records[cid].counts]
         if not vals:
             return None
         return float(np.median(vals[0])) if key == "ir" else float(min(vals))
 
     def time_of(cid: str) -> float | None:
-        vals = [r.records[cid]["latency_ms"]["median"] for r in ts.rounds
-                if cid in r.records and r.records[cid].get("status") == "ok" and r.records[cid].get("latency_ms")]
+        vals = [r.records[cid].latency_ms.median for r in ts.rounds
+                if cid in r.records and r.records[cid].status == "ok" and r.records[cid].latency_ms]
         return float(min(vals)) if vals else None
 
     rows = []
@@ -316,7 +318,7 @@ def swapped(run_dir: Path, baseline: Path, thr_file: Path | None = None) -> list
                 m, lw, b, bt = cid.split("/")
                 if lw == low:
                     nid = "/".join((m, "native", b, bt))
-                    recs[nid] = {**rec, "case_id": nid, "lowering": "native"}
+                    recs[nid] = replace(rec, case_id=nid, lowering="native")
             rounds.append(Round(r.path, r.meta, recs))
         cur = Side(side.path / f"as-native-{low}", rounds)
         base, _ = pick_baseline(baseline, cur)
@@ -407,7 +409,6 @@ def main(argv=None) -> int:
         return 0
     thr = load_thresholds(args.per_case, args.threshold or DEFAULT_THRESHOLD_PCT)
     if args.threshold is not None:
-        from dataclasses import replace
         thr = replace(thr, default_pct=args.threshold, counts=Thresholds(args.threshold, ()))
     res = analyse(args.out, thr, _cycles(args.cycles), args.group)
     if args.json:

@@ -10,13 +10,13 @@ import time
 import traceback
 from pathlib import Path
 
-from harness.core import cache
 from harness.backends import ModelArtifact, compile_case, get_backend
 from harness.backends.base import BackendUnavailable, UnsupportedModel
+from harness.core import cache
 from harness.core.config import RunConfig
+from harness.core.records import CaseKey, Numerics, OutputNumerics, Record, case_id
 from harness.lowerings import get_lowering
-from harness.pipeline.prepare import Prepared
-from harness.core.records import Record, case_id
+from harness.pipeline.prepare import ModelRef, Prepared
 
 # Bump when a lowering's output changes, so cached lowered models are not reused.
 LOWERING_CODE_VERSION = "2"
@@ -25,8 +25,8 @@ LOWERING_CODE_VERSION = "2"
 def _performed_flops(path: str, prep: Prepared) -> int | None:
     import onnx
 
-    from harness.measure.flops import count_flops
     from harness.core.onnx_io import fix_input_shapes
+    from harness.measure.flops import count_flops
     return count_flops(fix_input_shapes(onnx.load(path), prep.input_shapes), useful=False)
 
 
@@ -55,13 +55,35 @@ def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> tuple[str, d
     return str(out), result.summary()
 
 
+def case_key(prep: Prepared | tuple[ModelRef, int], lowering: str, backend: str, cfg: RunConfig,
+             run_id: str) -> CaseKey:
+    """What every record of this case carries, whatever becomes of it — built here only. `prep` is the
+    prepared model, or (ref, batch) when it could not be prepared (then the shapes are the reference's own
+    and nothing is counted)."""
+    ref, batch = (prep.ref, prep.batch) if isinstance(prep, Prepared) else prep
+    done = prep if isinstance(prep, Prepared) else None
+    shapes = done.input_shapes if done else dict(ref.shapes)
+    return CaseKey(run_id=run_id, case_id=case_id(ref.label, lowering, backend, batch), model=ref.name,
+                   lowering=lowering, backend=backend, batch=batch,
+                   input_shapes={k: tuple(v) for k, v in shapes.items()}, dtype="float32", size=ref.size,
+                   threads=cfg.threads, flops=done.flops if done else None,
+                   min_bytes=done.min_bytes if done else None)
+
+
+def numerics_of(cmp, policy: str) -> Numerics:
+    """A record's `numerics` from a comparison (harness/checking/numerics.py) under `policy`."""
+    return Numerics(max_abs=cmp.max_abs, max_rel=cmp.max_rel, rel_l2=cmp.rel_l2, atol=cmp.atol, rtol=cmp.rtol,
+                    rel_l2_tol=cmp.rel_l2_tol, policy=policy, passed=cmp.passed,
+                    outputs=tuple(OutputNumerics(index=o.index, passed=o.passed, shape=tuple(o.shape),
+                                                 ref_shape=tuple(o.ref_shape), max_abs=o.max_abs, rel_l2=o.rel_l2,
+                                                 mismatches=o.mismatches,
+                                                 worst_index=tuple(o.worst_index) if o.worst_index else None,
+                                                 nonfinite=o.nonfinite) for o in cmp.outputs))
+
+
 def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run_id: str,
              build_dir: Path) -> Record:
-    base = dict(run_id=run_id, case_id=case_id(prep.ref.label, lowering, backend_id, prep.batch),
-                model=prep.ref.name, lowering=lowering, backend=backend_id, batch=prep.batch,
-                input_shapes={k: list(v) for k, v in prep.input_shapes.items()},
-                dtype="float32", size=prep.ref.size, threads=cfg.threads, flops=prep.flops,
-                min_bytes=prep.min_bytes)
+    key = case_key(prep, lowering, backend_id, cfg, run_id)
     details: dict = {"reference": prep.reference, "onnx": Path(prep.onnx_path).name}
     if prep.export:
         details["exporter"] = prep.export.get("exporter")
@@ -72,13 +94,13 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
     backend = get_backend(backend_id)
     held: list = []
     try:
-        return _run_case(prep, lowering, backend, cfg, build_dir, base, details, held)
+        return _run_case(prep, lowering, backend, cfg, build_dir, key, details, held)
     finally:
         for c in held:
             c.close()              # e.g. a remote session goes back to the tracker's pool
 
 
-def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir: Path, base: dict, details: dict,
+def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir: Path, key: CaseKey, details: dict,
               held: list) -> Record:
     stage = "lower"
     try:
@@ -102,8 +124,8 @@ def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir:
         held.append(compiled)
         details.update(compiled.info)
         if cfg.compile_only:
-            return Record(**base, status="ok", reason="built (compile only)", compile_s=compile_s,
-                          flops_performed=flops_performed, details=details)
+            return key.record("ok", "built (compile only)", compile_s=compile_s, flops_performed=flops_performed,
+                              details=details)
         feeds, refs = prep.load_data()
         stage = "run"
         outs = compiled.run(feeds)
@@ -111,54 +133,40 @@ def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir:
         from harness.checking.numerics import compare
         policy = compiled.info.get("numerics_policy", "float32")
         cmp = compare(outs, refs, policy)
-        numerics = {"max_abs": cmp.max_abs, "max_rel": cmp.max_rel, "rel_l2": cmp.rel_l2, "atol": cmp.atol,
-                    "rtol": cmp.rtol, "rel_l2_tol": cmp.rel_l2_tol, "policy": policy, "passed": cmp.passed,
-                    "outputs": [{"index": o.index, "passed": o.passed, "shape": list(o.shape),
-                                 "ref_shape": list(o.ref_shape),
-                                 "max_abs": o.max_abs, "rel_l2": o.rel_l2, "mismatches": o.mismatches,
-                                 "worst_index": list(o.worst_index) if o.worst_index else None,
-                                 "nonfinite": o.nonfinite} for o in cmp.outputs]}
         latency = None
         gflops = None
         counts = None
         if cfg.counter:                     # bench --counts: callgrind's counts instead of the clock
             stage = "count"
             from fnmatch import fnmatchcase
-            pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(base["case_id"], pat)), 0.0)
+            pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(key.case_id, pat)), 0.0)
             counts = compiled.count(feeds, build_dir, pct)
             if pct:
-                details["injected_slowdown"] = {**counts["injected"], "kind": "counts"}
+                details["injected_slowdown"] = {**counts.injected, "kind": "counts"}
         elif cfg.timing is not None:
             stage = "time"
             from fnmatch import fnmatchcase
 
-            from harness.measure.timing import REFERENCE_KERNEL, ReferenceKernel, Stats
-            pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(base["case_id"], pat)), 0.0)
+            from harness.measure.timing import ReferenceKernel, Stats
+            pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(key.case_id, pat)), 0.0)
             samples, ref, injected = compiled.time_interleaved(feeds, cfg.timing, ReferenceKernel(), pct)
             stats = Stats.of(samples)
-            latency = stats.to_json()
-            latency["reference"] = latency["ratio_to_reference"] = None
-            if ref:      # none for a remote device: the kernel runs here, the case there (harness/backends/tvm/remote.py)
-                ref_stats = Stats.of(ref)
-                # the same case expressed against fixed work timed in between its calls (harness/perfgate/compare.py)
-                latency["reference"] = {"kernel": REFERENCE_KERNEL, "median": ref_stats.median, "n": ref_stats.n,
-                                        "samples": list(ref_stats.samples)}
-                latency["ratio_to_reference"] = stats.median / ref_stats.median
+            # the same case expressed against fixed work timed in between its calls (harness/perfgate/compare.py);
+            # none for a remote device: the kernel runs here, the case there (harness/backends/tvm/remote.py)
+            latency = stats.latency(Stats.of(ref) if ref else None)
             if pct:
                 details["injected_slowdown"] = {"pct": pct, **injected,
                                                 "note": "test-only busy-wait (bench --inject-slowdown)"}
             if prep.flops:
                 gflops = prep.flops / (stats.median / 1e3) / 1e9
-        status = "ok" if cmp.passed else "mismatch"
-        return Record(**base, status=status, reason=cmp.reason, numerics=numerics, latency_ms=latency,
-                      counts=counts, compile_s=compile_s, gflops=gflops, flops_performed=flops_performed, details=details)
+        return key.record("ok" if cmp.passed else "mismatch", cmp.reason, numerics=numerics_of(cmp, policy),
+                          latency_ms=latency, counts=counts, compile_s=compile_s, gflops=gflops,
+                          flops_performed=flops_performed, details=details)
     except (BackendUnavailable, UnsupportedModel) as e:
-        return Record(**base, status="skipped", reason=str(e), details=details,
-                      compile_s=details.pop("compile_s", None))
+        return key.record("skipped", str(e), details=details, compile_s=details.pop("compile_s", None))
     except Exception as e:  # noqa: BLE001 — an engine's failure is this case's result
         tb = traceback.format_exc().strip().splitlines()
         details["traceback_tail"] = tb[-8:]
         msg = str(e).strip().splitlines()
         text = msg[-1] if msg else ""
-        return Record(**base, status="error", reason=f"{stage}: {type(e).__name__}: {text}"[:500],
-                      details=details)
+        return key.record("error", f"{stage}: {type(e).__name__}: {text}"[:500], details=details)

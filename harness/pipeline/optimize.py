@@ -54,7 +54,8 @@ def optimize(ref, backend: str, cfg, build: Path, lowerings: list[str], prep, sa
     import onnx
 
     from harness.backends import BACKENDS
-    from harness.core.records import case_id
+    from harness.core.records import finite_json
+    from harness.pipeline.case import case_key
     from harness.pipeline.sweep import run_case_isolated
     from harness.pipeline.worker import WorkerClient
 
@@ -76,15 +77,14 @@ def optimize(ref, backend: str, cfg, build: Path, lowerings: list[str], prep, sa
             measured[name] = rec
             return rec
         p = replace(prep, onnx_path=path)
-        common = dict(run_id="optimize", case_id=case_id(ref.label, name, backend, prep.batch), model=ref.name,
-                      lowering=name, backend=backend, batch=prep.batch, dtype="float32", size=ref.size,
-                      threads=cfg.threads, input_shapes={k: list(v) for k, v in prep.input_shapes.items()})
-        r = run_case_isolated(w, p, "native", backend, cfg, "optimize", build, common)
+        r = run_case_isolated(w, p, "native", backend, cfg, "optimize", build,
+                              case_key(p, name, backend, cfg, "optimize"))
         rec = {"status": r.status, "reason": r.reason,
-               "ms": r.latency_ms["median"] if r.latency_ms else None,
-               "p10": r.latency_ms["p10"] if r.latency_ms else None,
-               "p90": r.latency_ms["p90"] if r.latency_ms else None,
-               "rel_l2": (r.numerics or {}).get("rel_l2"), "choice": choice}
+               "ms": r.latency_ms.median if r.latency_ms else None,
+               "p10": r.latency_ms.p10 if r.latency_ms else None,
+               "p90": r.latency_ms.p90 if r.latency_ms else None,
+               # the sidecar is strict JSON: a non-finite error is written as "inf"/"nan", as in a record
+               "rel_l2": finite_json(r.numerics.rel_l2) if r.numerics else None, "choice": choice}
         measured[name] = rec
         ms = f" {rec['ms']:.3f} ms" if rec["ms"] is not None else ""
         say(f"[optimize] {name}: {r.status}{ms}" + (f" — {r.reason}" if r.status != "ok" and r.reason else ""))

@@ -3,7 +3,8 @@ reference outputs and the useful FLOP count. Done once per (model, size, batch),
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ class Prepared:
         return d
 
     @staticmethod
-    def from_json(d: dict) -> "Prepared":
+    def from_json(d: dict) -> Prepared:
         r = d["ref"]
         ref = ModelRef(r["name"], r["size"], r["path"], tuple((n, tuple(s)) for n, s in r["shapes"]))
         return Prepared(**{**d, "ref": ref,
@@ -69,19 +70,49 @@ class Prepared:
         return feeds, refs
 
 
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def prepared_from_arrays(ref: ModelRef, batch: int, model, onnx_path: str, feeds: dict[str, np.ndarray],
+                         refs: Sequence[np.ndarray] | Callable[[], Sequence[np.ndarray]], data_path: Path,
+                         reference: str, *, input_dtypes: dict[str, str] | None = None, flops: int | None = None,
+                         export: dict | None = None) -> Prepared:
+    """The Prepared of `model` (its ONNX file at `onnx_path`) fed with `feeds`, whose expected outputs are
+    `refs`: the arrays go to `data_path` (npz: inputs "in:<name>", outputs "ref:<i>") as a cache entry
+    (harness.core.cache: a kill never leaves a half-written file trusted), and what every case of it shares is
+    counted — ConvTranspose nodes and the compulsory bytes (inputs + weights + float32 outputs, once each).
+
+    `refs` may be a function computing them (the float64 reference is the expensive part): it is called only
+    when `data_path` is not already a valid entry, so `data_path` must then name its content (prepare()'s
+    carries the model's key, the batch and the seed). Given arrays, the entry is always rewritten.
+    `reference` says how the expected outputs were obtained; `input_dtypes` defaults to the feeds' dtypes."""
     from harness.core import cache
-    tmp = cache.tmp_path(path)
-    np.savez(tmp, **arrays)
-    cache.commit(tmp, path)
+
+    data_path = Path(data_path)
+    if callable(refs):
+        outs = None if cache.is_valid(data_path) else list(refs())
+    else:
+        outs = list(refs)
+    if outs is not None:
+        arrays = {f"in:{n}": v for n, v in feeds.items()}
+        arrays.update({f"ref:{i}": np.asarray(r) for i, r in enumerate(outs)})
+        tmp = cache.tmp_path(data_path)
+        np.savez(tmp, **arrays)
+        cache.commit(tmp, data_path)
+    shapes = {n: tuple(int(d) for d in v.shape) for n, v in feeds.items()}
+    dtypes = input_dtypes if input_dtypes is not None else {n: str(v.dtype) for n, v in feeds.items()}
+    n_ct = sum(1 for n in model.graph.node if n.op_type == "ConvTranspose")
+    pre = Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, reference, export or {}, n_ct)
+    if outs is None:
+        _, outs = pre.load_data()
+    out_bytes = sum(int(np.prod(np.shape(r))) * 4 for r in outs)      # float32 outputs
+    in_bytes = sum(int(v.nbytes) for v in feeds.values())
+    return replace(pre, min_bytes=in_bytes + _weight_bytes(model) + out_bytes)
 
 
 def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
     import onnx
 
-    from harness.measure.flops import count_flops
-    from harness.core.onnx_io import fix_input_shapes, graph_inputs, load_model, resolve_shapes, synthesise_inputs
     from harness.checking.reference import onnx_reference, zoo_reference
+    from harness.core.onnx_io import fix_input_shapes, graph_inputs, load_model, resolve_shapes, synthesise_inputs
+    from harness.measure.flops import count_flops
 
     if ref.is_zoo:
         from harness.pipeline.export import export_zoo
@@ -97,6 +128,7 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
                               f"registry's {list(shapes)}")
         onnx_path, export_info = exp.path, asdict(exp)
         key = exp.cache_key
+        how = "pytorch module in float64"
     else:
         model = load_model(ref.path)
         specs = graph_inputs(model)
@@ -104,34 +136,19 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         onnx_path, export_info = str(Path(ref.path).resolve()), {}
         key = hashlib.sha256(Path(ref.path).read_bytes() + repr(sorted(shapes.items())).encode()
                              + str(seed).encode()).hexdigest()[:20]
-
-    dtypes = {s.name: s.dtype for s in specs}
-    feeds = synthesise_inputs(specs, shapes, seed)
-    data_dir = build_dir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    data_path = data_dir / f"{ref.label.replace('@', '-')}-b{batch}-{key}.npz"
-    if ref.is_zoo:
-        how = "pytorch module in float64"
-    else:
         how = "onnx.reference in float64, ConvTranspose from the spec (harness.core.convtranspose)"
-    from harness.core import cache
-    if not cache.is_valid(data_path):
-        if ref.is_zoo:
-            refs = zoo_reference(spec, ref.size, feeds, seed)
-        else:
-            refs = onnx_reference(fix_input_shapes(model, shapes), feeds)
-        arrays = {f"in:{n}": v for n, v in feeds.items()}
-        arrays.update({f"ref:{i}": r for i, r in enumerate(refs)})
-        _save_npz_atomic(data_path, arrays)
 
-    flops = count_flops(fix_input_shapes(model, shapes), useful=True)
-    n_ct = sum(1 for n in model.graph.node if n.op_type == "ConvTranspose")
-    pre = Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, how, export_info, n_ct)
-    _, refs = pre.load_data()
-    out_bytes = sum(int(np.prod(r.shape)) * 4 for r in refs)      # float32 outputs
-    in_bytes = sum(int(v.nbytes) for v in feeds.values())
-    return Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, how, export_info, n_ct,
-                    in_bytes + _weight_bytes(model) + out_bytes)
+    feeds = synthesise_inputs(specs, shapes, seed)
+
+    def expected() -> list[np.ndarray]:
+        if ref.is_zoo:
+            return zoo_reference(spec, ref.size, feeds, seed)
+        return onnx_reference(fix_input_shapes(model, shapes), feeds)
+
+    data_path = build_dir / "data" / f"{ref.label.replace('@', '-')}-b{batch}-{key}.npz"
+    return prepared_from_arrays(ref, batch, model, onnx_path, feeds, expected, data_path, how,
+                                input_dtypes={s.name: s.dtype for s in specs},
+                                flops=count_flops(fix_input_shapes(model, shapes), useful=True), export=export_info)
 
 
 def _weight_bytes(model) -> int:

@@ -15,8 +15,9 @@ from harness.backends import BACKENDS, get_backend
 from harness.core.config import RunConfig
 from harness.core.errors import ConvtxError
 from harness.lowerings import get_lowering
+from harness.core.records import CaseKey, Record, case_id, fmt_metric
+from harness.pipeline.case import case_key
 from harness.pipeline.prepare import ModelRef, Prepared
-from harness.core.records import Record, case_id, fmt_metric
 from harness.pipeline.worker import WorkerClient, WorkerDied
 
 
@@ -87,28 +88,19 @@ def model_ref(text: str, overrides: dict[str, tuple[int, ...]]) -> ModelRef:
     return zoo_ref(text)
 
 
-def _cfg_json(cfg: RunConfig) -> dict:
-    return {"threads": cfg.threads, "seed": cfg.seed, "case_timeout_s": cfg.case_timeout_s,
-            "timing": asdict(cfg.timing) if cfg.timing else None, "faults": [list(f) for f in cfg.faults],
-            "inject_slowdown": [list(f) for f in cfg.inject_slowdown], "cuda_arch": cfg.cuda_arch, "tf32": cfg.tf32,
-            "compile_only": cfg.compile_only, "rpc_tracker": cfg.rpc_tracker, "rpc_key": cfg.rpc_key,
-            "counter": cfg.counter}
-
-
 def run_case_isolated(w: WorkerClient, prep: Prepared, lowering: str, backend: str, cfg: RunConfig, run_id: str,
-                      build_dir: Path, common: dict) -> Record:
+                      build_dir: Path, key: CaseKey) -> Record:
     """One case in worker `w`; its death, hang or memory blow-up becomes this case's error record."""
     t0 = time.monotonic()
     try:
-        ans = w.request({"op": "case", "case_id": common["case_id"], "prepared": prep.to_json(),
-                         "lowering": lowering, "backend": backend, "cfg": _cfg_json(cfg), "run_id": run_id,
+        ans = w.request({"op": "case", "case_id": key.case_id, "prepared": prep.to_json(),
+                         "lowering": lowering, "backend": backend, "cfg": cfg.to_json(), "run_id": run_id,
                          "build_dir": str(build_dir)}, cfg.case_timeout_s)
     except WorkerDied as e:
-        return Record(**common, status="error", flops=prep.flops, reason=f"{e} after {time.monotonic() - t0:.1f} s",
-                      details={"stderr_tail": e.stderr_tail})
+        return key.record("error", f"{e} after {time.monotonic() - t0:.1f} s", details={"stderr_tail": e.stderr_tail})
     if ans.get("ok"):
         return Record.from_json(ans["record"])
-    return Record(**common, status="error", reason=f"worker: {ans['error']}", flops=prep.flops)
+    return key.record("error", f"worker: {ans['error']}")
 
 
 def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: Path,
@@ -145,28 +137,23 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
                "PYTHONHASHSEED": "0"}
         return worker(f"{b}+callgrind", env, worker_prefix(count_dir.resolve()))
 
-    def run_counted(prep: Prepared, lowering: str, b: str, common: dict) -> Record:
+    def run_counted(prep: Prepared, lowering: str, b: str, key: CaseKey) -> Record:
         if BACKENDS[b].compile_before_counting:
             pre = run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b,
-                                    replace(cfg, compile_only=True), run_id, build_dir, common)
+                                    replace(cfg, compile_only=True), run_id, build_dir, key)
             if pre.status != "ok":          # it would fail the same way under valgrind, only slower
                 return pre
-        return run_case_isolated(counting_worker(b), prep, lowering, b, cfg, run_id, build_dir, common)
+        return run_case_isolated(counting_worker(b), prep, lowering, b, cfg, run_id, build_dir, key)
 
     def emit(rec: Record) -> None:
         records.append(rec)
         sink(rec)
-        lat = f" {rec.latency_ms['median']:.3f} ms" if rec.latency_ms else ""
+        lat = f" {rec.latency_ms.median:.3f} ms" if rec.latency_ms else ""
         if rec.counts:
-            lat = f" {rec.counts['median'] / 1e6:.3f} M {rec.counts['metric']}"
-        num = f" rel_l2 {fmt_metric(rec.numerics['rel_l2'], '.2g')}" if rec.numerics else ""
+            lat = f" {rec.counts.median / 1e6:.3f} M {rec.counts.metric}"
+        num = f" rel_l2 {fmt_metric(rec.numerics.rel_l2, '.2g')}" if rec.numerics else ""
         why = f" — {rec.reason}" if rec.reason and rec.status != "ok" else ""
         say(f"[{len(records)}/{total} {elapsed()}] {rec.case_id}: {rec.status}{lat}{num}{why}")
-
-    def base(ref: ModelRef, batch: int, lowering: str, backend: str, shapes: dict) -> dict:
-        return dict(run_id=run_id, case_id=case_id(ref.label, lowering, backend, batch), model=ref.name,
-                    lowering=lowering, backend=backend, batch=batch, dtype="float32", size=ref.size,
-                    threads=cfg.threads, input_shapes={k: list(v) for k, v in shapes.items()})
 
     def prepare_one(ref: ModelRef, batch: int) -> tuple[Prepared | None, str, list[str]]:
         if prepared and (ref, batch) in prepared:
@@ -187,32 +174,27 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
         for ref, batch in dict.fromkeys((c[0], c[1]) for c in cases):
             prep, prep_error, tail = prepare_one(ref, batch)
             for _, _, lowering, b in [c for c in cases if c[:2] == (ref, batch)]:
-                shapes = prep.input_shapes if prep else dict(ref.shapes)
-                common = base(ref, batch, lowering, b, shapes)
+                key = case_key(prep or (ref, batch), lowering, b, cfg, run_id)
                 if prep is None:
-                    emit(Record(**common, status="error", reason=f"prepare: {prep_error}",
-                                details={"stderr_tail": tail}))
+                    emit(key.record("error", f"prepare: {prep_error}", details={"stderr_tail": tail}))
                     continue
                 if not avail[b]:
-                    emit(Record(**common, status="skipped", reason=f"{b} unavailable: {avail[b].reason}",
-                                flops=prep.flops))
+                    emit(key.record("skipped", f"{b} unavailable: {avail[b].reason}"))
                     continue
                 if BACKENDS[b].zoo_only and not ref.is_zoo:
-                    emit(Record(**common, status="skipped", flops=prep.flops,
-                                reason=f"{b} runs zoo models only (it needs the PyTorch module)"))
+                    emit(key.record("skipped", f"{b} runs zoo models only (it needs the PyTorch module)"))
                     continue
                 if prep.conv_transpose_nodes == 0 and lowering != "native":
-                    emit(Record(**common, status="skipped", flops=prep.flops,
-                                reason="no ConvTranspose node: the lowering leaves the model as it is "
-                                       "(its native case measures it)",
-                                details={"lowering": {"convtranspose_nodes": 0, "lowered": 0, "declined": []}}))
+                    emit(key.record("skipped", "no ConvTranspose node: the lowering leaves the model as it is "
+                                               "(its native case measures it)",
+                                    details={"lowering": {"convtranspose_nodes": 0, "lowered": 0, "declined": []}}))
                     continue
-                say(f"[{len(records)}/{total} {elapsed()}] running {common['case_id']} ...")
+                say(f"[{len(records)}/{total} {elapsed()}] running {key.case_id} ...")
                 if cfg.counter:
-                    emit(run_counted(prep, lowering, b, common))
+                    emit(run_counted(prep, lowering, b, key))
                     continue
                 emit(run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg,
-                                       run_id, build_dir, common))
+                                       run_id, build_dir, key))
     finally:
         for w in workers.values():
             w.close()

@@ -178,7 +178,7 @@ def _serve() -> None:
     os.dup2(2, 1)                     # engines' prints go to the log, not the protocol
     sys.stdout = sys.stderr
     from harness.pipeline.case import run_case
-    from harness.core.config import RunConfig, TimingConfig
+    from harness.core.config import RunConfig
     from harness.pipeline.prepare import ModelRef, Prepared, prepare
 
     for line in sys.stdin:
@@ -192,14 +192,8 @@ def _serve() -> None:
                 out = {"ok": True, "prepared": prepare(ref, req["batch"], req["seed"],
                                                        Path(req["build_dir"])).to_json()}
             elif req["op"] == "case":
-                c = req["cfg"]
-                cfg = RunConfig(threads=c["threads"], seed=c["seed"], case_timeout_s=c["case_timeout_s"],
-                                timing=TimingConfig(**c["timing"]) if c["timing"] else None,
-                                inject_slowdown=tuple((g, float(v)) for g, v in c.get("inject_slowdown", [])),
-                                cuda_arch=c.get("cuda_arch"), tf32=c.get("tf32", True),
-                                compile_only=c.get("compile_only", False), rpc_tracker=c.get("rpc_tracker"),
-                                rpc_key=c.get("rpc_key"), counter=c.get("counter"))
-                fault = dict(map(tuple, c.get("faults", []))).get(req["case_id"])
+                cfg = RunConfig.from_json(req["cfg"])
+                fault = dict(cfg.faults).get(req["case_id"])
                 if fault:
                     _inject(fault)
                 rec = run_case(Prepared.from_json(req["prepared"]), req["lowering"], req["backend"], cfg,

@@ -48,17 +48,17 @@ class RunView:
     def best_verified(self, model: str, batch: int, backend: str | None = None) -> Record | None:
         """The fastest case of the model (on `backend`, or on any) that passed the numerical check."""
         cand = [r for r in self.of_model(model, batch)
-                if r.status == "ok" and r.latency_ms and (backend is None or r.backend == backend)]
-        return min(cand, key=lambda r: (r.latency_ms["median"], r.case_id)) if cand else None
+                if r.status == "ok" and r.latency_ms is not None and (backend is None or r.backend == backend)]
+        return min(cand, key=lambda r: (r.median_ms, r.case_id)) if cand else None
 
     def baseline_ms(self, model: str, batch: int) -> float | None:
         r = self.get(model, batch, "native", "ort-cpu")
-        return r.latency_ms["median"] if r and r.latency_ms else None
+        return r.median_ms if r else None
 
     def speedup(self, r: Record) -> float | None:
         """How many times faster than the same model's ort-cpu native case (> 1: faster)."""
         base = self.baseline_ms(model_label(r), r.batch)
-        return base / r.latency_ms["median"] if base and r.latency_ms else None
+        return base / r.median_ms if base and r.median_ms is not None else None
 
     def pct_peak(self, r: Record) -> float | None:
         return 100.0 * r.gflops / self.peak_gflops if r.gflops and self.peak_gflops else None
@@ -74,7 +74,7 @@ class RunView:
                 cells.append(BestCell(b, None, states, None, None, False))
             else:
                 cells.append(BestCell(b, r, (), self.speedup(r),
-                                      r.latency_ms["median"] / overall.latency_ms["median"], r is overall))
+                                      r.median_ms / overall.median_ms, r is overall))
         return cells
 
 

@@ -1,17 +1,11 @@
-"""report.html: one self-contained file (styles inline, plots embedded as PNG data URIs).
-
-Pure: (run.json dict, records, extras, plots) -> text. The same inputs give the same bytes."""
+"""report.html: the report model (report/tables.py) as one self-contained file (styles inline, plots embedded
+as PNG data URIs). Pure: Report -> text; the same report gives the same bytes."""
 from __future__ import annotations
 
 import base64
 from html import escape
 
-from harness.checking.numerics import POLICY
-from harness.report.analysis import RunView, model_label, no_convtranspose
-from harness.report.markdown import (counts_lines, cuda_lines, extras_lines, odd_cases, remote_lines, summary_lines,
-                                     tuning_lines)
-from harness.report.plots import PLOTS
-from harness.core.records import Record, fmt_metric
+from harness.report.tables import HTML, VERDICTS, Block, Cell, Fields, Figure, Paragraph, Report, Rich, Table
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1280px;color:#222;
@@ -33,189 +27,81 @@ nav a{margin-right:12px}
 small{color:#666}
 """
 
+_TAG = {"code": "code", "strong": "strong", "small": "small"}
+
 
 def _e(x) -> str:
     return escape(str(x), quote=True)
 
 
-def _cell(text: str, cls: str = "", title: str = "", numeric: bool = False) -> str:
-    classes = " ".join(c for c in (cls, "n" if numeric else "") if c)
-    attrs = (f' class="{classes}"' if classes else "") + (f' title="{_e(title)}"' if title else "")
-    return f"<td{attrs}>{text}</td>"
+def _attrs(cls: str = "", title: str = "", **more: str) -> str:
+    pairs = [("class", cls), ("title", title), *more.items()]
+    return "".join(f' {k}="{_e(v)}"' for k, v in pairs if v)
 
 
-def _table(head: list[str], rows: list[str]) -> str:
-    return ("<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+def text(r: Rich) -> str:
+    out = []
+    for s in r:
+        if s.kind in _TAG:
+            out.append(f"<{_TAG[s.kind]}>{_e(s.text)}</{_TAG[s.kind]}>")
+        elif s.kind == "star" or s.kind in VERDICTS:
+            out.append(f'<span class="{s.kind}">{_e(s.text)}</span>')
+        else:
+            out.append(_e(s.text))
+    return "".join(out)
 
 
-_SHORT = {"native": "native", "explicit_pads": "pads", "zero_insert": "zero-ins", "phase": "phase",
-          "gemm_col2im": "col2im", "gemm_overlap_add": "ovl-add"}
+def _td(t: Table, col: int, c: Cell) -> str:
+    cls = " ".join(x for x in (c.style, "n" if t.is_numeric(col, c) else "") if x)
+    return f"<td{_attrs(cls, c.tip)}>{text(c.content)}</td>"
 
 
-def _correctness(v: RunView) -> str:
-    """One row per model; a column group per backend with a column per lowering it ran; each cell is the
-    relative L2 error coloured by verdict (the reason on hover)."""
-    cols = [(b, lw) for b in v.backends for lw in v.lowerings
-            if any((r := v.get(m, bt, lw, b)) is not None and not (r.status == "skipped" and no_convtranspose(r))
-                   for m, bt in v.models)]
-    groups: dict[str, int] = {}
-    for b, _ in cols:
-        groups[b] = groups.get(b, 0) + 1
-    head1 = "<tr><th rowspan=2>model</th><th rowspan=2>batch</th>" + "".join(
-        f'<th colspan="{n}" style="text-align:center">{_e(b)}</th>' for b, n in groups.items()) + "</tr>"
-    head2 = "<tr>" + "".join(f'<th title="{_e(lw)}">{_e(_SHORT.get(lw, lw))}</th>' for _, lw in cols) + "</tr>"
-    rows = []
-    for model, batch in v.models:
-        cells = []
-        for b, lw in cols:
-            r = v.get(model, batch, lw, b)
-            if r is None or (no_convtranspose(r) and r.status == "skipped"):
-                cells.append(_cell("", title="not run: no ConvTranspose" if r is not None else ""))
-            elif r.numerics:
-                err = fmt_metric(r.numerics.get("rel_l2"), ".0e")
-                tip = f"{r.case_id}: rel_l2 {fmt_metric(r.numerics.get('rel_l2'), '.2e')}, max abs " \
-                      f"{fmt_metric(r.numerics.get('max_abs'), '.2e')}" + (f" — {r.reason}" if r.reason else "")
-                cells.append(_cell(_e(err) + ("" if r.status == "ok" else " ✗"), r.status, tip, numeric=True))
-            else:
-                cells.append(_cell(_e({"skipped": "skip", "error": "error"}.get(r.status, r.status)), r.status,
-                                   f"{r.case_id}: {r.reason}"))
-        rows.append(f"<tr><td>{_e(model)}</td><td class=n>{batch}</td>" + "".join(cells) + "</tr>")
-    return (f'<div class="wide"><table class="matrix"><thead>{head1}{head2}</thead><tbody>{"".join(rows)}'
-            f"</tbody></table></div>")
-
-
-def _best(v: RunView) -> str:
-    rows = []
-    for model, batch in v.models:
-        cells = []
-        for c in v.best_per_backend(model, batch):
-            if c.record is None:
-                states = f" <small>({_e(', '.join(c.states))})</small>" if c.states else ""
-                cells.append(_cell("none verified" + states, "skipped"))
-                continue
-            sp = "–" if c.speedup is None else f"{c.speedup:.2f}×"
-            mark = " <span class=star>★</span>" if c.is_overall else f" <small>{c.gap:.2f}× the best</small>"
-            cells.append(_cell(f"{_e(c.record.lowering)} {c.record.latency_ms['median']:.3f} ms "
-                               f"<small>({sp})</small>{mark}", "best" if c.is_overall else ""))
-        rows.append(f"<tr><td>{_e(model)}</td><td class=n>{batch}</td>" + "".join(cells) + "</tr>")
-    return _table(["model", "batch", *v.backends], rows)
-
-
-def _latency(v: RunView) -> str:
-    rows = []
-    for model, batch in v.models:
-        best = v.best_verified(model, batch)
-        for lw in v.lowerings:
-            for b in v.backends:
-                r = v.get(model, batch, lw, b)
-                if not r or not r.latency_ms:
-                    continue
-                lat, sp, pk = r.latency_ms, v.speedup(r), v.pct_peak(r)
-                waste = f"{r.flops_performed / r.flops:.2f}" if r.flops and r.flops_performed else "–"
-                star = " <span class=star>★</span>" if r is best else ""
-                rows.append(
-                    "<tr>" + _cell(_e(model)) + _cell(str(batch), numeric=True) + _cell(_e(lw)) + _cell(_e(b))
-                    + _cell(f"{lat['median']:.3f}{star}", "best" if r is best else "", numeric=True)
-                    + _cell(f"{lat['p10']:.3f}–{lat['p90']:.3f}", numeric=True)
-                    + _cell(str(lat["n"]), numeric=True)
-                    + _cell("–" if sp is None else f"{sp:.2f}×", numeric=True)
-                    + _cell(_e(fmt_metric(r.gflops, ".2f")), numeric=True)
-                    + _cell("–" if pk is None else f"{pk:.1f}", numeric=True)
-                    + _cell(waste, numeric=True)
-                    + _cell(_e(fmt_metric(r.compile_s, ".2f")), numeric=True)
-                    + _cell(_e(r.status), r.status, r.reason or "") + "</tr>")
-    return _table(["model", "batch", "lowering", "backend", "median ms", "p10–p90 ms", "n",
-                   "vs ort-cpu native", "useful GFLOP/s", "% of peak", "FLOPs done/useful", "compile s",
-                   "verdict"], rows)
-
-
-def _md_table_to_html(lines: list[str]) -> str:
-    """The conformance and fuzz sections are shared with report.md: convert their Markdown tables."""
-    out, rows = [], []
-    for line in lines + [""]:
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if not set("".join(cells)) <= set("-: "):
-                rows.append(cells)
+def _head(t: Table) -> str:
+    """One header row; two where columns are grouped (a spanning header over each group's columns)."""
+    if not any(c.group for c in t.columns):
+        return "<tr>" + "".join(f"<th{_attrs(title=c.tip)}>{_e(c.name)}</th>" for c in t.columns) + "</tr>"
+    top, sub, i = [], [], 0
+    while i < len(t.columns):
+        c = t.columns[i]
+        if not c.group:
+            top.append(f'<th rowspan="2"{_attrs(title=c.tip)}>{_e(c.name)}</th>')
+            i += 1
             continue
-        if rows:
-            out.append(_table(rows[0], ["<tr>" + "".join(_cell(_e(c.replace("**", "").replace("`", ""))) for c in r) + "</tr>"
-                                        for r in rows[1:]]))
-            rows = []
-        if line.startswith("## "):
-            out.append(f"<h2>{_e(line[3:])}</h2>")
-        elif line:
-            out.append(f"<p>{_e(line)}</p>")
-    return "\n".join(out)
+        n = next((j for j in range(i, len(t.columns)) if t.columns[j].group != c.group), len(t.columns)) - i
+        top.append(f'<th colspan="{n}" style="text-align:center">{_e(c.group)}</th>')
+        sub += [f"<th{_attrs(title=g.tip)}>{_e(g.name)}</th>" for g in t.columns[i:i + n]]
+        i += n
+    return "<tr>" + "".join(top) + "</tr><tr>" + "".join(sub) + "</tr>"
 
 
-def render_html(meta: dict, records: list[Record], extras: dict | None, plots: dict[str, bytes]) -> str:
-    v = RunView.of(meta, records)
-    tol = POLICY["float32"]
-    P = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-         f"<title>convtx report — {_e(meta.get('run_id', '?'))}</title>", f"<style>{CSS}</style></head><body>",
-         f"<h1>convtx report — run <code>{_e(meta.get('run_id', '?'))}</code></h1>",
-         '<nav><a href="#summary">summary</a><a href="#correctness">correctness</a><a href="#best">best '
-         'per engine</a><a href="#latency">latency</a><a href="#plots">plots</a><a href="#odd">skipped &amp; '
-         'failed</a></nav>',
-         '<h2 id="summary">Run summary</h2><dl class="summary">']
-    P += [f"<dt>{_e(k)}</dt><dd>{_e(val)}</dd>" for k, val in summary_lines(meta, records)]
-    P.append("</dl>")
+def table_html(t: Table) -> str:
+    body = "".join("<tr>" + "".join(_td(t, i, c) for i, c in enumerate(row)) + "</tr>" for row in t.rows)
+    html = f"<table{_attrs('matrix' if t.dense else '')}><thead>{_head(t)}</thead><tbody>{body}</tbody></table>"
+    if t.dense:
+        html = f'<div class="wide">{html}</div>'
+    return (f"<p>{text(t.caption)}</p>\n" if t.caption else "") + html
 
-    P.append('<h2 id="correctness">Correctness: model × lowering × backend</h2>')
-    P.append(f"<p>Relative L2 error against the float64 reference (max abs error in brackets). A case passes at "
-             f"rel_l2 ≤ {tol.rel_l2:g} and |out − ref| ≤ {tol.atol:g} + {tol.rtol:g}·|ref| everywhere. One row per "
-             f"model, one column per backend × lowering; hover a cell for the case, both errors and the reason "
-             f"of a failure or skip. Blank: not run (the eager baseline runs the PyTorch module once; a model "
-             f"without ConvTranspose runs only natively).</p>")
-    P.append('<p class="legend"><span class="ok">ok</span><span class="mismatch">mismatch</span>'
-             '<span class="error">error</span><span class="skipped">skipped</span></p>')
-    P.append(_correctness(v))
 
-    if any(r.latency_ms for r in records):
-        P.append('<h2 id="best">Best verified configuration per model × backend</h2>')
-        P.append("<p>On each engine, the fastest lowering among the cases that passed the numerical check; in "
-                 "brackets the speed-up against the same model's ort-cpu native case; ★ the best over all "
-                 "engines, and each other engine's gap to it.</p>")
-        P.append(_best(v))
-        P.append('<h2 id="latency">Latency</h2>')
-        peak = f"{v.peak_gflops:.1f} GFLOP/s" if v.peak_gflops else "not measured"
-        P.append(f"<p>Median and p10–p90 of the per-inference wall time. Useful GFLOP/s count only the products "
-                 f"that land in the output; % of peak is against this run's measured fp32 peak ({peak}). "
-                 f"FLOPs done/useful shows the work a lowering wastes (zero insertion multiplies by zeros).</p>")
-        P.append(_latency(v))
+def block_html(b: Block) -> str:
+    if isinstance(b, Table):
+        return table_html(b)
+    if isinstance(b, Fields):
+        return '<dl class="summary">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in b.items) + "</dl>"
+    if isinstance(b, Figure):
+        data = base64.b64encode(b.png).decode("ascii")
+        return (f'<figure><img alt="{_e(b.caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{_e(b.caption)} (also <code>{_e(b.path)}</code>)</figcaption></figure>")
+    assert isinstance(b, Paragraph)
+    return f"<p{_attrs(b.style)}>{text(b.content)}</p>"
 
-    if plots:
-        P.append('<h2 id="plots">Plots</h2>')
-        for name, _, caption in PLOTS:
-            if name in plots:
-                data = base64.b64encode(plots[name]).decode("ascii")
-                P.append(f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
-                         f"<figcaption>{_e(caption)} (also <code>plots/{name}.png</code>)</figcaption></figure>")
 
-    no_ct = list(dict.fromkeys(model_label(r) for r in records if no_convtranspose(r)))
-    if no_ct:
-        P.append("<h2>Models without ConvTranspose</h2>")
-        P.append(f"<p>{_e(', '.join(no_ct))}: no ConvTranspose node, so every lowering is a no-op; only the "
-                 f"native case runs.</p>")
-    declined = [(r, d) for r in records for d in (r.details.get("lowering") or {}).get("declined", [])]
-    if declined:
-        P.append("<h2>ConvTranspose nodes a lowering declined (left native)</h2>")
-        P.append(_table(["case", "node", "reason"], [
-            "<tr>" + _cell(f"<code>{_e(r.case_id)}</code>") + _cell(_e(d["node"])) + _cell(_e(d["reason"]))
-            + "</tr>" for r, d in declined]))
-    ex = counts_lines(records) + tuning_lines(records) + cuda_lines(records) + remote_lines(records) + extras_lines(extras or {})
-    if ex:
-        P.append(_md_table_to_html(ex))
-
-    odd = odd_cases(records)
-    P.append('<h2 id="odd">Skipped, failed and mismatching cases</h2>')
-    if odd:
-        P.append(_table(["case", "status", "reason"], [
-            "<tr>" + _cell(f"<code>{_e(r.case_id)}</code>") + _cell(_e(r.status), r.status)
-            + _cell(_e(r.reason or "")) + "</tr>" for r in odd]))
-    else:
-        P.append("<p>None.</p>")
+def render_html(report: Report) -> str:
+    P = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{_e(report.name)}</title>",
+         f"<style>{CSS}</style></head><body>", f"<h1>{text(report.title)}</h1>",
+         "<nav>" + "".join(f'<a href="#{_e(anchor)}">{_e(label)}</a>' for label, anchor in report.nav) + "</nav>"]
+    for s in report.for_medium(HTML):
+        if s.title:
+            P.append(f"<h2{_attrs(id=s.anchor)}>{text(s.title)}</h2>")
+        P += [block_html(b) for b in s.blocks]
     P.append("</body></html>")
     return "\n".join(P) + "\n"

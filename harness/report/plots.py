@@ -42,7 +42,7 @@ def _png(fig) -> bytes:
 
 
 def latency_png(v: RunView) -> bytes | None:
-    models = [(m, b) for m, b in v.models if any(r.latency_ms for r in v.of_model(m, b))]
+    models = [(m, b) for m, b in v.models if any(r.latency_ms is not None for r in v.of_model(m, b))]
     if not models:
         return None
     plt = _plt()
@@ -53,21 +53,22 @@ def latency_png(v: RunView) -> bytes | None:
     for ax in axes.flat[len(models):]:
         ax.set_visible(False)
     for ax, (model, batch) in zip(axes.flat, models):
-        lws = [lw for lw in v.lowerings if any((r := v.get(model, batch, lw, b)) and r.latency_ms
+        lws = [lw for lw in v.lowerings if any((r := v.get(model, batch, lw, b)) and r.latency_ms is not None
                                                for b in v.backends)]
-        bks = [b for b in v.backends if any((r := v.get(model, batch, lw, b)) and r.latency_ms for lw in lws)]
+        bks = [b for b in v.backends if any((r := v.get(model, batch, lw, b)) and r.latency_ms is not None
+                                            for lw in lws)]
         width = 0.8 / max(1, len(bks))
         for j, b in enumerate(bks):
             xs, ys, lo, hi, hatch = [], [], [], [], []
             for i, lw in enumerate(lws):
                 r = v.get(model, batch, lw, b)
-                if r is None or not r.latency_ms:
+                if r is None or r.latency_ms is None:
                     continue
                 lat = r.latency_ms
                 xs.append(i - 0.4 + width * (j + 0.5))
-                ys.append(lat["median"])
-                lo.append(lat["median"] - lat["p10"])
-                hi.append(lat["p90"] - lat["median"])
+                ys.append(lat.median)
+                lo.append(lat.median - lat.p10)
+                hi.append(lat.p90 - lat.median)
                 hatch.append(r.status != "ok")
             bars = ax.bar(xs, ys, width, color=_colour(b, v.backends), label=b, yerr=[lo, hi],
                           error_kw={"elinewidth": 0.8, "capsize": 1.5})
@@ -109,10 +110,10 @@ def error_heatmap_png(v: RunView) -> bytes | None:
     data = np.full((len(rows), len(v.backends)), np.nan)
     for i, (_, rs) in enumerate(rows):
         for j, r in enumerate(rs):
-            if r is not None and r.numerics:
-                e = r.numerics.get("rel_l2")
-                e = float(e) if not isinstance(e, str) else float("inf")
-                data[i, j] = math.log10(e) if e > 0 and math.isfinite(e) else (-12.0 if e == 0 else 3.0)
+            if r is not None and r.numerics is not None:
+                e = r.numerics.rel_l2      # non-finite (inf, nan) and None are drawn as off the scale
+                data[i, j] = (math.log10(e) if e is not None and e > 0 and math.isfinite(e) else
+                              (-12.0 if e == 0 else 3.0))
     fig, ax = plt.subplots(figsize=(3.2 + 1.3 * len(v.backends), 1.4 + 0.2 * len(rows)))
     cmap = plt.get_cmap("RdYlGn_r").with_extremes(bad="#dddddd")
     lo = math.log10(tol) - 4
@@ -121,11 +122,11 @@ def error_heatmap_png(v: RunView) -> bytes | None:
         for j, r in enumerate(rs):
             if r is None:
                 text = ""
-            elif r.numerics:
+            elif r.numerics is not None:
                 text = f"{data[i, j]:.1f}" + ("" if r.status == "ok" else " FAIL")
             else:
                 text = {"skipped": "skip", "error": "error"}.get(r.status, r.status)
-            dark = r is not None and r.numerics and data[i, j] > math.log10(tol) + 0.5
+            dark = r is not None and r.numerics is not None and data[i, j] > math.log10(tol) + 0.5
             ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if dark else (
                 "#b00000" if r is not None and r.status in ("mismatch", "error") else "black"),
                 fontweight="bold" if r is not None and r.status != "ok" else "normal")
@@ -143,7 +144,7 @@ def error_heatmap_png(v: RunView) -> bytes | None:
 
 
 def roofline_png(v: RunView) -> bytes | None:
-    pts = [r for r in v.records if r.latency_ms and r.gflops and r.min_bytes]
+    pts = [r for r in v.records if r.latency_ms is not None and r.gflops and r.min_bytes]
     if not pts:
         return None
     plt = _plt()
