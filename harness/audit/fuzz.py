@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core.convtranspose import resolve
 from harness.audit.equivalence import CTConfig, build_model, random_config
+from harness.core.convtranspose import resolve
 
 
 @dataclass(frozen=True)
@@ -280,8 +280,9 @@ _SNIPPET = {
 def write_reproducer(out: Path, class_id: str, fz: Fuzzer, fc: FuzzConfig, backend: str, lowering: str,
                      kind: str, attributes: tuple[str, ...], seed: int) -> str:
     """<id>.onnx (the model exactly as the engine got it, lowering applied), <id>.npz, <id>.py."""
-    import onnx
     import shutil
+
+    import onnx
 
     from harness.lowerings import get_lowering
 
@@ -308,8 +309,8 @@ def write_reproducer(out: Path, class_id: str, fz: Fuzzer, fc: FuzzConfig, backe
 def run_fuzz(cases: int, seed: int, backends: list[str], lowerings: list[str], out: Path, build_dir: Path,
              shrink_budget: int = 40, say=lambda s: print(s, file=sys.stderr)) -> dict:
     """Fuzz until `cases` engine cases ran; write out/summary.{json,md} and the reproducers."""
-    from harness.core.config import RunConfig
     from harness.checking.known import match
+    from harness.core.config import RunConfig
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

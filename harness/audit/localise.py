@@ -172,6 +172,6 @@ def localise_record(rec, ref, cfg, build: Path):
         loc = localise(path, rec.backend, feeds, build / "localise" / rec.case_id.replace("/", "_"), build)
         info = {"node": loc.node, "op": loc.op, "position": loc.position, "detail": loc.detail,
                 "reproducer": loc.reproducer, "reproduces": loc.reproduces, "summary": loc.line()}
-    except Exception as e:  # localisation is a diagnosis; its failure must not hide the verdict
+    except Exception as e:  # noqa: BLE001 — localisation is a diagnosis; its failure must not hide the verdict
         info = {"node": None, "summary": f"localisation failed: {type(e).__name__}: {e}"}
     return rec.with_details(localisation=info)

@@ -5,8 +5,8 @@ A public method validates, one `_impl` hook does the work. Heavy engines are imp
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

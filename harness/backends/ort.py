@@ -1,12 +1,11 @@
 """ONNX Runtime, CPU execution provider."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from harness.backends.base import (Availability, Backend, BackendUnavailable, Compiled, ModelArtifact,
-                                   UnsupportedModel)
+from harness.backends.base import Availability, Backend, BackendUnavailable, Compiled, ModelArtifact, UnsupportedModel
 from harness.core.config import RunConfig
 
 

@@ -1,7 +1,7 @@
 """PyTorch eager on CPU: the baseline. Zoo models only (it runs the nn.Module, not the ONNX file)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

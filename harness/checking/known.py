@@ -9,8 +9,8 @@ Entries about TVM's ONNX frontend name tvm-cuda beside tvm-llvm: both import the
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from harness.core.convtranspose import ConvTransposeParams
 

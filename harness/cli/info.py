@@ -105,7 +105,7 @@ def cmd_lower(args) -> int:
     try:
         result = lowering.apply(model)
         onnx.checker.check_model(result.model)
-    except Exception as e:  # a lowering bug must not pass as a usable model
+    except Exception as e:  # noqa: BLE001 — a lowering bug must not pass as a usable model
         print(f"convtx: lowering {lowering.name} failed on {args.model}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     tmp = out.with_name(out.name + ".tmp")

@@ -38,7 +38,7 @@ def load_model(path: str | os.PathLike, check: bool = True):
         raise BadModelError(f"{p}: empty file, expected an ONNX model")
     try:
         model = onnx.load_model_from_string(data)
-    except Exception as e:  # protobuf DecodeError and friends
+    except Exception as e:  # noqa: BLE001 — protobuf DecodeError and friends
         raise BadModelError(f"{p}: not an ONNX model (protobuf parse failed: {_first_line(e)})") from None
     if not model.HasField("graph") or not model.graph.node:
         raise BadModelError(f"{p}: not an ONNX model (no graph or an empty graph)")
@@ -47,12 +47,12 @@ def load_model(path: str | os.PathLike, check: bool = True):
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         try:
             onnx.load_external_data_for_model(model, str(p.parent))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — onnx raises several kinds for a missing or short file
             raise BadModelError(f"{p}: external weights cannot be loaded: {_first_line(e)}") from None
     if check:
         try:
             onnx.checker.check_model(model, full_check=False)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — the checker raises more than ValidationError
             raise BadModelError(f"{p}: fails the ONNX checker: {_first_line(e)}") from None
     return model
 
@@ -157,7 +157,7 @@ def fix_input_shapes(model, shapes: dict[str, tuple[int, ...]]):
                 d.dim_value = v
     try:
         m = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 — inference is a help, never a verdict
         pass  # engines infer shapes themselves; this only helps FLOP counting
     return m
 

@@ -7,8 +7,8 @@ left native). All of them first resolve auto_pad / output_shape exactly as the O
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from harness.core.errors import UnknownNameError
 from harness.lowerings import explicit_pads, gemm_col2im, gemm_overlap_add, native, phase, zero_insert

@@ -12,8 +12,8 @@ full result does not cover (negative pads, output_padding) with zeros, then adds
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -140,7 +140,7 @@ def _shapes(model) -> dict[str, tuple]:
     import onnx
     try:
         m = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 — without inferred shapes a node is declined later, with its reason
         m = model
     out = {}
     for vi in list(m.graph.input) + list(m.graph.value_info) + list(m.graph.output):

@@ -10,8 +10,7 @@ import itertools
 
 import numpy as np
 
-from harness.lowerings.common import ConvTransposeNode, Emitter, finish, interleave, phase_taps, \
-    window_fill_needed
+from harness.lowerings.common import ConvTransposeNode, Emitter, finish, interleave, phase_taps, window_fill_needed
 
 
 def phase_weight(ct: ConvTransposeNode) -> tuple[np.ndarray, tuple[int, ...]]:

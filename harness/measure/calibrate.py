@@ -40,7 +40,7 @@ def measure(threads: int) -> dict:
     for n in SGEMM_NS:
         a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
         c = torch.empty(n, n)
-        rates[n] = _best_rate(lambda: torch.mm(a, b, out=c), 2.0 * n ** 3, BUDGET_S / len(SGEMM_NS))
+        rates[n] = _best_rate(lambda a=a, b=b, c=c: torch.mm(a, b, out=c), 2.0 * n ** 3, BUDGET_S / len(SGEMM_NS))
     n_best = max(rates, key=lambda n: rates[n][0])
     peak, n_mm = rates[n_best]
     src = torch.ones(COPY_BYTES // 4)

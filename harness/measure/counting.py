@@ -29,8 +29,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from harness.core.records import Counts
 
@@ -272,7 +272,7 @@ def count_case(fn: Callable[[], object], build_dir: Path, slowdown_pct: float = 
         probe_n = 200_000
         per_iter = estimated_cycles(c.spin_events(probe_n)) / probe_n
         n = max(1, round(slowdown_pct / 100 * float(np.median(base)) / per_iter))
-        extra = lambda: c.lib.cx_spin(n)                                          # noqa: E731
+        extra = lambda: c.lib.cx_spin(n)
         injected = {"pct": slowdown_pct, "spin_iterations": n, "unslowed_median": float(np.median(base)),
                     "note": "test-only: a fixed integer loop after each call, sized to add pct% of the "
                             "case's estimated cycles (bench --counts --inject-slowdown)"}

@@ -49,7 +49,7 @@ def cpu_info() -> dict:
         info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
         freq = psutil.cpu_freq()
         info["cpu_mhz"] = round(freq.current) if freq else None
-    except Exception:
+    except Exception:  # noqa: BLE001 — psutil facts are optional in run.json
         pass
     return info
 
@@ -66,10 +66,10 @@ def git_commit(repo: Path) -> dict:
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_run_id(repo: Path) -> str:
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
     commit = (git_commit(repo)["commit"] or "nogit")[:8]
     return f"{stamp}-{commit}"

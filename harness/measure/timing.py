@@ -68,7 +68,7 @@ def measure(fn: Callable[[], object], cfg: TimingConfig,
     after each timed call with its duration, outside the timed region.
     """
     t_warm = clock()
-    for i in range(cfg.warmup):
+    for _ in range(cfg.warmup):
         fn()
         if clock() - t_warm >= cfg.min_time_s * 1e9:
             break

@@ -25,8 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.perfgate.compare import (DEFAULT_THRESHOLD_PCT, Side, Thresholds, compare, counter_of, load_side,
-                                      load_thresholds)
+from harness.perfgate.compare import (
+    DEFAULT_THRESHOLD_PCT,
+    Side,
+    Thresholds,
+    compare,
+    counter_of,
+    load_side,
+    load_thresholds,
+)
 
 KINDS = ("aa-a", "aa-b", "slow10", "slow15", "slow25")
 
@@ -206,7 +213,7 @@ def render(res: dict) -> str:
         for mode, v in res["confirmed"].items():
             fa = v["false_alarms"]
             cells = []
-            for p, cases in v["power"].items():
+            for cases in v["power"].values():
                 cells.append(_rate(sum(c["flagged"] for c in cases.values()), sum(c["n"] for c in cases.values())))
             out.append(f"| {mode} | {_rate(fa['failed'], fa['comparisons'])} | " + " | ".join(cells) + " |")
         out.append("")

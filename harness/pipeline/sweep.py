@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from harness.backends import BACKENDS, get_backend
 from harness.core.config import RunConfig
 from harness.core.errors import ConvtxError
-from harness.lowerings import get_lowering
 from harness.core.records import CaseKey, Record, case_id, fmt_metric
+from harness.lowerings import get_lowering
 from harness.pipeline.case import case_key
 from harness.pipeline.prepare import ModelRef, Prepared
 from harness.pipeline.worker import WorkerClient, WorkerDied

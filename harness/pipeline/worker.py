@@ -177,8 +177,8 @@ def _serve() -> None:
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)                     # engines' prints go to the log, not the protocol
     sys.stdout = sys.stderr
-    from harness.pipeline.case import run_case
     from harness.core.config import RunConfig
+    from harness.pipeline.case import run_case
     from harness.pipeline.prepare import ModelRef, Prepared, prepare
 
     for line in sys.stdin:

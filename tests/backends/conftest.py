@@ -3,8 +3,8 @@ import onnx
 import pytest
 
 from harness.backends import ModelArtifact
-from harness.core.onnx_io import graph_inputs
 from harness.checking.reference import onnx_reference
+from harness.core.onnx_io import graph_inputs
 
 
 @pytest.fixture

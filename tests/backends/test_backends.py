@@ -4,14 +4,14 @@ import pytest
 
 from harness.backends import BACKENDS, ModelArtifact, get_backend
 from harness.backends.base import UnsupportedModel
-from harness.core.config import CPU_BACKENDS, CUDA_BACKENDS, RunConfig, TimingConfig
 from harness.checking.numerics import compare
 from harness.checking.reference import zoo_reference
+from harness.core.config import CPU_BACKENDS, CUDA_BACKENDS, RunConfig, TimingConfig
 from models import get_model
 
 from .conftest import make_col2im_model
 
-# the tuned TVM configuration only compiles workloads its database covers: tests/test_tuning.py
+# the tuned TVM configuration only compiles workloads its database covers: tests/backends/test_tuning.py
 DEFAULT_BACKENDS = [b for b in BACKENDS if BACKENDS[b].file_default]
 FILE_BACKENDS = [b for b in DEFAULT_BACKENDS if not BACKENDS[b].zoo_only]
 CFG = RunConfig(threads=2)

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.core.convtranspose import conv_transpose, resolve
 from harness.audit.equivalence import build_model, random_config
 from harness.checking.known import match
-from harness.lowerings import LOWERINGS, get_lowering
 from harness.checking.numerics import compare
 from harness.checking.reference import onnx_reference
+from harness.core.convtranspose import conv_transpose, resolve
+from harness.lowerings import LOWERINGS, get_lowering
 
 from .conftest import convtranspose_model, run_on
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from harness.backends.base import Availability, Compiled, ModelArtifact
-from harness.backends.tvm.common import BuiltNotRun, TvmCompiled, TvmBackend, cache_path, llvm_target, relax_module
+from harness.backends.tvm.common import BuiltNotRun, TvmBackend, TvmCompiled, cache_path, llvm_target, relax_module
 from harness.core import cache
 from harness.core.config import RunConfig
 from harness.measure import cuda

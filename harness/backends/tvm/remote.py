@@ -18,8 +18,8 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -118,7 +118,7 @@ def request_session(addr: str, key: str, session_timeout: float, wait_s: float =
                 value = base.recvjson(sock)
             finally:
                 sock.close()
-        except socket.timeout:
+        except TimeoutError:
             raise RemoteLost(f"no server under key {key!r} became free within {wait_s:.0f} s "
                              f"(tracker {addr})") from None
         except (OSError, ConnectionError, struct.error) as e:

@@ -62,7 +62,7 @@ class LoopbackCluster:
         self.procs.append(p)
         return p
 
-    def __enter__(self) -> "LoopbackCluster":
+    def __enter__(self) -> LoopbackCluster:
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -90,8 +90,8 @@ class LoopbackCluster:
         return servers_for(summary if summary is not None else tracker_summary(self.tracker, 2.0), self.key)
 
     def _wait(self, ok, what: str) -> None:
-        from harness.core.errors import ConvtxError
         from harness.backends.tvm.remote import tracker_summary
+        from harness.core.errors import ConvtxError
 
         t0 = time.monotonic()
         last = ""

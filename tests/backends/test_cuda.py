@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from harness.measure import cuda
 from harness.checking.numerics import POLICY
+from harness.measure import cuda
 from tests.conftest import run_cli
 
 GPU = cuda.probe().runnable
@@ -113,7 +113,7 @@ def test_output_padding_reproducer_builds_for_cuda_and_only_a_gpu_decides():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "docs" / "upstream" / "tvm_cuda_output_padding.py"
+    script = Path(__file__).resolve().parents[2] / "docs" / "upstream" / "tvm_cuda_output_padding.py"
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert "built for sm_80" in p.stdout
     assert p.returncode in ((0, 1) if GPU else (2,)), p.stdout + p.stderr
@@ -146,7 +146,7 @@ def test_known_cuda_build_failure_is_matched_narrowly_and_its_reproducer_still_f
     assert match_cuda_build("wave1d@8192/phase/tvm-cuda/b1", err)[0] == "tvm-cuda-conv1d-shared-memory"
     assert match_cuda_build("unet@256/phase/tvm-cuda/b1", err) is None
     assert match_cuda_build("wave1d@8192/phase/tvm-cuda/b1", "ptxas error: too many resources") is None
-    script = Path(__file__).resolve().parents[1] / "docs" / "upstream" / "tvm_cuda_conv1d_shared_memory.py"
+    script = Path(__file__).resolve().parents[2] / "docs" / "upstream" / "tvm_cuda_conv1d_shared_memory.py"
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 1 and "largest __shared__ buffer 524288 bytes" in p.stdout, p.stdout + p.stderr
 
@@ -161,6 +161,6 @@ def test_conformance_ledger_entry_for_explicit_pads_on_cuda_still_reproduces():
     from harness.audit.conformance import LEDGER
 
     assert sum(e.backend == "tvm-cuda" and e.pattern.endswith(".const/explicit_pads") for e in LEDGER) == 3
-    script = Path(__file__).resolve().parents[1] / "docs" / "upstream" / "tvm_cuda_explicit_pads_cache_write.py"
+    script = Path(__file__).resolve().parents[2] / "docs" / "upstream" / "tvm_cuda_explicit_pads_cache_write.py"
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 1 and "LLVM: builds" in p.stdout and "not properly inlined" in p.stdout, p.stdout

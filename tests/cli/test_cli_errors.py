@@ -1,7 +1,6 @@
 """Bad input: one line on stderr naming the file or value and what was expected, exit 2, no traceback,
 nothing half-written."""
 import pytest
-
 from conftest import make_convtranspose_model, run_cli
 
 

@@ -6,11 +6,19 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import ConvtxError
-from harness.core.records import (CaseKey, Counts, Latency, Numerics, OutputNumerics, Record, ReferenceTiming,
-                                  ResultsWriter)
+from harness.core.records import (
+    CaseKey,
+    Counts,
+    Latency,
+    Numerics,
+    OutputNumerics,
+    Record,
+    ReferenceTiming,
+    ResultsWriter,
+)
 from harness.core.rundir import read_results, read_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASELINE_FILES = sorted((ROOT / "reports" / "baseline").glob("**/results.jsonl"))
 # fields added to schema 1 after some committed baselines were recorded: a reader fills them in as None
 ADDED_SINCE = ("counts",)

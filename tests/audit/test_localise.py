@@ -3,9 +3,9 @@ import json
 
 import numpy as np
 import onnx
+from conftest import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli
 from harness.audit.localise import expose, reduce_to_node
 
 

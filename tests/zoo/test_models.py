@@ -3,10 +3,10 @@ import onnx
 import pytest
 import torch
 
-from harness.core.errors import ConvtxError, UnknownNameError
-from harness.pipeline.export import export_zoo
 from harness.checking.numerics import compare
 from harness.checking.reference import zoo_reference
+from harness.core.errors import ConvtxError, UnknownNameError
+from harness.pipeline.export import export_zoo
 from models import MODELS, get_model, parse_model_ref
 
 
@@ -121,7 +121,7 @@ def test_seeded_initialisation_is_reproducible_and_seed_dependent():
 def test_cae_has_the_designed_layers():
     m = get_model("cae").build(32)
     convt = _convs(m, torch.nn.ConvTranspose2d)
-    assert [(l.in_channels, l.out_channels, l.kernel_size, l.stride) for l in convt] == \
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convt] == \
         [(32, 16, (2, 2), (2, 2)), (16, 3, (2, 2), (2, 2))]
     y = m(torch.rand(1, 3, 32, 32))
     assert y.shape == (1, 3, 32, 32) and (y >= 0).all() and (y <= 1).all()   # sigmoid output
@@ -130,7 +130,7 @@ def test_cae_has_the_designed_layers():
 def test_dcgan_is_the_published_generator_at_64():
     m = get_model("dcgan").build(64)
     convt = _convs(m, torch.nn.ConvTranspose2d)
-    assert [(l.in_channels, l.out_channels, l.kernel_size[0], l.stride[0], l.padding[0]) for l in convt] == \
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in convt] == \
         [(100, 512, 4, 1, 0), (512, 256, 4, 2, 1), (256, 128, 4, 2, 1), (128, 64, 4, 2, 1), (64, 3, 4, 2, 1)]
     y = m(torch.randn(1, 100, 1, 1))
     assert y.abs().max() <= 1       # tanh

@@ -10,8 +10,15 @@ import pytest
 
 from harness.core.records import CaseKey, ResultsWriter
 from harness.measure.timing import Stats
-from harness.perfgate.compare import (Thresholds, compare, load_side, load_thresholds, machine_slug, pick_baseline,
-                                      render_markdown)
+from harness.perfgate.compare import (
+    Thresholds,
+    compare,
+    load_side,
+    load_thresholds,
+    machine_slug,
+    pick_baseline,
+    render_markdown,
+)
 from tests.conftest import run_cli
 
 MACHINE = {"cpu_model": "Test CPU 9000", "logical_cpus": 2, "flags": ["avx2", "avx512f"]}

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import numpy as np
-
 from conftest import run_cli
+
 from harness.audit.equivalence import CTConfig
 from harness.audit.fuzz import edge_config, features, kind_of, validity
 

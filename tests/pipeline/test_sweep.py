@@ -2,6 +2,7 @@
 
 
 from conftest import make_convtranspose_model
+
 from harness.core.config import RunConfig, TimingConfig
 from harness.pipeline.sweep import Plan, file_ref, run_plan, zoo_ref
 from tests.backends.conftest import make_col2im_model

@@ -2,8 +2,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from harness.pipeline.export import OPSET, cache_key, export_zoo
 from harness.checking.reference import zoo_reference
+from harness.pipeline.export import OPSET, cache_key, export_zoo
 from models import get_model
 
 

@@ -9,10 +9,10 @@ from conftest import hand_model_two_convtranspose, make_convtranspose_model, run
 
 from harness.backends import ModelArtifact, get_backend
 from harness.backends.base import UnsupportedModel
-from harness.core.config import RunConfig
 from harness.checking.numerics import compare
-from harness.core.onnx_io import graph_inputs
 from harness.checking.reference import onnx_reference
+from harness.core.config import RunConfig
+from harness.core.onnx_io import graph_inputs
 
 
 def _artifact(path):

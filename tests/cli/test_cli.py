@@ -98,7 +98,7 @@ def test_cli_start_up_imports_no_heavy_engine():
 
 
 def test_validate_exits_1_on_a_real_engine_divergence(tmp_path):
-    """Known TVM 0.27 bug (DESIGN.md): its ONNX frontend ignores ConvTranspose `output_shape`. convtx must
+    """Known TVM 0.27 bug (docs/design.md, "What is known about the engines"): its ONNX frontend ignores ConvTranspose `output_shape`. convtx must
     catch it as a shape mismatch and fail the verdict; ORT gets it right. If TVM fixes the bug this test
     fails, which is the point: the known-failure list is then out of date."""
     from conftest import make_convtranspose_model

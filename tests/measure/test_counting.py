@@ -16,7 +16,7 @@ from harness.core.records import Counts, ResultsWriter
 from harness.measure import counting
 from harness.perfgate.compare import Thresholds, compare, load_side, machine_slug, pick_baseline, render_markdown
 from tests.conftest import run_cli
-from tests.test_regress import case_key
+from tests.perfgate.test_compare import case_key
 
 needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None or counting._header_dir() is None,
                                     reason="valgrind with its headers is not installed")
@@ -94,7 +94,7 @@ def test_counts_numerics_and_mixing_rules(tmp_path):
     broken = write_count_run(tmp_path / "b", seed=2, status={"m@1/phase/ort-cpu/b1": "mismatch"})
     p = run_cli("compare", str(base), str(broken))
     assert p.returncode == 1 and "numerical failure" in p.stdout
-    from tests.test_regress import write_run
+    from tests.perfgate.test_compare import write_run
     timed = write_run(tmp_path / "t")
     p = run_cli("compare", str(base), str(timed))
     assert p.returncode == 2 and "cannot be compared with a count run" in p.stderr
@@ -108,7 +108,7 @@ def test_count_baselines_are_per_counter_not_per_host(tmp_path):
     """reports/baseline holds timed baselines per machine and count baselines per counter: a count run on
     another host with the same counter takes the count baseline without a warning; another counter is taken
     with one; a timed baseline is never used for counts."""
-    from tests.test_regress import write_rounds
+    from tests.perfgate.test_compare import write_rounds
     root = tmp_path / "baseline"
     counted = write_count_run(tmp_path / "x" / "c", seed=1)
     timed = write_rounds(tmp_path / "x" / "t", rounds=2, seed=1)
@@ -161,7 +161,7 @@ def test_bench_counts_end_to_end_repeatable_and_injection_seen(tmp_path):
     c = rec.counts
     assert c.metric == "est_cycles" and len(c.samples) == counting.CALLS and len(c.ir) == counting.CALLS
     assert min(c.samples) > c.events_median["Ir"] > 100_000
-    from harness.perfgate.compare import _trim_outliers        # an ORT call can do extra work (docs/perf-gate.md)
+    from harness.perfgate.compare import _trim_outliers  # an ORT call can do extra work (docs/perf-gate.md)
     kept = _trim_outliers(np.asarray(c.samples, dtype=float))
     assert kept.size >= 3 and (kept.max() - kept.min()) / c.median < 0.05
     cuda = a.rounds[0].records["cae@16/native/ort-cuda/b1"]
@@ -215,7 +215,7 @@ def test_gate_study_analyses_count_sets(tmp_path):
 
 def test_gate_study_validity_relates_count_ratios_to_time_ratios(tmp_path):
     from harness.perfgate.study import render_validity, validity
-    from tests.test_regress import write_run
+    from tests.perfgate.test_compare import write_run
     res = validity(write_count_run(tmp_path / "c"), write_run(tmp_path / "t"))
     assert res["n"] == 1
     row = res["rows"][0]

@@ -2,8 +2,8 @@
 import json
 
 import pytest
-
 from conftest import run_cli
+
 from harness.audit.conformance import LEDGER, collect, expectation, judge
 
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from conftest import ROOT, run_cli
+
 from harness.audit.chaos import kill_resume_cycles
 from harness.core.config import RunConfig, TimingConfig
 from harness.pipeline.sweep import Plan, run_plan, zoo_ref

@@ -8,8 +8,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from harness.backends.tvm.rpc_local import LoopbackCluster, free_port
 from tests.conftest import ROOT, run_cli
 

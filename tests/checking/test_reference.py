@@ -3,8 +3,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from conftest import make_convtranspose_model
+
 from harness.checking.reference import onnx_reference, to_float64
 
 
