@@ -3,6 +3,7 @@
 The registry itself imports no torch: builders are named by import path and loaded on demand, so that
 `convtx list` stays fast. Weights come from a seeded initialisation, never from a hub.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -20,14 +21,14 @@ class ModelSpec:
     autoencoders, consumes); `inputs(size, batch)` gives every input's shape in ONNX input order."""
 
     name: str
-    family: str            # "autoencoder" | "segmentation"
+    family: str  # "autoencoder" | "segmentation"
     description: str
-    dims: int              # spatial dimensions of its ConvTransposes
-    builder: str           # "package.module:function", function(size) -> torch.nn.Module
+    dims: int  # spatial dimensions of its ConvTransposes
+    builder: str  # "package.module:function", function(size) -> torch.nn.Module
     inputs: Callable[[int, int], dict[str, Shape]]
     sizes: tuple[int, ...]  # sizes known to work: the first is the test size, the last a realistic one
-    min_size: int          # smallest legal size; sizes must be multiples of it
-    pow2: bool = False     # sizes must also be powers of two (a fixed 4x4 start doubled per stage)
+    min_size: int  # smallest legal size; sizes must be multiples of it
+    pow2: bool = False  # sizes must also be powers of two (a fixed 4x4 start doubled per stage)
 
     def build(self, size: int, seed: int = 0):
         """The torch module (float32, eval mode) with seeded weights."""
@@ -38,9 +39,9 @@ class ModelSpec:
 
     def check_size(self, size: int) -> None:
         from harness.core.errors import ConvtxError
+
         if size < self.min_size or size % self.min_size:
-            raise ConvtxError(
-                f"model {self.name!r}: size {size} is not a positive multiple of {self.min_size}")
+            raise ConvtxError(f"model {self.name!r}: size {size} is not a positive multiple of {self.min_size}")
         if self.pow2 and size & (size - 1):
             raise ConvtxError(f"model {self.name!r}: size {size} is not a power of two (>= {self.min_size})")
 
@@ -51,9 +52,11 @@ class ModelSpec:
 
 def _lazy(path: str) -> Callable[[int, int], dict[str, Shape]]:
     """An input-shape function named by import path, loaded on first call (the model files import torch)."""
+
     def shapes(size: int, batch: int) -> dict[str, Shape]:
         module_name, func = path.split(":")
         return getattr(importlib.import_module(module_name), func)(size, batch)
+
     return shapes
 
 
@@ -69,68 +72,133 @@ def _one(name: str, channels: int, div: int) -> Callable[[int, int], dict[str, S
 MODELS: dict[str, ModelSpec] = {
     # --- autoencoders and generators -------------------------------------------------------------------
     "cae": ModelSpec(
-        name="cae", family="autoencoder", dims=2,
+        name="cae",
+        family="autoencoder",
+        dims=2,
         description="convolutional autoencoder: 2x(Conv k3+SELU+MaxPool) then 2x ConvTranspose k2 s2",
-        builder="models.autoencoder:build", inputs=_image(3), sizes=(32, 256), min_size=4),
+        builder="models.autoencoder:build",
+        inputs=_image(3),
+        sizes=(32, 256),
+        min_size=4,
+    ),
     "dcgan": ModelSpec(
-        name="dcgan", family="autoencoder", dims=2,
+        name="dcgan",
+        family="autoencoder",
+        dims=2,
         description="DCGAN generator: z(100) -> ConvT k4 s1 to 4x4 -> ConvT k4 s2 p1 + BN + ReLU ... -> Tanh",
-        builder="models.dcgan:build", inputs=_lazy("models.dcgan:dcgan_input_shapes"), sizes=(32, 64, 128),
-        min_size=8, pow2=True),
+        builder="models.dcgan:build",
+        inputs=_lazy("models.dcgan:dcgan_input_shapes"),
+        sizes=(32, 64, 128),
+        min_size=8,
+        pow2=True,
+    ),
     "vae": ModelSpec(
-        name="vae", family="autoencoder", dims=2,
+        name="vae",
+        family="autoencoder",
+        dims=2,
         description="VAE decoder: z(128) -> Linear -> 4x ConvT k3 s2 p1 output_padding 1 + BN + LeakyReLU",
-        builder="models.vae:build", inputs=_lazy("models.vae:vae_input_shapes"), sizes=(32, 128, 256),
-        min_size=16),
+        builder="models.vae:build",
+        inputs=_lazy("models.vae:vae_input_shapes"),
+        sizes=(32, 128, 256),
+        min_size=16,
+    ),
     "wave1d": ModelSpec(
-        name="wave1d", family="autoencoder", dims=1,
+        name="wave1d",
+        family="autoencoder",
+        dims=1,
         description="1-D waveform decoder (MelGAN-style): mel(80) -> ConvT1d k16 s8 x2, k4 s2 x2 + dilated "
-                    "residual stacks -> S samples",
-        builder="models.wave1d:build", inputs=_lazy("models.wave1d:wave1d_input_shapes"),
-        sizes=(2048, 8192, 32768), min_size=256),
+        "residual stacks -> S samples",
+        builder="models.wave1d:build",
+        inputs=_lazy("models.wave1d:wave1d_input_shapes"),
+        sizes=(2048, 8192, 32768),
+        min_size=256,
+    ),
     # --- segmentation decoders ---------------------------------------------------------------------------
     "fcn8s": ModelSpec(
-        name="fcn8s", family="segmentation", dims=2,
+        name="fcn8s",
+        family="segmentation",
+        dims=2,
         description="FCN-8s head: VGG pool3/pool4/fc7 in, ConvT k4 s2 x2 + skip adds, ConvT k16 s8, 21 classes",
-        builder="models.fcn:build", inputs=_lazy("models.fcn:fcn_input_shapes"), sizes=(64, 256, 512),
-        min_size=32),
+        builder="models.fcn:build",
+        inputs=_lazy("models.fcn:fcn_input_shapes"),
+        sizes=(64, 256, 512),
+        min_size=32,
+    ),
     "unet": ModelSpec(
-        name="unet", family="segmentation", dims=2,
+        name="unet",
+        family="segmentation",
+        dims=2,
         description="U-Net decoder: encoder features in, 4x (ConvTranspose k2 s2 + skip concat + 2 Conv), "
-                    "per-pixel class logits out",
-        builder="models.unet:build", inputs=_lazy("models.unet:unet_input_shapes"), sizes=(64, 256, 512),
-        min_size=16),
+        "per-pixel class logits out",
+        builder="models.unet:build",
+        inputs=_lazy("models.unet:unet_input_shapes"),
+        sizes=(64, 256, 512),
+        min_size=16,
+    ),
     "segnet": ModelSpec(
-        name="segnet", family="segmentation", dims=2,
+        name="segnet",
+        family="segmentation",
+        dims=2,
         description="SegNet: image -> 3x (Conv+BN+ReLU, MaxPool with indices) -> 3x (MaxUnpool by those "
-                    "indices, Conv+BN+ReLU); no ConvTranspose",
-        builder="models.segnet:build", inputs=_lazy("models.segnet:segnet_input_shapes"), sizes=(32, 256),
-        min_size=8),
+        "indices, Conv+BN+ReLU); no ConvTranspose",
+        builder="models.segnet:build",
+        inputs=_lazy("models.segnet:segnet_input_shapes"),
+        sizes=(32, 256),
+        min_size=8,
+    ),
     "segnet_noidx": ModelSpec(
-        name="segnet_noidx", family="segmentation", dims=2,
+        name="segnet_noidx",
+        family="segmentation",
+        dims=2,
         description="SegNet with index-free unpooling (nearest upsample masked by equality), same weights; "
-                    "for engines without MaxPool indices",
-        builder="models.segnet:build_noidx", inputs=_lazy("models.segnet:segnet_input_shapes"),
-        sizes=(32, 256), min_size=8),
+        "for engines without MaxPool indices",
+        builder="models.segnet:build_noidx",
+        inputs=_lazy("models.segnet:segnet_input_shapes"),
+        sizes=(32, 256),
+        min_size=8,
+    ),
     "subpixel": ModelSpec(
-        name="subpixel", family="segmentation", dims=2,
+        name="subpixel",
+        family="segmentation",
+        dims=2,
         description="sub-pixel decoder (ESPCN-style): 2x (Conv3x3 + PixelShuffle 2); no ConvTranspose",
-        builder="models.subpixel:build", inputs=_one("features", 64, 4), sizes=(32, 256), min_size=4),
+        builder="models.subpixel:build",
+        inputs=_one("features", 64, 4),
+        sizes=(32, 256),
+        min_size=4,
+    ),
     "dwdecoder": ModelSpec(
-        name="dwdecoder", family="segmentation", dims=2,
+        name="dwdecoder",
+        family="segmentation",
+        dims=2,
         description="light decoder: grouped ConvT (groups 4) then 2x depthwise ConvT k4 s2 p1 + pointwise Conv",
-        builder="models.depthwise:build", inputs=_one("features", 96, 8), sizes=(32, 256), min_size=8),
+        builder="models.depthwise:build",
+        inputs=_one("features", 96, 8),
+        sizes=(32, 256),
+        min_size=8,
+    ),
     "vol3d": ModelSpec(
-        name="vol3d", family="segmentation", dims=3,
+        name="vol3d",
+        family="segmentation",
+        dims=3,
         description="3-D U-Net decoder: 3x (ConvTranspose3d k2 s2 + skip concat + Conv3d + BN + ReLU) -> "
-                    "per-voxel logits",
-        builder="models.vol3d:build", inputs=_lazy("models.vol3d:vol3d_input_shapes"), sizes=(16, 32, 64),
-        min_size=8),
+        "per-voxel logits",
+        builder="models.vol3d:build",
+        inputs=_lazy("models.vol3d:vol3d_input_shapes"),
+        sizes=(16, 32, 64),
+        min_size=8,
+    ),
     # --- single layers ---------------------------------------------------------------------------------
     "unet_up": ModelSpec(
-        name="unet_up", family="layer", dims=2,
+        name="unet_up",
+        family="layer",
+        dims=2,
         description="the U-Net decoder's last upsampling layer alone: ConvTranspose 32->16 k2 s2 to S x S",
-        builder="models.layers:build_unet_up", inputs=_one("x", 32, 2), sizes=(64, 256), min_size=2),
+        builder="models.layers:build_unet_up",
+        inputs=_one("x", 32, 2),
+        sizes=(64, 256),
+        min_size=2,
+    ),
 }
 
 
@@ -144,6 +212,7 @@ def get_model(name: str) -> ModelSpec:
 def parse_model_ref(ref: str) -> tuple[ModelSpec, int]:
     """`name` or `name@size` -> (spec, size); the size defaults to the spec's first size."""
     from harness.core.errors import ConvtxError
+
     name, _, size_s = ref.partition("@")
     spec = get_model(name)
     if not size_s:
@@ -151,7 +220,8 @@ def parse_model_ref(ref: str) -> tuple[ModelSpec, int]:
     try:
         size = int(size_s)
     except ValueError:
-        raise ConvtxError(f"model reference {ref!r}: size {size_s!r} is not an integer "
-                          f"(expected e.g. {name}@{spec.sizes[-1]})") from None
+        raise ConvtxError(
+            f"model reference {ref!r}: size {size_s!r} is not an integer (expected e.g. {name}@{spec.sizes[-1]})"
+        ) from None
     spec.check_size(size)
     return spec, size

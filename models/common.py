@@ -1,4 +1,5 @@
 """Helpers shared by the zoo's builders: seeded, non-trivial normalisation statistics."""
+
 from __future__ import annotations
 
 import torch

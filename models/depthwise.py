@@ -5,6 +5,7 @@ features N x 96 x S/8 -> grouped ConvTranspose(96 -> 48, k4, s2, p1, groups 4) +
 -> 2 x [depthwise ConvTranspose(C -> C, k4, s2, p1, groups C) + BN + ReLU6, pointwise Conv1x1(C -> C/2)
 + BN + ReLU6] (48 -> 24 -> 12) -> Conv1x1 to CLASSES.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,13 +24,21 @@ def depthwise_input_shapes(size: int, batch: int) -> dict[str, tuple[int, ...]]:
 class DepthwiseDecoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.ConvTranspose2d(IN_CH, 48, 4, stride=2, padding=1, groups=4, bias=False),
-                                   nn.BatchNorm2d(48), nn.ReLU6()]
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(IN_CH, 48, 4, stride=2, padding=1, groups=4, bias=False),
+            nn.BatchNorm2d(48),
+            nn.ReLU6(),
+        ]
         ch = 48
         for _ in range(2):
-            layers += [nn.ConvTranspose2d(ch, ch, 4, stride=2, padding=1, groups=ch, bias=False),
-                       nn.BatchNorm2d(ch), nn.ReLU6(),
-                       nn.Conv2d(ch, ch // 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU6()]
+            layers += [
+                nn.ConvTranspose2d(ch, ch, 4, stride=2, padding=1, groups=ch, bias=False),
+                nn.BatchNorm2d(ch),
+                nn.ReLU6(),
+                nn.Conv2d(ch, ch // 2, 1, bias=False),
+                nn.BatchNorm2d(ch // 2),
+                nn.ReLU6(),
+            ]
             ch //= 2
         layers.append(nn.Conv2d(ch, CLASSES, 1))
         self.net = nn.Sequential(*layers)

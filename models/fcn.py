@@ -6,6 +6,7 @@ and added to pool3's; the sum is upsampled x8 by ConvTranspose(k16, s8, p4) to S
 upsampling filters start bilinear (here plus seeded noise, so every product counts) and have no bias.
 Padding replaces the paper's crop offsets, so every stage is an exact x2 / x8.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,11 @@ CLASSES = 21
 
 
 def fcn_input_shapes(size: int, batch: int) -> dict[str, tuple[int, ...]]:
-    return {"pool3": (batch, 256, size // 8, size // 8), "pool4": (batch, 512, size // 16, size // 16),
-            "fc7": (batch, 4096, size // 32, size // 32)}
+    return {
+        "pool3": (batch, 256, size // 8, size // 8),
+        "pool4": (batch, 512, size // 16, size // 16),
+        "fc7": (batch, 4096, size // 32, size // 32),
+    }
 
 
 class FCN8sHead(nn.Module):
@@ -32,9 +36,9 @@ class FCN8sHead(nn.Module):
         self.upscore8 = nn.ConvTranspose2d(CLASSES, CLASSES, 16, stride=8, padding=4, bias=False)
 
     def forward(self, pool3, pool4, fc7):
-        x = self.upscore2(self.score_fr(fc7)) + self.score_pool4(pool4)        # S/16
-        x = self.upscore_pool4(x) + self.score_pool3(pool3)                   # S/8
-        return self.upscore8(x)                                               # N x 21 x S x S
+        x = self.upscore2(self.score_fr(fc7)) + self.score_pool4(pool4)  # S/16
+        x = self.upscore_pool4(x) + self.score_pool3(pool3)  # S/8
+        return self.upscore8(x)  # N x 21 x S x S
 
 
 def build(size: int, seed: int = 0) -> nn.Module:

@@ -3,6 +3,7 @@
 `unet_up`: the U-Net decoder's last upsampling layer, ConvTranspose(32 -> 16, k2, s2), producing S x S —
 the largest ConvTranspose in the zoo by FLOPs at a given size.
 """
+
 from __future__ import annotations
 
 import torch

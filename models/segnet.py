@@ -11,6 +11,7 @@ holds it is kept — the position max_pool2d's index names, ties included — an
 placed there (Reshape/Transpose, Equal, CumSum, Mul in ONNX). It equals MaxUnpool exactly. Engines
 without MaxPool's Indices output (TVM) run this form.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,7 +33,7 @@ def _unpool_by_mask(values: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
     n, c, h, w = before.shape
     win = before.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4)
     is_max = (win == win.amax(dim=-1, keepdim=True)).to(values.dtype)
-    first = is_max * (torch.cumsum(is_max, dim=-1) == 1).to(values.dtype)      # first maximum, as max_pool2d
+    first = is_max * (torch.cumsum(is_max, dim=-1) == 1).to(values.dtype)  # first maximum, as max_pool2d
     out = values.unsqueeze(-1) * first
     return out.reshape(n, c, h // 2, w // 2, 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
 
@@ -63,7 +64,7 @@ class SegNet(nn.Module):
             saved.append((idx, before))
         for dec, (idx, before) in zip(self.dec, reversed(saved)):
             x = dec(self._unpool(x, idx, before))
-        return self.head(x)        # N x CLASSES x S x S
+        return self.head(x)  # N x CLASSES x S x S
 
 
 def build(size: int, seed: int = 0) -> nn.Module:

@@ -5,6 +5,7 @@ The learned counterpart of convtx's `phase` lowering: the network computes the s
 features N x 64 x S/4 -> Conv(64 -> 4*64) + PixelShuffle + ReLU -> Conv(64 -> 4*32) + PixelShuffle + ReLU
 -> Conv3x3(32 -> CLASSES).
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,9 +22,14 @@ class SubPixelDecoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(64, 4 * 64, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(),
-            nn.Conv2d(64, 4 * 32, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(),
-            nn.Conv2d(32, CLASSES, 3, padding=1))
+            nn.Conv2d(64, 4 * 64, 3, padding=1),
+            nn.PixelShuffle(2),
+            nn.ReLU(),
+            nn.Conv2d(64, 4 * 32, 3, padding=1),
+            nn.PixelShuffle(2),
+            nn.ReLU(),
+            nn.Conv2d(32, CLASSES, 3, padding=1),
+        )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)

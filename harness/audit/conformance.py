@@ -7,6 +7,7 @@ judged against a known-failure ledger (case -> reason) applied strictly: a liste
 an unexpected pass (the ledger is stale), an unlisted failure is a new failure, and the number passing
 per backend must not drop below its recorded minimum (a ratchet).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,49 +33,95 @@ class Expectation:
 LEDGER: tuple[Expectation, ...] = (
     Expectation("tvm-llvm", "test_col2im*", "TVM 0.27's ONNX frontend has no Col2Im converter"),
     Expectation("tvm-llvm", "*/gemm_col2im", "TVM 0.27's ONNX frontend has no Col2Im converter"),
-    *(Expectation("tvm-llvm", f"test_convtranspose_output_shape.{v}",
-                  "TVM 0.27 ignores ConvTranspose output_shape (native only: every lowering fixes it); "
-                  "docs/upstream/tvm_output_shape.py") for v in ("as_given", "const")),
-    Expectation("ort-cpu", "test_maxunpool_export_with_output_shape.*",
-                "with output_shape 5x5, onnxruntime reads the MaxPool indices in the 5x5 output frame; the "
-                "ONNX test expects them in the default 4x4 frame, zero-padded: the spec text does not say which"),
-    Expectation("tvm-llvm", "test_maxunpool_export_with_output_shape.*",
-                "TVM's MaxUnpool converter crashes on the output_shape input ('tolist' of a Relax Var/Const)"),
-    Expectation("tvm-llvm", "test_resize_upsample_*.as_given",
-                "TVM's Resize converter needs scales/sizes as constants; run-time scales are refused"),
-    Expectation("tvm-llvm", "test_resize_upsample_scales_linear_half_pixel_symmetric.const",
-                "TVM does not implement coordinate_transformation_mode half_pixel_symmetric (opset 19)"),
-    Expectation("tvm-llvm", "test_resize_upsample_*_axes_*.const",
-                "TVM's Resize converter ignores the `axes` attribute (opset 18)"),
-    Expectation("tvm-llvm", "test_resize_upsample_sizes_nearest_not_*.const",
-                "TVM's Resize converter does not implement keep_aspect_ratio_policy (opset 18)"),
-    Expectation("tvm-llvm", "test_upsample_nearest.*",
-                "TVM's converter for the deprecated Upsample op fails on this opset-9 model (TypeError)"),
-    Expectation("openvino-cpu", "test_col2im_5d.*",
-                "OpenVINO 2026.4's Col2Im is 2-D only ('output_size must be a 1D input of shape [2]')"),
-    Expectation("openvino-cpu", "test_convtranspose_3d.*/gemm_col2im",
-                "OpenVINO 2026.4's Col2Im is 2-D only: the gemm_col2im lowering of a 3-D ConvTranspose"),
-    Expectation("openvino-cpu", "test_maxunpool_*",
-                "OpenVINO 2026.4's ONNX frontend has no MaxUnpool conversion rule"),
-    Expectation("openvino-cpu", "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside.*",
-                "OpenVINO's cubic Resize with exclude_outside=1 renormalises differently: rel_l2 5.8e-3, "
-                "worst 16.352 vs 16.441 at the corner"),
-    Expectation("openvino-cpu", "test_resize_upsample_scales_linear_half_pixel_symmetric.*",
-                "OpenVINO does not implement coordinate_transformation_mode half_pixel_symmetric (opset 19)"),
-    Expectation("openvino-cpu", "test_resize_upsample_sizes_nearest_not_*",
-                "OpenVINO ignores keep_aspect_ratio_policy not_larger/not_smaller (opset 18): output 7x8 "
-                "where the test expects 7x7 / 8x8"),
+    *(
+        Expectation(
+            "tvm-llvm",
+            f"test_convtranspose_output_shape.{v}",
+            "TVM 0.27 ignores ConvTranspose output_shape (native only: every lowering fixes it); "
+            "docs/upstream/tvm_output_shape.py",
+        )
+        for v in ("as_given", "const")
+    ),
+    Expectation(
+        "ort-cpu",
+        "test_maxunpool_export_with_output_shape.*",
+        "with output_shape 5x5, onnxruntime reads the MaxPool indices in the 5x5 output frame; the "
+        "ONNX test expects them in the default 4x4 frame, zero-padded: the spec text does not say which",
+    ),
+    Expectation(
+        "tvm-llvm",
+        "test_maxunpool_export_with_output_shape.*",
+        "TVM's MaxUnpool converter crashes on the output_shape input ('tolist' of a Relax Var/Const)",
+    ),
+    Expectation(
+        "tvm-llvm",
+        "test_resize_upsample_*.as_given",
+        "TVM's Resize converter needs scales/sizes as constants; run-time scales are refused",
+    ),
+    Expectation(
+        "tvm-llvm",
+        "test_resize_upsample_scales_linear_half_pixel_symmetric.const",
+        "TVM does not implement coordinate_transformation_mode half_pixel_symmetric (opset 19)",
+    ),
+    Expectation(
+        "tvm-llvm",
+        "test_resize_upsample_*_axes_*.const",
+        "TVM's Resize converter ignores the `axes` attribute (opset 18)",
+    ),
+    Expectation(
+        "tvm-llvm",
+        "test_resize_upsample_sizes_nearest_not_*.const",
+        "TVM's Resize converter does not implement keep_aspect_ratio_policy (opset 18)",
+    ),
+    Expectation(
+        "tvm-llvm",
+        "test_upsample_nearest.*",
+        "TVM's converter for the deprecated Upsample op fails on this opset-9 model (TypeError)",
+    ),
+    Expectation(
+        "openvino-cpu",
+        "test_col2im_5d.*",
+        "OpenVINO 2026.4's Col2Im is 2-D only ('output_size must be a 1D input of shape [2]')",
+    ),
+    Expectation(
+        "openvino-cpu",
+        "test_convtranspose_3d.*/gemm_col2im",
+        "OpenVINO 2026.4's Col2Im is 2-D only: the gemm_col2im lowering of a 3-D ConvTranspose",
+    ),
+    Expectation("openvino-cpu", "test_maxunpool_*", "OpenVINO 2026.4's ONNX frontend has no MaxUnpool conversion rule"),
+    Expectation(
+        "openvino-cpu",
+        "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside.*",
+        "OpenVINO's cubic Resize with exclude_outside=1 renormalises differently: rel_l2 5.8e-3, "
+        "worst 16.352 vs 16.441 at the corner",
+    ),
+    Expectation(
+        "openvino-cpu",
+        "test_resize_upsample_scales_linear_half_pixel_symmetric.*",
+        "OpenVINO does not implement coordinate_transformation_mode half_pixel_symmetric (opset 19)",
+    ),
+    Expectation(
+        "openvino-cpu",
+        "test_resize_upsample_sizes_nearest_not_*",
+        "OpenVINO ignores keep_aspect_ratio_policy not_larger/not_smaller (opset 18): output 7x8 "
+        "where the test expects 7x7 / 8x8",
+    ),
 )
 # TVM's ONNX import is the same for every target: what tvm-llvm cannot import, tvm-cuda cannot either (on a
 # GPU an entry that then passes shows up as XPASS, i.e. the failure was specific to the LLVM target)
 LEDGER += tuple(Expectation("tvm-cuda", e.pattern, e.reason) for e in LEDGER if e.backend == "tvm-llvm")
 # Found by `convtx conformance --backends tvm-cuda`: dlight cannot schedule ConvTranspose followed by the Pad that
 # explicit_pads adds for output_padding (a compile failure, seen without a GPU)
-LEDGER += tuple(Expectation("tvm-cuda", f"test_convtranspose_{t}.const/explicit_pads",
-                            "TVM 0.27's CUDA pipeline (dlight) fails to build ConvTranspose + Pad: 'consumers of the "
-                            "cache-write stage that are not properly inlined' "
-                            "(docs/upstream/tvm_cuda_explicit_pads_cache_write.py)")
-                for t in ("kernel_shape", "output_shape", "pad"))
+LEDGER += tuple(
+    Expectation(
+        "tvm-cuda",
+        f"test_convtranspose_{t}.const/explicit_pads",
+        "TVM 0.27's CUDA pipeline (dlight) fails to build ConvTranspose + Pad: 'consumers of the "
+        "cache-write stage that are not properly inlined' "
+        "(docs/upstream/tvm_cuda_explicit_pads_cache_write.py)",
+    )
+    for t in ("kernel_shape", "output_shape", "pad")
+)
 
 # The ratchet: at least this many cases pass per backend (raise it when more pass, never lower it).
 # Counted over both variants, native and every lowering of the ConvTranspose cases.
@@ -83,6 +130,7 @@ MIN_PASSING: dict[str, int] = {"ort-cpu": 133, "tvm-llvm": 82, "openvino-cpu": 1
 
 def expectation(backend: str, case: str) -> Expectation | None:
     from fnmatch import fnmatchcase
+
     return next((e for e in LEDGER if e.backend == backend and fnmatchcase(case, e.pattern)), None)
 
 
@@ -90,7 +138,7 @@ def _selected(case) -> bool:
     ops = {n.op_type for n in case.model.graph.node}
     if not ops & set(OPS):
         return False
-    if "Resize" in ops:                      # upsampling only: the zoo never downsamples with Resize
+    if "Resize" in ops:  # upsampling only: the zoo never downsamples with Resize
         return "upsample" in case.name
     return True
 
@@ -141,10 +189,21 @@ def write_case(case, out: Path, variant: str):
     model_path = out / f"{label}.onnx"
     onnx.save(model, str(model_path))
     feeds = dict(zip(names, arrays))
-    ref = ModelRef(name=label, path=str(model_path.resolve()),
-                   shapes=tuple((n, tuple(int(d) for d in a.shape)) for n, a in feeds.items()))
-    prep = prepared_from_arrays(ref, 1, model, str(model_path.resolve()), feeds, [np.asarray(o) for o in outputs],
-                                out / f"{label}.npz", "expected outputs of the ONNX node test")
+    ref = ModelRef(
+        name=label,
+        path=str(model_path.resolve()),
+        shapes=tuple((n, tuple(int(d) for d in a.shape)) for n, a in feeds.items()),
+    )
+    prep = prepared_from_arrays(
+        ref,
+        1,
+        model,
+        str(model_path.resolve()),
+        feeds,
+        [np.asarray(o) for o in outputs],
+        out / f"{label}.npz",
+        "expected outputs of the ONNX node test",
+    )
     return ref, prep
 
 
@@ -153,15 +212,15 @@ class Outcome:
     backend: str
     case: str
     op: str
-    status: str          # the record's status
-    verdict: str         # pass | xfail | FAIL (new) | XPASS (stale ledger) | skipped | not run (built, no device)
+    status: str  # the record's status
+    verdict: str  # pass | xfail | FAIL (new) | XPASS (stale ledger) | skipped | not run (built, no device)
     reason: str
 
 
 def judge(backend: str, case: str, op: str, status: str, reason: str) -> Outcome:
     listed = expectation(backend, case)
     if status == "skipped" and reason.startswith("built, not run"):
-        return Outcome(backend, case, op, status, "not run", reason)      # compiled; no device to judge it
+        return Outcome(backend, case, op, status, "not run", reason)  # compiled; no device to judge it
     if status == "ok":
         verdict = "XPASS" if listed else "pass"
     elif listed:
@@ -177,8 +236,9 @@ def judge(backend: str, case: str, op: str, status: str, reason: str) -> Outcome
 VARIANTS = ("as_given", "const")
 
 
-def run(backends: list[str], out: Path, build_dir: Path, lowerings: tuple[str, ...] = ("native",),
-        threads: int = 1) -> list[Outcome]:
+def run(
+    backends: list[str], out: Path, build_dir: Path, lowerings: tuple[str, ...] = ("native",), threads: int = 1
+) -> list[Outcome]:
     from harness.core.config import RunConfig
     from harness.pipeline.sweep import Plan, run_plan
 
@@ -190,37 +250,78 @@ def run(backends: list[str], out: Path, build_dir: Path, lowerings: tuple[str, .
             preps[(ref, 1)] = prep
             op_of[ref.name] = next(n.op_type for n in c.model.graph.node if n.op_type in OPS)
     cfg = RunConfig(threads=threads, timing=None, case_timeout_s=300)
-    records = run_plan(Plan(tuple(r for r, _ in preps), ("native",), tuple(backends), (1,)), cfg, "conformance",
-                       build_dir, out / "logs", sink=lambda r: None, say=lambda s: None, prepared=preps)
+    records = run_plan(
+        Plan(tuple(r for r, _ in preps), ("native",), tuple(backends), (1,)),
+        cfg,
+        "conformance",
+        build_dir,
+        out / "logs",
+        sink=lambda r: None,
+        say=lambda s: None,
+        prepared=preps,
+    )
     # the lowerings rewrite ConvTranspose only, and need its weights constant: the `const` variants
     rewrites = tuple(lw for lw in lowerings if lw != "native")
     ct = tuple(r for (r, _), p in preps.items() if p.conv_transpose_nodes and r.name.endswith(".const"))
     if rewrites and ct:
-        records += run_plan(Plan(ct, rewrites, tuple(backends), (1,)), cfg, "conformance", build_dir,
-                            out / "logs", sink=lambda r: None, say=lambda s: None, prepared=preps)
-    return [judge(r.backend, r.model if r.lowering == "native" else f"{r.model}/{r.lowering}",
-                  op_of[r.model], r.status, r.reason) for r in records]
+        records += run_plan(
+            Plan(ct, rewrites, tuple(backends), (1,)),
+            cfg,
+            "conformance",
+            build_dir,
+            out / "logs",
+            sink=lambda r: None,
+            say=lambda s: None,
+            prepared=preps,
+        )
+    return [
+        judge(
+            r.backend,
+            r.model if r.lowering == "native" else f"{r.model}/{r.lowering}",
+            op_of[r.model],
+            r.status,
+            r.reason,
+        )
+        for r in records
+    ]
 
 
 def summarise(outcomes: list[Outcome], ratchet: bool = True) -> dict:
     """`ratchet`: hold each backend to MIN_PASSING (only meaningful for the full run: every lowering)."""
     backends = sorted({o.backend for o in outcomes})
-    table = {b: {v: sum(1 for o in outcomes if o.backend == b and o.verdict == v)
-                 for v in ("pass", "xfail", "FAIL", "XPASS", "skipped", "not run")} for b in backends}
-    below = {b: (table[b]["pass"], MIN_PASSING[b]) for b in backends
-             if ratchet and b in MIN_PASSING and table[b]["pass"] < MIN_PASSING[b]}
-    return {"cases": len({o.case for o in outcomes}), "table": table, "below_minimum": below,
-            "ok": not below and all(t["FAIL"] == 0 and t["XPASS"] == 0 for t in table.values()),
-            "outcomes": [o.__dict__ for o in outcomes]}
+    table = {
+        b: {
+            v: sum(1 for o in outcomes if o.backend == b and o.verdict == v)
+            for v in ("pass", "xfail", "FAIL", "XPASS", "skipped", "not run")
+        }
+        for b in backends
+    }
+    below = {
+        b: (table[b]["pass"], MIN_PASSING[b])
+        for b in backends
+        if ratchet and b in MIN_PASSING and table[b]["pass"] < MIN_PASSING[b]
+    }
+    return {
+        "cases": len({o.case for o in outcomes}),
+        "table": table,
+        "below_minimum": below,
+        "ok": not below and all(t["FAIL"] == 0 and t["XPASS"] == 0 for t in table.values()),
+        "outcomes": [o.__dict__ for o in outcomes],
+    }
 
 
 def render(summary: dict) -> str:
-    L = [f"# Conformance: {summary['cases']} ONNX node tests (ConvTranspose and upsampling ops)", "",
-         "| backend | pass | xfail (ledger) | FAIL (new) | XPASS (stale ledger) | skipped | built, not run | minimum |",
-         "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    L = [
+        f"# Conformance: {summary['cases']} ONNX node tests (ConvTranspose and upsampling ops)",
+        "",
+        "| backend | pass | xfail (ledger) | FAIL (new) | XPASS (stale ledger) | skipped | built, not run | minimum |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for b, t in summary["table"].items():
-        L.append(f"| {b} | {t['pass']} | {t['xfail']} | {t['FAIL']} | {t['XPASS']} | {t['skipped']} | "
-                 f"{t.get('not run', 0)} | {MIN_PASSING.get(b, '–')} |")
+        L.append(
+            f"| {b} | {t['pass']} | {t['xfail']} | {t['FAIL']} | {t['XPASS']} | {t['skipped']} | "
+            f"{t.get('not run', 0)} | {MIN_PASSING.get(b, '–')} |"
+        )
     bad = [o for o in summary["outcomes"] if o["verdict"] not in ("pass", "not run")]
     not_run = [o for o in summary["outcomes"] if o["verdict"] == "not run"]
     if not_run:
@@ -228,8 +329,10 @@ def render(summary: dict) -> str:
     if bad:
         L += ["", "| backend | case | op | verdict | reason |", "|---|---|---|---|---|"]
         for o in bad:
-            L.append(f"| {o['backend']} | `{o['case']}` | {o['op']} | {o['verdict']} | "
-                     f"{o['reason'][:200].replace('|', '/')} |")
+            L.append(
+                f"| {o['backend']} | `{o['case']}` | {o['op']} | {o['verdict']} | "
+                f"{o['reason'][:200].replace('|', '/')} |"
+            )
     for b, (got, need) in summary["below_minimum"].items():
         L.append(f"\n**{b}: {got} passing, below the minimum {need}.**")
     return "\n".join(L) + "\n"

@@ -6,6 +6,7 @@ DIR/configs.json, DIR/results.jsonl (the usual records) and DIR/summary.{md,json
 the number of configurations that passed, failed, failed as a known divergence (harness.checking.known), or were
 skipped (with the reasons). Cases run isolated through the sweep driver, so an engine crash costs one case.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,8 @@ class CTConfig:
     """One ConvTranspose model: shapes, attributes (ONNX names) and how the batch is declared."""
 
     name: str
-    x_shape: tuple[int, ...]          # N x C x D...
-    w_shape: tuple[int, ...]          # C x M/group x K...
+    x_shape: tuple[int, ...]  # N x C x D...
+    w_shape: tuple[int, ...]  # C x M/group x K...
     attrs: dict
     bias: bool
     symbolic_batch: bool
@@ -74,8 +75,7 @@ def random_config(rng: np.random.Generator, name: str) -> CTConfig:
             attrs["output_shape"] = [max(1, f + int(rng.integers(-3, 3))) for f in full]
             if rng.random() < 0.3:
                 attrs["output_padding"] = [int(rng.integers(0, si)) for si in s]
-        cfg = CTConfig(name, (batch, c, *insp), (c, mg, *k), attrs, bool(rng.random() < 0.6),
-                       bool(rng.random() < 0.2))
+        cfg = CTConfig(name, (batch, c, *insp), (c, mg, *k), attrs, bool(rng.random() < 0.6), bool(rng.random() < 0.2))
         try:
             resolve(attrs, cfg.x_shape, cfg.w_shape)
         except ValueError:
@@ -99,11 +99,16 @@ def build_model(cfg: CTConfig, seed: int = 0):
     try:
         p = resolve(cfg.attrs, cfg.x_shape, cfg.w_shape)
         y_dims = [x_dims[0], cfg.w_shape[1] * p.group, *p.output_spatial]
-    except ValueError:   # an invalid model (the fuzzer makes some on purpose): leave its output shape open
+    except ValueError:  # an invalid model (the fuzzer makes some on purpose): leave its output shape open
         y_dims = [x_dims[0], cfg.w_shape[1] * cfg.attrs.get("group", 1)] + [f"d{i}" for i in range(cfg.nd)]
     node = helper.make_node("ConvTranspose", inputs, ["Y"], name="convt", **cfg.attrs)
-    graph = helper.make_graph([node], cfg.name, [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_dims)],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, y_dims)], inits)
+    graph = helper.make_graph(
+        [node],
+        cfg.name,
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_dims)],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, y_dims)],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="convtx-equivalence")
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -140,8 +145,7 @@ def summarise(configs: dict[str, CTConfig], records: list[Record]) -> dict:
         if outcome == "known":
             known_hits[detail] += 1
         elif outcome == "passed":
-            entry = match(rec.backend, rec.lowering, cfg.attrs,
-                          resolve(cfg.attrs, cfg.x_shape, cfg.w_shape))
+            entry = match(rec.backend, rec.lowering, cfg.attrs, resolve(cfg.attrs, cfg.x_shape, cfg.w_shape))
             if entry is not None:
                 known_matches_passing[entry.id] += 1
         if outcome in ("failed", "error", "skipped"):
@@ -151,8 +155,10 @@ def summarise(configs: dict[str, CTConfig], records: list[Record]) -> dict:
     stale = [e.id for e in LEDGER if e.always and known_matches_passing[e.id]]
     return {
         "configs": len(configs),
-        "table": [{"lowering": lw, "backend": b, **{o: c[o] for o in ("passed", "failed", "known", "skipped", "error")}}
-                  for (lw, b), c in sorted(table.items())],
+        "table": [
+            {"lowering": lw, "backend": b, **{o: c[o] for o in ("passed", "failed", "known", "skipped", "error")}}
+            for (lw, b), c in sorted(table.items())
+        ],
         "reasons": {f"{lw}/{b}": dict(c.most_common(8)) for (lw, b), c in sorted(reasons.items())},
         "examples": {"/".join(k): v for k, v in sorted(examples.items())},
         "known_hits": dict(known_hits),
@@ -163,13 +169,19 @@ def summarise(configs: dict[str, CTConfig], records: list[Record]) -> dict:
 
 
 def render_summary(s: dict) -> str:
-    L = [f"# ConvTranspose lowering equivalence: {s['configs']} random configurations",
-         "", f"Spatial dims: {s['dims']}. Reference: float64 scatter definition of the ONNX spec.", "",
-         "| lowering | backend | passed | failed | known divergence | skipped | error |",
-         "|---|---|---:|---:|---:|---:|---:|"]
+    L = [
+        f"# ConvTranspose lowering equivalence: {s['configs']} random configurations",
+        "",
+        f"Spatial dims: {s['dims']}. Reference: float64 scatter definition of the ONNX spec.",
+        "",
+        "| lowering | backend | passed | failed | known divergence | skipped | error |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in s["table"]:
-        L.append(f"| {r['lowering']} | {r['backend']} | {r['passed']} | {r['failed']} | {r['known']} | "
-                 f"{r['skipped']} | {r['error']} |")
+        L.append(
+            f"| {r['lowering']} | {r['backend']} | {r['passed']} | {r['failed']} | {r['known']} | "
+            f"{r['skipped']} | {r['error']} |"
+        )
     L += ["", "## Known divergences hit (harness/checking/known.py)", ""]
     L += [f"- `{k}`: {v} cases" for k, v in sorted(s["known_hits"].items())] or ["- none"]
     if s["stale_strict_entries"]:
@@ -206,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         configs: dict[str, CTConfig] = {}
         refs = []
         import onnx
+
         for i in range(args.configs):
             cfg = random_config(rng, f"ct{i:04d}")
             configs[cfg.name] = cfg
@@ -219,8 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         results.unlink(missing_ok=True)
         cfg_run = RunConfig(threads=args.threads, timing=None, case_timeout_s=300)
         with ResultsWriter(results) as w:
-            records = run_plan(plan, cfg_run, "equivalence", Path("build"), out / "logs", sink=w.append,
-                               say=lambda s: None if "preparing" in s else print(s, file=sys.stderr))
+            records = run_plan(
+                plan,
+                cfg_run,
+                "equivalence",
+                Path("build"),
+                out / "logs",
+                sink=w.append,
+                say=lambda s: None if "preparing" in s else print(s, file=sys.stderr),
+            )
         s = summarise(configs, records)
         (out / "summary.json").write_text(json.dumps(s, indent=2))
         (out / "summary.md").write_text(render_summary(s))

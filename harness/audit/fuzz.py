@@ -8,6 +8,7 @@ failure persists — so that the attributes left are the ones involved. Each cla
 as a standalone reproducer (`<id>.onnx`, `<id>.npz`, `<id>.py`). Every class must be explained by the
 ledger (harness/checking/known.py); an unexplained class fails the run.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ from harness.core.convtranspose import resolve
 @dataclass(frozen=True)
 class FuzzConfig:
     cfg: CTConfig
-    valid: bool          # the spec allows it (the reference computes it)
-    edge: str = ""       # which edge family it was drawn from, "" for an ordinary one
+    valid: bool  # the spec allows it (the reference computes it)
+    edge: str = ""  # which edge family it was drawn from, "" for an ordinary one
 
 
 def validity(cfg: CTConfig) -> bool:
@@ -62,7 +63,7 @@ def edge_config(rng: np.random.Generator, name: str) -> CTConfig:
         full = [si * (i - 1) + di * (ki - 1) + 1 for si, i, di, ki in zip(s, base.x_shape[2:], d, k)]
         pads = [0] * (2 * nd)
         pads[ax] = full[ax] // 2 + 1
-        pads[ax + nd] = full[ax] - pads[ax] + int(rng.integers(0, 3))   # output size 0, -1 or -2
+        pads[ax + nd] = full[ax] - pads[ax] + int(rng.integers(0, 3))  # output size 0, -1 or -2
         a["pads"] = pads
     return replace(base, attrs=a)
 
@@ -114,10 +115,11 @@ def features(cfg: CTConfig) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------------------------ running
 
+
 def kind_of(status: str, reason: str, valid: bool) -> str:
     """What went wrong, from the record; "ok" when nothing did (an invalid model cleanly refused is ok)."""
     if status == "skipped" and reason.startswith("built, not run"):
-        return "not_run"         # compiled (a compile failure is a finding), but no device to judge it on
+        return "not_run"  # compiled (a compile failure is a finding), but no device to judge it on
     died = "killed by signal" in reason or "exited with status" in reason or "timed out" in reason
     internal = any(t in reason for t in ("InternalError", "Check failed", "bad_alloc", "TVMError"))
     if not valid:
@@ -141,10 +143,14 @@ class Fuzzer:
     def __init__(self, out: Path, build_dir: Path, cfg):
         from harness.backends import BACKENDS
         from harness.pipeline.worker import WorkerClient
+
         self.out, self.build_dir, self.cfg = out, build_dir, cfg
         cap = int(cfg.memory_cap_gib * 2**30) if cfg.memory_cap_gib else None
-        self.workers = {b: WorkerClient(b, BACKENDS[b].worker_env(cfg), out / "logs" / f"worker-{b}.log", cap)
-                        for b in BACKENDS if not BACKENDS[b].zoo_only}
+        self.workers = {
+            b: WorkerClient(b, BACKENDS[b].worker_env(cfg), out / "logs" / f"worker-{b}.log", cap)
+            for b in BACKENDS
+            if not BACKENDS[b].zoo_only
+        }
         (out / "models").mkdir(parents=True, exist_ok=True)
 
     def prepare(self, fc: FuzzConfig, seed: int):
@@ -160,9 +166,16 @@ class Fuzzer:
         x = np.random.default_rng(seed + 1).standard_normal(fc.cfg.x_shape).astype(np.float32)
         refs = onnx_reference(model, {"X": x}) if fc.valid else []
         ref = ModelRef(fc.cfg.name, path=str(path.resolve()), shapes=(("X", fc.cfg.x_shape),))
-        return prepared_from_arrays(ref, fc.cfg.x_shape[0], model, str(path.resolve()), {"X": x}, refs,
-                                    self.out / "models" / f"{fc.cfg.name}.npz",
-                                    "float64 spec reference" if fc.valid else "invalid model: none")
+        return prepared_from_arrays(
+            ref,
+            fc.cfg.x_shape[0],
+            model,
+            str(path.resolve()),
+            {"X": x},
+            refs,
+            self.out / "models" / f"{fc.cfg.name}.npz",
+            "float64 spec reference" if fc.valid else "invalid model: none",
+        )
 
     def run(self, fc: FuzzConfig, backend: str, lowering: str, seed: int):
         from harness.pipeline.case import case_key
@@ -180,6 +193,7 @@ class Fuzzer:
 
 # ---------------------------------------------------------------------------------------------- shrinking
 
+
 def _drop_axis(cfg: CTConfig, ax: int) -> CTConfig | None:
     nd = cfg.nd
     if nd < 2:
@@ -191,8 +205,12 @@ def _drop_axis(cfg: CTConfig, ax: int) -> CTConfig | None:
     if "pads" in a:
         a["pads"] = [v for i, v in enumerate(a["pads"]) if i % nd != ax]
     drop = 2 + ax
-    return replace(cfg, x_shape=cfg.x_shape[:drop] + cfg.x_shape[drop + 1:],
-                   w_shape=cfg.w_shape[:drop] + cfg.w_shape[drop + 1:], attrs=a)
+    return replace(
+        cfg,
+        x_shape=cfg.x_shape[:drop] + cfg.x_shape[drop + 1 :],
+        w_shape=cfg.w_shape[:drop] + cfg.w_shape[drop + 1 :],
+        attrs=a,
+    )
 
 
 def _candidates(cfg: CTConfig):
@@ -208,8 +226,12 @@ def _candidates(cfg: CTConfig):
     g = a.get("group", 1)
     if g > 1:
         cg, mg = cfg.w_shape[0] // g, cfg.w_shape[1]
-        yield replace(cfg, x_shape=(cfg.x_shape[0], cg) + cfg.x_shape[2:], w_shape=(cg, mg) + cfg.w_shape[2:],
-                      attrs={**a, "group": 1})
+        yield replace(
+            cfg,
+            x_shape=(cfg.x_shape[0], cg) + cfg.x_shape[2:],
+            w_shape=(cg, mg) + cfg.w_shape[2:],
+            attrs={**a, "group": 1},
+        )
     elif cfg.w_shape[0] > 1 or cfg.w_shape[1] > 1:
         yield replace(cfg, x_shape=(cfg.x_shape[0], 1) + cfg.x_shape[2:], w_shape=(1, 1) + cfg.w_shape[2:])
     for k in ("kernel_shape", "output_shape", "auto_pad", "output_padding", "pads", "dilations"):
@@ -236,8 +258,9 @@ def size_of(cfg: CTConfig) -> int:
     return math.prod(cfg.x_shape) + math.prod(cfg.w_shape) + len(json.dumps(cfg.attrs))
 
 
-def shrink(fz: Fuzzer, fc: FuzzConfig, backend: str, lowering: str, kind: str, seed: int,
-           budget: int = 60) -> FuzzConfig:
+def shrink(
+    fz: Fuzzer, fc: FuzzConfig, backend: str, lowering: str, kind: str, seed: int, budget: int = 60
+) -> FuzzConfig:
     """Greedy: keep any simplification that still fails the same way, until none does (or the budget)."""
     tries = 0
     improved = True
@@ -263,22 +286,37 @@ def shrink(fz: Fuzzer, fc: FuzzConfig, backend: str, lowering: str, kind: str, s
 # ----------------------------------------------------------------------------------------------- reporting
 
 _SNIPPET = {
-    "ort-cpu": ('import onnxruntime as ort\n'
-                'y = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]\n'),
-    "tvm-llvm": ('import tvm\nfrom tvm import relax\nfrom tvm.relax.frontend.onnx import from_onnx\n'
-                 'mod = from_onnx(onnx.load(model_path), shape_dict={"X": list(x.shape)})\n'
-                 'vm = relax.VirtualMachine(relax.build(mod, target="llvm"), tvm.cpu())\n'
-                 'y = vm["main"](tvm.runtime.tensor(x)).numpy()\n'),
-    "openvino-cpu": ('import openvino as ov\n'
-                     'core = ov.Core()\n'
-                     'compiled = core.compile_model(core.read_model(model_path), "CPU", '
-                     '{"INFERENCE_PRECISION_HINT": "f32"})\n'
-                     'y = compiled({0: x})[compiled.output(0)]\n'),
+    "ort-cpu": (
+        "import onnxruntime as ort\n"
+        'y = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]\n'
+    ),
+    "tvm-llvm": (
+        "import tvm\nfrom tvm import relax\nfrom tvm.relax.frontend.onnx import from_onnx\n"
+        'mod = from_onnx(onnx.load(model_path), shape_dict={"X": list(x.shape)})\n'
+        'vm = relax.VirtualMachine(relax.build(mod, target="llvm"), tvm.cpu())\n'
+        'y = vm["main"](tvm.runtime.tensor(x)).numpy()\n'
+    ),
+    "openvino-cpu": (
+        "import openvino as ov\n"
+        "core = ov.Core()\n"
+        'compiled = core.compile_model(core.read_model(model_path), "CPU", '
+        '{"INFERENCE_PRECISION_HINT": "f32"})\n'
+        "y = compiled({0: x})[compiled.output(0)]\n"
+    ),
 }
 
 
-def write_reproducer(out: Path, class_id: str, fz: Fuzzer, fc: FuzzConfig, backend: str, lowering: str,
-                     kind: str, attributes: tuple[str, ...], seed: int) -> str:
+def write_reproducer(
+    out: Path,
+    class_id: str,
+    fz: Fuzzer,
+    fc: FuzzConfig,
+    backend: str,
+    lowering: str,
+    kind: str,
+    attributes: tuple[str, ...],
+    seed: int,
+) -> str:
     """<id>.onnx (the model exactly as the engine got it, lowering applied), <id>.npz, <id>.py."""
     import shutil
 
@@ -290,24 +328,36 @@ def write_reproducer(out: Path, class_id: str, fz: Fuzzer, fc: FuzzConfig, backe
     model = get_lowering(lowering).apply(onnx.load(prep.onnx_path)).model
     onnx.save(model, str(out / f"{class_id}.onnx"))
     shutil.copy(prep.data_path, out / f"{class_id}.npz")
-    expected = "the float64 spec reference is in data['ref:0']" if fc.valid else \
-        "the model is invalid under the ONNX spec: an engine should refuse it"
+    expected = (
+        "the float64 spec reference is in data['ref:0']"
+        if fc.valid
+        else "the model is invalid under the ONNX spec: an engine should refuse it"
+    )
     (out / f"{class_id}.py").write_text(
         f'"""convtx fuzz reproducer {class_id}: {backend}, lowering {lowering}: {kind}.\n'
-        f'Attributes involved: {", ".join(attributes)}.\nConvTranspose: x {list(fc.cfg.x_shape)}, '
+        f"Attributes involved: {', '.join(attributes)}.\nConvTranspose: x {list(fc.cfg.x_shape)}, "
         f'w {list(fc.cfg.w_shape)}, {json.dumps(fc.cfg.attrs)}, bias {fc.cfg.bias}.\n{expected}."""\n'
-        f'from pathlib import Path\n\nimport numpy as np\nimport onnx\n\n'
+        f"from pathlib import Path\n\nimport numpy as np\nimport onnx\n\n"
         f'here = Path(__file__).parent\nmodel_path = str(here / "{class_id}.onnx")\n'
         f'data = np.load(here / "{class_id}.npz")\nx = data["in:X"]\n'
-        f'{_SNIPPET.get(backend, "")}'
+        f"{_SNIPPET.get(backend, '')}"
         f'print("engine output shape", y.shape)\n'
         f'if "ref:0" in data.files:\n    ref = data["ref:0"]\n    print("reference shape   ", ref.shape)\n'
-        f'    if ref.shape == y.shape:\n        print("max |engine - reference|", float(np.abs(y - ref).max()))\n')
+        f'    if ref.shape == y.shape:\n        print("max |engine - reference|", float(np.abs(y - ref).max()))\n'
+    )
     return f"{class_id}.py"
 
 
-def run_fuzz(cases: int, seed: int, backends: list[str], lowerings: list[str], out: Path, build_dir: Path,
-             shrink_budget: int = 40, say=lambda s: print(s, file=sys.stderr)) -> dict:
+def run_fuzz(
+    cases: int,
+    seed: int,
+    backends: list[str],
+    lowerings: list[str],
+    out: Path,
+    build_dir: Path,
+    shrink_budget: int = 40,
+    say=lambda s: print(s, file=sys.stderr),
+) -> dict:
     """Fuzz until `cases` engine cases ran; write out/summary.{json,md} and the reproducers."""
     from harness.checking.known import match
     from harness.core.config import RunConfig
@@ -341,8 +391,9 @@ def run_fuzz(cases: int, seed: int, backends: list[str], lowerings: list[str], o
                         small = shrink(fz, fc, b, lw, kind, seed + i, shrink_budget)
                         key = (b, lw, kind, features(small.cfg))
                         coarse[key0] = key
-                        c = classes.setdefault(key, {"count": 0, "smallest": small, "seed": seed + i,
-                                                     "example_reason": rec.reason[:300]})
+                        c = classes.setdefault(
+                            key, {"count": 0, "smallest": small, "seed": seed + i, "example_reason": rec.reason[:300]}
+                        )
                         if size_of(small.cfg) < size_of(c["smallest"].cfg):
                             c["smallest"], c["seed"] = small, seed + i
                     classes[coarse[key0]]["count"] += 1
@@ -357,31 +408,57 @@ def run_fuzz(cases: int, seed: int, backends: list[str], lowerings: list[str], o
             except ValueError:
                 p = None
             entry = match(b, lw, small.cfg.attrs, p, kind)
-            rows.append({"backend": b, "lowering": lw, "class": kind, "attributes": list(attrs),
-                         "count": c["count"], "reproducer": write_reproducer(out, cid, fz, small, b, lw, kind,
-                                                                             attrs, c["seed"]),
-                         "explained_by": entry.id if entry else None, "example_reason": c["example_reason"]})
+            rows.append(
+                {
+                    "backend": b,
+                    "lowering": lw,
+                    "class": kind,
+                    "attributes": list(attrs),
+                    "count": c["count"],
+                    "reproducer": write_reproducer(out, cid, fz, small, b, lw, kind, attrs, c["seed"]),
+                    "explained_by": entry.id if entry else None,
+                    "example_reason": c["example_reason"],
+                }
+            )
     finally:
         fz.close()
-    summary = {"cases": n, "configs": n_configs, "failing_cases": fails, "seconds": round(time.monotonic() - t0),
-               "backends": backends, "lowerings": lowerings, "classes": rows, "built_not_run": not_run,
-               "unexplained": [r["reproducer"] for r in rows if not r["explained_by"]]}
+    summary = {
+        "cases": n,
+        "configs": n_configs,
+        "failing_cases": fails,
+        "seconds": round(time.monotonic() - t0),
+        "backends": backends,
+        "lowerings": lowerings,
+        "classes": rows,
+        "built_not_run": not_run,
+        "unexplained": [r["reproducer"] for r in rows if not r["explained_by"]],
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(render(summary))
     return summary
 
 
 def render(s: dict) -> str:
-    L = [f"# Fuzz: {s['cases']} cases ({s['configs']} ConvTranspose models × {', '.join(s['backends'])} × "
-         f"{', '.join(s['lowerings'])}) in {s['seconds']} s", "",
-         f"{s['failing_cases']} failing cases in {len(s['classes'])} classes.", ""]
+    L = [
+        f"# Fuzz: {s['cases']} cases ({s['configs']} ConvTranspose models × {', '.join(s['backends'])} × "
+        f"{', '.join(s['lowerings'])}) in {s['seconds']} s",
+        "",
+        f"{s['failing_cases']} failing cases in {len(s['classes'])} classes.",
+        "",
+    ]
     for b, nr in (s.get("built_not_run") or {}).items():
-        L += [f"{b}: {nr['count']} cases compiled but not run — {nr['reason']} (their values are unjudged; "
-              f"{nr['output_padding']} have output_padding > 0). Run the same command on a GPU machine.", ""]
-    L += ["| class | engine | lowering | attributes involved | count | reproducer | ledger |",
-          "|---|---|---|---|---:|---|---|"]
+        L += [
+            f"{b}: {nr['count']} cases compiled but not run — {nr['reason']} (their values are unjudged; "
+            f"{nr['output_padding']} have output_padding > 0). Run the same command on a GPU machine.",
+            "",
+        ]
+    L += [
+        "| class | engine | lowering | attributes involved | count | reproducer | ledger |",
+        "|---|---|---|---|---:|---|---|",
+    ]
     for r in s["classes"]:
-        L.append(f"| {r['class']} | {r['backend']} | {r['lowering']} | {', '.join(r['attributes'])} | {r['count']} | "
-                 f"`{r['reproducer']}` | {r['explained_by'] or '**unexplained**'} |")
+        L.append(
+            f"| {r['class']} | {r['backend']} | {r['lowering']} | {', '.join(r['attributes'])} | {r['count']} | "
+            f"`{r['reproducer']}` | {r['explained_by'] or '**unexplained**'} |"
+        )
     return "\n".join(L) + "\n"
-

@@ -8,6 +8,7 @@ divergence that vanishes once intermediates are visible is reported as such rath
 The reproducer is that node alone, fed with the reference's values of its inputs (float32), with its
 expected output: `<stem>-<node>.onnx` + `.npz`.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,18 +21,20 @@ import numpy as np
 @dataclass(frozen=True)
 class Localisation:
     backend: str
-    node: str | None             # the first divergent node, None when none could be pinned
+    node: str | None  # the first divergent node, None when none could be pinned
     op: str | None
-    position: int | None         # index in topological order
-    detail: str                  # the comparison that failed, or why no node was pinned
-    reproducer: str | None       # path of the reduced model
-    reproduces: bool | None      # the reduced model diverges on the engine too
+    position: int | None  # index in topological order
+    detail: str  # the comparison that failed, or why no node was pinned
+    reproducer: str | None  # path of the reduced model
+    reproduces: bool | None  # the reduced model diverges on the engine too
 
     def line(self) -> str:
         if self.node is None:
             return f"{self.backend}: {self.detail}"
         rep = f"; reproducer {self.reproducer} ({'reproduces' if self.reproduces else 'does not reproduce alone'})"
-        return f"{self.backend}: first divergence at node {self.node!r} ({self.op}, #{self.position}): {self.detail}{rep}"
+        return (
+            f"{self.backend}: first divergence at node {self.node!r} ({self.op}, #{self.position}): {self.detail}{rep}"
+        )
 
 
 def _float_outputs(model) -> list[tuple[int, object, str]]:
@@ -39,10 +42,10 @@ def _float_outputs(model) -> list[tuple[int, object, str]]:
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    types = {vi.name: vi.type.tensor_type.elem_type for vi in
-             list(inferred.graph.value_info) + list(inferred.graph.output)}
-    return [(i, n, o) for i, n in enumerate(model.graph.node) for o in n.output
-            if o and types.get(o) in (1, 10, 11)]
+    types = {
+        vi.name: vi.type.tensor_type.elem_type for vi in list(inferred.graph.value_info) + list(inferred.graph.output)
+    }
+    return [(i, n, o) for i, n in enumerate(model.graph.node) for o in n.output if o and types.get(o) in (1, 10, 11)]
 
 
 def expose(model, names: list[str]):
@@ -55,8 +58,9 @@ def expose(model, names: list[str]):
     m = onnx.ModelProto()
     m.CopyFrom(model)
     del m.graph.output[:]
-    m.graph.output.extend(vis[n] if n in vis else helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
-                          for n in names)
+    m.graph.output.extend(
+        vis[n] if n in vis else helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names
+    )
     return m
 
 
@@ -113,16 +117,30 @@ def _run_one(model, feeds: dict, refs: list, backend: str, out: Path, label: str
     shapes = {k: tuple(v.shape) for k, v in feeds.items()}
     ref = ModelRef(label, path=str(path.resolve()), shapes=tuple(shapes.items()))
     batch = next(iter(shapes.values()))[0] if shapes and next(iter(shapes.values())) else 1
-    prep = prepared_from_arrays(ref, batch, model, str(path.resolve()), feeds, refs, out / f"{label}.npz",
-                                "float64 evaluation of the same graph")
-    (rec,) = run_plan(Plan((ref,), ("native",), (backend,), (batch,)),
-                      RunConfig(threads=1, timing=None, case_timeout_s=600), "localise", build_dir,
-                      out / "logs", sink=lambda r: None, say=lambda s: None, prepared={(ref, batch): prep})
+    prep = prepared_from_arrays(
+        ref,
+        batch,
+        model,
+        str(path.resolve()),
+        feeds,
+        refs,
+        out / f"{label}.npz",
+        "float64 evaluation of the same graph",
+    )
+    (rec,) = run_plan(
+        Plan((ref,), ("native",), (backend,), (batch,)),
+        RunConfig(threads=1, timing=None, case_timeout_s=600),
+        "localise",
+        build_dir,
+        out / "logs",
+        sink=lambda r: None,
+        say=lambda s: None,
+        prepared={(ref, batch): prep},
+    )
     return rec
 
 
-def localise(model_path: str, backend: str, feeds: dict[str, np.ndarray], out: Path,
-             build_dir: Path) -> Localisation:
+def localise(model_path: str, backend: str, feeds: dict[str, np.ndarray], out: Path, build_dir: Path) -> Localisation:
     import onnx
 
     from harness.checking.reference import onnx_reference
@@ -136,8 +154,15 @@ def localise(model_path: str, backend: str, feeds: dict[str, np.ndarray], out: P
     stem = _safe(Path(model_path).stem)
     rec = _run_one(exposed, feeds, [ref_values[n] for n in names], backend, out, f"{stem}-exposed", build_dir)
     if rec.status in ("error", "skipped"):
-        return Localisation(backend, None, None, None, f"the model with every intermediate exposed does not run: "
-                            f"{rec.reason}", None, None)
+        return Localisation(
+            backend,
+            None,
+            None,
+            None,
+            f"the model with every intermediate exposed does not run: {rec.reason}",
+            None,
+            None,
+        )
     for (pos, node, name), res in zip(candidates, rec.numerics.outputs):
         if res.passed:
             continue
@@ -145,14 +170,25 @@ def localise(model_path: str, backend: str, feeds: dict[str, np.ndarray], out: P
         reduced, rfeeds = reduce_to_node(model, node, {**feeds, **ref_values}, output=name)
         r = _run_one(reduced, rfeeds, [ref_values[name]], backend, out, label, build_dir)
         # shapes and the worst index as the record's JSON writes them: [1, 2, 10, 9]
-        detail = (f"output {name!r}: shape {list(res.shape)} vs reference {list(res.ref_shape)}"
-                  if res.shape != res.ref_shape else
-                  f"output {name!r}: rel_l2 {res.rel_l2}, {res.mismatches} elements off, worst at "
-                  f"{list(res.worst_index) if res.worst_index is not None else None}")
-        return Localisation(backend, node.name or name, node.op_type, pos, detail, str(out / f"{label}.onnx"),
-                            r.status == "mismatch")
-    return Localisation(backend, None, None, None, "every intermediate matches once exposed: the divergence "
-                        "depends on what the engine fuses when intermediates are hidden", None, None)
+        detail = (
+            f"output {name!r}: shape {list(res.shape)} vs reference {list(res.ref_shape)}"
+            if res.shape != res.ref_shape
+            else f"output {name!r}: rel_l2 {res.rel_l2}, {res.mismatches} elements off, worst at "
+            f"{list(res.worst_index) if res.worst_index is not None else None}"
+        )
+        return Localisation(
+            backend, node.name or name, node.op_type, pos, detail, str(out / f"{label}.onnx"), r.status == "mismatch"
+        )
+    return Localisation(
+        backend,
+        None,
+        None,
+        None,
+        "every intermediate matches once exposed: the divergence "
+        "depends on what the engine fuses when intermediates are hidden",
+        None,
+        None,
+    )
 
 
 def localise_record(rec, ref, cfg, build: Path):
@@ -170,8 +206,15 @@ def localise_record(rec, ref, cfg, build: Path):
         path, _ = lowered_path(prep, rec.lowering, build)
         feeds, _ = prep.load_data()
         loc = localise(path, rec.backend, feeds, build / "localise" / rec.case_id.replace("/", "_"), build)
-        info = {"node": loc.node, "op": loc.op, "position": loc.position, "detail": loc.detail,
-                "reproducer": loc.reproducer, "reproduces": loc.reproduces, "summary": loc.line()}
+        info = {
+            "node": loc.node,
+            "op": loc.op,
+            "position": loc.position,
+            "detail": loc.detail,
+            "reproducer": loc.reproducer,
+            "reproduces": loc.reproduces,
+            "summary": loc.line(),
+        }
     except Exception as e:  # noqa: BLE001 — localisation is a diagnosis; its failure must not hide the verdict
         info = {"node": None, "summary": f"localisation failed: {type(e).__name__}: {e}"}
     return rec.with_details(localisation=info)

@@ -1,4 +1,5 @@
 """The backend registry: one explicit line per backend id."""
+
 from __future__ import annotations
 
 from harness.backends.base import Availability, Backend, Compiled, ModelArtifact
@@ -34,6 +35,7 @@ def compile_case(backend: Backend, art: ModelArtifact, cfg: RunConfig) -> Compil
     tracker hands out, through harness/backends/tvm/remote.py."""
     if cfg.rpc_tracker:
         from harness.backends.tvm.remote import compile_remote
+
         return compile_remote(backend, art, cfg)
     return backend.compile(art, cfg)
 

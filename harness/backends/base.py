@@ -2,6 +2,7 @@
 
 A public method validates, one `_impl` hook does the work. Heavy engines are imported inside the hooks.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,12 +31,12 @@ class ModelArtifact:
     the PyTorch module (for the eager baseline)."""
 
     onnx_path: str
-    input_shapes: dict[str, tuple[int, ...]]      # in graph input order
+    input_shapes: dict[str, tuple[int, ...]]  # in graph input order
     input_dtypes: dict[str, str]
-    zoo_model: str | None = None                  # registry name
+    zoo_model: str | None = None  # registry name
     zoo_size: int | None = None
     seed: int = 0
-    cache_dir: str | None = None                  # where compiled artefacts may be cached (content-addressed)
+    cache_dir: str | None = None  # where compiled artefacts may be cached (content-addressed)
 
 
 class BackendUnavailable(RuntimeError):
@@ -65,8 +66,13 @@ class Compiled:
         outside the timed region; each timed call blocks until its outputs are ready."""
         return measure(self._prepare(feeds), cfg)
 
-    def time_interleaved(self, feeds: dict[str, np.ndarray], cfg: TimingConfig, reference: Callable[[], object],
-                         slowdown_pct: float = 0.0) -> tuple[list[float], list[float], dict]:
+    def time_interleaved(
+        self,
+        feeds: dict[str, np.ndarray],
+        cfg: TimingConfig,
+        reference: Callable[[], object],
+        slowdown_pct: float = 0.0,
+    ) -> tuple[list[float], list[float], dict]:
         """`time` with a reference kernel timed between the calls (timing.measure_interleaved): (case samples,
         reference samples, injection facts). `slowdown_pct` > 0 is the gate's power measurement only: each
         call then also busy-waits, calibrated to make it that much slower (timing.slowed)."""
@@ -81,6 +87,7 @@ class Compiled:
     def count(self, feeds: dict[str, np.ndarray], build_dir, slowdown_pct: float = 0.0) -> Counts:
         """bench --counts, in a worker under callgrind: the record's `counts` (harness/measure/counting.py)."""
         from harness.measure.counting import count_case
+
         return count_case(self._prepare(feeds), build_dir, slowdown_pct)
 
     def close(self) -> None:
@@ -99,7 +106,7 @@ class Backend:
     id: str = ""
     engine: str = ""
     device: str = "cpu"
-    requires: tuple[str, ...] = ()      # importable modules needed
+    requires: tuple[str, ...] = ()  # importable modules needed
     zoo_only: bool = False
     # part of the default set for arbitrary ONNX files (validate, conformance, fuzz); a tuned configuration
     # whose database only covers tuned workloads is not
@@ -142,11 +149,15 @@ class Backend:
         if not avail:
             raise BackendUnavailable(avail.reason)
         if cfg.rpc_tracker and not self.remote_capable:
-            raise BackendUnavailable(f"{self.id} runs on this machine only: a remote run (--rpc-tracker) covers the "
-                                     f"TVM backends, which have TVM's RPC runtime on the device")
+            raise BackendUnavailable(
+                f"{self.id} runs on this machine only: a remote run (--rpc-tracker) covers the "
+                f"TVM backends, which have TVM's RPC runtime on the device"
+            )
         if cfg.counter and self.device != "cpu":
-            raise BackendUnavailable(f"{self.id} runs on a GPU: callgrind (bench --counts) counts CPU work only; "
-                                     f"time it (bench without --counts)")
+            raise BackendUnavailable(
+                f"{self.id} runs on a GPU: callgrind (bench --counts) counts CPU work only; "
+                f"time it (bench without --counts)"
+            )
         if self.zoo_only and art.zoo_model is None:
             raise UnsupportedModel(f"{self.id} runs zoo models only (it needs the PyTorch module)")
 

@@ -5,6 +5,7 @@ latency hint, run through a synchronous infer request.
 Optional: `pip install -e ".[openvino]"` (the extra pins the version); without it the backend is
 unavailable with that reason, and its cases are `skipped`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -44,7 +45,7 @@ class OpenVinoCpu(Backend):
     requires = ("openvino",)
 
     def availability(self) -> Availability:
-        a = super().availability()      # no engine import here: the sweep driver calls this
+        a = super().availability()  # no engine import here: the sweep driver calls this
         if not a:
             return Availability(False, f"{a.reason}: it is an optional extra, pip install -e '.[openvino]'")
         return a
@@ -61,23 +62,39 @@ class OpenVinoCpu(Backend):
             model = core.read_model(art.onnx_path)
         except RuntimeError as e:
             raise UnsupportedModel(f"openvino: {_conversion_failure(str(e))}") from None
-        config = {hints.inference_precision: ov.Type.f32, hints.performance_mode: hints.PerformanceMode.LATENCY,
-                  props.inference_num_threads: cfg.threads, hints.num_requests: 1}
+        config = {
+            hints.inference_precision: ov.Type.f32,
+            hints.performance_mode: hints.PerformanceMode.LATENCY,
+            props.inference_num_threads: cfg.threads,
+            hints.num_requests: 1,
+        }
         compiled = core.compile_model(model, "CPU", config)
-        info = {"engine_version": ov.__version__, "device": "CPU", "inference_precision": "f32",
-                "threads": int(compiled.get_property(props.inference_num_threads)),
-                "performance_hint": "LATENCY",
-                "execution_precision": str(compiled.get_property(hints.inference_precision))}
+        info = {
+            "engine_version": ov.__version__,
+            "device": "CPU",
+            "inference_precision": "f32",
+            "threads": int(compiled.get_property(props.inference_num_threads)),
+            "performance_hint": "LATENCY",
+            "execution_precision": str(compiled.get_property(hints.inference_precision)),
+        }
         return OpenVinoCompiled(compiled, list(art.input_shapes), info)
 
 
 def _conversion_failure(text: str) -> str:
     """The useful part of the ONNX frontend's multi-line report: which op failed, and why."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    ops = [line[3:].split(" with a message")[0] for line in lines
-           if line.startswith("-- ") and not line.startswith("-- Conversion is failed")]
-    why = next((line for line in lines if any(k in line for k in ("must", "not supported", "No conversion rule",
-                                                                  "is not supported"))), lines[-1] if lines else "")
+    ops = [
+        line[3:].split(" with a message")[0]
+        for line in lines
+        if line.startswith("-- ") and not line.startswith("-- Conversion is failed")
+    ]
+    why = next(
+        (
+            line
+            for line in lines
+            if any(k in line for k in ("must", "not supported", "No conversion rule", "is not supported"))
+        ),
+        lines[-1] if lines else "",
+    )
     why = why.removeprefix("-- ")
     return (f"{', '.join(dict.fromkeys(ops))}: {why}" if ops and ops[0] not in why else why)[:300]
-

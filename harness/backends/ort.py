@@ -1,4 +1,5 @@
 """ONNX Runtime, CPU execution provider."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -50,8 +51,12 @@ class OrtCpu(Backend):
             if "NOT_IMPLEMENTED" in msg or "Could not find an implementation" in msg:
                 raise UnsupportedModel(f"onnxruntime: {msg}") from None
             raise
-        info = {"engine_version": ort.__version__, "providers": sess.get_providers(),
-                "intra_op_threads": cfg.threads, "graph_optimization": "ORT_ENABLE_ALL"}
+        info = {
+            "engine_version": ort.__version__,
+            "providers": sess.get_providers(),
+            "intra_op_threads": cfg.threads,
+            "graph_optimization": "ORT_ENABLE_ALL",
+        }
         return OrtCompiled(sess, list(art.input_shapes), info)
 
 
@@ -114,8 +119,10 @@ class OrtCuda(OrtCpu):
 
         why = []
         if _ort_gpu_package() is None:
-            why.append("package missing: onnxruntime-gpu is not installed (the CPU onnxruntime is; README "
-                       "'CUDA' says how to swap them)")
+            why.append(
+                "package missing: onnxruntime-gpu is not installed (the CPU onnxruntime is; README "
+                "'CUDA' says how to swap them)"
+            )
         p = cuda.probe()
         if not p.runnable:
             why.append(p.reason)
@@ -127,7 +134,7 @@ class OrtCuda(OrtCpu):
         from harness.measure import cuda
 
         if hasattr(ort, "preload_dlls"):
-            ort.preload_dlls()           # CUDA/cuDNN from the nvidia-* wheels; prints what it cannot find
+            ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels; prints what it cannot find
         so = ort.SessionOptions()
         so.intra_op_num_threads = cfg.threads
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -144,7 +151,13 @@ class OrtCuda(OrtCpu):
         if sess.get_providers()[0] != self.provider:
             raise BackendUnavailable(f"onnxruntime did not create the CUDA EP (providers {sess.get_providers()})")
         p = cuda.probe()
-        info = {"engine_version": ort.__version__, "providers": sess.get_providers(), "provider_options": opts,
-                "tf32": "enabled" if cfg.tf32 else "disabled", "numerics_policy": "tf32" if cfg.tf32 else "float32",
-                "device": p.devices[0] if p.devices else None, "graph_optimization": "ORT_ENABLE_ALL"}
+        info = {
+            "engine_version": ort.__version__,
+            "providers": sess.get_providers(),
+            "provider_options": opts,
+            "tf32": "enabled" if cfg.tf32 else "disabled",
+            "numerics_policy": "tf32" if cfg.tf32 else "float32",
+            "device": p.devices[0] if p.devices else None,
+            "graph_optimization": "ORT_ENABLE_ALL",
+        }
         return OrtCudaCompiled(sess, list(art.input_shapes), info)

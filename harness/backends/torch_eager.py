@@ -1,4 +1,5 @@
 """PyTorch eager on CPU: the baseline. Zoo models only (it runs the nn.Module, not the ONNX file)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,17 +17,22 @@ class TorchCompiled(Compiled):
 
     def _call(self, tensors):
         import torch
+
         with torch.inference_mode():
             out = self.module(*tensors)
         return out if isinstance(out, (tuple, list)) else (out,)
 
     def _run_impl(self, feeds):
         import torch
-        return [o.numpy().copy() for o in self._call([torch.from_numpy(np.ascontiguousarray(feeds[n]))
-                                                      for n in self.input_names])]
+
+        return [
+            o.numpy().copy()
+            for o in self._call([torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in self.input_names])
+        ]
 
     def _prepare(self, feeds) -> Callable[[], object]:
         import torch
+
         tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in self.input_names]
         return lambda: self._call(tensors)
 
@@ -44,6 +50,10 @@ class TorchCpu(Backend):
 
         torch.set_num_threads(cfg.threads)
         module = get_model(art.zoo_model).build(art.zoo_size, seed=art.seed)
-        info = {"engine_version": torch.__version__, "threads": torch.get_num_threads(), "mode": "eager",
-                "inference_mode": True}
+        info = {
+            "engine_version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "mode": "eager",
+            "inference_mode": True,
+        }
         return TorchCompiled(module, list(art.input_shapes), info)

@@ -7,6 +7,7 @@ Reproducers live in docs/upstream/ and run on their own (numpy + the engine).
 Entries about TVM's ONNX frontend name tvm-cuda beside tvm-llvm: both import the model through the same
 `relax_module`, so a model the frontend refuses or mis-imports is refused or mis-imported for either target.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,11 +21,11 @@ class KnownDivergence:
     id: str
     backends: tuple[str, ...]
     lowerings: tuple[str, ...]
-    applies: Callable[[dict, ConvTransposeParams | None], bool]   # (attributes, resolved params or None)
+    applies: Callable[[dict, ConvTransposeParams | None], bool]  # (attributes, resolved params or None)
     reason: str
-    reproducer: str                                        # path in the repo
-    always: bool = True    # every matching case fails (strict); False: some matching cases pass by chance
-    kinds: tuple[str, ...] = ()   # fuzz failure kinds it explains (empty: any)
+    reproducer: str  # path in the repo
+    always: bool = True  # every matching case fails (strict); False: some matching cases pass by chance
+    kinds: tuple[str, ...] = ()  # fuzz failure kinds it explains (empty: any)
 
 
 def _negative_same(attrs: dict, p: ConvTransposeParams | None) -> bool:
@@ -39,12 +40,18 @@ def _output_shape(attrs: dict, p: ConvTransposeParams) -> bool:
 
 
 def _negative_output_shape(attrs: dict, p: ConvTransposeParams | None) -> bool:
-    return p is not None and bool(attrs.get("output_shape")) and attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") and \
-        any(b + e < 0 for b, e in zip(p.pads_begin, p.pads_end))
+    return (
+        p is not None
+        and bool(attrs.get("output_shape"))
+        and attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
+        and any(b + e < 0 for b, e in zip(p.pads_begin, p.pads_end))
+    )
 
 
 def _col2im_3d_dilated(attrs: dict, p: ConvTransposeParams | None) -> bool:
-    return p is not None and len(p.kernel_shape) == 3 and any(d > 1 and k > 1 for d, k in zip(p.dilations, p.kernel_shape))
+    return (
+        p is not None and len(p.kernel_shape) == 3 and any(d > 1 and k > 1 for d, k in zip(p.dilations, p.kernel_shape))
+    )
 
 
 def _output_padding_nonzero(attrs: dict, p: ConvTransposeParams | None) -> bool:
@@ -71,73 +78,137 @@ ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im
 
 LEDGER: tuple[KnownDivergence, ...] = (
     KnownDivergence(
-        "output-padding-ge-stride-rejected", ("ort-cpu", "tvm-llvm", "tvm-cuda"), ("native",), _output_padding_ge_stride,
+        "output-padding-ge-stride-rejected",
+        ("ort-cpu", "tvm-llvm", "tvm-cuda"),
+        ("native",),
+        _output_padding_ge_stride,
         "the spec allows output_padding below 'the corresponding stride/dilation' (the larger of the two, as "
         "convtx reads it); ONNX Runtime and TVM demand output_padding < stride and refuse the model (every "
-        "lowering computes it)", "build/fuzz (class rejects_valid)", kinds=("rejects_valid",)),
+        "lowering computes it)",
+        "build/fuzz (class rejects_valid)",
+        kinds=("rejects_valid",),
+    ),
     KnownDivergence(
-        "tvm-invalid-output-size-not-refused", ("tvm-llvm", "tvm-cuda"), ALL_LOWERINGS, _empty_output,
+        "tvm-invalid-output-size-not-refused",
+        ("tvm-llvm", "tvm-cuda"),
+        ALL_LOWERINGS,
+        _empty_output,
         "for pads that leave an output size of 0 (an invalid model) TVM returns an empty tensor, and for a "
         "negative size it fails with an InternalError ('cannot make uint from negative value') instead of "
         "refusing the model cleanly; lowerings decline such a node, so the engine's native ConvTranspose runs",
-        "build/fuzz (class accepts_invalid)", kinds=("accepts_invalid", "internal_error_on_invalid")),
+        "build/fuzz (class accepts_invalid)",
+        kinds=("accepts_invalid", "internal_error_on_invalid"),
+    ),
     KnownDivergence(
-        "same-negative-total-padding-clamped", ("ort-cpu", "tvm-llvm", "tvm-cuda", "openvino-cpu"), ("native",), _negative_same,
+        "same-negative-total-padding-clamped",
+        ("ort-cpu", "tvm-llvm", "tvm-cuda", "openvino-cpu"),
+        ("native",),
+        _negative_same,
         "under SAME_UPPER/SAME_LOWER with a kernel extent smaller than the stride the spec's total padding is "
         "negative (output = input*stride); ONNX Runtime, TVM and OpenVINO clamp it to 0 and return a shorter "
         "output",
-        "docs/upstream/same_negative_padding.py"),
+        "docs/upstream/same_negative_padding.py",
+    ),
     KnownDivergence(
-        "tvm-ignores-output-shape", ("tvm-llvm", "tvm-cuda"), ("native",), _output_shape,
+        "tvm-ignores-output-shape",
+        ("tvm-llvm", "tvm-cuda"),
+        ("native",),
+        _output_shape,
         "TVM 0.27's ONNX frontend ignores ConvTranspose `output_shape`: wrong output shape or values "
-        "(the explicit_pads lowering fixes it)", "docs/upstream/tvm_output_shape.py", always=False),
+        "(the explicit_pads lowering fixes it)",
+        "docs/upstream/tvm_output_shape.py",
+        always=False,
+    ),
     KnownDivergence(
-        "ort-rejects-negative-output-shape-padding", ("ort-cpu",), ("native",), _negative_output_shape,
+        "ort-rejects-negative-output-shape-padding",
+        ("ort-cpu",),
+        ("native",),
+        _negative_output_shape,
         "an `output_shape` larger than the full result (negative total padding, zero-filled on both sides "
         "by the spec) is refused by ONNX Runtime ('Explicit output_shape is inconsistent') or zero-filled "
         "at the end only (right by coincidence when the spec's fill is at the end too)",
-        "docs/upstream/same_negative_padding.py", always=False),
+        "docs/upstream/same_negative_padding.py",
+        always=False,
+    ),
     KnownDivergence(
-        "ort-col2im-3d-dilation", ("ort-cpu",), ("gemm_col2im",), _col2im_3d_dilated,
+        "ort-col2im-3d-dilation",
+        ("ort-cpu",),
+        ("gemm_col2im",),
+        _col2im_3d_dilated,
         "onnxruntime 1.32's Col2Im is wrong for many 3-D inputs with dilation > 1 (2-D and undilated 3-D "
         "are right); some dilated cases come out right by coincidence",
-        "docs/upstream/ort_col2im_3d_dilation.py", always=False),
+        "docs/upstream/ort_col2im_3d_dilation.py",
+        always=False,
+    ),
     KnownDivergence(
-        "openvino-invalid-output-size-not-refused", ("openvino-cpu",), ALL_LOWERINGS, _empty_output,
+        "openvino-invalid-output-size-not-refused",
+        ("openvino-cpu",),
+        ALL_LOWERINGS,
+        _empty_output,
         "for attributes the spec makes invalid (an output size of 0 or less, output_padding >= "
         "max(stride, dilation)) OpenVINO returns a tensor instead of refusing the model; lowerings decline "
-        "such a node, so the engine's native ConvTranspose runs", "build/fuzz (class accepts_invalid)",
-        kinds=("accepts_invalid",)),
+        "such a node, so the engine's native ConvTranspose runs",
+        "build/fuzz (class accepts_invalid)",
+        kinds=("accepts_invalid",),
+    ),
     KnownDivergence(
-        "openvino-same-autopad-dynamic-batch", ("openvino-cpu",), ("native",), _same_any,
+        "openvino-same-autopad-dynamic-batch",
+        ("openvino-cpu",),
+        ("native",),
+        _same_any,
         "with a symbolic batch dimension OpenVINO ignores SAME_UPPER/SAME_LOWER padding and returns the full, "
         "unpadded ConvTranspose result (a static batch is right); only the symbolic-batch cases fail",
-        "docs/upstream/openvino_same_dynamic_batch.py", always=False),
+        "docs/upstream/openvino_same_dynamic_batch.py",
+        always=False,
+    ),
     KnownDivergence(
-        "openvino-output-shape-odd-padding", ("openvino-cpu",), ("native",), _output_shape_odd_padding,
+        "openvino-output-shape-odd-padding",
+        ("openvino-cpu",),
+        ("native",),
+        _output_shape_odd_padding,
         "for a ConvTranspose with output_shape that is grouped or has output_padding, OpenVINO puts the odd "
         "unit of total padding at the end (begin 0) where the spec's NOTSET rule puts it at the beginning; "
-        "group 1 without output_padding is right", "docs/upstream/openvino_output_shape_group.py", always=False),
+        "group 1 without output_padding is right",
+        "docs/upstream/openvino_output_shape_group.py",
+        always=False,
+    ),
     KnownDivergence(
-        "openvino-negative-output-shape-padding", ("openvino-cpu",), ("native",), _negative_output_shape,
+        "openvino-negative-output-shape-padding",
+        ("openvino-cpu",),
+        ("native",),
+        _negative_output_shape,
         "an output_shape larger than the full result (negative total padding, zero-filled on both sides by the "
         "spec) is zero-filled elsewhere by OpenVINO (e.g. x 1, k 1, output_shape 6: the spec puts the value at "
-        "index 3)", "build/fuzz (class wrong_values, output_shape + negative_total_padding)", always=False),
+        "index 3)",
+        "build/fuzz (class wrong_values, output_shape + negative_total_padding)",
+        always=False,
+    ),
     KnownDivergence(
-        "tvm-cuda-output-padding-dlight", ("tvm-cuda",), ("native", "explicit_pads"), _output_padding_nonzero,
+        "tvm-cuda-output-padding-dlight",
+        ("tvm-cuda",),
+        ("native", "explicit_pads"),
+        _output_padding_nonzero,
         "UNVERIFIED HERE (no GPU): apache/tvm#19524 reports Relax conv2d_transpose on CUDA with output_padding "
         "> 0 under dlight's Fallback schedule giving wrong values (May 2026, closed, fix not identified); the "
         "lowerings replace the op, so only native/explicit_pads can hit it. On a GPU the reproducer decides: "
-        "exit 1 confirms, exit 0 means the entry is stale", "docs/upstream/tvm_cuda_output_padding.py",
-        always=False, kinds=("wrong_values",)),
+        "exit 1 confirms, exit 0 means the entry is stale",
+        "docs/upstream/tvm_cuda_output_padding.py",
+        always=False,
+        kinds=("wrong_values",),
+    ),
 )
 
 
-def match(backend: str, lowering: str, attrs: dict, p: ConvTransposeParams | None,
-          kind: str | None = None) -> KnownDivergence | None:
+def match(
+    backend: str, lowering: str, attrs: dict, p: ConvTransposeParams | None, kind: str | None = None
+) -> KnownDivergence | None:
     for entry in LEDGER:
-        if backend in entry.backends and lowering in entry.lowerings and \
-                (kind is None or not entry.kinds or kind in entry.kinds) and entry.applies(attrs, p):
+        if (
+            backend in entry.backends
+            and lowering in entry.lowerings
+            and (kind is None or not entry.kinds or kind in entry.kinds)
+            and entry.applies(attrs, p)
+        ):
             return entry
     return None
 
@@ -146,16 +217,22 @@ def match(backend: str, lowering: str, attrs: dict, p: ConvTransposeParams | Non
 # error, explanation, reproducer). A failure that matches is reported as known and does not fail the command;
 # an unmatched one does.
 CUDA_BUILD_LEDGER: tuple[tuple[str, str, str, str, str], ...] = (
-    ("tvm-cuda-conv1d-shared-memory", "wave1d@*/*/tvm-cuda/*", "uses too much shared data",
-     "TVM 0.27's dlight schedules a long Conv1d (wave1d's final Conv1d(16->1, k7) + Tanh over 8192 samples) "
-     "with the whole input cached in shared memory (512 KiB, over the target's 48 KiB): ptxas refuses the "
-     "kernel, so on a GPU these libraries would fail to load", "docs/upstream/tvm_cuda_conv1d_shared_memory.py"),
+    (
+        "tvm-cuda-conv1d-shared-memory",
+        "wave1d@*/*/tvm-cuda/*",
+        "uses too much shared data",
+        "TVM 0.27's dlight schedules a long Conv1d (wave1d's final Conv1d(16->1, k7) + Tanh over 8192 samples) "
+        "with the whole input cached in shared memory (512 KiB, over the target's 48 KiB): ptxas refuses the "
+        "kernel, so on a GPU these libraries would fail to load",
+        "docs/upstream/tvm_cuda_conv1d_shared_memory.py",
+    ),
 )
 
 
 def match_cuda_build(case_id: str, error: str) -> tuple[str, str, str] | None:
     """(id, explanation, reproducer) of the known CUDA build failure this is, or None."""
     from fnmatch import fnmatchcase
+
     for kid, glob, needle, why, repro in CUDA_BUILD_LEDGER:
         if fnmatchcase(case_id, glob) and needle in error:
             return kid, why, repro

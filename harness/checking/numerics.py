@@ -6,6 +6,7 @@ Policy (float32 on CPU): an output passes when
   - relative L2 error ||out - ref|| / ||ref|| <= rel_l2, and
   - |out - ref| <= atol + rtol * |ref| elementwise.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -42,9 +43,9 @@ class OutputComparison:
     max_abs: float
     max_rel: float
     rel_l2: float
-    mismatches: int          # elements outside atol + rtol*|ref|
+    mismatches: int  # elements outside atol + rtol*|ref|
     worst_index: tuple[int, ...] | None
-    nonfinite: int           # NaN/Inf in the output where the reference is finite
+    nonfinite: int  # NaN/Inf in the output where the reference is finite
     reason: str = ""
 
     def __bool__(self) -> bool:
@@ -81,9 +82,19 @@ def compare_output(index: int, out: np.ndarray, ref: np.ndarray, tol: Tolerance)
     out = np.asarray(out)
     ref = np.asarray(ref)
     if out.shape != ref.shape:
-        return OutputComparison(index, False, out.shape, ref.shape, float("inf"), float("inf"),
-                                float("inf"), int(max(out.size, ref.size)), None, 0,
-                                f"shape {list(out.shape)} != reference {list(ref.shape)}")
+        return OutputComparison(
+            index,
+            False,
+            out.shape,
+            ref.shape,
+            float("inf"),
+            float("inf"),
+            float("inf"),
+            int(max(out.size, ref.size)),
+            None,
+            0,
+            f"shape {list(out.shape)} != reference {list(ref.shape)}",
+        )
     o = out.astype(np.float64)
     r = ref.astype(np.float64)
     finite_ref = np.isfinite(r)
@@ -104,30 +115,60 @@ def compare_output(index: int, out: np.ndarray, ref: np.ndarray, tol: Tolerance)
         rel_l2 = float("inf")
     bad = ~(diff <= tol.atol + tol.rtol * np.abs(r))
     mismatches = int(np.count_nonzero(bad))
-    worst = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff))),
-                                                   diff.shape))
+    worst = tuple(
+        int(i) for i in np.unravel_index(int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff))), diff.shape)
+    )
     reasons = []
     if nonfinite:
         reasons.append(f"{nonfinite} NaN/Inf where the reference is finite")
     if rel_l2 > tol.rel_l2:
         reasons.append(f"rel_l2 {rel_l2:.3g} > {tol.rel_l2:g}")
     if mismatches:
-        reasons.append(f"{mismatches}/{diff.size} elements outside atol {tol.atol:g} + rtol {tol.rtol:g}"
-                       f" (worst at {list(worst)}: {o[worst]:.7g} vs {r[worst]:.7g})")
-    return OutputComparison(index, not reasons, out.shape, ref.shape, max_abs, max_rel, rel_l2,
-                            mismatches, worst, nonfinite, "; ".join(reasons))
+        reasons.append(
+            f"{mismatches}/{diff.size} elements outside atol {tol.atol:g} + rtol {tol.rtol:g}"
+            f" (worst at {list(worst)}: {o[worst]:.7g} vs {r[worst]:.7g})"
+        )
+    return OutputComparison(
+        index,
+        not reasons,
+        out.shape,
+        ref.shape,
+        max_abs,
+        max_rel,
+        rel_l2,
+        mismatches,
+        worst,
+        nonfinite,
+        "; ".join(reasons),
+    )
 
 
 def compare(outputs: list[np.ndarray], refs: list[np.ndarray], dtype: str = "float32") -> Comparison:
     """Compare every output with its reference under POLICY[dtype]."""
     tol = POLICY[dtype]
     if len(outputs) != len(refs):
-        bad = OutputComparison(0, False, (), (), float("inf"), float("inf"), float("inf"), 0, None, 0,
-                               f"{len(outputs)} outputs, reference has {len(refs)}")
-        return Comparison(False, float("inf"), float("inf"), float("inf"), tol.atol, tol.rtol, tol.rel_l2,
-                          (bad,))
+        bad = OutputComparison(
+            0,
+            False,
+            (),
+            (),
+            float("inf"),
+            float("inf"),
+            float("inf"),
+            0,
+            None,
+            0,
+            f"{len(outputs)} outputs, reference has {len(refs)}",
+        )
+        return Comparison(False, float("inf"), float("inf"), float("inf"), tol.atol, tol.rtol, tol.rel_l2, (bad,))
     outs = tuple(compare_output(i, o, r, tol) for i, (o, r) in enumerate(zip(outputs, refs)))
     return Comparison(
-        passed=all(outs), max_abs=max(o.max_abs for o in outs), max_rel=max(o.max_rel for o in outs),
-        rel_l2=max(o.rel_l2 for o in outs), atol=tol.atol, rtol=tol.rtol, rel_l2_tol=tol.rel_l2,
-        outputs=outs)
+        passed=all(outs),
+        max_abs=max(o.max_abs for o in outs),
+        max_rel=max(o.max_rel for o in outs),
+        rel_l2=max(o.rel_l2 for o in outs),
+        atol=tol.atol,
+        rtol=tol.rtol,
+        rel_l2_tol=tol.rel_l2,
+        outputs=outs,
+    )

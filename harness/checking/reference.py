@@ -5,6 +5,7 @@
   replaced by convtx's own implementation of the spec (`harness.core.convtranspose`), because
   `onnx.reference` is wrong for grouped ConvTranspose and for `output_shape`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,11 +33,30 @@ def _make_conv_transpose_op():
     class ConvTranspose(OpRun):
         op_domain = ""
 
-        def _run(self, X, W, B=None, auto_pad=None, dilations=None, group=None, kernel_shape=None,
-                 output_padding=None, output_shape=None, pads=None, strides=None):
-            attrs = {"auto_pad": auto_pad or "NOTSET", "dilations": dilations, "group": group or 1,
-                     "kernel_shape": kernel_shape, "output_padding": output_padding,
-                     "output_shape": output_shape, "pads": pads, "strides": strides}
+        def _run(
+            self,
+            X,
+            W,
+            B=None,
+            auto_pad=None,
+            dilations=None,
+            group=None,
+            kernel_shape=None,
+            output_padding=None,
+            output_shape=None,
+            pads=None,
+            strides=None,
+        ):
+            attrs = {
+                "auto_pad": auto_pad or "NOTSET",
+                "dilations": dilations,
+                "group": group or 1,
+                "kernel_shape": kernel_shape,
+                "output_padding": output_padding,
+                "output_shape": output_shape,
+                "pads": pads,
+                "strides": strides,
+            }
             p = resolve(attrs, X.shape, W.shape)
             return (conv_transpose(X, W, B, p).astype(X.dtype),)
 
@@ -91,5 +111,4 @@ def onnx_reference(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     sess = ReferenceEvaluator(m64, new_ops=[_make_conv_transpose_op()])
     feeds64 = {k: (v.astype(np.float64) if v.dtype.kind == "f" else v) for k, v in feeds.items()}
     outs = sess.run(None, feeds64)
-    return [np.asarray(o, dtype=np.float64) if np.asarray(o).dtype.kind == "f" else np.asarray(o)
-            for o in outs]
+    return [np.asarray(o, dtype=np.float64) if np.asarray(o).dtype.kind == "f" else np.asarray(o) for o in outs]

@@ -7,6 +7,7 @@ function and prints. Modules here import the standard library only at load time,
 Exit status: 0 success, 1 a verdict failed (mismatch or error in `validate`), 2 bad usage or bad input
 (one line on stderr, no traceback).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,13 +20,26 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.cli import bench, check, info
     from harness.cli import compile as compile_
 
-    p = argparse.ArgumentParser(prog="convtx", description="Which compiler and which lowering of "
-                                "ConvTranspose is correct and fastest on this machine.")
+    p = argparse.ArgumentParser(
+        prog="convtx",
+        description="Which compiler and which lowering of ConvTranspose is correct and fastest on this machine.",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # every command, in the order `convtx --help` has always listed them
-    for add in (info.add_list, info.add_export, check.add_validate, compile_.add_build, bench.add_compare,
-                bench.add_bench, compile_.add_tune, compile_.add_optimize, info.add_lower, check.add_conformance,
-                check.add_fuzz, bench.add_report):
+    for add in (
+        info.add_list,
+        info.add_export,
+        check.add_validate,
+        compile_.add_build,
+        bench.add_compare,
+        bench.add_bench,
+        compile_.add_tune,
+        compile_.add_optimize,
+        info.add_lower,
+        check.add_conformance,
+        check.add_fuzz,
+        bench.add_report,
+    ):
         add(sub)
     return p
 

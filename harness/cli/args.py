@@ -3,6 +3,7 @@ options of validate, bench and build, and the RunConfig they give.
 
 Imports only the standard library at load time (`convtx --help` stays fast); registries load when used.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,6 +30,7 @@ def usable_cpus() -> int:
 def default_memory_cap() -> float:
     """Three quarters of this machine's memory, in GiB, per worker."""
     import psutil
+
     return round(0.75 * psutil.virtual_memory().total / 2**30, 1)
 
 
@@ -36,6 +38,7 @@ def writable_dir(path: Path, what: str) -> Path:
     """`path`, created if need be and writable, or a one-line error (the pipeline's check of its run
     directories, harness/pipeline/bench.py, imported only when a command runs)."""
     from harness.pipeline.bench import writable_dir as check
+
     return check(path, what)
 
 
@@ -58,11 +61,13 @@ def names_arg(text: str | None, registry: dict, check, default: list[str] | None
 
 def backends_arg(text: str | None, default: list[str]) -> list[str]:
     from harness.backends import BACKENDS, get_backend
+
     return names_arg(text, BACKENDS, get_backend, default)
 
 
 def lowerings_arg(text: str | None, default: list[str]) -> list[str]:
     from harness.lowerings import LOWERINGS, get_lowering
+
     return names_arg(text, LOWERINGS, get_lowering, default)
 
 
@@ -99,18 +104,28 @@ def add_run_options(sp) -> None:
     sp.add_argument("--backends", help="comma-separated backend ids, or 'all'")
     sp.add_argument("--lowerings", help="comma-separated lowering names, or 'all'")
     sp.add_argument("--batches", help="comma-separated batch sizes (zoo models)")
-    sp.add_argument("--shape", action="append", metavar="NAME=D1xD2x…",
-                    help="concrete shape for an ONNX file's input (repeatable)")
+    sp.add_argument(
+        "--shape", action="append", metavar="NAME=D1xD2x…", help="concrete shape for an ONNX file's input (repeatable)"
+    )
     sp.add_argument("--threads", type=int, default=None, help="threads per engine (default: usable CPUs)")
     sp.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
     sp.add_argument("--case-timeout", type=float, default=900.0, help="seconds per case (default 900)")
-    sp.add_argument("--memory-cap", type=float, default=None, metavar="GIB",
-                    help="kill a worker whose resident memory exceeds this (default: 75%% of RAM)")
-    sp.add_argument("--cuda-arch", metavar="sm_XX", help="CUDA architecture to build for (default: device 0's, "
-                    "else sm_80)")
+    sp.add_argument(
+        "--memory-cap",
+        type=float,
+        default=None,
+        metavar="GIB",
+        help="kill a worker whose resident memory exceeds this (default: 75%% of RAM)",
+    )
+    sp.add_argument(
+        "--cuda-arch", metavar="sm_XX", help="CUDA architecture to build for (default: device 0's, else sm_80)"
+    )
     sp.add_argument("--no-tf32", action="store_true", help="ort-cuda: disable TF32 (then judged as float32)")
-    sp.add_argument("--rpc-tracker", metavar="HOST:PORT",
-                    help="run TVM cases on remote devices handed out by this TVM RPC tracker (docs/rpc.md)")
+    sp.add_argument(
+        "--rpc-tracker",
+        metavar="HOST:PORT",
+        help="run TVM cases on remote devices handed out by this TVM RPC tracker (docs/rpc.md)",
+    )
     sp.add_argument("--rpc-key", metavar="KEY", help="the device key the RPC servers registered under")
     sp.add_argument("--build-dir", default="build", help="content-addressed cache (default build/)")
 
@@ -132,6 +147,7 @@ def run_config(args, timing):
         raise ConvtxError("--rpc-key needs --rpc-tracker HOST:PORT")
     if tracker:
         from harness.backends.tvm.remote import parse_tracker
+
         parse_tracker(tracker)
         if not key:
             raise ConvtxError("--rpc-tracker needs --rpc-key KEY (the device key the servers registered under)")
@@ -139,8 +155,17 @@ def run_config(args, timing):
             raise ConvtxError("--rpc-tracker: `convtx build` only compiles; run remotely with bench or validate")
         if getattr(args, "counts", False):
             raise ConvtxError("--counts: callgrind counts work on this machine; it cannot count a remote device")
-    return RunConfig(threads=threads, timing=timing, case_timeout_s=args.case_timeout, seed=args.seed,
-                     memory_cap_gib=args.memory_cap if args.memory_cap is not None else default_memory_cap(),
-                     inject_slowdown=slowdown_arg(getattr(args, "inject_slowdown", None)), cuda_arch=arch,
-                     tf32=not getattr(args, "no_tf32", False), compile_only=getattr(args, "compile_only", False),
-                     rpc_tracker=tracker, rpc_key=key, counter="callgrind" if getattr(args, "counts", False) else None)
+    return RunConfig(
+        threads=threads,
+        timing=timing,
+        case_timeout_s=args.case_timeout,
+        seed=args.seed,
+        memory_cap_gib=args.memory_cap if args.memory_cap is not None else default_memory_cap(),
+        inject_slowdown=slowdown_arg(getattr(args, "inject_slowdown", None)),
+        cuda_arch=arch,
+        tf32=not getattr(args, "no_tf32", False),
+        compile_only=getattr(args, "compile_only", False),
+        rpc_tracker=tracker,
+        rpc_key=key,
+        counter="callgrind" if getattr(args, "counts", False) else None,
+    )

@@ -1,5 +1,6 @@
 """`convtx validate`, `conformance` and `fuzz`: is each engine right, on a model, on the ONNX node tests and
 on random ConvTranspose models."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,9 @@ def add_validate(sub) -> None:
     sp = sub.add_parser("validate", help="check one model on every backend against the float64 reference")
     sp.add_argument("model", metavar="MODEL", help="zoo name (name@size) or path to an .onnx file")
     sp.add_argument("--json", metavar="FILE", help="write the records as a JSON array")
-    sp.add_argument("--no-localise", action="store_true",
-                    help="do not search for the first divergent node of a mismatching case")
+    sp.add_argument(
+        "--no-localise", action="store_true", help="do not search for the first divergent node of a mismatching case"
+    )
     add_run_options(sp)
     sp.set_defaults(func=cmd_validate)
 
@@ -61,17 +63,21 @@ def cmd_validate(args) -> int:
 
     overrides = parse_shape_overrides(args.shape)
     ref = model_ref(args.model, overrides)
-    plan = Plan((ref,), tuple(lowerings_arg(args.lowerings, ["native"])),
-                tuple(backends_arg(args.backends, [b for b in BACKENDS if BACKENDS[b].file_default])),
-                tuple(batches_arg(args.batches) or [1]))
+    plan = Plan(
+        (ref,),
+        tuple(lowerings_arg(args.lowerings, ["native"])),
+        tuple(backends_arg(args.backends, [b for b in BACKENDS if BACKENDS[b].file_default])),
+        tuple(batches_arg(args.batches) or [1]),
+    )
     if args.json:
         json_path = Path(args.json)
         writable_parent(json_path)
     cfg = run_config(args, timing=None)
     build = Path(args.build_dir)
     records = run_validate(plan, cfg, build)
-    records = [localise_record(r, ref, cfg, build) if r.status == "mismatch" and not args.no_localise else r
-               for r in records]
+    records = [
+        localise_record(r, ref, cfg, build) if r.status == "mismatch" and not args.no_localise else r for r in records
+    ]
     if args.json:
         tmp = json_path.with_name(json_path.name + ".tmp")
         tmp.write_text(json.dumps([r.to_json() for r in records], indent=2) + "\n")
@@ -79,8 +85,10 @@ def cmd_validate(args) -> int:
     print(f"{'case':<44} {'status':<9} {'rel_l2':>9} {'max_abs':>9}  reason")
     for r in records:
         n = r.numerics
-        print(f"{r.case_id:<44} {r.status:<9} {fmt_metric(n.rel_l2 if n else None):>9} "
-              f"{fmt_metric(n.max_abs if n else None):>9}  {r.reason}")
+        print(
+            f"{r.case_id:<44} {r.status:<9} {fmt_metric(n.rel_l2 if n else None):>9} "
+            f"{fmt_metric(n.max_abs if n else None):>9}  {r.reason}"
+        )
         if "localisation" in r.details:
             print(f"    localised: {r.details['localisation']['summary']}")
     failed = [r for r in records if r.status in ("mismatch", "error")]
@@ -110,8 +118,9 @@ def cmd_fuzz(args) -> int:
     from harness.audit.fuzz import render, run_fuzz
     from harness.backends import BACKENDS
 
-    backends = backends_arg(args.backends, [b for b in BACKENDS
-                                            if not BACKENDS[b].zoo_only and BACKENDS[b].file_default])
+    backends = backends_arg(
+        args.backends, [b for b in BACKENDS if not BACKENDS[b].zoo_only and BACKENDS[b].file_default]
+    )
     zoo_only = [b for b in backends if BACKENDS[b].zoo_only]
     if zoo_only:
         raise ConvtxError(f"--backends {','.join(zoo_only)}: runs zoo models only; fuzz needs ONNX backends")
@@ -122,7 +131,14 @@ def cmd_fuzz(args) -> int:
     if args.cases < 1:
         raise ConvtxError(f"--cases {args.cases}: expected a positive integer")
     out = writable_dir(Path(args.out), "output directory")
-    summary = run_fuzz(args.cases, args.seed, backends, lowerings, out, writable_dir(Path(args.build_dir),
-                       "build directory"), args.shrink_budget)
+    summary = run_fuzz(
+        args.cases,
+        args.seed,
+        backends,
+        lowerings,
+        out,
+        writable_dir(Path(args.build_dir), "build directory"),
+        args.shrink_budget,
+    )
     print(render(summary))
     return 1 if summary["unexplained"] else 0

@@ -1,5 +1,6 @@
 """`convtx tune`, `optimize` and `build`: make compiled models better (tuning database, per-node lowerings)
 and keep compiled artefacts."""
+
 from __future__ import annotations
 
 import sys
@@ -22,8 +23,12 @@ from harness.core.errors import ConvtxError
 def add_build(sub) -> None:
     sp = sub.add_parser("build", help="compile only and keep the artefacts (CUDA on a machine without a GPU)")
     sp.add_argument("models", nargs="+", metavar="MODEL", help="zoo names (name@size) or .onnx paths")
-    sp.add_argument("--out", default="build/artifacts", metavar="DIR",
-                    help="where libraries, kernel sources, cubins and build.json go (default build/artifacts)")
+    sp.add_argument(
+        "--out",
+        default="build/artifacts",
+        metavar="DIR",
+        help="where libraries, kernel sources, cubins and build.json go (default build/artifacts)",
+    )
     add_run_options(sp)
     sp.set_defaults(func=cmd_build, compile_only=True)
 
@@ -33,8 +38,10 @@ def add_tune(sub) -> None:
     sp.add_argument("models", nargs="*", help="zoo refs (name@size) or .onnx paths (default: the suite's)")
     sp.add_argument("--suite", default="default", help="whose models to tune when none are named")
     sp.add_argument("--lowerings", help="comma-separated lowerings to tune (default native)")
-    sp.add_argument("--target", help='TVM target as JSON (default: this host, e.g. {"kind": "llvm", "mcpu": '
-                                     '"znver4", "num-cores": 2})')
+    sp.add_argument(
+        "--target",
+        help='TVM target as JSON (default: this host, e.g. {"kind": "llvm", "mcpu": "znver4", "num-cores": 2})',
+    )
     sp.add_argument("--trials", type=int, default=200, help="MetaSchedule trials per workload (default 200)")
     sp.add_argument("--budget-minutes", type=float, default=None, help="wall-clock budget for everything")
     sp.add_argument("--threads", type=int, default=None, help="threads (default: usable CPUs)")
@@ -70,17 +77,22 @@ def cmd_tune(args) -> int:
         try:
             target = json.loads(args.target)
         except json.JSONDecodeError as e:
-            raise ConvtxError(f"--target {args.target!r}: not a JSON target dict ({e.msg}); e.g. "
-                              f'\'{{"kind": "llvm", "mcpu": "znver4", "num-cores": 2}}\'') from None
+            raise ConvtxError(
+                f"--target {args.target!r}: not a JSON target dict ({e.msg}); e.g. "
+                f'\'{{"kind": "llvm", "mcpu": "znver4", "num-cores": 2}}\''
+            ) from None
         if not isinstance(target, dict) or target.get("kind") != "llvm":
-            raise ConvtxError(f"--target {args.target!r}: expected a dict with \"kind\": \"llvm\"")
+            raise ConvtxError(f'--target {args.target!r}: expected a dict with "kind": "llvm"')
     models = [m for a in args.models for m in csv_list(a)] or list(get_suite(args.suite).models)
     lowerings = lowerings_arg(args.lowerings, ["native"])
     build = writable_dir(Path(args.build_dir), "build directory")
     budget = args.budget_minutes * 60 if args.budget_minutes else None
     res = tune(models, lowerings, target, args.trials, budget, threads, args.seed, build)
-    print(f"[tune] {len(res.workloads)} workloads in {res.seconds:.0f} s; database: {res.db or '-'}"
-          + (f"; {len(res.failed)} failed:" if res.failed else ""), file=sys.stderr)
+    print(
+        f"[tune] {len(res.workloads)} workloads in {res.seconds:.0f} s; database: {res.db or '-'}"
+        + (f"; {len(res.failed)} failed:" if res.failed else ""),
+        file=sys.stderr,
+    )
     for f in res.failed:
         print(f"[tune]   {f}", file=sys.stderr)
     return 1 if res.failed else 0
@@ -108,15 +120,18 @@ def cmd_optimize(args) -> int:
     cfg = RunConfig(threads=threads, timing=get_suite("quick").timing, seed=args.seed)
     build = writable_dir(Path(args.build_dir), "build directory")
     prep = prepare_isolated(ref, 1, args.seed, build)
-    path, side = optimize(ref, args.backend, cfg, build, lowerings, prep,
-                          say=lambda m: print(m, file=sys.stderr, flush=True))
+    path, side = optimize(
+        ref, args.backend, cfg, build, lowerings, prep, say=lambda m: print(m, file=sys.stderr, flush=True)
+    )
     tmp = out.with_name(out.name + ".tmp")
     shutil.copyfile(path, tmp)
     tmp.replace(out)
     side_path = out.with_suffix(".json")
     side_path.write_text(json.dumps(side, indent=2))
-    print(f"{out}: {side['final']} — {side['baseline_ms']:.3f} ms -> {side['final_ms']:.3f} ms "
-          f"({side['speedup']:.2f}x) on {args.backend}; {side['decision']}")
+    print(
+        f"{out}: {side['final']} — {side['baseline_ms']:.3f} ms -> {side['final_ms']:.3f} ms "
+        f"({side['speedup']:.2f}x) on {args.backend}; {side['decision']}"
+    )
     for n in side["nodes"]:
         print(f"  {n['node']}: {n['why']}")
     print(f"  sidecar: {side_path}")
@@ -132,26 +147,46 @@ def cmd_build(args) -> int:
     backends = backends_arg(args.backends, ["tvm-cuda"])
     other = [b for b in backends if b not in BUILDABLE]
     if other:
-        raise ConvtxError(f"--backends {','.join(other)}: `build` compiles ahead of time for "
-                          f"{', '.join(BUILDABLE)} (the other engines compile when a session is created)")
+        raise ConvtxError(
+            f"--backends {','.join(other)}: `build` compiles ahead of time for "
+            f"{', '.join(BUILDABLE)} (the other engines compile when a session is created)"
+        )
     overrides = parse_shape_overrides(args.shape)
     refs = tuple(model_ref(m, overrides) for m in args.models)
-    plan = Plan(refs, tuple(lowerings_arg(args.lowerings, ["native"])), tuple(backends),
-                tuple(batches_arg(args.batches) or [1]))
+    plan = Plan(
+        refs, tuple(lowerings_arg(args.lowerings, ["native"])), tuple(backends), tuple(batches_arg(args.batches) or [1])
+    )
     cfg = run_config(args, timing=None)
     out = writable_dir(Path(args.out), "output directory")
     built = build_artifacts(plan, cfg, out, Path(args.build_dir))
     print(f"{'case':<44} {'status':<8} {'kernels':>7} {'compile s':>9}  nvcc / reason")
     for c in built.cases:
         nv = c.get("nvcc") or {}
-        tail = (f"{nv['status']}" + (f" ({nv['seconds']:.1f} s, {nv.get('registers_max', '?')} registers max, "
-                                     f"{nv.get('spills', 0)} spill stores)" if nv.get("status") == "ok" else
-                                     f": {nv.get('error', '')}") if nv else c["reason"])
+        tail = (
+            f"{nv['status']}"
+            + (
+                f" ({nv['seconds']:.1f} s, {nv.get('registers_max', '?')} registers max, "
+                f"{nv.get('spills', 0)} spill stores)"
+                if nv.get("status") == "ok"
+                else f": {nv.get('error', '')}"
+            )
+            if nv
+            else c["reason"]
+        )
         if nv.get("known"):
             tail = f"known ({nv['known']['id']}, {nv['known']['reproducer']}): {tail}"
         cs = f"{c['compile_s']:.1f}" if c["compile_s"] is not None else "—"
-        print(f"{c['case_id']:<44} {c['status']:<8} {c['kernels'] if c['kernels'] is not None else '—':>7} "
-              f"{cs:>9}  {tail}")
-    print(f"artefacts and build.json in {out}" + (f"; {built.known} known nvcc failure(s) (harness/checking/known.py "
-                                                  f"CUDA_BUILD_LEDGER), {built.failed} unexplained" if built.known else ""))
+        print(
+            f"{c['case_id']:<44} {c['status']:<8} {c['kernels'] if c['kernels'] is not None else '—':>7} "
+            f"{cs:>9}  {tail}"
+        )
+    print(
+        f"artefacts and build.json in {out}"
+        + (
+            f"; {built.known} known nvcc failure(s) (harness/checking/known.py "
+            f"CUDA_BUILD_LEDGER), {built.failed} unexplained"
+            if built.known
+            else ""
+        )
+    )
     return 1 if built.failed else 0

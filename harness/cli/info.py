@@ -1,4 +1,5 @@
 """`convtx list`, `export` and `lower`: what the harness knows, and models written out as ONNX."""
+
 from __future__ import annotations
 
 import sys
@@ -40,28 +41,50 @@ def cmd_list(args) -> int:
     from models import MODELS
 
     data = {
-        "models": [{"name": s.name, "family": s.family, "dims": s.dims, "sizes": list(s.sizes),
-                    "description": s.description} for s in MODELS.values()],
+        "models": [
+            {"name": s.name, "family": s.family, "dims": s.dims, "sizes": list(s.sizes), "description": s.description}
+            for s in MODELS.values()
+        ],
         "lowerings": [{"name": lw.name, "description": lw.description} for lw in LOWERINGS.values()],
-        "backends": [{"id": b.id, "engine": b.engine, "device": b.device, "zoo_only": b.zoo_only,
-                      **(lambda a: {"available": a.available, "reason": a.reason})(b.availability())}
-                     for b in BACKENDS.values()],
-        "suites": [{"name": s.name, "models": list(s.models), "backends": list(s.backends),
-                    "lowerings": list(s.lowerings), "batches": list(s.batches)} for s in SUITES.values()],
+        "backends": [
+            {
+                "id": b.id,
+                "engine": b.engine,
+                "device": b.device,
+                "zoo_only": b.zoo_only,
+                **(lambda a: {"available": a.available, "reason": a.reason})(b.availability()),
+            }
+            for b in BACKENDS.values()
+        ],
+        "suites": [
+            {
+                "name": s.name,
+                "models": list(s.models),
+                "backends": list(s.backends),
+                "lowerings": list(s.lowerings),
+                "batches": list(s.batches),
+            }
+            for s in SUITES.values()
+        ],
     }
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
     print("models:")
     for m in data["models"]:
-        print(f"  {m['name']:<13} {m['family']:<13} {m['dims']}-D  sizes {','.join(map(str, m['sizes'])):<16} {m['description']}")
+        print(
+            f"  {m['name']:<13} {m['family']:<13} {m['dims']}-D  sizes {','.join(map(str, m['sizes'])):<16} {m['description']}"
+        )
     print("lowerings:")
     for lw in data["lowerings"]:
         print(f"  {lw['name']:<10} {lw['description']}")
     print("backends:")
     for b in data["backends"]:
-        state = (f"available ({b['reason']})" if b["reason"] else "available") if b["available"] \
+        state = (
+            (f"available ({b['reason']})" if b["reason"] else "available")
+            if b["available"]
             else f"unavailable: {b['reason']}"
+        )
         print(f"  {b['id']:<15} {state}")
     print("suites:")
     for s in data["suites"]:
@@ -112,8 +135,10 @@ def cmd_lower(args) -> int:
     onnx.save_model(result.model, str(tmp))
     tmp.replace(out)
     s = result.summary()
-    print(f"{out}: {lowering.name}: {s['lowered']} of {s['convtranspose_nodes']} ConvTranspose nodes lowered"
-          + ("" if s["convtranspose_nodes"] else " (the model has no ConvTranspose: unchanged)"))
+    print(
+        f"{out}: {lowering.name}: {s['lowered']} of {s['convtranspose_nodes']} ConvTranspose nodes lowered"
+        + ("" if s["convtranspose_nodes"] else " (the model has no ConvTranspose: unchanged)")
+    )
     for d in s["declined"]:
         print(f"  declined {d['node']}: {d['reason']} (left native)")
     return 0

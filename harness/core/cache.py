@@ -4,6 +4,7 @@ An entry is `path` plus `path.sha256` holding the digest of its bytes. It is wri
 renamed into place, and only then is the digest file written (also by rename). A reader trusts an entry
 only when both exist and the digest matches: a kill at any moment, or a corrupted file, means a rebuild.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -2,6 +2,7 @@
 
 Built from the CLI only; nothing here reads the environment.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -30,8 +31,13 @@ class TimingConfig:
             raise ValueError(f"inconsistent timing config {self}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"warmup": self.warmup, "min_repeats": self.min_repeats, "min_time_s": self.min_time_s,
-                "max_time_s": self.max_time_s, "max_repeats": self.max_repeats}
+        return {
+            "warmup": self.warmup,
+            "min_repeats": self.min_repeats,
+            "min_time_s": self.min_time_s,
+            "max_time_s": self.max_time_s,
+            "max_repeats": self.max_repeats,
+        }
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> TimingConfig:
@@ -44,20 +50,20 @@ class RunConfig:
     """Everything a worker needs to run cases the same way: threads per engine and the timing budget."""
 
     threads: int = 2
-    timing: TimingConfig | None = TimingConfig()   # None: validate only, no timing
-    case_timeout_s: float = 900.0                  # wall clock per case, enforced by the sweep driver
-    prepare_timeout_s: float = 900.0               # export + float64 reference of one model
-    seed: int = 0                                  # weights and synthesised inputs
-    memory_cap_gib: float | None = None            # a worker above this resident size is killed (OOM record)
+    timing: TimingConfig | None = TimingConfig()  # None: validate only, no timing
+    case_timeout_s: float = 900.0  # wall clock per case, enforced by the sweep driver
+    prepare_timeout_s: float = 900.0  # export + float64 reference of one model
+    seed: int = 0  # weights and synthesised inputs
+    memory_cap_gib: float | None = None  # a worker above this resident size is killed (OOM record)
     # Fault injection, for the tests of isolation only: (case id, kind) with kind one of
     # segv | abort | hang | oom | exit; the worker does that instead of running the case.
     faults: tuple[tuple[str, str], ...] = ()
     # Measuring the performance gate's power only: (case-id glob, percent) — matching cases busy-wait that
     # share of their own duration in every timed call; the record says so (details.injected_slowdown).
     inject_slowdown: tuple[tuple[str, float], ...] = ()
-    cuda_arch: str | None = None                   # CUDA builds: sm_XX (default: device 0's, else cuda.DEFAULT_ARCH)
-    tf32: bool = True                              # ort-cuda: allow TF32 (ONNX Runtime's default); judged looser
-    compile_only: bool = False                     # `convtx build`: stop after compiling (no run, no timing)
+    cuda_arch: str | None = None  # CUDA builds: sm_XX (default: device 0's, else cuda.DEFAULT_ARCH)
+    tf32: bool = True  # ort-cuda: allow TF32 (ONNX Runtime's default); judged looser
+    compile_only: bool = False  # `convtx build`: stop after compiling (no run, no timing)
     # Remote devices through TVM's RPC tracker (harness/backends/tvm/remote.py): "HOST:PORT" and the servers' device key
     rpc_tracker: str | None = None
     rpc_key: str | None = None
@@ -72,12 +78,17 @@ class RunConfig:
         bench sets (`prepare_timeout_s`, the tests' `faults`, `convtx build`'s `compile_only`) are written only
         when they differ from their defaults, so a bench run's config holds exactly the documented keys."""
         d: dict[str, Any] = {
-            "threads": self.threads, "seed": self.seed, "case_timeout_s": self.case_timeout_s,
-            "memory_cap_gib": self.memory_cap_gib, "timing": self.timing.to_json() if self.timing else None,
-            "inject_slowdown": [[glob, pct] for glob, pct in self.inject_slowdown], "cuda_arch": self.cuda_arch,
+            "threads": self.threads,
+            "seed": self.seed,
+            "case_timeout_s": self.case_timeout_s,
+            "memory_cap_gib": self.memory_cap_gib,
+            "timing": self.timing.to_json() if self.timing else None,
+            "inject_slowdown": [[glob, pct] for glob, pct in self.inject_slowdown],
+            "cuda_arch": self.cuda_arch,
             "tf32": self.tf32,
             "rpc": {"tracker": self.rpc_tracker, "key": self.rpc_key} if self.rpc_tracker or self.rpc_key else None,
-            "counter": {"tool": self.counter} if self.counter else None}
+            "counter": {"tool": self.counter} if self.counter else None,
+        }
         if self.prepare_timeout_s != RunConfig.prepare_timeout_s:
             d["prepare_timeout_s"] = self.prepare_timeout_s
         if self.faults:
@@ -93,14 +104,21 @@ class RunConfig:
         rpc, counter = d.get("rpc") or {}, d.get("counter") or {}
         timing = d["timing"]
         return RunConfig(
-            threads=d["threads"], seed=d["seed"], case_timeout_s=d["case_timeout_s"],
+            threads=d["threads"],
+            seed=d["seed"],
+            case_timeout_s=d["case_timeout_s"],
             prepare_timeout_s=d.get("prepare_timeout_s", RunConfig.prepare_timeout_s),
             memory_cap_gib=d.get("memory_cap_gib"),
             timing=TimingConfig.from_json(timing) if timing is not None else None,
             faults=tuple((case, kind) for case, kind in d.get("faults") or ()),
             inject_slowdown=tuple((glob, float(pct)) for glob, pct in d.get("inject_slowdown") or ()),
-            cuda_arch=d.get("cuda_arch"), tf32=d.get("tf32", True), compile_only=d.get("compile_only", False),
-            rpc_tracker=rpc.get("tracker"), rpc_key=rpc.get("key"), counter=counter.get("tool"))
+            cuda_arch=d.get("cuda_arch"),
+            tf32=d.get("tf32", True),
+            compile_only=d.get("compile_only", False),
+            rpc_tracker=rpc.get("tracker"),
+            rpc_key=rpc.get("key"),
+            counter=counter.get("tool"),
+        )
 
 
 @dataclass(frozen=True)
@@ -143,8 +161,20 @@ SUITES: dict[str, Suite] = {
     # its original 32 x 32)
     "default": Suite(
         name="default",
-        models=("cae@32", "cae@256", "dcgan@64", "vae@128", "wave1d@8192", "fcn8s@256", "unet@256",
-                "segnet@256", "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@32"),
+        models=(
+            "cae@32",
+            "cae@256",
+            "dcgan@64",
+            "vae@128",
+            "wave1d@8192",
+            "fcn8s@256",
+            "unet@256",
+            "segnet@256",
+            "segnet_noidx@256",
+            "subpixel@256",
+            "dwdecoder@256",
+            "vol3d@32",
+        ),
         lowerings=ALL_LOWERINGS,
         backends=CPU_BACKENDS + CUDA_BACKENDS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=10.0),
@@ -153,8 +183,20 @@ SUITES: dict[str, Suite] = {
     # yardstick; `bench --require-gpu` refuses to report timings unless the CUDA cases ran on the device
     "cuda": Suite(
         name="cuda",
-        models=("cae@32", "cae@256", "dcgan@64", "vae@128", "wave1d@8192", "fcn8s@256", "unet@256",
-                "segnet@256", "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@32"),
+        models=(
+            "cae@32",
+            "cae@256",
+            "dcgan@64",
+            "vae@128",
+            "wave1d@8192",
+            "fcn8s@256",
+            "unet@256",
+            "segnet@256",
+            "segnet_noidx@256",
+            "subpixel@256",
+            "dwdecoder@256",
+            "vol3d@32",
+        ),
         lowerings=ALL_LOWERINGS,
         backends=CUDA_BACKENDS + ("ort-cpu",),
         timing=TimingConfig(warmup=10, min_repeats=20, min_time_s=1.0, max_time_s=10.0),
@@ -162,8 +204,19 @@ SUITES: dict[str, Suite] = {
     # every zoo model at its largest registered size (512 x 512 maps, 64^3 volumes): hours with untuned TVM
     "full": Suite(
         name="full",
-        models=("cae@256", "dcgan@128", "vae@256", "wave1d@32768", "fcn8s@512", "unet@512", "segnet@256",
-                "segnet_noidx@256", "subpixel@256", "dwdecoder@256", "vol3d@64"),
+        models=(
+            "cae@256",
+            "dcgan@128",
+            "vae@256",
+            "wave1d@32768",
+            "fcn8s@512",
+            "unet@512",
+            "segnet@256",
+            "segnet_noidx@256",
+            "subpixel@256",
+            "dwdecoder@256",
+            "vol3d@64",
+        ),
         lowerings=ALL_LOWERINGS,
         backends=CPU_BACKENDS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),

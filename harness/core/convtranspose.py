@@ -7,6 +7,7 @@ definition  y[n, m, o] += x[n, c, i] * w[c, m', k]  at  o = i*stride - pad_begin
 Spec-exact means: a negative total padding under SAME_* or `output_shape` is kept (the output grows,
 filled from the scatter), not clamped to 0 as ONNX Runtime and TVM do.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -24,7 +25,7 @@ class ConvTransposeParams:
     pads_end: tuple[int, ...]
     output_padding: tuple[int, ...]
     group: int
-    output_spatial: tuple[int, ...]   # spatial shape of the output
+    output_spatial: tuple[int, ...]  # spatial shape of the output
 
     @property
     def pads(self) -> tuple[int, ...]:
@@ -54,10 +55,14 @@ def resolve(attrs: dict, x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> 
     if isinstance(auto_pad, bytes):
         auto_pad = auto_pad.decode()
     out_shape_attr = tuple(int(v) for v in attrs.get("output_shape") or ())
-    if len(out_shape_attr) == nd + 2:      # tolerated: N, C given too (ORT accepts this form)
+    if len(out_shape_attr) == nd + 2:  # tolerated: N, C given too (ORT accepts this form)
         out_shape_attr = out_shape_attr[2:]
-    for name, v, n in (("strides", strides, nd), ("dilations", dilations, nd),
-                       ("output_padding", out_pad, nd), ("pads", pads, 2 * nd)):
+    for name, v, n in (
+        ("strides", strides, nd),
+        ("dilations", dilations, nd),
+        ("output_padding", out_pad, nd),
+        ("pads", pads, 2 * nd),
+    ):
         if len(v) != n:
             raise ValueError(f"ConvTranspose: {name} has {len(v)} values, expected {n}")
     if out_shape_attr and len(out_shape_attr) != nd:
@@ -69,17 +74,20 @@ def resolve(attrs: dict, x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> 
         # the spec: "less than the corresponding stride/dilation"; read as the larger of the two
         # (every engine here demands less than the stride: harness/checking/known.py records that)
         if op < 0 or op >= max(st, dl):
-            raise ValueError(f"ConvTranspose: output_padding {list(out_pad)} must be less than "
-                             f"max(stride, dilation) = {[max(a, b) for a, b in zip(strides, dilations)]}")
+            raise ValueError(
+                f"ConvTranspose: output_padding {list(out_pad)} must be less than "
+                f"max(stride, dilation) = {[max(a, b) for a, b in zip(strides, dilations)]}"
+            )
     in_sp = x_shape[2:]
     # the un-padded full extent: stride*(in-1) + output_padding + (k-1)*dilation + 1
-    full = tuple(s * (i - 1) + op + (k - 1) * d + 1
-                 for s, i, op, k, d in zip(strides, in_sp, out_pad, kernel, dilations))
+    full = tuple(
+        s * (i - 1) + op + (k - 1) * d + 1 for s, i, op, k, d in zip(strides, in_sp, out_pad, kernel, dilations)
+    )
     if auto_pad in ("SAME_UPPER", "SAME_LOWER") or out_shape_attr:
         target = out_shape_attr or tuple(i * s for i, s in zip(in_sp, strides))
         total = tuple(f - t for f, t in zip(full, target))
         if auto_pad == "SAME_UPPER":
-            begin = tuple(t // 2 for t in total)           # python floor == spec's integer division
+            begin = tuple(t // 2 for t in total)  # python floor == spec's integer division
             end = tuple(t - t // 2 for t in total)
         else:  # SAME_LOWER, and NOTSET/VALID with output_shape (the spec's "Else" branch)
             begin = tuple(t - t // 2 for t in total)
@@ -94,8 +102,7 @@ def resolve(attrs: dict, x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> 
     return ConvTransposeParams(kernel, strides, dilations, tuple(begin), tuple(end), out_pad, group, out_sp)
 
 
-def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-                   p: ConvTransposeParams) -> np.ndarray:
+def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: ConvTransposeParams) -> np.ndarray:
     """Float64 ConvTranspose by the scatter definition; x: N x C x D..., w: C x M/g x K... -> N x M x O..."""
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
@@ -111,7 +118,7 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
         dst: list[slice] = []
         for ax in range(nd):
             s, o0, out_n = p.strides[ax], -p.pads_begin[ax] + k[ax] * p.dilations[ax], p.output_spatial[ax]
-            i_lo = 0 if o0 >= 0 else (-o0 + s - 1) // s       # smallest i with o0 + i*s >= 0
+            i_lo = 0 if o0 >= 0 else (-o0 + s - 1) // s  # smallest i with o0 + i*s >= 0
             i_hi = min(in_sp[ax] - 1, (out_n - 1 - o0) // s)  # largest i with o0 + i*s <= O-1
             if i_hi < i_lo:
                 break
@@ -120,11 +127,11 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
             dst.append(slice(start, start + (i_hi - i_lo) * s + 1, s))
         else:
             for gi in range(g):
-                xs = x[(slice(None), slice(gi * cg, (gi + 1) * cg), *src)]      # N x C/g x I'...
+                xs = x[(slice(None), slice(gi * cg, (gi + 1) * cg), *src)]  # N x C/g x I'...
                 tap: tuple[slice | int, ...] = (slice(gi * cg, (gi + 1) * cg), slice(None), *k)
-                wk = w[tap]                                                     # C/g x M/g
-                contrib = np.tensordot(xs, wk, axes=([1], [0]))                 # N x I'... x M/g
-                contrib = np.moveaxis(contrib, -1, 1)                           # N x M/g x I'...
+                wk = w[tap]  # C/g x M/g
+                contrib = np.tensordot(xs, wk, axes=([1], [0]))  # N x I'... x M/g
+                contrib = np.moveaxis(contrib, -1, 1)  # N x M/g x I'...
                 y[(slice(None), slice(gi * mg, (gi + 1) * mg), *dst)] += contrib
     if b is not None:
         y += np.asarray(b, dtype=np.float64).reshape((1, -1) + (1,) * nd)

@@ -1,4 +1,5 @@
 """Loading user ONNX files with one-line errors, and describing/synthesising their inputs."""
+
 from __future__ import annotations
 
 import os
@@ -10,14 +11,23 @@ import numpy as np
 from harness.core.errors import BadModelError, ConvtxError
 
 # ONNX TensorProto elem_type -> numpy dtype name, for the types convtx can synthesise inputs of.
-_ELEM_TO_NP = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
-               10: "float16", 11: "float64"}
+_ELEM_TO_NP = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+}
 
 
 @dataclass(frozen=True)
 class InputSpec:
     name: str
-    dtype: str                        # numpy dtype name
+    dtype: str  # numpy dtype name
     shape: tuple[int | str | None, ...]  # int, or the symbolic name / None for an unknown dimension
 
 
@@ -69,8 +79,10 @@ def graph_inputs(model) -> list[InputSpec]:
             raise BadModelError(f"input {vi.name!r} is not a tensor; convtx feeds tensors only")
         dtype = _ELEM_TO_NP.get(tt.elem_type)
         if dtype is None:
-            raise BadModelError(f"input {vi.name!r} has element type {tt.elem_type}, which convtx "
-                                f"cannot synthesise (known: {', '.join(sorted(set(_ELEM_TO_NP.values())))})")
+            raise BadModelError(
+                f"input {vi.name!r} has element type {tt.elem_type}, which convtx "
+                f"cannot synthesise (known: {', '.join(sorted(set(_ELEM_TO_NP.values())))})"
+            )
         dims: list[int | str | None] = []
         for d in tt.shape.dim:
             if d.HasField("dim_value"):
@@ -93,14 +105,16 @@ def parse_shape_overrides(items: list[str] | None) -> dict[str, tuple[int, ...]]
             if any(d <= 0 for d in shape):
                 raise ValueError
         except ValueError:
-            raise ConvtxError(f"--shape {item!r}: expected NAME=D1xD2x... with positive integers, "
-                              f"e.g. x=1x3x64x64") from None
+            raise ConvtxError(
+                f"--shape {item!r}: expected NAME=D1xD2x... with positive integers, e.g. x=1x3x64x64"
+            ) from None
         out[name] = shape
     return out
 
 
-def resolve_shapes(specs: list[InputSpec], overrides: dict[str, tuple[int, ...]],
-                   source: str) -> dict[str, tuple[int, ...]]:
+def resolve_shapes(
+    specs: list[InputSpec], overrides: dict[str, tuple[int, ...]], source: str
+) -> dict[str, tuple[int, ...]]:
     """Concrete input shapes: the model's static dims, symbolic ones from `overrides`."""
     known = [s.name for s in specs]
     for name in overrides:
@@ -111,24 +125,28 @@ def resolve_shapes(specs: list[InputSpec], overrides: dict[str, tuple[int, ...]]
         if s.name in overrides:
             given = overrides[s.name]
             if len(given) != len(s.shape):
-                raise ConvtxError(f"--shape {s.name}={'x'.join(map(str, given))}: {source} declares rank "
-                                  f"{len(s.shape)} for {s.name!r} ({_fmt(s.shape)})")
+                raise ConvtxError(
+                    f"--shape {s.name}={'x'.join(map(str, given))}: {source} declares rank "
+                    f"{len(s.shape)} for {s.name!r} ({_fmt(s.shape)})"
+                )
             for i, (g, d) in enumerate(zip(given, s.shape)):
                 if isinstance(d, int) and d != g:
-                    raise ConvtxError(f"--shape {s.name}={'x'.join(map(str, given))}: dimension {i} is "
-                                      f"{d} in {source} ({_fmt(s.shape)})")
+                    raise ConvtxError(
+                        f"--shape {s.name}={'x'.join(map(str, given))}: dimension {i} is "
+                        f"{d} in {source} ({_fmt(s.shape)})"
+                    )
             shapes[s.name] = given
             continue
         if any(not isinstance(d, int) for d in s.shape):
-            raise ConvtxError(f"{source}: input {s.name!r} has symbolic dimensions ({_fmt(s.shape)}); "
-                              f"give them with --shape {s.name}=" + "x".join(
-                                  str(d) if isinstance(d, int) else "N" for d in s.shape))
+            raise ConvtxError(
+                f"{source}: input {s.name!r} has symbolic dimensions ({_fmt(s.shape)}); "
+                f"give them with --shape {s.name}=" + "x".join(str(d) if isinstance(d, int) else "N" for d in s.shape)
+            )
         shapes[s.name] = tuple(s.shape)  # type: ignore[arg-type]
     return shapes
 
 
-def synthesise_inputs(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]],
-                      seed: int) -> dict[str, np.ndarray]:
+def synthesise_inputs(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
     """Seeded inputs: standard normal for floats, small non-negative integers for ints."""
     rng = np.random.default_rng(seed)
     feeds = {}

@@ -7,6 +7,7 @@ refuses a newer schema and reads every older one (schema 0 = written before the 
 JSON has no Inf/NaN: non-finite floats are written as the strings "inf", "-inf", "nan" (so every line is
 strict JSON) and read back as floats.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,7 @@ def _num(v: Any) -> float | None:
 def _req(v: Any) -> float:
     """A float field that a record must have: a number, or a non-finite float written as a string."""
     if isinstance(v, str):
-        return float(v)           # "inf", "-inf", "nan"
+        return float(v)  # "inf", "-inf", "nan"
     if not isinstance(v, (int, float)) or isinstance(v, bool):
         raise TypeError(f"expected a number, got {v!r}")
     return v
@@ -71,19 +72,31 @@ class OutputNumerics:
     nonfinite: int
 
     def to_json(self) -> dict:
-        return {"index": self.index, "passed": self.passed, "shape": list(self.shape),
-                "ref_shape": list(self.ref_shape), "max_abs": self.max_abs, "rel_l2": self.rel_l2,
-                "mismatches": self.mismatches,
-                "worst_index": list(self.worst_index) if self.worst_index is not None else None,
-                "nonfinite": self.nonfinite}
+        return {
+            "index": self.index,
+            "passed": self.passed,
+            "shape": list(self.shape),
+            "ref_shape": list(self.ref_shape),
+            "max_abs": self.max_abs,
+            "rel_l2": self.rel_l2,
+            "mismatches": self.mismatches,
+            "worst_index": list(self.worst_index) if self.worst_index is not None else None,
+            "nonfinite": self.nonfinite,
+        }
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> OutputNumerics:
-        return OutputNumerics(index=d["index"], passed=d["passed"], shape=tuple(d["shape"]),
-                              ref_shape=tuple(d["ref_shape"]), max_abs=_num(d.get("max_abs")),
-                              rel_l2=_num(d.get("rel_l2")), mismatches=d.get("mismatches", 0),
-                              worst_index=tuple(d["worst_index"]) if d.get("worst_index") is not None else None,
-                              nonfinite=d.get("nonfinite", 0))
+        return OutputNumerics(
+            index=d["index"],
+            passed=d["passed"],
+            shape=tuple(d["shape"]),
+            ref_shape=tuple(d["ref_shape"]),
+            max_abs=_num(d.get("max_abs")),
+            rel_l2=_num(d.get("rel_l2")),
+            mismatches=d.get("mismatches", 0),
+            worst_index=tuple(d["worst_index"]) if d.get("worst_index") is not None else None,
+            nonfinite=d.get("nonfinite", 0),
+        )
 
 
 @dataclass(frozen=True)
@@ -102,16 +115,31 @@ class Numerics:
     outputs: tuple[OutputNumerics, ...] = ()
 
     def to_json(self) -> dict:
-        return {"max_abs": self.max_abs, "max_rel": self.max_rel, "rel_l2": self.rel_l2, "atol": self.atol,
-                "rtol": self.rtol, "rel_l2_tol": self.rel_l2_tol, "policy": self.policy, "passed": self.passed,
-                "outputs": [o.to_json() for o in self.outputs]}
+        return {
+            "max_abs": self.max_abs,
+            "max_rel": self.max_rel,
+            "rel_l2": self.rel_l2,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "rel_l2_tol": self.rel_l2_tol,
+            "policy": self.policy,
+            "passed": self.passed,
+            "outputs": [o.to_json() for o in self.outputs],
+        }
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Numerics:
-        return Numerics(max_abs=_num(d.get("max_abs")), max_rel=_num(d.get("max_rel")), rel_l2=_num(d.get("rel_l2")),
-                        atol=_req(d["atol"]), rtol=_req(d["rtol"]), rel_l2_tol=_req(d["rel_l2_tol"]),
-                        policy=d.get("policy", "float32"), passed=d["passed"],
-                        outputs=tuple(OutputNumerics.from_json(o) for o in d.get("outputs") or ()))
+        return Numerics(
+            max_abs=_num(d.get("max_abs")),
+            max_rel=_num(d.get("max_rel")),
+            rel_l2=_num(d.get("rel_l2")),
+            atol=_req(d["atol"]),
+            rtol=_req(d["rtol"]),
+            rel_l2_tol=_req(d["rel_l2_tol"]),
+            policy=d.get("policy", "float32"),
+            passed=d["passed"],
+            outputs=tuple(OutputNumerics.from_json(o) for o in d.get("outputs") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -128,8 +156,12 @@ class ReferenceTiming:
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> ReferenceTiming:
-        return ReferenceTiming(kernel=d["kernel"], median=_req(d["median"]), n=d["n"],
-                               samples=tuple(_req(s) for s in d.get("samples") or ()))
+        return ReferenceTiming(
+            kernel=d["kernel"],
+            median=_req(d["median"]),
+            n=d["n"],
+            samples=tuple(_req(s) for s in d.get("samples") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -146,23 +178,41 @@ class Latency:
     p99: float
     iqr: float
     n: int
-    reference: ReferenceTiming | None = None      # none on a remote device (the kernel would run here)
-    ratio_to_reference: float | None = None       # median / reference.median: the machine-independent form
+    reference: ReferenceTiming | None = None  # none on a remote device (the kernel would run here)
+    ratio_to_reference: float | None = None  # median / reference.median: the machine-independent form
 
     def to_json(self) -> dict:
-        return {"samples": list(self.samples), "median": self.median, "mean": self.mean, "stdev": self.stdev,
-                "min": self.min, "p10": self.p10, "p90": self.p90, "p99": self.p99, "iqr": self.iqr, "n": self.n,
-                "reference": self.reference.to_json() if self.reference else None,
-                "ratio_to_reference": self.ratio_to_reference}
+        return {
+            "samples": list(self.samples),
+            "median": self.median,
+            "mean": self.mean,
+            "stdev": self.stdev,
+            "min": self.min,
+            "p10": self.p10,
+            "p90": self.p90,
+            "p99": self.p99,
+            "iqr": self.iqr,
+            "n": self.n,
+            "reference": self.reference.to_json() if self.reference else None,
+            "ratio_to_reference": self.ratio_to_reference,
+        }
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Latency:
-        return Latency(samples=tuple(_req(s) for s in d.get("samples") or ()), median=_req(d["median"]),
-                       mean=_req(d["mean"]), stdev=_req(d["stdev"]), min=_req(d["min"]), p10=_req(d["p10"]),
-                       p90=_req(d["p90"]), p99=_req(d["p99"]), iqr=_req(d["iqr"]),
-                       n=d.get("n", len(d.get("samples") or ())),
-                       reference=ReferenceTiming.from_json(d["reference"]) if d.get("reference") else None,
-                       ratio_to_reference=_num(d.get("ratio_to_reference")))
+        return Latency(
+            samples=tuple(_req(s) for s in d.get("samples") or ()),
+            median=_req(d["median"]),
+            mean=_req(d["mean"]),
+            stdev=_req(d["stdev"]),
+            min=_req(d["min"]),
+            p10=_req(d["p10"]),
+            p90=_req(d["p90"]),
+            p99=_req(d["p99"]),
+            iqr=_req(d["iqr"]),
+            n=d.get("n", len(d.get("samples") or ())),
+            reference=ReferenceTiming.from_json(d["reference"]) if d.get("reference") else None,
+            ratio_to_reference=_num(d.get("ratio_to_reference")),
+        )
 
 
 @dataclass(frozen=True)
@@ -181,17 +231,31 @@ class Counts:
     injected: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict:
-        return {"tool": self.tool, "metric": self.metric, "samples": list(self.samples), "median": self.median,
-                "ir": list(self.ir), "events_median": dict(self.events_median), "calls": self.calls,
-                "warmup": self.warmup, "injected": dict(self.injected) if self.injected is not None else None}
+        return {
+            "tool": self.tool,
+            "metric": self.metric,
+            "samples": list(self.samples),
+            "median": self.median,
+            "ir": list(self.ir),
+            "events_median": dict(self.events_median),
+            "calls": self.calls,
+            "warmup": self.warmup,
+            "injected": dict(self.injected) if self.injected is not None else None,
+        }
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Counts:
-        return Counts(tool=d["tool"], metric=d["metric"], samples=tuple(_req(s) for s in d["samples"]),
-                      median=_req(d["median"]),
-                      ir=tuple(d.get("ir") or ()), events_median=dict(d.get("events_median") or {}),
-                      calls=d.get("calls", len(d["samples"])), warmup=d.get("warmup", 0),
-                      injected=d.get("injected"))
+        return Counts(
+            tool=d["tool"],
+            metric=d["metric"],
+            samples=tuple(_req(s) for s in d["samples"]),
+            median=_req(d["median"]),
+            ir=tuple(d.get("ir") or ()),
+            events_median=dict(d.get("events_median") or {}),
+            calls=d.get("calls", len(d["samples"])),
+            warmup=d.get("warmup", 0),
+            injected=d.get("injected"),
+        )
 
 
 @dataclass(frozen=True)
@@ -240,11 +304,11 @@ class Record:
     compile_s: float | None = None
     flops: int | None = None
     gflops: float | None = None
-    flops_performed: int | None = None   # FLOPs the lowered graph performs (flops: the useful ones)
-    size: int | None = None              # zoo models: the spatial size it was built at
-    min_bytes: int | None = None         # compulsory memory traffic (inputs + weights + outputs): roofline x-axis
+    flops_performed: int | None = None  # FLOPs the lowered graph performs (flops: the useful ones)
+    size: int | None = None  # zoo models: the spatial size it was built at
+    min_bytes: int | None = None  # compulsory memory traffic (inputs + weights + outputs): roofline x-axis
     threads: int | None = None
-    counts: Counts | None = None         # bench --counts: callgrind's counts per call
+    counts: Counts | None = None  # bench --counts: callgrind's counts per call
     details: Mapping[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
 
@@ -265,17 +329,32 @@ class Record:
         return replace(self, details={**self.details, **extra})
 
     def to_json(self) -> dict:
-        return finite_json({
-            "run_id": self.run_id, "case_id": self.case_id, "model": self.model, "lowering": self.lowering,
-            "backend": self.backend, "batch": self.batch,
-            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()}, "dtype": self.dtype,
-            "status": self.status, "reason": self.reason,
-            "numerics": self.numerics.to_json() if self.numerics is not None else None,
-            "latency_ms": self.latency_ms.to_json() if self.latency_ms is not None else None,
-            "compile_s": self.compile_s, "flops": self.flops, "gflops": self.gflops,
-            "flops_performed": self.flops_performed, "size": self.size, "min_bytes": self.min_bytes,
-            "threads": self.threads, "counts": self.counts.to_json() if self.counts is not None else None,
-            "details": _plain(self.details), "schema": self.schema})
+        return finite_json(
+            {
+                "run_id": self.run_id,
+                "case_id": self.case_id,
+                "model": self.model,
+                "lowering": self.lowering,
+                "backend": self.backend,
+                "batch": self.batch,
+                "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
+                "dtype": self.dtype,
+                "status": self.status,
+                "reason": self.reason,
+                "numerics": self.numerics.to_json() if self.numerics is not None else None,
+                "latency_ms": self.latency_ms.to_json() if self.latency_ms is not None else None,
+                "compile_s": self.compile_s,
+                "flops": self.flops,
+                "gflops": self.gflops,
+                "flops_performed": self.flops_performed,
+                "size": self.size,
+                "min_bytes": self.min_bytes,
+                "threads": self.threads,
+                "counts": self.counts.to_json() if self.counts is not None else None,
+                "details": _plain(self.details),
+                "schema": self.schema,
+            }
+        )
 
     def to_line(self) -> str:
         """The record as one line of results.jsonl (sorted keys, no newline)."""
@@ -285,8 +364,10 @@ class Record:
     def from_json(d: Mapping[str, Any]) -> Record:
         schema = d.get("schema", 0)
         if schema > SCHEMA:
-            raise ConvtxError(f"record {d.get('case_id')!r} has schema {schema}, newer than this "
-                              f"convtx understands ({SCHEMA}); upgrade convtx")
+            raise ConvtxError(
+                f"record {d.get('case_id')!r} has schema {schema}, newer than this "
+                f"convtx understands ({SCHEMA}); upgrade convtx"
+            )
         kw = _known(Record, d)
         kw["input_shapes"] = {k: tuple(v) for k, v in (d.get("input_shapes") or {}).items()}
         kw["numerics"] = Numerics.from_json(d["numerics"]) if d.get("numerics") else None
@@ -352,7 +433,7 @@ def parse_results(text: str, where: str) -> list[Record]:
         try:
             d = json.loads(line)
         except json.JSONDecodeError:
-            if no == len(lines):       # no newline after it: cut short by a kill
+            if no == len(lines):  # no newline after it: cut short by a kill
                 continue
             raise ConvtxError(f"{where}:{no}: not a result record") from None
         if not isinstance(d, dict):

@@ -3,6 +3,7 @@
 This is the one reader of run directories: the report, the performance gate and `bench --resume` all go
 through `read_run` / `RunDir`, so a run directory means the same thing to each of them.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -45,8 +46,10 @@ class RunDir:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise ConvtxError(f"{self.path}: in use by another convtx process (pid {holder}); "
-                              f"wait for it or choose another run directory") from None
+            raise ConvtxError(
+                f"{self.path}: in use by another convtx process (pid {holder}); "
+                f"wait for it or choose another run directory"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
@@ -69,8 +72,10 @@ class RunDir:
         if not isinstance(meta, dict) or "plan" not in meta or "config" not in meta:
             raise ConvtxError(f"{self.meta_path}: not a convtx run.json (no plan or config)")
         if meta.get("schema", 0) > SCHEMA:
-            raise ConvtxError(f"{self.meta_path}: schema {meta['schema']} is newer than this convtx "
-                              f"understands ({SCHEMA}); upgrade convtx")
+            raise ConvtxError(
+                f"{self.meta_path}: schema {meta['schema']} is newer than this convtx "
+                f"understands ({SCHEMA}); upgrade convtx"
+            )
         return meta
 
     def read_records(self) -> list[Record]:

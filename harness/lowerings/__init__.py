@@ -5,6 +5,7 @@ computed that lowering's way, plus which nodes were rewritten and which were dec
 left native). All of them first resolve auto_pad / output_shape exactly as the ONNX spec defines them
 (`harness.core.convtranspose.resolve`); convtx treats the spec text as correct (see docs/lowerings.md).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from harness.lowerings.common import LoweringResult, rewrite
 class Lowering:
     name: str
     description: str
-    lower: Callable | None   # (Emitter, ConvTransposeNode) -> None; None for `native`
+    lower: Callable | None  # (Emitter, ConvTransposeNode) -> None; None for `native`
 
     def apply(self, model, only: frozenset[str] | None = None) -> LoweringResult:
         """Lower every ConvTranspose, or only the nodes labelled in `only` (the others stay native)."""
@@ -30,17 +31,24 @@ class Lowering:
 
 LOWERINGS: dict[str, Lowering] = {
     "native": Lowering("native", "the model untouched: the engine's own ConvTranspose", None),
-    "explicit_pads": Lowering("explicit_pads", "auto_pad/output_shape/output_padding resolved to explicit "
-                              "pads per the spec, zero-fill where the window passes the result",
-                              explicit_pads.lower),
-    "zero_insert": Lowering("zero_insert", "insert stride-1 zeros, pad, Conv with the flipped kernel",
-                            zero_insert.lower),
-    "phase": Lowering("phase", "sub-pixel decomposition: one fused Conv over prod(stride) phases, "
-                      "DepthToSpace/Reshape interleave", phase.lower),
-    "gemm_col2im": Lowering("gemm_col2im", "MatMul with the kernel matrix, then Col2Im (opset 18)",
-                            gemm_col2im.lower),
-    "gemm_overlap_add": Lowering("gemm_overlap_add", "MatMul, then overlap-add by Pad + Sum + interleave "
-                                 "(no Col2Im)", gemm_overlap_add.lower),
+    "explicit_pads": Lowering(
+        "explicit_pads",
+        "auto_pad/output_shape/output_padding resolved to explicit "
+        "pads per the spec, zero-fill where the window passes the result",
+        explicit_pads.lower,
+    ),
+    "zero_insert": Lowering(
+        "zero_insert", "insert stride-1 zeros, pad, Conv with the flipped kernel", zero_insert.lower
+    ),
+    "phase": Lowering(
+        "phase",
+        "sub-pixel decomposition: one fused Conv over prod(stride) phases, DepthToSpace/Reshape interleave",
+        phase.lower,
+    ),
+    "gemm_col2im": Lowering("gemm_col2im", "MatMul with the kernel matrix, then Col2Im (opset 18)", gemm_col2im.lower),
+    "gemm_overlap_add": Lowering(
+        "gemm_overlap_add", "MatMul, then overlap-add by Pad + Sum + interleave (no Col2Im)", gemm_overlap_add.lower
+    ),
 }
 
 

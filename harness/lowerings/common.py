@@ -10,6 +10,7 @@ Coordinates: every lowering computes some contiguous range of the *full* transpo
 and `finish()` cuts the spec's output window [pad_begin, pad_begin + out) out of it, filling positions the
 full result does not cover (negative pads, output_padding) with zeros, then adds the bias.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -31,11 +32,11 @@ class ConvTransposeNode:
     """A ConvTranspose with everything a lowering needs resolved."""
 
     name: str
-    x: str                          # input tensor name
-    out: str                        # output tensor name (the replacement must produce it)
-    x_shape: tuple                  # N x C x D...; N may be symbolic (str/None)
-    w: np.ndarray                   # C x M/group x K...
-    b: np.ndarray | None            # M
+    x: str  # input tensor name
+    out: str  # output tensor name (the replacement must produce it)
+    x_shape: tuple  # N x C x D...; N may be symbolic (str/None)
+    w: np.ndarray  # C x M/group x K...
+    b: np.ndarray | None  # M
     p: ConvTransposeParams
     opset: int
 
@@ -59,20 +60,24 @@ class ConvTransposeNode:
     def full(self) -> tuple[int, ...]:
         """Extent of the full (un-cropped) transposed convolution per spatial axis."""
         p = self.p
-        return tuple(s * (i - 1) + d * (k - 1) + 1
-                     for s, i, d, k in zip(p.strides, self.in_spatial, p.dilations, p.kernel_shape))
+        return tuple(
+            s * (i - 1) + d * (k - 1) + 1 for s, i, d, k in zip(p.strides, self.in_spatial, p.dilations, p.kernel_shape)
+        )
 
 
 @dataclass(frozen=True)
 class LoweringResult:
-    model: object                                   # onnx.ModelProto
-    lowered: tuple[str, ...] = ()                   # names of the rewritten ConvTranspose nodes
-    declined: tuple[tuple[str, str], ...] = ()      # (node name, reason) left native
-    total: int = 0                                  # ConvTranspose nodes in the input model
+    model: object  # onnx.ModelProto
+    lowered: tuple[str, ...] = ()  # names of the rewritten ConvTranspose nodes
+    declined: tuple[tuple[str, str], ...] = ()  # (node name, reason) left native
+    total: int = 0  # ConvTranspose nodes in the input model
 
     def summary(self) -> dict:
-        return {"convtranspose_nodes": self.total, "lowered": len(self.lowered),
-                "declined": [{"node": n, "reason": r} for n, r in self.declined]}
+        return {
+            "convtranspose_nodes": self.total,
+            "lowered": len(self.lowered),
+            "declined": [{"node": n, "reason": r} for n, r in self.declined],
+        }
 
 
 class Emitter:
@@ -93,6 +98,7 @@ class Emitter:
 
     def const(self, arr, base: str) -> str:
         from onnx import numpy_helper
+
         n = self.name(base)
         self.inits.append(numpy_helper.from_array(np.asarray(arr), n))
         return n
@@ -100,9 +106,9 @@ class Emitter:
     def ints(self, values, base: str) -> str:
         return self.const(np.asarray(list(values), dtype=np.int64), base)
 
-    def op(self, op_type: str, inputs: list[str], base: str | None = None, out: str | None = None,
-           **attrs) -> str:
+    def op(self, op_type: str, inputs: list[str], base: str | None = None, out: str | None = None, **attrs) -> str:
         from onnx import helper
+
         o = out or self.name(base or op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [o], name=self.name(f"{op_type}"), **attrs))
         return o
@@ -118,13 +124,15 @@ class Emitter:
         return self.op("Pad", [t, self.ints(list(begin) + list(end), "pads")], base, mode="constant")
 
     def slice(self, t: str, axes: list[int], starts: list[int], ends: list[int], base: str = "crop") -> str:
-        return self.op("Slice", [t, self.ints(starts, "starts"), self.ints(ends, "ends"),
-                                 self.ints(axes, "axes")], base)
+        return self.op(
+            "Slice", [t, self.ints(starts, "starts"), self.ints(ends, "ends"), self.ints(axes, "axes")], base
+        )
 
 
 def weight_value(model, name: str) -> np.ndarray | None:
     """The value of an initializer or a Constant node's output, else None."""
     from onnx import numpy_helper
+
     for t in model.graph.initializer:
         if t.name == name:
             return numpy_helper.to_array(t)
@@ -138,6 +146,7 @@ def weight_value(model, name: str) -> np.ndarray | None:
 
 def _shapes(model) -> dict[str, tuple]:
     import onnx
+
     try:
         m = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception:  # noqa: BLE001 — without inferred shapes a node is declined later, with its reason
@@ -146,8 +155,10 @@ def _shapes(model) -> dict[str, tuple]:
     for vi in list(m.graph.input) + list(m.graph.value_info) + list(m.graph.output):
         tt = vi.type.tensor_type
         if tt.HasField("shape"):
-            out[vi.name] = (tt.elem_type, tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                                                for d in tt.shape.dim))
+            out[vi.name] = (
+                tt.elem_type,
+                tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim),
+            )
     return out
 
 
@@ -164,33 +175,46 @@ def extract(model, node, shapes: dict) -> ConvTransposeNode:
         raise Decline(f"model opset {opset} < {MIN_OPSET} (lowerings emit opset-13 forms of Pad/Slice/Split)")
     w = weight_value(model, node.input[1])
     if w is None:
-        raise Decline(f"weight {node.input[1]!r} is computed at run time; lowerings need it as an initializer "
-                      f"or Constant")
+        raise Decline(
+            f"weight {node.input[1]!r} is computed at run time; lowerings need it as an initializer or Constant"
+        )
     b = None
     if len(node.input) > 2 and node.input[2]:
         b = weight_value(model, node.input[2])
         if b is None:
-            raise Decline(f"bias {node.input[2]!r} is computed at run time; lowerings need it as an "
-                          f"initializer or Constant")
+            raise Decline(
+                f"bias {node.input[2]!r} is computed at run time; lowerings need it as an initializer or Constant"
+            )
     if node.input[0] not in shapes:
         raise Decline(f"the shape of input {node.input[0]!r} is unknown (shape inference found none)")
     elem, x_shape = shapes[node.input[0]]
     if elem != 1 or w.dtype != np.float32:
         raise Decline("only float32 ConvTranspose is lowered")
     if len(x_shape) != w.ndim or any(not isinstance(d, int) or d <= 0 for d in x_shape[1:]):
-        raise Decline(f"input {node.input[0]!r} has shape {list(x_shape)}; channels and spatial dims must be "
-                      f"static (only the batch may be symbolic)")
+        raise Decline(
+            f"input {node.input[0]!r} has shape {list(x_shape)}; channels and spatial dims must be "
+            f"static (only the batch may be symbolic)"
+        )
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     try:
-        p = resolve(attrs, (1,) + tuple(x_shape[1:]), tuple(w.shape))   # the batch does not matter
+        p = resolve(attrs, (1,) + tuple(x_shape[1:]), tuple(w.shape))  # the batch does not matter
     except ValueError as e:
         raise Decline(str(e)) from None
-    return ConvTransposeNode(node.name or node.output[0], node.input[0], node.output[0], tuple(x_shape),
-                             w.astype(np.float32), None if b is None else b.astype(np.float32), p, opset)
+    return ConvTransposeNode(
+        node.name or node.output[0],
+        node.input[0],
+        node.output[0],
+        tuple(x_shape),
+        w.astype(np.float32),
+        None if b is None else b.astype(np.float32),
+        p,
+        opset,
+    )
 
 
-def rewrite(model, lower_fn: Callable[[Emitter, ConvTransposeNode], None],
-            only: frozenset[str] | None = None) -> LoweringResult:
+def rewrite(
+    model, lower_fn: Callable[[Emitter, ConvTransposeNode], None], only: frozenset[str] | None = None
+) -> LoweringResult:
     """Replace every ConvTranspose (or those whose label — name, else first output — is in `only`) by
     `lower_fn`'s subgraph (which must write the node's output name)."""
     import onnx
@@ -238,7 +262,7 @@ def _drop_unused_initializers(m) -> None:
     dropped = {t.name for t in m.graph.initializer if t.name not in used}
     if dropped:
         keep = [t for t in m.graph.initializer if t.name not in dropped]
-        inputs = [vi for vi in m.graph.input if vi.name not in dropped]   # old-style: weights listed as inputs
+        inputs = [vi for vi in m.graph.input if vi.name not in dropped]  # old-style: weights listed as inputs
         del m.graph.initializer[:]
         m.graph.initializer.extend(keep)
         del m.graph.input[:]
@@ -246,6 +270,7 @@ def _drop_unused_initializers(m) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- windows
+
 
 def clamped_crop(ct: ConvTransposeNode) -> tuple[list[int], list[int], list[int]]:
     """Non-negative crops (begin, end) of the full result that an op with explicit pads can apply, and the
@@ -271,7 +296,7 @@ def finish(em: Emitter, ct: ConvTransposeNode, t: str, have_start, have_len, bia
     [have_start, have_start + have_len) on each spatial axis; zeros where `t` has nothing; then bias.
     The last node written produces the ConvTranspose's output name."""
     axes, starts, ends, fill_b, fill_e = [], [], [], [0, 0], [0, 0]
-    empty = False    # the window misses every product on some axis: the output is the bias alone
+    empty = False  # the window misses every product on some axis: the output is the bias alone
     for ax, (ws, wl, hs, hl) in enumerate(zip(ct.p.pads_begin, ct.p.output_spatial, have_start, have_len)):
         lo, hi = max(ws, hs), min(ws + wl, hs + hl)
         if hi <= lo:
@@ -291,13 +316,13 @@ def finish(em: Emitter, ct: ConvTransposeNode, t: str, have_start, have_len, bia
     steps: list[tuple[str, list[str], dict]] = []
     if axes:
         steps.append(("Slice", [em.ints(starts, "starts"), em.ints(ends, "ends"), em.ints(axes, "axes")], {}))
-    if empty:    # keep one element per such axis, zero it, and let Pad grow it to the window
+    if empty:  # keep one element per such axis, zero it, and let Pad grow it to the window
         steps.append(("Mul", [em.const(np.zeros((), np.float32), "zero")], {}))
     if any(fill_b + fill_e):
         steps.append(("Pad", [em.ints(fill_b + fill_e, "pads")], {"mode": "constant"}))
     if ct.b is not None and not bias_folded:
         steps.append(("Add", [em.const(ct.b.reshape((-1,) + (1,) * ct.nd), "bias")], {}))
-    if not steps:   # `t` is already the output: let its producer write the output name
+    if not steps:  # `t` is already the output: let its producer write the output name
         producer = em.nodes[-1] if em.nodes else None
         if producer is not None and producer.output[0] == t:
             producer.output[0] = ct.out

@@ -3,6 +3,7 @@ non-negative `pads` on a plain ConvTranspose; where the spec's window reaches be
 (negative total padding, output_padding past the last product) the missing positions are added as zeros
 by an explicit Pad, and the bias after it. Every engine then computes the spec-exact answer with nothing
 left to interpret."""
+
 from __future__ import annotations
 
 from harness.lowerings.common import ConvTransposeNode, Emitter, clamped_crop, finish, window_fill_needed
@@ -13,6 +14,14 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
     cb, ce, have_len = clamped_crop(ct)
     fold = ct.b is not None and not window_fill_needed(ct, cb, have_len)
     inputs = [ct.x, em.const(ct.w, "W")] + ([em.const(ct.b, "B")] if fold else [])
-    t = em.op("ConvTranspose", inputs, "convt", kernel_shape=list(p.kernel_shape), strides=list(p.strides),
-              dilations=list(p.dilations), group=p.group, pads=cb + ce)
+    t = em.op(
+        "ConvTranspose",
+        inputs,
+        "convt",
+        kernel_shape=list(p.kernel_shape),
+        strides=list(p.strides),
+        dilations=list(p.dilations),
+        group=p.group,
+        pads=cb + ce,
+    )
     finish(em, ct, t, cb, have_len, bias_folded=fold or ct.b is None)

@@ -1,5 +1,6 @@
 """The GEMM both `gemm_col2im` and `gemm_overlap_add` start with: every input pixel times the kernel
 matrix (the seeds' "kernel as a matrix, transposed"), giving N x (M*prod(K)) x L columns."""
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ def columns(em: Emitter, ct: ConvTransposeNode) -> str:
     g, c, m = p.group, ct.channels_in, ct.channels_out
     cg, mg, pk = c // g, m // g, math.prod(p.kernel_shape)
     length = math.prod(ct.in_spatial)
-    wt = ct.w.reshape(g, cg, mg * pk).transpose(0, 2, 1)       # g x (M/g*PK) x C/g
+    wt = ct.w.reshape(g, cg, mg * pk).transpose(0, 2, 1)  # g x (M/g*PK) x C/g
     if g == 1:
         x = em.reshape(ct.x, [c, length], "x_matrix")
         return em.op("MatMul", [em.const(np.ascontiguousarray(wt[0]), "W_matrix"), x], "columns")

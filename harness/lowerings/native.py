@@ -1,4 +1,5 @@
 """`native`: the model untouched, so the engine runs its own ConvTranspose."""
+
 from harness.lowerings.common import LoweringResult
 
 

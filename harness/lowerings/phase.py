@@ -4,6 +4,7 @@ All phases run as one Conv with the phases stacked as output channels (order m, 
 by DepthToSpace (2-D, equal strides) or Reshape/Transpose, then cropped to the spec's window. No multiply
 touches an inserted zero; phases with fewer taps than the longest are padded with zero taps (the ragged
 part, e.g. k3 s2), and dilation > 1 spreads taps over a denser grid — both counted in performed FLOPs."""
+
 from __future__ import annotations
 
 import itertools
@@ -26,8 +27,8 @@ def phase_weight(ct: ConvTransposeNode) -> tuple[np.ndarray, tuple[int, ...]]:
     for r_flat, r in enumerate(itertools.product(*(range(s) for s in p.strides))):
         for combo in itertools.product(*(taps[ax][1][r[ax]] for ax in range(ct.nd))):
             ks = tuple(k for _, k in combo)
-            ts = tuple(Tax - 1 - t for Tax, (t, _) in zip(T, combo))      # flipped: correlation form
-            block = ct.w[(slice(None), slice(None)) + ks]                    # C x M/g
+            ts = tuple(Tax - 1 - t for Tax, (t, _) in zip(T, combo))  # flipped: correlation form
+            block = ct.w[(slice(None), slice(None)) + ks]  # C x M/g
             block = block.reshape(g, cg, mg).transpose(0, 2, 1).reshape(m, cg)  # M x C/g
             wf[(rows + r_flat, slice(None)) + ts] = block
     return wf, T
@@ -41,8 +42,16 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
     have_start, have_len = [0] * ct.nd, [qq * s for qq, s in zip(q, p.strides)]
     fold = ct.b is not None and not window_fill_needed(ct, have_start, have_len)
     inputs = [ct.x, em.const(wf, "W_phases")] + ([em.const(np.repeat(ct.b, S), "B_phases")] if fold else [])
-    t = em.op("Conv", inputs, "phases", kernel_shape=list(T), group=p.group,
-              pads=[tt - 1 for tt in T] * 2, strides=[1] * ct.nd, dilations=[1] * ct.nd)
+    t = em.op(
+        "Conv",
+        inputs,
+        "phases",
+        kernel_shape=list(T),
+        group=p.group,
+        pads=[tt - 1 for tt in T] * 2,
+        strides=[1] * ct.nd,
+        dilations=[1] * ct.nd,
+    )
     if S > 1:
         if ct.nd == 2 and p.strides[0] == p.strides[1]:
             t = em.op("DepthToSpace", [t], "interleaved", blocksize=p.strides[0], mode="CRD")

@@ -1,6 +1,7 @@
 """`zero_insert`: insert (stride-1) zeros between input elements, pad by dilation*(k-1) - pad (crop where
 that is negative), and run an ordinary Conv with the spatially flipped kernel, in/out channels swapped per
 group. Wastes about 1 - 1/prod(stride) of its multiplies on the inserted zeros."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ def conv_weight(w: np.ndarray, group: int) -> np.ndarray:
     c = w.shape[0]
     cg = c // group
     nd = w.ndim - 2
-    parts = [np.swapaxes(w[gi * cg:(gi + 1) * cg], 0, 1) for gi in range(group)]
+    parts = [np.swapaxes(w[gi * cg : (gi + 1) * cg], 0, 1) for gi in range(group)]
     return np.ascontiguousarray(np.flip(np.concatenate(parts, axis=0), axis=tuple(range(2, 2 + nd))))
 
 
@@ -54,6 +55,13 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
     inputs = [z, em.const(conv_weight(ct.w, p.group), "W_flipped")]
     if ct.b is not None:
         inputs.append(em.const(ct.b, "B"))
-    em.op("Conv", inputs, out=ct.out, kernel_shape=list(p.kernel_shape), dilations=list(p.dilations),
-          group=p.group, pads=[max(b, 0) for b in begin] + [max(e, 0) for e in end],
-          strides=[1] * ct.nd)
+    em.op(
+        "Conv",
+        inputs,
+        out=ct.out,
+        kernel_shape=list(p.kernel_shape),
+        dilations=list(p.dilations),
+        group=p.group,
+        pads=[max(b, 0) for b in begin] + [max(e, 0) for e in end],
+        strides=[1] * ct.nd,
+    )

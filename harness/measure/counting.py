@@ -21,6 +21,7 @@ identity of a count run is valgrind's version, the CPUID it presents, the caches
 threading, and memory behaviour beyond the simulated caches; the gate keeps a wall-clock check for those
 (docs/perf-gate.md).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,9 +41,9 @@ CACHES = {"I1": (32768, 8, 64), "D1": (49152, 12, 64), "LL": (2097152, 16, 64)}
 EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 METRIC = "est_cycles"
 METRIC_TEXT = "estimated cycles (L1 hit 1, LL hit 5, memory 35; callgrind cache simulation)"
-WARMUP = 1            # uncounted calls (instrumented: the simulated caches warm up as real ones would); the
-                      # numerical check before it was the engine's first call
-CALLS = 5             # counted calls per case: with 5 vs 5, the smallest one-sided Mann-Whitney p is 1/252
+WARMUP = 1  # uncounted calls (instrumented: the simulated caches warm up as real ones would); the
+# numerical check before it was the engine's first call
+CALLS = 5  # counted calls per case: with 5 vs 5, the smallest one-sided Mann-Whitney p is 1/252
 # TVM builds for the CPU valgrind presents (the AVX-512 code TVM builds for the host would be an illegal
 # instruction under valgrind); recorded in each record's details.target
 COUNT_MCPU = "haswell"
@@ -79,10 +80,12 @@ void cx_cpuid(unsigned *out, char *vendor, char *brand) {
 }
 """
 
-_PROBE_PY = ("import ctypes, json, sys; h = ctypes.CDLL(sys.argv[1]); o = (ctypes.c_uint * 6)(); "
-             "v = ctypes.create_string_buffer(13); b = ctypes.create_string_buffer(49); h.cx_cpuid(o, v, b); "
-             "print(json.dumps({'on_valgrind': h.cx_on_valgrind(), 'vendor': v.value.decode(), "
-             "'brand': b.value.decode().strip(), 'words': [f'{x:08x}' for x in o]}))")
+_PROBE_PY = (
+    "import ctypes, json, sys; h = ctypes.CDLL(sys.argv[1]); o = (ctypes.c_uint * 6)(); "
+    "v = ctypes.create_string_buffer(13); b = ctypes.create_string_buffer(49); h.cx_cpuid(o, v, b); "
+    "print(json.dumps({'on_valgrind': h.cx_on_valgrind(), 'vendor': v.value.decode(), "
+    "'brand': b.value.decode().strip(), 'words': [f'{x:08x}' for x in o]}))"
+)
 
 
 class CountingUnavailable(RuntimeError):
@@ -114,8 +117,9 @@ def helper_library(build_dir: Path) -> Path:
     src = lib.with_suffix(".c")
     src.write_text(_HELPER_C)
     tmp = lib.with_name(lib.name + f".tmp{os.getpid()}")
-    r = subprocess.run([cc, "-O1", "-shared", "-fPIC", f"-I{inc}", "-o", str(tmp), str(src)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [cc, "-O1", "-shared", "-fPIC", f"-I{inc}", "-o", str(tmp), str(src)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         raise CountingUnavailable(f"building the callgrind helper failed: {(r.stderr or r.stdout).strip()[:300]}")
     tmp.replace(lib)
@@ -139,29 +143,51 @@ def identity(build_dir: Path) -> dict:
     import json
 
     lib = helper_library(build_dir)
-    r = subprocess.run(["valgrind", "-q", "--tool=none", sys.executable, "-c", _PROBE_PY, str(lib)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        ["valgrind", "-q", "--tool=none", sys.executable, "-c", _PROBE_PY, str(lib)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     try:
         cpu = json.loads(r.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
-        raise CountingUnavailable(f"valgrind could not run Python here: {(r.stderr or r.stdout).strip()[-300:]}") \
-            from None
+        raise CountingUnavailable(
+            f"valgrind could not run Python here: {(r.stderr or r.stdout).strip()[-300:]}"
+        ) from None
     ver = valgrind_version()
     digest = hashlib.sha256(json.dumps([cpu["vendor"], cpu["words"]]).encode()).hexdigest()[:6]
     caches = {k: list(v) for k, v in CACHES.items()}
     cdigest = hashlib.sha256(json.dumps([caches, METRIC, COUNT_MCPU]).encode()).hexdigest()[:4]
-    _IDENTITY = {"tool": "callgrind", "valgrind": ver, "cpu": {k: cpu[k] for k in ("vendor", "brand", "words")},
-                 "caches": caches, "metric": METRIC, "metric_text": METRIC_TEXT, "tvm_mcpu": COUNT_MCPU,
-                 "warmup": WARMUP, "calls": CALLS,
-                 "slug": f"callgrind-{re.sub(r'[^0-9a-z.]+', '-', ver.lower())}-{digest}{cdigest}"}
+    _IDENTITY = {
+        "tool": "callgrind",
+        "valgrind": ver,
+        "cpu": {k: cpu[k] for k in ("vendor", "brand", "words")},
+        "caches": caches,
+        "metric": METRIC,
+        "metric_text": METRIC_TEXT,
+        "tvm_mcpu": COUNT_MCPU,
+        "warmup": WARMUP,
+        "calls": CALLS,
+        "slug": f"callgrind-{re.sub(r'[^0-9a-z.]+', '-', ver.lower())}-{digest}{cdigest}",
+    }
     return _IDENTITY
 
 
 def worker_prefix(out_dir: Path) -> list[str]:
     """The command that puts a worker process under callgrind (nothing is counted until it asks)."""
     caches = [f"--{k}={s},{a},{ln}" for k, (s, a, ln) in CACHES.items()]
-    return ["valgrind", "-q", "--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes", *caches,
-            "--dump-instr=no", "--dump-line=no", f"--callgrind-out-file={out_dir}/callgrind.%p"]
+    return [
+        "valgrind",
+        "-q",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        "--cache-sim=yes",
+        *caches,
+        "--dump-instr=no",
+        "--dump-line=no",
+        f"--callgrind-out-file={out_dir}/callgrind.%p",
+    ]
 
 
 def estimated_cycles(ev: dict[str, int]) -> int:
@@ -219,8 +245,13 @@ class Counter:
             f.unlink(missing_ok=True)
         return out
 
-    def count(self, fn: Callable[[], object], calls: int = CALLS, warmup: int = WARMUP,
-              extra: Callable[[], object] | None = None) -> list[dict[str, int]]:
+    def count(
+        self,
+        fn: Callable[[], object],
+        calls: int = CALLS,
+        warmup: int = WARMUP,
+        extra: Callable[[], object] | None = None,
+    ) -> list[dict[str, int]]:
         """Events of `calls` calls of fn (each followed by `extra` inside the counted region, when given).
         Python's cyclic garbage collector is run before each call and kept off during it: a collection that
         lands in one call and not another added ~20% to a small case's instructions (ORT's cae@32, measured)."""
@@ -273,13 +304,26 @@ def count_case(fn: Callable[[], object], build_dir: Path, slowdown_pct: float = 
         per_iter = estimated_cycles(c.spin_events(probe_n)) / probe_n
         n = max(1, round(slowdown_pct / 100 * float(np.median(base)) / per_iter))
         extra = lambda: c.lib.cx_spin(n)
-        injected = {"pct": slowdown_pct, "spin_iterations": n, "unslowed_median": float(np.median(base)),
-                    "note": "test-only: a fixed integer loop after each call, sized to add pct% of the "
-                            "case's estimated cycles (bench --counts --inject-slowdown)"}
+        injected = {
+            "pct": slowdown_pct,
+            "spin_iterations": n,
+            "unslowed_median": float(np.median(base)),
+            "note": "test-only: a fixed integer loop after each call, sized to add pct% of the "
+            "case's estimated cycles (bench --counts --inject-slowdown)",
+        }
     evs = c.count(fn, extra=extra)
     metric = [estimated_cycles(e) for e in evs]
     if injected:
         injected["calibrated_pct"] = 100 * (float(np.median(metric)) / injected["unslowed_median"] - 1)
     med = {k: int(np.median([e[k] for e in evs])) for k in EVENTS}
-    return Counts(tool="callgrind", metric=METRIC, samples=tuple(metric), median=float(np.median(metric)),
-                  ir=tuple(e["Ir"] for e in evs), events_median=med, calls=len(evs), warmup=WARMUP, injected=injected)
+    return Counts(
+        tool="callgrind",
+        metric=METRIC,
+        samples=tuple(metric),
+        median=float(np.median(metric)),
+        ir=tuple(e["Ir"] for e in evs),
+        events_median=med,
+        calls=len(evs),
+        warmup=WARMUP,
+        injected=injected,
+    )

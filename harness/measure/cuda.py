@@ -3,6 +3,7 @@
 The answer decides only device selection: the CUDA backends build the same way with or without a GPU, and
 run (through the same code) where `probe().runnable`.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -20,9 +21,9 @@ DEFAULT_ARCH = "sm_80"
 @dataclass(frozen=True)
 class CudaProbe:
     driver: bool
-    devices: tuple[dict, ...] = field(default_factory=tuple)     # {index, name, arch}
+    devices: tuple[dict, ...] = field(default_factory=tuple)  # {index, name, arch}
     driver_version: int | None = None
-    reason: str = ""                                               # why not runnable, when not
+    reason: str = ""  # why not runnable, when not
 
     @property
     def runnable(self) -> bool:
@@ -51,9 +52,11 @@ def probe() -> CudaProbe:
         name = ctypes.create_string_buffer(256)
         lib.cuDeviceGetName(name, 256, dev)
         major, minor = ctypes.c_int(0), ctypes.c_int(0)
-        lib.cuDeviceGetAttribute(ctypes.byref(major), 75, dev)     # COMPUTE_CAPABILITY_MAJOR
-        lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, dev)     # COMPUTE_CAPABILITY_MINOR
-        devices.append({"index": i, "name": name.value.decode(errors="replace"), "arch": f"sm_{major.value}{minor.value}"})
+        lib.cuDeviceGetAttribute(ctypes.byref(major), 75, dev)  # COMPUTE_CAPABILITY_MAJOR
+        lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, dev)  # COMPUTE_CAPABILITY_MINOR
+        devices.append(
+            {"index": i, "name": name.value.decode(errors="replace"), "arch": f"sm_{major.value}{minor.value}"}
+        )
     if not devices:
         return CudaProbe(True, (), version.value, f"NVIDIA driver {version.value} present, but no CUDA device")
     return CudaProbe(True, tuple(devices), version.value)

@@ -8,6 +8,7 @@ Two counts:
   lowering included), every scattered ConvTranspose product, every MatMul product.
 Additions of overlap-add, Col2Im, bias and padding are not counted.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,6 +19,7 @@ def _useful_convtranspose(node, x: tuple, w: tuple) -> int:
     from onnx import helper
 
     from harness.core.convtranspose import resolve
+
     p = resolve({a.name: helper.get_attribute_value(a) for a in node.attribute}, x, w)
     per_axis = []
     for ax, (i_n, k_n) in enumerate(zip(x[2:], p.kernel_shape)):
@@ -56,7 +58,7 @@ def count_flops(model, useful: bool = False) -> int | None:
                 x, w = shapes[node.input[0]], shapes[node.input[1]]
                 if useful:
                     total += _useful_convtranspose(node, x, w)
-                else:   # each input element scatters into M/group x k... outputs
+                else:  # each input element scatters into M/group x k... outputs
                     total += 2 * math.prod(x) * w[1] * math.prod(w[2:])
             elif op == "MatMul":
                 a, y = shapes[node.input[0]], shapes[node.output[0]]

@@ -1,4 +1,5 @@
 """What ran the numbers: machine, engine versions, commit. Stored in run.json."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -46,6 +47,7 @@ def cpu_info() -> dict:
         info["flags"] = sorted(f for f in flags if f.startswith(("avx", "fma", "sse4", "amx", "f16c")))
     try:
         import psutil
+
         info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
         freq = psutil.cpu_freq()
         info["cpu_mhz"] = round(freq.current) if freq else None
@@ -61,6 +63,7 @@ def git_commit(repo: Path) -> dict:
         except (OSError, subprocess.TimeoutExpired):
             return ""
         return p.stdout.strip() if p.returncode == 0 else ""
+
     commit = git("rev-parse", "HEAD")
     return {"commit": commit or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 

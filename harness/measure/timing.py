@@ -4,6 +4,7 @@
 latency can be expressed as a ratio to work that is the same on every machine and in every run (the
 performance gate, harness/perfgate/compare.py, compares those ratios when the machines differ).
 """
+
 from __future__ import annotations
 
 import time
@@ -37,9 +38,18 @@ class Stats:
         if a.size == 0:
             raise ValueError("no samples")
         q10, q25, q50, q75, q90, q99 = np.percentile(a, [10, 25, 50, 75, 90, 99])
-        return Stats(tuple(float(v) for v in a), float(q50), float(a.mean()),
-                     float(a.std(ddof=1)) if a.size > 1 else 0.0, float(a.min()),
-                     float(q10), float(q90), float(q99), float(q75 - q25), int(a.size))
+        return Stats(
+            tuple(float(v) for v in a),
+            float(q50),
+            float(a.mean()),
+            float(a.std(ddof=1)) if a.size > 1 else 0.0,
+            float(a.min()),
+            float(q10),
+            float(q90),
+            float(q99),
+            float(q75 - q25),
+            int(a.size),
+        )
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -52,13 +62,28 @@ class Stats:
         ref = None
         if reference is not None:
             ref = ReferenceTiming(REFERENCE_KERNEL, reference.median, reference.n, reference.samples)
-        return Latency(self.samples, self.median, self.mean, self.stdev, self.min, self.p10, self.p90, self.p99,
-                       self.iqr, self.n, ref, self.median / reference.median if reference is not None else None)
+        return Latency(
+            self.samples,
+            self.median,
+            self.mean,
+            self.stdev,
+            self.min,
+            self.p10,
+            self.p90,
+            self.p99,
+            self.iqr,
+            self.n,
+            ref,
+            self.median / reference.median if reference is not None else None,
+        )
 
 
-def measure(fn: Callable[[], object], cfg: TimingConfig,
-            clock: Callable[[], int] = time.perf_counter_ns,
-            after: Callable[[int], object] | None = None) -> list[float]:
+def measure(
+    fn: Callable[[], object],
+    cfg: TimingConfig,
+    clock: Callable[[], int] = time.perf_counter_ns,
+    after: Callable[[int], object] | None = None,
+) -> list[float]:
     """Call `fn` (which must block until its work is done) and return per-call times in ms.
 
     Stops once both `min_repeats` samples and `min_time_s` of timed work are reached; stops earlier at
@@ -100,7 +125,7 @@ REFERENCE_KERNEL = "numpy-f32-muladd-8k-x32-1t"
 # REFERENCE_MIN samples, so a slow case still gets that many reference samples).
 REFERENCE_SHARE = 0.2
 REFERENCE_MIN = 5
-REFERENCE_BURST = 16      # at most this many reference calls after one case call (a slow case gets a burst)
+REFERENCE_BURST = 16  # at most this many reference calls after one case call (a slow case gets a burst)
 
 
 class ReferenceKernel:
@@ -117,8 +142,12 @@ class ReferenceKernel:
             np.add(c, a, out=c)
 
 
-def measure_interleaved(fn: Callable[[], object], cfg: TimingConfig, reference: Callable[[], object],
-                        clock: Callable[[], int] = time.perf_counter_ns) -> tuple[list[float], list[float]]:
+def measure_interleaved(
+    fn: Callable[[], object],
+    cfg: TimingConfig,
+    reference: Callable[[], object],
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> tuple[list[float], list[float]]:
     """`measure(fn, cfg)` with `reference` timed between the case's calls (outside the case's timed
     region): after each of the first REFERENCE_MIN samples, then as often as keeps the reference's share of the
     time near REFERENCE_SHARE (up to REFERENCE_BURST calls after one slow case call). Returns
@@ -147,8 +176,13 @@ def measure_interleaved(fn: Callable[[], object], cfg: TimingConfig, reference: 
     return measure(fn, cfg, clock, after=after), ref
 
 
-def slowed(fn: Callable[[], object], pct: float, calls: int = 7, steps: int = 4,
-           clock: Callable[[], int] = time.perf_counter_ns) -> Callable[[], object]:
+def slowed(
+    fn: Callable[[], object],
+    pct: float,
+    calls: int = 7,
+    steps: int = 4,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> Callable[[], object]:
     """For measuring the performance gate's power only (`bench --inject-slowdown`): `fn` followed, inside
     the same call, by a busy-wait that makes the call about `pct`% slower. The wait spins on the clock, so it
     occupies a core the way extra work would. It is calibrated here: a wait of pct% of fn's median is not
@@ -156,6 +190,7 @@ def slowed(fn: Callable[[], object], pct: float, calls: int = 7, steps: int = 4,
     next call (PyTorch, ONNX Runtime: up to 3x the intended slowdown, measured), so the wait is rescaled
     from the measured slowdown for up to `steps` rounds of `calls` calls and the closest is kept; the
     slowdown it measured is `call.measured_pct`."""
+
     def med(f) -> float:
         d = []
         for _ in range(calls):
@@ -171,6 +206,7 @@ def slowed(fn: Callable[[], object], pct: float, calls: int = 7, steps: int = 4,
             while clock() < end:
                 pass
             return out
+
         return call
 
     base = med(fn)

@@ -20,6 +20,7 @@ Mode: on the same machine the latencies themselves are compared ("absolute"); wh
 round's median is first divided by the median of the reference kernel timed between that case's calls in
 that round (timing.REFERENCE_KERNEL), and those unitless ratios are compared ("ratio").
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,7 @@ DEFAULT_THRESHOLD_PCT = 10.0
 # counts (bench --counts) move by about 1% between processes (docs/perf-gate.md measured it), not by tens
 DEFAULT_COUNTS_PCT = 5.0
 CONFIDENCE = 0.95
-ALPHA = 0.01           # one-sided Mann-Whitney U
+ALPHA = 0.01  # one-sided Mann-Whitney U
 # Counts: calls agree to within ~1.5% (the first counted call the highest), except for the rare call that did
 # extra work the others did not — ONNX Runtime, 10 of 123 case-runs of the count study: one or two calls
 # 3–61% above the rest. Such calls (more than COUNT_OUTLIER_PCT above their side's median) are set aside
@@ -55,6 +56,7 @@ SEVERITY = {"ok": 0, "skipped": 0, "mismatch": 2, "error": 2}
 
 
 # ----------------------------------------------------------------------------------------------- loading
+
 
 @dataclass(frozen=True)
 class Round:
@@ -104,13 +106,16 @@ def _rules(p: Path, data, default_pct: float, where: str) -> tuple[float, tuple[
     allowed = {"default_pct", "cases", "comment"} | ({"ratio", "counts"} if not where else set())
     unknown = {k for k in data if not k.startswith("_")} - allowed
     if unknown:
-        raise ConvtxError(f"{p}: unknown key(s) {sorted(unknown)} {where}(expected {', '.join(sorted(allowed))}; "
-                          f"keys starting with '_' are notes)")
+        raise ConvtxError(
+            f"{p}: unknown key(s) {sorted(unknown)} {where}(expected {', '.join(sorted(allowed))}; "
+            f"keys starting with '_' are notes)"
+        )
     rules = []
     for glob, pct in list(data.get("cases", {}).items()) + [("*", data.get("default_pct", default_pct))]:
         if not isinstance(pct, (int, float)) or isinstance(pct, bool) or not 0 < pct < 1000:
-            raise ConvtxError(f"{p}: threshold for {glob!r} {where}must be a number of percent in (0, 1000), "
-                              f"got {pct!r}")
+            raise ConvtxError(
+                f"{p}: threshold for {glob!r} {where}must be a number of percent in (0, 1000), got {pct!r}"
+            )
         rules.append((glob, float(pct)))
     return rules[-1][1], tuple(rules[:-1])
 
@@ -142,9 +147,9 @@ def load_thresholds(path: str | Path | None, default_pct: float) -> Thresholds:
 class Thresholds:
     default_pct: float
     rules: tuple[tuple[str, float], ...]
-    ratio: Thresholds | None = None        # ratio mode's own, when the file gives them
+    ratio: Thresholds | None = None  # ratio mode's own, when the file gives them
     source: str | None = None
-    counts: Thresholds | None = None       # counts mode's own; without them DEFAULT_COUNTS_PCT
+    counts: Thresholds | None = None  # counts mode's own; without them DEFAULT_COUNTS_PCT
 
     def for_mode(self, mode: str) -> Thresholds:
         if mode == "ratio" and self.ratio is not None:
@@ -163,6 +168,7 @@ class Thresholds:
 
 
 # ----------------------------------------------------------------------------------------------- baselines
+
 
 def load_confirm(path: str | Path) -> dict[str, str]:
     """`compare --confirm FILE`: the --json of the first comparison; case id → verdict."""
@@ -228,30 +234,43 @@ def pick_baseline(path: str | Path, cur: Side) -> tuple[Side, str | None]:
     same_kind = [s for s in sides if (counter_of(s.meta) is not None) == counting]
     if not same_kind:
         what = "count" if counting else "timed"
-        raise ConvtxError(f"{p}: no {what} baseline among {', '.join(d.name for d in subs)} (a {what} run is "
-                          f"compared with a {what} baseline); record one with `make perf-baseline`")
+        raise ConvtxError(
+            f"{p}: no {what} baseline among {', '.join(d.name for d in subs)} (a {what} run is "
+            f"compared with a {what} baseline); record one with `make perf-baseline`"
+        )
     if counting:
-        return same_kind[0], (f"no count baseline with this counter ({machine_slug(cur.meta)}; recorded: "
-                              f"{', '.join(s.path.name for s in same_kind)}): compared with {same_kind[0].path}, "
-                              f"but counts from another valgrind, presented CPU or cache model can differ for "
-                              f"that reason alone; record one with `make perf-baseline`")
-    return same_kind[0], (f"no baseline recorded on this kind of machine ({machine_slug(cur.meta)}; recorded: "
-                          f"{', '.join(s.path.name for s in same_kind)}): compared with {same_kind[0].path}; record "
-                          f"one here with `make perf-baseline` for the precise (absolute) comparison")
+        return same_kind[0], (
+            f"no count baseline with this counter ({machine_slug(cur.meta)}; recorded: "
+            f"{', '.join(s.path.name for s in same_kind)}): compared with {same_kind[0].path}, "
+            f"but counts from another valgrind, presented CPU or cache model can differ for "
+            f"that reason alone; record one with `make perf-baseline`"
+        )
+    return same_kind[0], (
+        f"no baseline recorded on this kind of machine ({machine_slug(cur.meta)}; recorded: "
+        f"{', '.join(s.path.name for s in same_kind)}): compared with {same_kind[0].path}; record "
+        f"one here with `make perf-baseline` for the precise (absolute) comparison"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- mode
 
+
 def machine_of(meta: dict) -> dict:
     m = meta.get("machine", {})
-    return {"model": m.get("cpu_model"), "logical_cpus": m.get("logical_cpus"),
-            "flags": tuple(sorted(m.get("flags") or [])) or None, "threads": meta.get("config", {}).get("threads")}
+    return {
+        "model": m.get("cpu_model"),
+        "logical_cpus": m.get("logical_cpus"),
+        "flags": tuple(sorted(m.get("flags") or [])) or None,
+        "threads": meta.get("config", {}).get("threads"),
+    }
 
 
 def _describe_machine(meta: dict) -> str:
     m = meta.get("machine", {})
-    return (f"{m.get('cpu_model') or 'unknown CPU'}, {m.get('logical_cpus') or '?'} logical CPUs, "
-            f"{meta.get('config', {}).get('threads', '?')} threads")
+    return (
+        f"{m.get('cpu_model') or 'unknown CPU'}, {m.get('logical_cpus') or '?'} logical CPUs, "
+        f"{meta.get('config', {}).get('threads', '?')} threads"
+    )
 
 
 def choose_mode(base: Side, cur: Side, requested: str = "auto") -> tuple[str, str]:
@@ -259,16 +278,22 @@ def choose_mode(base: Side, cur: Side, requested: str = "auto") -> tuple[str, st
     bc, cc = counter_of(base.meta), counter_of(cur.meta)
     if bc or cc:
         if not (bc and cc):
-            raise ConvtxError(f"{(cur if bc else base).path}: a timed run cannot be compared with a count run "
-                              f"({(base if bc else cur).path} was counted with `bench --counts`)")
+            raise ConvtxError(
+                f"{(cur if bc else base).path}: a timed run cannot be compared with a count run "
+                f"({(base if bc else cur).path} was counted with `bench --counts`)"
+            )
         if requested not in ("auto", "counts"):
             raise ConvtxError(f"--mode {requested}: these are count runs (bench --counts); their mode is counts")
-        why = (f"both runs counted with callgrind (valgrind {cc.get('valgrind')}, presenting "
-               f"{cc.get('cpu', {}).get('brand')}; {cc.get('metric_text', cc.get('metric'))}), so each case's "
-               f"counts are compared; they do not depend on how busy the machine was")
+        why = (
+            f"both runs counted with callgrind (valgrind {cc.get('valgrind')}, presenting "
+            f"{cc.get('cpu', {}).get('brand')}; {cc.get('metric_text', cc.get('metric'))}), so each case's "
+            f"counts are compared; they do not depend on how busy the machine was"
+        )
         if bc.get("slug") != cc.get("slug"):
-            why += (f"; NOTE the counters differ (baseline {bc.get('slug')}, current {cc.get('slug')}: another "
-                    f"valgrind, presented CPU or cache model), which alone can change counts")
+            why += (
+                f"; NOTE the counters differ (baseline {bc.get('slug')}, current {cc.get('slug')}: another "
+                f"valgrind, presented CPU or cache model), which alone can change counts"
+            )
         return "counts", why
     if requested == "counts":
         raise ConvtxError("--mode counts: these are timed runs; count runs come from `bench --counts`")
@@ -277,22 +302,31 @@ def choose_mode(base: Side, cur: Side, requested: str = "auto") -> tuple[str, st
     if requested == "absolute":
         why = "requested (--mode absolute)"
         if not same:
-            why += (f"; note the machines differ (baseline: {_describe_machine(base.meta)}; current: "
-                    f"{_describe_machine(cur.meta)})")
+            why += (
+                f"; note the machines differ (baseline: {_describe_machine(base.meta)}; current: "
+                f"{_describe_machine(cur.meta)})"
+            )
         return "absolute", why
     if requested == "ratio":
-        return "ratio", ("requested (--mode ratio): each case's latency divided by the reference kernel timed "
-                         "between its calls in the same round")
+        return "ratio", (
+            "requested (--mode ratio): each case's latency divided by the reference kernel timed "
+            "between its calls in the same round"
+        )
     if same:
-        return "absolute", (f"both runs on the same kind of machine ({_describe_machine(cur.meta)}, same ISA "
-                            f"flags), so latencies are compared directly")
+        return "absolute", (
+            f"both runs on the same kind of machine ({_describe_machine(cur.meta)}, same ISA "
+            f"flags), so latencies are compared directly"
+        )
     diff = [k for k in (*MACHINE_KEYS, "threads") if a[k] != b[k]]
-    return "ratio", (f"the machines differ ({', '.join(diff).replace('flags', 'ISA flags')}: baseline "
-                     f"{_describe_machine(base.meta)}; current {_describe_machine(cur.meta)}), so each case is "
-                     f"compared as its latency over the reference kernel timed between its calls in the same round")
+    return "ratio", (
+        f"the machines differ ({', '.join(diff).replace('flags', 'ISA flags')}: baseline "
+        f"{_describe_machine(base.meta)}; current {_describe_machine(cur.meta)}), so each case is "
+        f"compared as its latency over the reference kernel timed between its calls in the same round"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- statistics
+
 
 def _round_samples(rec: Record, mode: str) -> tuple[np.ndarray, np.ndarray | None] | None:
     if mode == "counts":
@@ -312,8 +346,13 @@ def _round_samples(rec: Record, mode: str) -> tuple[np.ndarray, np.ndarray | Non
 
 def _measured_rounds(side: Side, case_id: str, mode: str) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """The samples of every round that measured the case (ok or mismatch) with what `mode` compares."""
-    return [x for r in side.rounds if case_id in r.records and r.records[case_id].status in ("ok", "mismatch")
-            for x in [_round_samples(r.records[case_id], mode)] if x is not None]
+    return [
+        x
+        for r in side.rounds
+        if case_id in r.records and r.records[case_id].status in ("ok", "mismatch")
+        for x in [_round_samples(r.records[case_id], mode)]
+        if x is not None
+    ]
 
 
 def _round_value(s: np.ndarray, ref: np.ndarray | None) -> float:
@@ -328,11 +367,11 @@ def _boot_medians(s: np.ndarray, ref: np.ndarray | None, rng: np.random.Generato
     """N_BOOT bootstrap replicates of one round's value (its samples resampled; the reference's too)."""
     med = np.empty(N_BOOT)
     rmed = np.ones(N_BOOT)
-    for lo in range(0, N_BOOT, 250):         # in slices: a round can hold thousands of samples
+    for lo in range(0, N_BOOT, 250):  # in slices: a round can hold thousands of samples
         n = min(250, N_BOOT - lo)
-        med[lo:lo + n] = np.median(s[rng.integers(0, s.size, size=(n, s.size))], axis=1)
+        med[lo : lo + n] = np.median(s[rng.integers(0, s.size, size=(n, s.size))], axis=1)
         if ref is not None:
-            rmed[lo:lo + n] = np.median(ref[rng.integers(0, ref.size, size=(n, ref.size))], axis=1)
+            rmed[lo : lo + n] = np.median(ref[rng.integers(0, ref.size, size=(n, ref.size))], axis=1)
     return med / rmed
 
 
@@ -354,7 +393,7 @@ def case_statistics(base_rounds, cur_rounds, seed: int = 0, interval: bool = Tru
     cv = np.array([_round_value(s, r) for s, r in cur_rounds])
     bi, ci = int(np.argmin(bv)), int(np.argmin(cv))
     ratio = float(cv[ci] / bv[bi])
-    lo = hi = float("nan")                   # the interval is reported, not used by the verdict
+    lo = hi = float("nan")  # the interval is reported, not used by the verdict
     if interval:
         boot = _boot_medians(*cur_rounds[ci], rng) / _boot_medians(*base_rounds[bi], rng)
         lo, hi = np.quantile(boot, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
@@ -366,19 +405,31 @@ def case_statistics(base_rounds, cur_rounds, seed: int = 0, interval: bool = Tru
         pb, pc = tb, tc
     p_slower = float(mannwhitneyu(pc, pb, alternative="greater").pvalue)
     p_faster = float(mannwhitneyu(pc, pb, alternative="less").pvalue)
-    return {"baseline": float(bv[bi]), "current": float(cv[ci]), "ratio": ratio, "ci": [float(lo), float(hi)],
-            "p_slower": p_slower, "p_faster": p_faster, "baseline_rounds": bv.tolist(),
-            "current_rounds": cv.tolist(), "baseline_fastest_round": bi + 1, "current_fastest_round": ci + 1,
-            "n_baseline": int(pb.size), "n_current": int(pc.size), "outliers_set_aside": trimmed}
+    return {
+        "baseline": float(bv[bi]),
+        "current": float(cv[ci]),
+        "ratio": ratio,
+        "ci": [float(lo), float(hi)],
+        "p_slower": p_slower,
+        "p_faster": p_faster,
+        "baseline_rounds": bv.tolist(),
+        "current_rounds": cv.tolist(),
+        "baseline_fastest_round": bi + 1,
+        "current_fastest_round": ci + 1,
+        "n_baseline": int(pb.size),
+        "n_current": int(pc.size),
+        "outliers_set_aside": trimmed,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- the gate
 
+
 @dataclass
 class CaseResult:
     case_id: str
-    verdict: str                      # regression | unconfirmed | improvement | no change | numerics | fixed |
-                                      # still mismatching | not compared | new
+    verdict: str  # regression | unconfirmed | improvement | no change | numerics | fixed |
+    # still mismatching | not compared | new
     threshold_pct: float | None = None
     stats: dict | None = None
     baseline_status: str | None = None
@@ -405,9 +456,16 @@ class Comparison:
         return [c for c in self.cases if c.fails]
 
     def to_json(self) -> dict:
-        return {"baseline": str(self.baseline.path), "current": str(self.current.path), "mode": self.mode,
-                "mode_why": self.mode_why, "passed": not self.failed, "context": self.context,
-                "rule": rule_text(self.mode), "cases": [c.__dict__ for c in self.cases]}
+        return {
+            "baseline": str(self.baseline.path),
+            "current": str(self.current.path),
+            "mode": self.mode,
+            "mode_why": self.mode_why,
+            "passed": not self.failed,
+            "context": self.context,
+            "rule": rule_text(self.mode),
+            "cases": [c.__dict__ for c in self.cases],
+        }
 
 
 def _worst_status(side: Side, case_id: str) -> tuple[str | None, Record | None]:
@@ -417,7 +475,7 @@ def _worst_status(side: Side, case_id: str) -> tuple[str | None, Record | None]:
     worst = max(recs, key=lambda r: SEVERITY.get(r.status, 2))
     if all(r.status == "skipped" for r in recs):
         return "skipped", recs[0]
-    if worst.status == "skipped":      # some rounds ran it, some skipped: the ones that ran count
+    if worst.status == "skipped":  # some rounds ran it, some skipped: the ones that ran count
         worst = next(r for r in recs if r.status != "skipped")
     return worst.status, worst
 
@@ -428,8 +486,10 @@ def _context(base: Side, cur: Side) -> list[str]:
     for side, name in ((base, "baseline"), (cur, "current")):
         incomplete = [r.path.name for r in side.rounds if r.meta.get("status") != "complete"]
         if incomplete:
-            out.append(f"{name}: {len(incomplete)} round(s) did not complete ({', '.join(incomplete)}); "
-                       f"their recorded cases are used")
+            out.append(
+                f"{name}: {len(incomplete)} round(s) did not complete ({', '.join(incomplete)}); "
+                f"their recorded cases are used"
+            )
         injected = {tuple(x) for r in side.rounds for x in r.meta.get("config", {}).get("inject_slowdown", [])}
         if injected:
             out.append(f"{name}: carries a TEST-ONLY injected slowdown {sorted(injected)} (bench --inject-slowdown)")
@@ -447,23 +507,33 @@ def _context(base: Side, cur: Side) -> list[str]:
 
 def rule_text(mode: str = "absolute") -> str:
     if mode == "counts":
-        return (f"each side's value for a case is the median of its counted calls (callgrind's estimated cycles) "
-                f"in its lowest round; a case regresses when the current value exceeds the baseline's by more "
-                f"than its threshold AND a one-sided Mann-Whitney U test on the counted calls of those two rounds "
-                f"gives p < {ALPHA_COUNTS:g} (a call more than {COUNT_OUTLIER_PCT:g}% above its side's median — extra "
-                f"work the other calls did not do — set aside first); an improvement is the mirror image; the {CONFIDENCE:.0%} interval is a "
-                f"bootstrap of the ratio of their medians; a case that passed numerically in the baseline and now "
-                f"mismatches or errors fails whatever its counts")
-    return (f"each side's value for a case is the median latency of its fastest round (noise on a shared machine "
-            f"only slows rounds down; a real regression slows every round); a case regresses when the current "
-            f"value exceeds the baseline's by more than its threshold AND a one-sided Mann-Whitney U test on the "
-            f"raw samples of those two rounds gives p < {ALPHA:g}; an improvement is the mirror image; the "
-            f"{CONFIDENCE:.0%} interval is a bootstrap of the ratio of their medians; a case that passed "
-            f"numerically in the baseline and now mismatches or errors fails whatever its speed")
+        return (
+            f"each side's value for a case is the median of its counted calls (callgrind's estimated cycles) "
+            f"in its lowest round; a case regresses when the current value exceeds the baseline's by more "
+            f"than its threshold AND a one-sided Mann-Whitney U test on the counted calls of those two rounds "
+            f"gives p < {ALPHA_COUNTS:g} (a call more than {COUNT_OUTLIER_PCT:g}% above its side's median — extra "
+            f"work the other calls did not do — set aside first); an improvement is the mirror image; the {CONFIDENCE:.0%} interval is a "
+            f"bootstrap of the ratio of their medians; a case that passed numerically in the baseline and now "
+            f"mismatches or errors fails whatever its counts"
+        )
+    return (
+        f"each side's value for a case is the median latency of its fastest round (noise on a shared machine "
+        f"only slows rounds down; a real regression slows every round); a case regresses when the current "
+        f"value exceeds the baseline's by more than its threshold AND a one-sided Mann-Whitney U test on the "
+        f"raw samples of those two rounds gives p < {ALPHA:g}; an improvement is the mirror image; the "
+        f"{CONFIDENCE:.0%} interval is a bootstrap of the ratio of their medians; a case that passed "
+        f"numerically in the baseline and now mismatches or errors fails whatever its speed"
+    )
 
 
-def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", interval: bool = True,
-            confirm: dict[str, str] | None = None) -> Comparison:
+def compare(
+    base: Side,
+    cur: Side,
+    thresholds: Thresholds,
+    mode: str = "auto",
+    interval: bool = True,
+    confirm: dict[str, str] | None = None,
+) -> Comparison:
     """The gate. `interval=False` skips the bootstrap interval (reported only; the verdicts do not use it) —
     the gate study compares thousands of pairs. `confirm` (case id → verdict of an earlier comparison of the
     same baseline with an independent set of rounds, `load_confirm`): a regression counts only when that one
@@ -492,16 +562,18 @@ def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", i
             res.verdict, res.note = "fixed", f"baseline {bs}, now ok"
         if "skipped" in (bs, cs):
             res.verdict = "not compared"
-            res.note = f"{'baseline' if bs == 'skipped' else 'current'} skipped: " + \
-                       f"{(brec if bs == 'skipped' else crec).reason}"[:300]
+            res.note = (
+                f"{'baseline' if bs == 'skipped' else 'current'} skipped: "
+                + f"{(brec if bs == 'skipped' else crec).reason}"[:300]
+            )
             continue
         brounds = _measured_rounds(base, cid, mode)
         crounds = _measured_rounds(cur, cid, mode)
         if not brounds or not crounds:
             res.verdict = "not compared"
             res.note = {"absolute": "no latency samples", "counts": "no counts"}.get(
-                mode, "no reference-kernel samples (a run older than the interleaved reference)") + \
-                       f" in the {'baseline' if not brounds else 'current'} run"
+                mode, "no reference-kernel samples (a run older than the interleaved reference)"
+            ) + f" in the {'baseline' if not brounds else 'current'} run"
             continue
         thr = thresholds.for_case(cid, mode)
         st = case_statistics(brounds, crounds, interval=interval, mode=mode)
@@ -518,15 +590,24 @@ def compare(base: Side, cur: Side, thresholds: Thresholds, mode: str = "auto", i
             res.verdict = "improvement"
     t = thresholds.for_mode(mode)
     own = {"ratio": thresholds.ratio, "counts": thresholds.counts}.get(mode)
-    note = (f"{t.default_pct:g}% by default" + (f", per case for {len(t.rules)} glob(s)" if t.rules else "") +
-            (f" ({mode + '-mode values ' if own is not None else ''}from {thresholds.source})"
-             if thresholds.source and (own is not None or mode == "absolute") else
-             (f" (counts mode's default; {thresholds.source} has no 'counts' section)"
-              if mode == "counts" and thresholds.source else "")))
+    note = (
+        f"{t.default_pct:g}% by default"
+        + (f", per case for {len(t.rules)} glob(s)" if t.rules else "")
+        + (
+            f" ({mode + '-mode values ' if own is not None else ''}from {thresholds.source})"
+            if thresholds.source and (own is not None or mode == "absolute")
+            else (
+                f" (counts mode's default; {thresholds.source} has no 'counts' section)"
+                if mode == "counts" and thresholds.source
+                else ""
+            )
+        )
+    )
     return Comparison(base, cur, mode, why, results, _context(base, cur), note)
 
 
 # ----------------------------------------------------------------------------------------------- summary
+
 
 def _fmt_value(v: float, mode: str) -> str:
     if mode == "ratio":
@@ -539,8 +620,10 @@ def _fmt_value(v: float, mode: str) -> str:
 def _side_line(name: str, side: Side) -> str:
     m = side.meta
     commit = (m.get("commit") or "?")[:10] + (" (dirty)" if m.get("dirty") else "")
-    return (f"- **{name}**: `{side.path}` — {len(side.rounds)} round(s), suite {m.get('suite')}, commit {commit}, "
-            f"{(m.get('date') or '?')[:19]}, {_describe_machine(m)}")
+    return (
+        f"- **{name}**: `{side.path}` — {len(side.rounds)} round(s), suite {m.get('suite')}, commit {commit}, "
+        f"{(m.get('date') or '?')[:19]}, {_describe_machine(m)}"
+    )
 
 
 def render_markdown(c: Comparison) -> str:
@@ -551,15 +634,27 @@ def render_markdown(c: Comparison) -> str:
     imp = [x for x in c.cases if x.verdict == "improvement"]
     what = "counts" if c.mode == "counts" else "wall-clock times"
     if fails:
-        head = (f"## convtx performance gate ({what}): ❌ FAILED — {len(reg)} regression(s), {len(num)} numerical "
-                f"failure(s)")
+        head = (
+            f"## convtx performance gate ({what}): ❌ FAILED — {len(reg)} regression(s), {len(num)} numerical "
+            f"failure(s)"
+        )
     else:
         head = f"## convtx performance gate ({what}): ✅ passed — no regression"
     out = [head, ""]
-    out.append(f"{len([x for x in c.cases if x.stats])} cases compared; {len(imp)} improvement(s), "
-               f"{len([x for x in c.cases if x.verdict == 'no change'])} within noise or threshold.")
-    out += ["", _side_line("baseline", c.baseline), _side_line("current", c.current), "",
-            f"**Mode: {c.mode}** — {c.mode_why}.", "", f"Rule: {rule_text(c.mode)}.", ""]
+    out.append(
+        f"{len([x for x in c.cases if x.stats])} cases compared; {len(imp)} improvement(s), "
+        f"{len([x for x in c.cases if x.verdict == 'no change'])} within noise or threshold."
+    )
+    out += [
+        "",
+        _side_line("baseline", c.baseline),
+        _side_line("current", c.current),
+        "",
+        f"**Mode: {c.mode}** — {c.mode_why}.",
+        "",
+        f"Rule: {rule_text(c.mode)}.",
+        "",
+    ]
     if c.thresholds_note:
         out += [f"Thresholds: {c.thresholds_note}.", ""]
     for line in c.context:
@@ -569,24 +664,33 @@ def render_markdown(c: Comparison) -> str:
     compared = [x for x in c.cases if x.stats]
     if compared:
         order = {"regression": 0, "numerics": 1, "unconfirmed": 2, "improvement": 3, "fixed": 4, "no change": 5}
-        out += ["| case | baseline | current | ratio | 95% interval | p (slower) | rounds | threshold | verdict |",
-                "|---|---:|---:|---:|---|---:|---:|---:|---|"]
+        out += [
+            "| case | baseline | current | ratio | 95% interval | p (slower) | rounds | threshold | verdict |",
+            "|---|---:|---:|---:|---|---:|---:|---:|---|",
+        ]
         for x in sorted(compared, key=lambda x: (order.get(x.verdict, 9), -x.stats["ratio"])):
             s = x.stats
-            mark = {"regression": "❌ regression", "improvement": "🚀 improvement", "fixed": "✅ fixed",
-                    "unconfirmed": "⚠ slower once, not confirmed"}.get(
-                x.verdict, "no change")
-            out.append(f"| `{x.case_id}` | {_fmt_value(s['baseline'], c.mode)} | {_fmt_value(s['current'], c.mode)} "
-                       f"| {s['ratio']:.3f} | {s['ci'][0]:.3f}–{s['ci'][1]:.3f} | {_fmt_p(s['p_slower'])} "
-                       f"| {len(s['baseline_rounds'])}/{len(s['current_rounds'])} | {x.threshold_pct:g}% | {mark} |")
+            mark = {
+                "regression": "❌ regression",
+                "improvement": "🚀 improvement",
+                "fixed": "✅ fixed",
+                "unconfirmed": "⚠ slower once, not confirmed",
+            }.get(x.verdict, "no change")
+            out.append(
+                f"| `{x.case_id}` | {_fmt_value(s['baseline'], c.mode)} | {_fmt_value(s['current'], c.mode)} "
+                f"| {s['ratio']:.3f} | {s['ci'][0]:.3f}–{s['ci'][1]:.3f} | {_fmt_p(s['p_slower'])} "
+                f"| {len(s['baseline_rounds'])}/{len(s['current_rounds'])} | {x.threshold_pct:g}% | {mark} |"
+            )
         out.append("")
     other = [x for x in c.cases if not x.stats]
     if other:
         out += ["| case | baseline | current | verdict | note |", "|---|---|---|---|---|"]
         for x in other:
             v = "❌ numerics" if x.verdict == "numerics" else x.verdict
-            out.append(f"| `{x.case_id}` | {x.baseline_status or '—'} | {x.current_status or '—'} | {v} | "
-                       f"{x.note.replace('|', '/')} |")
+            out.append(
+                f"| `{x.case_id}` | {x.baseline_status or '—'} | {x.current_status or '—'} | {v} | "
+                f"{x.note.replace('|', '/')} |"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -595,8 +699,14 @@ def _fmt_p(p: float) -> str:
     return "<1e-4" if p < 1e-4 else f"{p:.2g}"
 
 
-def gate(baseline: str | Path, current: str | Path, mode: str = "auto", threshold: float | None = None,
-         per_case: str | Path | None = None, confirm: str | Path | None = None) -> Comparison:
+def gate(
+    baseline: str | Path,
+    current: str | Path,
+    mode: str = "auto",
+    threshold: float | None = None,
+    per_case: str | Path | None = None,
+    confirm: str | Path | None = None,
+) -> Comparison:
     """`convtx compare`: CURRENT against BASELINE (a run, a directory of rounds, or of per-machine baselines:
     `pick_baseline`) under the per-case thresholds of `per_case` (default: the chosen baseline's own
     thresholds.json); `threshold` (percent) replaces the default of every mode while the file's globs still
@@ -606,18 +716,23 @@ def gate(baseline: str | Path, current: str | Path, mode: str = "auto", threshol
     cur = load_side(current)
     base, picked = pick_baseline(baseline, cur)
     if per_case is None and (base.path / "thresholds.json").is_file():
-        per_case = base.path / "thresholds.json"        # a baseline's own thresholds travel with it
+        per_case = base.path / "thresholds.json"  # a baseline's own thresholds travel with it
     thresholds = load_thresholds(per_case, DEFAULT_THRESHOLD_PCT)
-    if threshold is not None:          # the command line's default beats the file's; its globs still apply
+    if threshold is not None:  # the command line's default beats the file's; its globs still apply
         thresholds = replace(thresholds, default_pct=threshold)
         if thresholds.ratio is not None:
             thresholds = replace(thresholds, ratio=replace(thresholds.ratio, default_pct=threshold))
-        thresholds = replace(thresholds, counts=replace(thresholds.counts, default_pct=threshold)
-                             if thresholds.counts is not None else Thresholds(threshold, ()))
+        thresholds = replace(
+            thresholds,
+            counts=replace(thresholds.counts, default_pct=threshold)
+            if thresholds.counts is not None
+            else Thresholds(threshold, ()),
+        )
     comp = compare(base, cur, thresholds, mode, confirm=load_confirm(confirm) if confirm else None)
     if confirm:
-        comp.context.append(f"confirmation run: a regression counts only if {confirm} (the first set of "
-                            f"rounds) found it too")
+        comp.context.append(
+            f"confirmation run: a regression counts only if {confirm} (the first set of rounds) found it too"
+        )
     if picked:
         comp.context.insert(0, picked)
     return comp
@@ -626,6 +741,7 @@ def gate(baseline: str | Path, current: str | Path, mode: str = "auto", threshol
 def main(argv=None) -> int:
     """`python -m harness.perfgate.compare slug RUN_DIR`: the per-machine baseline directory name of a run's machine."""
     import sys
+
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or args[0] != "slug":
         print("usage: python -m harness.perfgate.compare slug RUN_DIR", file=sys.stderr)

@@ -12,6 +12,7 @@ are interleaved in time and drift of the machine hits both alike.
 and every slowed set against every A/A set (a case flagged as a regression is a detection), in both modes,
 and also single rounds against single rounds (what a gate without rounds would see).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,16 @@ from harness.perfgate.compare import (
 KINDS = ("aa-a", "aa-b", "slow10", "slow15", "slow25")
 
 
-def collect(out: Path, cycles: int, rounds: int, suite: str = "quick", kinds: tuple[str, ...] = KINDS,
-            first: int = 1, threads: int | None = None, counts: bool = False) -> None:
+def collect(
+    out: Path,
+    cycles: int,
+    rounds: int,
+    suite: str = "quick",
+    kinds: tuple[str, ...] = KINDS,
+    first: int = 1,
+    threads: int | None = None,
+    counts: bool = False,
+) -> None:
     """`counts`: the sets are `bench --counts` runs (callgrind; the injected slowdown is then a fixed loop
     adding that share of each case's estimated cycles), as `make perf-check`'s count gate runs them."""
     out.mkdir(parents=True, exist_ok=True)
@@ -53,9 +62,23 @@ def collect(out: Path, cycles: int, rounds: int, suite: str = "quick", kinds: tu
             if (d / f"round-{rounds:02d}" / "run.json").exists():
                 continue
             d.parent.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, "-m", "harness", "bench", "--suite", suite, "--no-calibrate", "--no-report",
-                   "--rounds", str(rounds), "--out", str(d), *extra,
-                   *(["--threads", str(threads)] if threads else []), *(["--counts"] if counts else [])]
+            cmd = [
+                sys.executable,
+                "-m",
+                "harness",
+                "bench",
+                "--suite",
+                suite,
+                "--no-calibrate",
+                "--no-report",
+                "--rounds",
+                str(rounds),
+                "--out",
+                str(d),
+                *extra,
+                *(["--threads", str(threads)] if threads else []),
+                *(["--counts"] if counts else []),
+            ]
             with open(d.with_suffix(".log"), "w") as log:
                 rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
             print(f"[{time.monotonic() - t0:6.0f} s] {d} exit {rc}", file=sys.stderr)
@@ -84,49 +107,69 @@ def _tally(pairs, thr: Thresholds, mode: str) -> dict:
                 d["n"] += 1
                 d["flagged"] += x.verdict == "regression"
                 d["ratios"].append(x.stats["ratio"])
-    return {"comparisons": n, "failed": fails,
-            "cases": {c: {"n": d["n"], "flagged": d["flagged"], "median_ratio": float(np.median(d["ratios"])),
-                          "max_abs_change": float(np.max(np.abs(np.array(d["ratios"]) - 1)))}
-                      for c, d in cases.items()}}
+    return {
+        "comparisons": n,
+        "failed": fails,
+        "cases": {
+            c: {
+                "n": d["n"],
+                "flagged": d["flagged"],
+                "median_ratio": float(np.median(d["ratios"])),
+                "max_abs_change": float(np.max(np.abs(np.array(d["ratios"]) - 1))),
+            }
+            for c, d in cases.items()
+        },
+    }
 
 
 def _cycle(d: Path) -> int:
-    return int(d.name[4:6])                  # set-07a / set-07 -> 7
+    return int(d.name[4:6])  # set-07a / set-07 -> 7
 
 
 def _sets(out: Path, cycles: range | None) -> tuple[list[Side], dict[int, list[Side]]]:
-    keep = (lambda d: d.is_dir() and (cycles is None or _cycle(d) in cycles))
+    keep = lambda d: d.is_dir() and (cycles is None or _cycle(d) in cycles)
     aa = [load_side(d) for d in sorted((out / "aa").glob("set-*")) if keep(d)]
-    slow = {int(k.name[4:]): [load_side(d) for d in sorted(k.glob("set-*")) if keep(d)]
-            for k in sorted(out.glob("slow*")) if k.is_dir()}
+    slow = {
+        int(k.name[4:]): [load_side(d) for d in sorted(k.glob("set-*")) if keep(d)]
+        for k in sorted(out.glob("slow*"))
+        if k.is_dir()
+    }
     return aa, slow
 
 
 def _merge(sides: list[Side], group: int) -> list[Side]:
     """Consecutive sets joined into sides of `group` × R rounds: what a gate running more rounds would see."""
-    return [Side(g[0].path, [r for x in g for r in x.rounds])
-            for g in (sides[i:i + group] for i in range(0, len(sides) - group + 1, group))]
+    return [
+        Side(g[0].path, [r for x in g for r in x.rounds])
+        for g in (sides[i : i + group] for i in range(0, len(sides) - group + 1, group))
+    ]
 
 
 def analyse(out: Path, thr: Thresholds, cycles: range | None = None, group: int = 1) -> dict:
     aa, slow = _sets(out, cycles)
     aa, slow = _merge(aa, group), {p: _merge(v, group) for p, v in slow.items()}
-    res: dict = {"threshold_pct": thr.default_pct, "per_case": [list(r) for r in thr.rules], "aa_sets": len(aa),
-                 "rounds": len(aa[0].rounds) if aa else 0, "cycles": [cycles.start, cycles.stop - 1] if cycles else None,
-                 "false_alarms": {}, "power": {}}
+    res: dict = {
+        "threshold_pct": thr.default_pct,
+        "per_case": [list(r) for r in thr.rules],
+        "aa_sets": len(aa),
+        "rounds": len(aa[0].rounds) if aa else 0,
+        "cycles": [cycles.start, cycles.stop - 1] if cycles else None,
+        "false_alarms": {},
+        "power": {},
+    }
     counting = bool(aa) and counter_of(aa[0].meta) is not None
     res["metric"] = "counts" if counting else "time"
     if counting:
         t = thr.for_mode("counts")
         res["threshold_pct"], res["per_case"] = t.default_pct, [list(r) for r in t.rules]
-    for mode in (("counts",) if counting else ("absolute", "ratio")):
+    for mode in ("counts",) if counting else ("absolute", "ratio"):
         res["false_alarms"][f"{mode}/rounds"] = _tally(itertools.combinations(aa, 2), thr, mode)
         if res["rounds"] > 1:
-            firsts = [_single_rounds(a)[0] for a in aa]        # what a gate without rounds would see
+            firsts = [_single_rounds(a)[0] for a in aa]  # what a gate without rounds would see
             res["false_alarms"][f"{mode}/single"] = _tally(itertools.combinations(firsts, 2), thr, mode)
         for pct, sets in slow.items():
             res["power"].setdefault(mode, {})[pct] = _tally(itertools.product(aa, sets), thr, mode)
-        if not counting:         # counts are not re-measured on failure (make perf-check): nothing to confirm
+        if not counting:  # counts are not re-measured on failure (make perf-check): nothing to confirm
             res.setdefault("confirmed", {})[mode] = confirmed(aa, slow, thr, mode)
     return res
 
@@ -171,45 +214,65 @@ def suggest(out: Path, cycles: range | None, group: int, floor: float, margin: f
     res: dict = {}
     for mode in ("absolute", "ratio"):
         t = _tally(itertools.combinations(aa, 2), Thresholds(floor, ()), mode)
-        pcts = {c: float(max(floor, 5 * np.ceil(100 * v["max_abs_change"] * margin / 5)))
-                for c, v in sorted(t["cases"].items())}
+        pcts = {
+            c: float(max(floor, 5 * np.ceil(100 * v["max_abs_change"] * margin / 5)))
+            for c, v in sorted(t["cases"].items())
+        }
         default = float(max(pcts.values())) if mode == "ratio" and pcts else floor
-        sec = {"default_pct": default, "cases": {c: p for c, p in pcts.items() if p != default},
-               "_max_aa_change_pct": {c: round(100 * v["max_abs_change"], 1) for c, v in sorted(t["cases"].items())}}
+        sec = {
+            "default_pct": default,
+            "cases": {c: p for c, p in pcts.items() if p != default},
+            "_max_aa_change_pct": {c: round(100 * v["max_abs_change"], 1) for c, v in sorted(t["cases"].items())},
+        }
         if mode == "absolute":
             res.update(sec)
         else:
             res["ratio"] = sec
     span = f"{cycles.start}-{cycles.stop - 1}" if cycles else "all"
-    res["_derived_from"] = (f"{len(aa)} A/A sides of {len(aa[0].rounds) if aa else 0} rounds (cycles {span}): per "
-                            f"case the largest change any A/A pair showed × {margin:g}, rounded up to 5%, at least "
-                            f"{floor:g}%; ratio mode's default is its noisiest case's (a case new to the suite "
-                            f"gets it) — python -m harness.perfgate.study suggest")
+    res["_derived_from"] = (
+        f"{len(aa)} A/A sides of {len(aa[0].rounds) if aa else 0} rounds (cycles {span}): per "
+        f"case the largest change any A/A pair showed × {margin:g}, rounded up to 5%, at least "
+        f"{floor:g}%; ratio mode's default is its noisiest case's (a case new to the suite "
+        f"gets it) — python -m harness.perfgate.study suggest"
+    )
     return res
 
 
 def render(res: dict) -> str:
     rules = "".join(f", {g} {p:g}%" for g, p in res["per_case"])
     cyc = f", cycles {res['cycles'][0]}-{res['cycles'][1]}" if res.get("cycles") else ""
-    out = [f"Thresholds: default {res['threshold_pct']:g}%{rules}; {res['aa_sets']} A/A sides of {res['rounds']} "
-           f"rounds{cyc}.", ""]
-    out += ["False alarms (A/A, every pair of sets, earlier set as baseline):", "",
-            "| mode | unit | comparisons | gate failed | worst case (alarms) |", "|---|---|---:|---:|---|"]
+    out = [
+        f"Thresholds: default {res['threshold_pct']:g}%{rules}; {res['aa_sets']} A/A sides of {res['rounds']} "
+        f"rounds{cyc}.",
+        "",
+    ]
+    out += [
+        "False alarms (A/A, every pair of sets, earlier set as baseline):",
+        "",
+        "| mode | unit | comparisons | gate failed | worst case (alarms) |",
+        "|---|---|---:|---:|---|",
+    ]
     for key, v in res["false_alarms"].items():
         mode, gran = key.split("/")
         unit = f"{res['rounds']} rounds" if gran == "rounds" else "1 round"
         cases = v["cases"]
         worst = max(cases, key=lambda c: (cases[c]["flagged"], cases[c]["max_abs_change"])) if cases else "—"
         w = cases.get(worst, {})
-        out.append(f"| {mode} | {unit} | {v['comparisons']} | {_rate(v['failed'], v['comparisons'])} | "
-                   f"`{worst}` ({w.get('flagged', 0)}, max change {100 * w.get('max_abs_change', 0):.1f}%) |")
+        out.append(
+            f"| {mode} | {unit} | {v['comparisons']} | {_rate(v['failed'], v['comparisons'])} | "
+            f"`{worst}` ({w.get('flagged', 0)}, max change {100 * w.get('max_abs_change', 0):.1f}%) |"
+        )
     out.append("")
     if res.get("confirmed"):
-        out += ["With the confirmation run (`make perf-check`: a failure must repeat in an independent set of "
-                "rounds, the same case failing in both):", "",
-                "| mode | false alarms (baseline × pair of other A/A sets) | "
-                + " | ".join(f"power at {p}% (all cases)" for p in next(iter(res["confirmed"].values()))["power"])
-                + " |", "|---|---:|" + "---:|" * len(next(iter(res["confirmed"].values()))["power"])]
+        out += [
+            "With the confirmation run (`make perf-check`: a failure must repeat in an independent set of "
+            "rounds, the same case failing in both):",
+            "",
+            "| mode | false alarms (baseline × pair of other A/A sets) | "
+            + " | ".join(f"power at {p}% (all cases)" for p in next(iter(res["confirmed"].values()))["power"])
+            + " |",
+            "|---|---:|" + "---:|" * len(next(iter(res["confirmed"].values()))["power"]),
+        ]
         for mode, v in res["confirmed"].items():
             fa = v["false_alarms"]
             cells = []
@@ -222,25 +285,45 @@ def render(res: dict) -> str:
                 continue
             levels = v["power"]
             cases = sorted(next(iter(levels.values())))
-            out += [f"Power with confirmation, {mode} mode, per case:", "",
-                    "| case | " + " | ".join(f"{p}%" for p in levels) + " |", "|---|" + "---:|" * len(levels)]
+            out += [
+                f"Power with confirmation, {mode} mode, per case:",
+                "",
+                "| case | " + " | ".join(f"{p}%" for p in levels) + " |",
+                "|---|" + "---:|" * len(levels),
+            ]
             for c in cases:
-                out.append(f"| `{c}` | " + " | ".join(_rate(levels[p][c]["flagged"], levels[p][c]["n"])
-                                                       for p in levels) + " |")
+                out.append(
+                    f"| `{c}` | " + " | ".join(_rate(levels[p][c]["flagged"], levels[p][c]["n"]) for p in levels) + " |"
+                )
             out.append("")
     for mode, levels in res["power"].items():
         if not levels:
             continue
         cases = sorted(next(iter(levels.values()))["cases"])
-        out += [f"Power, {mode} mode (every slowed set against every A/A set; detection rate per case, and in "
-                f"brackets the median measured ratio, i.e. the slowdown the injection really caused):", "",
-                "| case | " + " | ".join(f"{p}%" for p in levels) + " |", "|---|" + "---:|" * len(levels)]
+        out += [
+            f"Power, {mode} mode (every slowed set against every A/A set; detection rate per case, and in "
+            f"brackets the median measured ratio, i.e. the slowdown the injection really caused):",
+            "",
+            "| case | " + " | ".join(f"{p}%" for p in levels) + " |",
+            "|---|" + "---:|" * len(levels),
+        ]
         for c in cases:
-            out.append(f"| `{c}` | " + " | ".join(
-                _rate(levels[p]["cases"][c]["flagged"], levels[p]["cases"][c]["n"])
-                + f" (×{levels[p]['cases'][c]['median_ratio']:.2f})" for p in levels) + " |")
-        tot = {p: (sum(v["flagged"] for v in levels[p]["cases"].values()),
-                   sum(v["n"] for v in levels[p]["cases"].values())) for p in levels}
+            out.append(
+                f"| `{c}` | "
+                + " | ".join(
+                    _rate(levels[p]["cases"][c]["flagged"], levels[p]["cases"][c]["n"])
+                    + f" (×{levels[p]['cases'][c]['median_ratio']:.2f})"
+                    for p in levels
+                )
+                + " |"
+            )
+        tot = {
+            p: (
+                sum(v["flagged"] for v in levels[p]["cases"].values()),
+                sum(v["n"] for v in levels[p]["cases"].values()),
+            )
+            for p in levels
+        }
         out.append("| **all cases** | " + " | ".join(_rate(*tot[p]) for p in levels) + " |")
         out.append("")
     return "\n".join(out)
@@ -257,15 +340,21 @@ def validity(counts_dir: Path, time_dir: Path) -> dict:
 
     def count_of(cid: str, key: str) -> float | None:
         """The median counted metric of the case's lowest round, or ("ir") its first round's median Ir."""
-        vals = [getattr(r.records[cid].counts, key) for r in cs.rounds
-                if cid in r.records and r.records[cid].status == "ok" and r.records[cid].counts]
+        vals = [
+            getattr(r.records[cid].counts, key)
+            for r in cs.rounds
+            if cid in r.records and r.records[cid].status == "ok" and r.records[cid].counts
+        ]
         if not vals:
             return None
         return float(np.median(vals[0])) if key == "ir" else float(min(vals))
 
     def time_of(cid: str) -> float | None:
-        vals = [r.records[cid].latency_ms.median for r in ts.rounds
-                if cid in r.records and r.records[cid].status == "ok" and r.records[cid].latency_ms]
+        vals = [
+            r.records[cid].latency_ms.median
+            for r in ts.rounds
+            if cid in r.records and r.records[cid].status == "ok" and r.records[cid].latency_ms
+        ]
         return float(min(vals)) if vals else None
 
     rows = []
@@ -279,8 +368,9 @@ def validity(counts_dir: Path, time_dir: Path) -> dict:
         t, tn = time_of(cid), time_of(native)
         if None in (c, cn, t, tn):
             continue
-        rows.append({"case": cid, "est_ratio": c / cn, "ir_ratio": i / i_n if i and i_n else None,
-                     "time_ratio": t / tn})
+        rows.append(
+            {"case": cid, "est_ratio": c / cn, "ir_ratio": i / i_n if i and i_n else None, "time_ratio": t / tn}
+        )
     est = np.array([r["est_ratio"] for r in rows])
     tim = np.array([r["time_ratio"] for r in rows])
     big = np.abs(np.log(tim)) > np.log(1.05)
@@ -293,18 +383,27 @@ def validity(counts_dir: Path, time_dir: Path) -> dict:
 
 
 def render_validity(res: dict) -> str:
-    out = [f"Counts vs time, each lowering relative to the native case of the same model and backend "
-           f"(counts: {res['counts']}; time: {res['time']}):", "",
-           "| case | est. cycles ratio | instructions ratio | time ratio | est. / time |", "|---|---:|---:|---:|---:|"]
+    out = [
+        f"Counts vs time, each lowering relative to the native case of the same model and backend "
+        f"(counts: {res['counts']}; time: {res['time']}):",
+        "",
+        "| case | est. cycles ratio | instructions ratio | time ratio | est. / time |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for r in sorted(res["rows"], key=lambda r: r["case"]):
         ir = f"{r['ir_ratio']:.2f}" if r["ir_ratio"] else "—"
-        out.append(f"| `{r['case']}` | {r['est_ratio']:.2f} | {ir} | {r['time_ratio']:.2f} | "
-                   f"{r['est_ratio'] / r['time_ratio']:.2f} |")
+        out.append(
+            f"| `{r['case']}` | {r['est_ratio']:.2f} | {ir} | {r['time_ratio']:.2f} | "
+            f"{r['est_ratio'] / r['time_ratio']:.2f} |"
+        )
     if "spearman" in res:
         sd = res["same_direction"]
-        out += ["", f"{res['n']} lowering cases: Spearman rank correlation of est. cycles ratio with time ratio "
-                    f"{res['spearman']:.2f}; median |log2(est. ratio / time ratio)| {res['median_abs_log2_error']:.2f}; "
-                    f"where time moved by more than 5%, counts moved the same way in {sd[0]}/{sd[1]}."]
+        out += [
+            "",
+            f"{res['n']} lowering cases: Spearman rank correlation of est. cycles ratio with time ratio "
+            f"{res['spearman']:.2f}; median |log2(est. ratio / time ratio)| {res['median_abs_log2_error']:.2f}; "
+            f"where time moved by more than 5%, counts moved the same way in {sd[0]}/{sd[1]}.",
+        ]
     return "\n".join(out)
 
 
@@ -334,8 +433,16 @@ def swapped(run_dir: Path, baseline: Path, thr_file: Path | None = None) -> list
         comp = compare(base, cur, thr)
         for x in comp.cases:
             if x.stats and x.current_status:
-                out.append({"lowering": low, "case": x.case_id, "ratio": x.stats["ratio"], "verdict": x.verdict,
-                            "threshold_pct": x.threshold_pct, "mode": comp.mode})
+                out.append(
+                    {
+                        "lowering": low,
+                        "case": x.case_id,
+                        "ratio": x.stats["ratio"],
+                        "verdict": x.verdict,
+                        "threshold_pct": x.threshold_pct,
+                        "mode": comp.mode,
+                    }
+                )
     return out
 
 
@@ -353,23 +460,33 @@ def main(argv=None) -> int:
     c.add_argument("out", type=Path)
     c.add_argument("--cycles", type=int, default=10)
     c.add_argument("--rounds", type=int, default=5)
-    c.add_argument("--kinds", default=",".join(KINDS),
-                   help=f"sets per cycle, in order (default {','.join(KINDS)})")
+    c.add_argument("--kinds", default=",".join(KINDS), help=f"sets per cycle, in order (default {','.join(KINDS)})")
     c.add_argument("--first", type=int, default=1, help="number of the first cycle (to add cycles later)")
     c.add_argument("--threads", type=int, help="engine threads (as `make perf-check` runs them: 1)")
     c.add_argument("--suite", default="quick", help="the suite of each set (perf-check: quick; with --counts: gate)")
-    c.add_argument("--counts", action="store_true",
-                   help="count with callgrind (bench --counts) instead of timing: the count gate's study")
+    c.add_argument(
+        "--counts",
+        action="store_true",
+        help="count with callgrind (bench --counts) instead of timing: the count gate's study",
+    )
     for name in ("analyse", "suggest"):
         a = sub.add_parser(name)
         a.add_argument("out", type=Path)
         a.add_argument("--cycles", help="only these cycles, e.g. 6-10 (default: all)")
-        a.add_argument("--group", type=int, default=1,
-                       help="join G consecutive sets into one side (G × R rounds: a gate with more rounds)")
+        a.add_argument(
+            "--group",
+            type=int,
+            default=1,
+            help="join G consecutive sets into one side (G × R rounds: a gate with more rounds)",
+        )
         a.add_argument("--json", type=Path)
         if name == "analyse":
-            a.add_argument("--threshold", type=float, default=None,
-                           help=f"default threshold, percent (times: {DEFAULT_THRESHOLD_PCT:g}; counts: 5)")
+            a.add_argument(
+                "--threshold",
+                type=float,
+                default=None,
+                help=f"default threshold, percent (times: {DEFAULT_THRESHOLD_PCT:g}; counts: 5)",
+            )
             a.add_argument("--per-case", type=Path, help="thresholds file, as `convtx compare --per-case`")
         else:
             a.add_argument("--floor", type=float, default=DEFAULT_THRESHOLD_PCT)
@@ -378,8 +495,11 @@ def main(argv=None) -> int:
     v.add_argument("--counts", type=Path, required=True, help="a bench --counts run")
     v.add_argument("--time", type=Path, required=True, help="a timed run (or rounds) of the same plan")
     v.add_argument("--json", type=Path)
-    w = sub.add_parser("swap", help="each lowering's cases run under the native case's name, compared with the "
-                                    "baseline: real slowdowns (and speed-ups) the gate should flag")
+    w = sub.add_parser(
+        "swap",
+        help="each lowering's cases run under the native case's name, compared with the "
+        "baseline: real slowdowns (and speed-ups) the gate should flag",
+    )
     w.add_argument("run", type=Path, help="a run (counted or timed) with several lowerings")
     w.add_argument("--baseline", type=Path, default=Path("reports/baseline"))
     w.add_argument("--json", type=Path)
@@ -388,7 +508,9 @@ def main(argv=None) -> int:
         rows = swapped(args.run, args.baseline)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1) + "\n")
-        print("| lowering run as native | case | ratio to the baseline | threshold | verdict |\n|---|---|---:|---:|---|")
+        print(
+            "| lowering run as native | case | ratio to the baseline | threshold | verdict |\n|---|---|---:|---:|---|"
+        )
         for r in rows:
             print(f"| {r['lowering']} | `{r['case']}` | {r['ratio']:.3f} | {r['threshold_pct']:g}% | {r['verdict']} |")
         return 0
@@ -401,11 +523,20 @@ def main(argv=None) -> int:
     if args.cmd == "collect":
         kinds = tuple(k for k in args.kinds.split(",") if k)
         import re
+
         bad = [k for k in kinds if not re.fullmatch(r"aa-[ab]|slow[1-9][0-9]{0,2}", k)]
         if bad:
             p.error(f"--kinds: unknown {bad}; choose from aa-a, aa-b and slowPCT (e.g. {','.join(KINDS)})")
-        collect(args.out, args.cycles, args.rounds, suite=args.suite, kinds=kinds, first=args.first,
-                threads=args.threads, counts=args.counts)
+        collect(
+            args.out,
+            args.cycles,
+            args.rounds,
+            suite=args.suite,
+            kinds=kinds,
+            first=args.first,
+            threads=args.threads,
+            counts=args.counts,
+        )
         return 0
     if args.cmd == "suggest":
         res = suggest(args.out, _cycles(args.cycles), args.group, args.floor, args.margin)

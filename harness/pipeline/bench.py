@@ -9,6 +9,7 @@ fresh worker processes (what the performance gate compares: harness/perfgate/com
 Progress goes to `say` (stderr by default); the caller prints the result. The report is the caller's to
 write (`report`, called while the run directory is still locked): this layer does not know harness/report.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,18 +48,25 @@ def writable_dir(path: Path, what: str) -> Path:
 
 # ----------------------------------------------------------------------------------------- run.json plan
 
+
 def plan_json(plan: Plan) -> dict[str, Any]:
     """run.json's `plan`: the model labels and, in `refs`, each model reference in full (for --resume)."""
-    return {"models": [r.label for r in plan.refs], "refs": [asdict(r) for r in plan.refs],
-            "lowerings": list(plan.lowerings), "backends": list(plan.backends), "batches": list(plan.batches)}
+    return {
+        "models": [r.label for r in plan.refs],
+        "refs": [asdict(r) for r in plan.refs],
+        "lowerings": list(plan.lowerings),
+        "backends": list(plan.backends),
+        "batches": list(plan.batches),
+    }
 
 
 def plan_from_meta(meta: dict, run_dir: Path) -> tuple[Plan, RunConfig]:
     """The plan and configuration a run was started with (for --resume)."""
     try:
         p = meta["plan"]
-        refs = tuple(ModelRef(r["name"], r["size"], r["path"], tuple((n, tuple(sh)) for n, sh in r["shapes"]))
-                     for r in p["refs"])
+        refs = tuple(
+            ModelRef(r["name"], r["size"], r["path"], tuple((n, tuple(sh)) for n, sh in r["shapes"])) for r in p["refs"]
+        )
         plan = Plan(refs, tuple(p["lowerings"]), tuple(p["backends"]), tuple(p["batches"]))
         cfg = RunConfig.from_json(meta["config"])
     except (KeyError, TypeError, ValueError) as e:
@@ -68,15 +76,19 @@ def plan_from_meta(meta: dict, run_dir: Path) -> tuple[Plan, RunConfig]:
 
 # ---------------------------------------------------------------------------------- checks before running
 
+
 def check_rpc(cfg: RunConfig, say: Say = _stderr) -> dict | None:
     """A remote run: the tracker answers and has servers under the key, or a one-line error now; what it
     said (run.json config.rpc)."""
     if not cfg.rpc_tracker:
         return None
     from harness.backends.tvm.remote import check_tracker
+
     info = check_tracker(cfg.rpc_tracker, cfg.rpc_key)
-    say(f"convtx: RPC tracker {info['tracker']}, key {info['key']!r}: {len(info['servers'])} server(s) "
-        f"{', '.join(info['servers'])}")
+    say(
+        f"convtx: RPC tracker {info['tracker']}, key {info['key']!r}: {len(info['servers'])} server(s) "
+        f"{', '.join(info['servers'])}"
+    )
     return info
 
 
@@ -86,16 +98,20 @@ def check_counter(cfg: RunConfig, build: Path, say: Say = _stderr) -> dict | Non
     if not cfg.counter:
         return None
     from harness.measure.counting import CountingUnavailable, identity
+
     try:
         ident = identity(build)
     except CountingUnavailable as e:
         raise ConvtxError(f"--counts: {e}") from None
-    say(f"convtx bench: counting with callgrind (valgrind {ident['valgrind']}; the CPU it presents: "
-        f"{ident['cpu']['brand']}; metric: {ident['metric_text']}; {ident['calls']} counted calls per case)")
+    say(
+        f"convtx bench: counting with callgrind (valgrind {ident['valgrind']}; the CPU it presents: "
+        f"{ident['cpu']['brand']}; metric: {ident['metric_text']}; {ident['calls']} counted calls per case)"
+    )
     return ident
 
 
 # ------------------------------------------------------------------------------------------------ validate
+
 
 def run_validate(plan: Plan, cfg: RunConfig, build: Path, say: Say = _stderr) -> list[Record]:
     """`convtx validate`: every case of `plan` once, untimed (cfg.timing None), logs under build/logs/<run id>;
@@ -107,22 +123,31 @@ def run_validate(plan: Plan, cfg: RunConfig, build: Path, say: Say = _stderr) ->
 
 # --------------------------------------------------------------------------------------------------- bench
 
+
 @dataclass(frozen=True)
 class BenchResult:
-    path: Path                  # the run directory; with rounds, the directory of round-NN run directories
-    status: int                 # 0, or 1: --require-gpu refused to report (a CUDA case did not run on the GPU)
+    path: Path  # the run directory; with rounds, the directory of round-NN run directories
+    status: int  # 0, or 1: --require-gpu refused to report (a CUDA case did not run on the GPU)
     report: Path | None = None  # what `report` returned (one run that was reported)
 
 
 @dataclass(frozen=True)
 class BenchOptions:
-    calibrate: bool = True                     # measure fp32 peak and bandwidth (never for counts)
-    require_gpu: bool = False                  # refuse to report unless every CUDA case ran on the device
-    report: Callable[[Path], Path] | None = None   # writes the report of a finished run directory
+    calibrate: bool = True  # measure fp32 peak and bandwidth (never for counts)
+    require_gpu: bool = False  # refuse to report unless every CUDA case ran on the device
+    report: Callable[[Path], Path] | None = None  # writes the report of a finished run directory
 
 
-def run_bench(suite: str, plan: Plan, cfg: RunConfig, out: Path | None, build: Path, rounds: int = 1,
-              opts: BenchOptions | None = None, say: Say = _stderr) -> BenchResult:
+def run_bench(
+    suite: str,
+    plan: Plan,
+    cfg: RunConfig,
+    out: Path | None,
+    build: Path,
+    rounds: int = 1,
+    opts: BenchOptions | None = None,
+    say: Say = _stderr,
+) -> BenchResult:
     """A new run of `plan` in `out` (default reports/runs/<run id>); with rounds > 1, `rounds` runs of it in
     OUT/round-01 … (status: the worst round's)."""
     opts = opts or BenchOptions()
@@ -135,8 +160,7 @@ def run_bench(suite: str, plan: Plan, cfg: RunConfig, out: Path | None, build: P
     status = 0
     for i in range(1, rounds + 1):
         say(f"convtx bench: round {i} of {rounds}")
-        status = max(status, _new_run(suite, plan, cfg, out / f"round-{i:02d}", build, (i, rounds), opts,
-                                      say).status)
+        status = max(status, _new_run(suite, plan, cfg, out / f"round-{i:02d}", build, (i, rounds), opts, say).status)
     return BenchResult(out, status)
 
 
@@ -153,23 +177,41 @@ def resume_bench(run_dir: Path, build: Path, opts: BenchOptions | None = None, s
     return _sweep(rd, meta, plan, cfg, done, build, opts, say)
 
 
-def _new_run(suite: str, plan: Plan, cfg: RunConfig, out: Path | None, build: Path,
-             round_: tuple[int, int] | None, opts: BenchOptions, say: Say) -> BenchResult:
+def _new_run(
+    suite: str,
+    plan: Plan,
+    cfg: RunConfig,
+    out: Path | None,
+    build: Path,
+    round_: tuple[int, int] | None,
+    opts: BenchOptions,
+    say: Say,
+) -> BenchResult:
     repo = Path.cwd()
-    rpc = check_rpc(cfg, say)                      # before anything is written: no tracker is a one-line error
+    rpc = check_rpc(cfg, say)  # before anything is written: no tracker is a one-line error
     counter = check_counter(cfg, build, say)
     run_id = new_run_id(repo)
     if round_:
         run_id = f"{run_id}-r{round_[0]:02d}"
     rd = RunDir(out or Path("reports/runs") / run_id)
     if rd.results_path.exists():
-        raise ConvtxError(f"{rd.path}: already holds a run (results.jsonl); choose another --out, or "
-                          f"--resume {rd.path}")
+        raise ConvtxError(
+            f"{rd.path}: already holds a run (results.jsonl); choose another --out, or --resume {rd.path}"
+        )
     writable_dir(rd.path, "run directory")
     rd.lock()
-    meta = {"schema": 1, "run_id": run_id, "suite": suite, "date": utc_now(), "machine": cpu_info(),
-            "versions": versions(), **git_commit(repo), "n_cases": plan.n_cases(), "plan": plan_json(plan),
-            "config": {**cfg.to_json(), "rpc": rpc, "counter": counter}}
+    meta = {
+        "schema": 1,
+        "run_id": run_id,
+        "suite": suite,
+        "date": utc_now(),
+        "machine": cpu_info(),
+        "versions": versions(),
+        **git_commit(repo),
+        "n_cases": plan.n_cases(),
+        "plan": plan_json(plan),
+        "config": {**cfg.to_json(), "rpc": rpc, "counter": counter},
+    }
     if round_:
         meta["round"] = {"index": round_[0], "of": round_[1]}
     return _sweep(rd, meta, plan, cfg, [], build, opts, say)
@@ -184,44 +226,67 @@ def _calibrate(meta: dict, cfg: RunConfig, opts: BenchOptions, say: Say) -> None
         meta["calibration"] = {"error": "not measured (--no-calibrate)", "threads": cfg.threads}
         return
     from harness.measure.calibrate import calibrate
+
     say(f"convtx bench: measuring this machine's fp32 peak and memory bandwidth ({cfg.threads} threads)")
     meta["calibration"] = cal = calibrate(cfg.threads)
-    say("convtx bench: " + (f"fp32 peak {cal['fp32_peak_gflops']:.1f} GFLOP/s, memory "
-                            f"{cal['mem_bandwidth_gbs']:.1f} GB/s" if "error" not in cal
-                            else f"calibration failed: {cal['error']}"))
+    say(
+        "convtx bench: "
+        + (
+            f"fp32 peak {cal['fp32_peak_gflops']:.1f} GFLOP/s, memory {cal['mem_bandwidth_gbs']:.1f} GB/s"
+            if "error" not in cal
+            else f"calibration failed: {cal['error']}"
+        )
+    )
 
 
-def _sweep(rd: RunDir, meta: dict, plan: Plan, cfg: RunConfig, done_records: list[Record], build: Path,
-           opts: BenchOptions, say: Say) -> BenchResult:
+def _sweep(
+    rd: RunDir,
+    meta: dict,
+    plan: Plan,
+    cfg: RunConfig,
+    done_records: list[Record],
+    build: Path,
+    opts: BenchOptions,
+    say: Say,
+) -> BenchResult:
     """The locked run directory's cases that have no record, then run.json complete and the report."""
     try:
         done = frozenset(r.case_id for r in done_records)
         meta.update(status="running")
-        write_json_atomic(rd.meta_path, meta)      # resumable from here on, calibration included
+        write_json_atomic(rd.meta_path, meta)  # resumable from here on, calibration included
         _calibrate(meta, cfg, opts, say)
         write_json_atomic(rd.meta_path, meta)
         t0 = time.monotonic()
-        say(f"convtx bench: suite {meta['suite']}, {plan.n_cases()} cases ({len(done)} already recorded), "
-            f"{cfg.threads} threads -> {rd.path}")
+        say(
+            f"convtx bench: suite {meta['suite']}, {plan.n_cases()} cases ({len(done)} already recorded), "
+            f"{cfg.threads} threads -> {rd.path}"
+        )
         if cfg.inject_slowdown:
             say(f"convtx bench: TEST-ONLY injected slowdown {cfg.inject_slowdown} (recorded in each record)")
         with ResultsWriter(rd.results_path) as w:
-            records = run_plan(plan, cfg, meta["run_id"], build, rd.path / "logs", sink=w.append, say=say,
-                               done=done)
-        meta.update(status="complete", wall_s=round(meta.get("wall_s", 0) + time.monotonic() - t0, 1),
-                    finished=utc_now())
+            records = run_plan(plan, cfg, meta["run_id"], build, rd.path / "logs", sink=w.append, say=say, done=done)
+        meta.update(
+            status="complete", wall_s=round(meta.get("wall_s", 0) + time.monotonic() - t0, 1), finished=utc_now()
+        )
         write_json_atomic(rd.meta_path, meta)
         if opts.require_gpu:
-            off = [r for r in records if r.backend.endswith("-cuda") and r.status != "error"
-                   and "device_check" not in r.details]
+            off = [
+                r
+                for r in records
+                if r.backend.endswith("-cuda") and r.status != "error" and "device_check" not in r.details
+            ]
             if off:
-                say(f"convtx bench: refusing to report timings: {len(off)} CUDA case(s) did not run on the GPU "
-                    f"(first: {off[0].case_id}: {off[0].status} {off[0].reason}); results kept in {rd.path}")
+                say(
+                    f"convtx bench: refusing to report timings: {len(off)} CUDA case(s) did not run on the GPU "
+                    f"(first: {off[0].case_id}: {off[0].status} {off[0].reason}); results kept in {rd.path}"
+                )
                 return BenchResult(rd.path, 1)
         report = opts.report(rd.path) if opts.report else None
     finally:
         rd.unlock()
     bad = sum(1 for r in records if r.status in ("mismatch", "error"))
-    say(f"convtx bench: {len(records)} cases in {time.monotonic() - t0:.0f} s "
-        f"({bad} mismatching or failed)" + (f"; report: {report}" if report else f" -> {rd.path}"))
+    say(
+        f"convtx bench: {len(records)} cases in {time.monotonic() - t0:.0f} s "
+        f"({bad} mismatching or failed)" + (f"; report: {report}" if report else f" -> {rd.path}")
+    )
     return BenchResult(rd.path, 0, report)

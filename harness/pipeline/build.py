@@ -5,6 +5,7 @@ a cubin for the target architecture (proof that the source compiles; ptxas' regi
 under OUT/<case-slug>/, and OUT/build.json listing them (docs/design.md). An nvcc failure that
 harness/checking/known.py's CUDA_BUILD_LEDGER explains is marked known rather than counted as a failure.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,11 +27,11 @@ BUILDABLE = ("tvm-cuda", "tvm-llvm")
 
 @dataclass(frozen=True)
 class Built:
-    path: Path                          # OUT: the artefacts and build.json
+    path: Path  # OUT: the artefacts and build.json
     run_id: str
-    nvcc: str | None                    # the nvcc used, None when none was found
-    cases: tuple[dict[str, Any], ...]   # build.json's cases
-    failed: int                         # failed builds and nvcc failures the ledger does not explain
+    nvcc: str | None  # the nvcc used, None when none was found
+    cases: tuple[dict[str, Any], ...]  # build.json's cases
+    failed: int  # failed builds and nvcc failures the ledger does not explain
 
     @property
     def known(self) -> int:
@@ -46,8 +47,15 @@ def build_artifacts(plan: Plan, cfg: RunConfig, out: Path, build: Path) -> Built
     cases, failed = [], 0
     for r in records:
         d = r.details
-        entry = {"case_id": r.case_id, "status": r.status, "reason": r.reason, "compile_s": r.compile_s,
-                 "target": d.get("target"), "arch_from": d.get("arch_from"), "kernels": d.get("kernels")}
+        entry = {
+            "case_id": r.case_id,
+            "status": r.status,
+            "reason": r.reason,
+            "compile_s": r.compile_s,
+            "target": d.get("target"),
+            "arch_from": d.get("arch_from"),
+            "kernels": d.get("kernels"),
+        }
         if r.status == "ok" and d.get("library"):
             slug = out / r.case_id.replace("/", "_").replace("@", "-")
             slug.mkdir(parents=True, exist_ok=True)
@@ -59,6 +67,7 @@ def build_artifacts(plan: Plan, cfg: RunConfig, out: Path, build: Path) -> Built
                 entry["nvcc"] = _nvcc_cubin(nvcc, slug / "kernels.cu", d["target"]["arch"])
                 if entry["nvcc"]["status"] == "failed":
                     from harness.checking.known import match_cuda_build
+
                     known = match_cuda_build(r.case_id, entry["nvcc"].get("error", ""))
                     if known:
                         entry["nvcc"]["known"] = {"id": known[0], "why": known[1], "reproducer": known[2]}
@@ -83,10 +92,16 @@ def _nvcc_cubin(nvcc: str | None, src: Path, arch: str) -> dict:
     info = {"command": " ".join(cmd), "seconds": round(time.monotonic() - t0, 2)}
     (src.with_name("ptxas.log")).write_text(p.stdout + p.stderr)
     if p.returncode != 0:
-        err = [ln for ln in (p.stderr or p.stdout).splitlines() if "error" in ln.lower()] or \
-            (p.stderr or p.stdout).splitlines()[-1:]
+        err = [ln for ln in (p.stderr or p.stdout).splitlines() if "error" in ln.lower()] or (
+            p.stderr or p.stdout
+        ).splitlines()[-1:]
         return {**info, "status": "failed", "error": (err[0] if err else f"exit {p.returncode}")[:300]}
     regs = [int(m) for m in re.findall(r"Used (\d+) registers", p.stdout + p.stderr)]
     spills = sum(int(m) for m in re.findall(r"(\d+) bytes spill stores", p.stdout + p.stderr))
-    return {**info, "status": "ok", "cubin": str(src.with_suffix(".cubin")), "registers_max": max(regs, default=0),
-            "spills": spills}
+    return {
+        **info,
+        "status": "ok",
+        "cubin": str(src.with_suffix(".cubin")),
+        "registers_max": max(regs, default=0),
+        "spills": spills,
+    }

@@ -2,6 +2,7 @@
 
 Runs inside a worker process; everything that can go wrong becomes the record's status and reason.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,6 +28,7 @@ def _performed_flops(path: str, prep: Prepared) -> int | None:
 
     from harness.core.onnx_io import fix_input_shapes
     from harness.measure.flops import count_flops
+
     return count_flops(fix_input_shapes(onnx.load(path), prep.input_shapes), useful=False)
 
 
@@ -55,67 +57,103 @@ def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> tuple[str, d
     return str(out), result.summary()
 
 
-def case_key(prep: Prepared | tuple[ModelRef, int], lowering: str, backend: str, cfg: RunConfig,
-             run_id: str) -> CaseKey:
+def case_key(
+    prep: Prepared | tuple[ModelRef, int], lowering: str, backend: str, cfg: RunConfig, run_id: str
+) -> CaseKey:
     """What every record of this case carries, whatever becomes of it — built here only. `prep` is the
     prepared model, or (ref, batch) when it could not be prepared (then the shapes are the reference's own
     and nothing is counted)."""
     ref, batch = (prep.ref, prep.batch) if isinstance(prep, Prepared) else prep
     done = prep if isinstance(prep, Prepared) else None
     shapes = done.input_shapes if done else dict(ref.shapes)
-    return CaseKey(run_id=run_id, case_id=case_id(ref.label, lowering, backend, batch), model=ref.name,
-                   lowering=lowering, backend=backend, batch=batch,
-                   input_shapes={k: tuple(v) for k, v in shapes.items()}, dtype="float32", size=ref.size,
-                   threads=cfg.threads, flops=done.flops if done else None,
-                   min_bytes=done.min_bytes if done else None)
+    return CaseKey(
+        run_id=run_id,
+        case_id=case_id(ref.label, lowering, backend, batch),
+        model=ref.name,
+        lowering=lowering,
+        backend=backend,
+        batch=batch,
+        input_shapes={k: tuple(v) for k, v in shapes.items()},
+        dtype="float32",
+        size=ref.size,
+        threads=cfg.threads,
+        flops=done.flops if done else None,
+        min_bytes=done.min_bytes if done else None,
+    )
 
 
 def numerics_of(cmp, policy: str) -> Numerics:
     """A record's `numerics` from a comparison (harness/checking/numerics.py) under `policy`."""
-    return Numerics(max_abs=cmp.max_abs, max_rel=cmp.max_rel, rel_l2=cmp.rel_l2, atol=cmp.atol, rtol=cmp.rtol,
-                    rel_l2_tol=cmp.rel_l2_tol, policy=policy, passed=cmp.passed,
-                    outputs=tuple(OutputNumerics(index=o.index, passed=o.passed, shape=tuple(o.shape),
-                                                 ref_shape=tuple(o.ref_shape), max_abs=o.max_abs, rel_l2=o.rel_l2,
-                                                 mismatches=o.mismatches,
-                                                 worst_index=tuple(o.worst_index) if o.worst_index else None,
-                                                 nonfinite=o.nonfinite) for o in cmp.outputs))
+    return Numerics(
+        max_abs=cmp.max_abs,
+        max_rel=cmp.max_rel,
+        rel_l2=cmp.rel_l2,
+        atol=cmp.atol,
+        rtol=cmp.rtol,
+        rel_l2_tol=cmp.rel_l2_tol,
+        policy=policy,
+        passed=cmp.passed,
+        outputs=tuple(
+            OutputNumerics(
+                index=o.index,
+                passed=o.passed,
+                shape=tuple(o.shape),
+                ref_shape=tuple(o.ref_shape),
+                max_abs=o.max_abs,
+                rel_l2=o.rel_l2,
+                mismatches=o.mismatches,
+                worst_index=tuple(o.worst_index) if o.worst_index else None,
+                nonfinite=o.nonfinite,
+            )
+            for o in cmp.outputs
+        ),
+    )
 
 
-def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run_id: str,
-             build_dir: Path) -> Record:
+def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run_id: str, build_dir: Path) -> Record:
     key = case_key(prep, lowering, backend_id, cfg, run_id)
     details: dict = {"reference": prep.reference, "onnx": Path(prep.onnx_path).name}
     if prep.export:
         details["exporter"] = prep.export.get("exporter")
         if prep.export.get("fallback_reason"):
             details["export_fallback"] = prep.export["fallback_reason"]
-        details["exporters"] = {k: {f: v[f] for f in ("status", "reason", "rel_l2") if f in v}
-                                for k, v in (prep.export.get("exporters") or {}).items()}
+        details["exporters"] = {
+            k: {f: v[f] for f in ("status", "reason", "rel_l2") if f in v}
+            for k, v in (prep.export.get("exporters") or {}).items()
+        }
     backend = get_backend(backend_id)
     held: list = []
     try:
         return _run_case(prep, lowering, backend, cfg, build_dir, key, details, held)
     finally:
         for c in held:
-            c.close()              # e.g. a remote session goes back to the tracker's pool
+            c.close()  # e.g. a remote session goes back to the tracker's pool
 
 
-def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir: Path, key: CaseKey, details: dict,
-              held: list) -> Record:
+def _run_case(
+    prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir: Path, key: CaseKey, details: dict, held: list
+) -> Record:
     stage = "lower"
     try:
         path, lowered = lowered_path(prep, lowering, build_dir)
         details["lowering"] = lowered
         flops_performed = _performed_flops(path, prep)
-        art = ModelArtifact(path, prep.input_shapes, prep.input_dtypes, prep.ref.name if prep.ref.is_zoo else None,
-                            prep.ref.size, cfg.seed, cache_dir=str(build_dir / "compiled"))
+        art = ModelArtifact(
+            path,
+            prep.input_shapes,
+            prep.input_dtypes,
+            prep.ref.name if prep.ref.is_zoo else None,
+            prep.ref.size,
+            cfg.seed,
+            cache_dir=str(build_dir / "compiled"),
+        )
         stage = "compile"
         if backend.availability():
-            backend.load()   # engine import time is not compile time
+            backend.load()  # engine import time is not compile time
         t0 = time.perf_counter()
         try:
             compiled = compile_case(backend, art, cfg)
-        except BackendUnavailable as e:            # e.g. CUDA: built here, no device to run it on
+        except BackendUnavailable as e:  # e.g. CUDA: built here, no device to run it on
             if getattr(e, "info", None):
                 details.update(e.info)
                 details["compile_s"] = time.perf_counter() - t0
@@ -124,21 +162,24 @@ def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir:
         held.append(compiled)
         details.update(compiled.info)
         if cfg.compile_only:
-            return key.record("ok", "built (compile only)", compile_s=compile_s, flops_performed=flops_performed,
-                              details=details)
+            return key.record(
+                "ok", "built (compile only)", compile_s=compile_s, flops_performed=flops_performed, details=details
+            )
         feeds, refs = prep.load_data()
         stage = "run"
         outs = compiled.run(feeds)
-        details.update(compiled.info)             # facts learnt while running (device self-checks)
+        details.update(compiled.info)  # facts learnt while running (device self-checks)
         from harness.checking.numerics import compare
+
         policy = compiled.info.get("numerics_policy", "float32")
         cmp = compare(outs, refs, policy)
         latency = None
         gflops = None
         counts = None
-        if cfg.counter:                     # bench --counts: callgrind's counts instead of the clock
+        if cfg.counter:  # bench --counts: callgrind's counts instead of the clock
             stage = "count"
             from fnmatch import fnmatchcase
+
             pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(key.case_id, pat)), 0.0)
             counts = compiled.count(feeds, build_dir, pct)
             if pct:
@@ -148,6 +189,7 @@ def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir:
             from fnmatch import fnmatchcase
 
             from harness.measure.timing import ReferenceKernel, Stats
+
             pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(key.case_id, pat)), 0.0)
             samples, ref, injected = compiled.time_interleaved(feeds, cfg.timing, ReferenceKernel(), pct)
             stats = Stats.of(samples)
@@ -155,13 +197,24 @@ def _run_case(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir:
             # none for a remote device: the kernel runs here, the case there (harness/backends/tvm/remote.py)
             latency = stats.latency(Stats.of(ref) if ref else None)
             if pct:
-                details["injected_slowdown"] = {"pct": pct, **injected,
-                                                "note": "test-only busy-wait (bench --inject-slowdown)"}
+                details["injected_slowdown"] = {
+                    "pct": pct,
+                    **injected,
+                    "note": "test-only busy-wait (bench --inject-slowdown)",
+                }
             if prep.flops:
                 gflops = prep.flops / (stats.median / 1e3) / 1e9
-        return key.record("ok" if cmp.passed else "mismatch", cmp.reason, numerics=numerics_of(cmp, policy),
-                          latency_ms=latency, counts=counts, compile_s=compile_s, gflops=gflops,
-                          flops_performed=flops_performed, details=details)
+        return key.record(
+            "ok" if cmp.passed else "mismatch",
+            cmp.reason,
+            numerics=numerics_of(cmp, policy),
+            latency_ms=latency,
+            counts=counts,
+            compile_s=compile_s,
+            gflops=gflops,
+            flops_performed=flops_performed,
+            details=details,
+        )
     except (BackendUnavailable, UnsupportedModel) as e:
         return key.record("skipped", str(e), details=details, compile_s=details.pop("compile_s", None))
     except Exception as e:  # noqa: BLE001 — an engine's failure is this case's result

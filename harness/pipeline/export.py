@@ -6,6 +6,7 @@ PyTorch module in float64 under the float32 policy. The file kept is dynamo's wh
 else TorchScript's when that agrees, else whichever exported (its disagreement recorded). What happened with
 each exporter is recorded beside the file (`<hash>.json`) and in every record made from it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,16 +21,16 @@ from pathlib import Path
 
 from harness.core import cache
 
-OPSET = 18          # Col2Im needs 18; every engine here supports it
+OPSET = 18  # Col2Im needs 18; every engine here supports it
 EXPORT_VERSION = 2  # bump when this file changes how models are exported
-EXPORTERS = ("dynamo", "torchscript")   # in order of preference
+EXPORTERS = ("dynamo", "torchscript")  # in order of preference
 
 
 @dataclass(frozen=True)
 class Exported:
     path: str
-    exporter: str            # "dynamo" | "torchscript": the exporter whose file is kept
-    fallback_reason: str     # why dynamo's file was not kept, "" when it was
+    exporter: str  # "dynamo" | "torchscript": the exporter whose file is kept
+    fallback_reason: str  # why dynamo's file was not kept, "" when it was
     cache_key: str
     opset: int = OPSET
     # per exporter: {"status": "agrees" | "disagrees" | "failed" | "unchecked", "reason", "rel_l2", "max_abs",
@@ -46,8 +47,18 @@ def cache_key(spec, size: int, batch: int, seed: int) -> str:
     for mod in (spec.source_module, "models.common", __name__):
         h.update(Path(importlib.util.find_spec(mod).origin).read_bytes())
     v = versions()
-    parts = [spec.name, str(size), str(batch), str(seed), str(OPSET), str(EXPORT_VERSION),
-             str(v.get("torch")), str(v.get("onnx")), str(v.get("onnxscript")), str(v.get("onnxruntime"))]
+    parts = [
+        spec.name,
+        str(size),
+        str(batch),
+        str(seed),
+        str(OPSET),
+        str(EXPORT_VERSION),
+        str(v.get("torch")),
+        str(v.get("onnx")),
+        str(v.get("onnxscript")),
+        str(v.get("onnxruntime")),
+    ]
     h.update("\0".join(parts).encode())
     return h.hexdigest()[:20]
 
@@ -66,14 +77,23 @@ def _run_exporter(name: str, module, args, names: list[str]):
         logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            prog = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET, input_names=names,
-                                     output_names=["output"], verbose=False, external_data=False)
+            prog = torch.onnx.export(
+                module,
+                args,
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=names,
+                output_names=["output"],
+                verbose=False,
+                external_data=False,
+            )
         return prog.model_proto
     buf = io.BytesIO()
-    with warnings.catch_warnings():   # its deprecation notice; which exporter was used is recorded instead
+    with warnings.catch_warnings():  # its deprecation notice; which exporter was used is recorded instead
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, buf, dynamo=False, opset_version=OPSET, input_names=names,
-                          output_names=["output"])
+        torch.onnx.export(
+            module, args, buf, dynamo=False, opset_version=OPSET, input_names=names, output_names=["output"]
+        )
     return onnx.load_model_from_string(buf.getvalue())
 
 
@@ -135,13 +155,18 @@ def export_zoo(spec, size: int, batch: int, seed: int, cache_dir: Path) -> Expor
             hist[n.op_type] = hist.get(n.op_type, 0) + 1
         results[name] = {**_agreement(m, feeds, refs), "nodes": dict(sorted(hist.items()))}
 
-    order = [n for n in EXPORTERS if results[n]["status"] == "agrees"] + \
-            [n for n in EXPORTERS if results[n]["status"] == "unchecked"] + \
-            [n for n in EXPORTERS if results[n]["status"] == "disagrees"]
+    order = (
+        [n for n in EXPORTERS if results[n]["status"] == "agrees"]
+        + [n for n in EXPORTERS if results[n]["status"] == "unchecked"]
+        + [n for n in EXPORTERS if results[n]["status"] == "disagrees"]
+    )
     if not order:
         from harness.core.errors import ConvtxError
-        raise ConvtxError(f"model {spec.name}@{size}: no exporter could export it: "
-                          + "; ".join(r["reason"] for r in results.values()))
+
+        raise ConvtxError(
+            f"model {spec.name}@{size}: no exporter could export it: "
+            + "; ".join(r["reason"] for r in results.values())
+        )
     chosen = order[0]
     reason = "" if chosen == "dynamo" else (results["dynamo"].get("reason") or results["dynamo"]["status"])
     tmp = cache.tmp_path(onnx_path)
@@ -150,5 +175,5 @@ def export_zoo(spec, size: int, batch: int, seed: int, cache_dir: Path) -> Expor
     result = Exported(str(onnx_path), chosen, reason, key, OPSET, results)
     meta_tmp = cache.tmp_path(meta_path)
     meta_tmp.write_text(json.dumps(asdict(result), indent=2))
-    cache.commit(meta_tmp, meta_path)      # the meta last: it is what marks the entry complete
+    cache.commit(meta_tmp, meta_path)  # the meta last: it is what marks the entry complete
     return result

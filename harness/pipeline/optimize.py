@@ -11,6 +11,7 @@ Procedure (every measurement is a full case: compile, run, compare with the floa
    node is faster, that is what is written instead, and the sidecar says so.
 Everything runs in the same worker process per backend as `bench`, so a crash is one failed candidate.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def _variant(prep, build: Path, name: str, choice: dict[str, str]) -> str:
     from harness.core import cache
     from harness.lowerings import get_lowering
 
-    key = hashlib.sha256(Path(prep.onnx_path).read_bytes() + json.dumps(sorted(choice.items())).encode()
-                         ).hexdigest()[:16]
+    key = hashlib.sha256(Path(prep.onnx_path).read_bytes() + json.dumps(sorted(choice.items())).encode()).hexdigest()[
+        :16
+    ]
     out = build / "optimize" / f"{Path(prep.onnx_path).stem}-{name}-{key}.onnx"
     if cache.is_valid(out):
         return str(out)
@@ -77,14 +79,19 @@ def optimize(ref, backend: str, cfg, build: Path, lowerings: list[str], prep, sa
             measured[name] = rec
             return rec
         p = replace(prep, onnx_path=path)
-        r = run_case_isolated(w, p, "native", backend, cfg, "optimize", build,
-                              case_key(p, name, backend, cfg, "optimize"))
-        rec = {"status": r.status, "reason": r.reason,
-               "ms": r.latency_ms.median if r.latency_ms else None,
-               "p10": r.latency_ms.p10 if r.latency_ms else None,
-               "p90": r.latency_ms.p90 if r.latency_ms else None,
-               # the sidecar is strict JSON: a non-finite error is written as "inf"/"nan", as in a record
-               "rel_l2": finite_json(r.numerics.rel_l2) if r.numerics else None, "choice": choice}
+        r = run_case_isolated(
+            w, p, "native", backend, cfg, "optimize", build, case_key(p, name, backend, cfg, "optimize")
+        )
+        rec = {
+            "status": r.status,
+            "reason": r.reason,
+            "ms": r.latency_ms.median if r.latency_ms else None,
+            "p10": r.latency_ms.p10 if r.latency_ms else None,
+            "p90": r.latency_ms.p90 if r.latency_ms else None,
+            # the sidecar is strict JSON: a non-finite error is written as "inf"/"nan", as in a record
+            "rel_l2": finite_json(r.numerics.rel_l2) if r.numerics else None,
+            "choice": choice,
+        }
         measured[name] = rec
         ms = f" {rec['ms']:.3f} ms" if rec["ms"] is not None else ""
         say(f"[optimize] {name}: {r.status}{ms}" + (f" — {r.reason}" if r.status != "ok" and r.reason else ""))
@@ -93,8 +100,10 @@ def optimize(ref, backend: str, cfg, build: Path, lowerings: list[str], prep, sa
     try:
         base = measure("native", {})
         if base["status"] != "ok":
-            raise ConvtxError(f"{ref.label} on {backend}: the unmodified model does not pass ({base['status']}: "
-                              f"{base['reason']}); nothing to optimise against")
+            raise ConvtxError(
+                f"{ref.label} on {backend}: the unmodified model does not pass ({base['status']}: "
+                f"{base['reason']}); nothing to optimise against"
+            )
         noise = (base["p90"] - base["p10"]) / 2
         per_node = []
         for n in nodes:
@@ -103,14 +112,19 @@ def optimize(ref, backend: str, cfg, build: Path, lowerings: list[str], prep, sa
                 if lw == "native":
                     continue
                 rec = measure(f"{n}={lw}".replace("/", "_"), {n: lw})
-                cands[lw] = {**{k: rec.get(k) for k in ("status", "ms", "rel_l2", "reason")},
-                             "gain_ms": (base["ms"] - rec["ms"]) if rec.get("ms") is not None else None}
+                cands[lw] = {
+                    **{k: rec.get(k) for k in ("status", "ms", "rel_l2", "reason")},
+                    "gain_ms": (base["ms"] - rec["ms"]) if rec.get("ms") is not None else None,
+                }
             ok = {lw: c for lw, c in cands.items() if c["status"] == "ok" and c["gain_ms"] is not None}
             best = max(ok, key=lambda lw: ok[lw]["gain_ms"], default=None)
             chosen = best if best is not None and ok[best]["gain_ms"] > noise else "native"
-            why = (f"{chosen}: {ok[chosen]['gain_ms']:.3f} ms faster than native on this node" if chosen != "native"
-                   else "native: no lowering that passes beat the baseline by more than its p10-p90 noise "
-                        f"({noise:.3f} ms)")
+            why = (
+                f"{chosen}: {ok[chosen]['gain_ms']:.3f} ms faster than native on this node"
+                if chosen != "native"
+                else "native: no lowering that passes beat the baseline by more than its p10-p90 noise "
+                f"({noise:.3f} ms)"
+            )
             per_node.append({"node": n, "chosen": chosen, "why": why, "candidates": cands})
         choice = {p["node"]: p["chosen"] for p in per_node}
         combined = measure("optimized", choice) if any(v != "native" for v in choice.values()) else base
@@ -135,10 +149,20 @@ def optimize(ref, backend: str, cfg, build: Path, lowerings: list[str], prep, sa
     finally:
         w.close()
     path = _variant(prep, build, "final", choice)
-    sidecar = {"model": ref.label, "backend": backend, "threads": cfg.threads, "lowerings_tried": lowerings,
-               "baseline_ms": base["ms"], "baseline_noise_ms": noise, "final": final_name, "final_ms": final["ms"],
-               "final_rel_l2": final.get("rel_l2"), "speedup": base["ms"] / final["ms"] if final["ms"] else None,
-               "decision": note, "choice": choice, "nodes": per_node,
-               "uniform": {lw: {k: r.get(k) for k in ("status", "ms", "rel_l2", "reason")}
-                           for lw, r in uniform.items()}}
+    sidecar = {
+        "model": ref.label,
+        "backend": backend,
+        "threads": cfg.threads,
+        "lowerings_tried": lowerings,
+        "baseline_ms": base["ms"],
+        "baseline_noise_ms": noise,
+        "final": final_name,
+        "final_ms": final["ms"],
+        "final_rel_l2": final.get("rel_l2"),
+        "speedup": base["ms"] / final["ms"] if final["ms"] else None,
+        "decision": note,
+        "choice": choice,
+        "nodes": per_node,
+        "uniform": {lw: {k: r.get(k) for k in ("status", "ms", "rel_l2", "reason")} for lw, r in uniform.items()},
+    }
     return path, sidecar

@@ -1,5 +1,6 @@
 """Turning a model reference into what every case of it needs: the ONNX file, seeded inputs, the float64
 reference outputs and the useful FLOP count. Done once per (model, size, batch), in a worker process."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,9 +18,9 @@ class ModelRef:
     """A zoo model at a size, or an ONNX file with optional shape overrides. Batch is applied to zoo
     models; an ONNX file's batch is whatever its (overridden) input shapes say."""
 
-    name: str                       # zoo name, or the file's stem
-    size: int | None = None         # zoo only
-    path: str | None = None         # file only
+    name: str  # zoo name, or the file's stem
+    size: int | None = None  # zoo only
+    path: str | None = None  # file only
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # file only: --shape overrides
 
     @property
@@ -41,12 +42,12 @@ class Prepared:
     onnx_path: str
     input_shapes: dict[str, tuple[int, ...]]
     input_dtypes: dict[str, str]
-    data_path: str                  # npz: inputs as "in:<name>", reference outputs as "ref:<i>"
+    data_path: str  # npz: inputs as "in:<name>", reference outputs as "ref:<i>"
     flops: int | None
-    reference: str                  # how the reference was computed
+    reference: str  # how the reference was computed
     export: dict = field(default_factory=dict)
     conv_transpose_nodes: int = 0
-    min_bytes: int | None = None    # compulsory memory traffic: inputs + weights + outputs, once each
+    min_bytes: int | None = None  # compulsory memory traffic: inputs + weights + outputs, once each
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -57,8 +58,7 @@ class Prepared:
     def from_json(d: dict) -> Prepared:
         r = d["ref"]
         ref = ModelRef(r["name"], r["size"], r["path"], tuple((n, tuple(s)) for n, s in r["shapes"]))
-        return Prepared(**{**d, "ref": ref,
-                           "input_shapes": {k: tuple(v) for k, v in d["input_shapes"].items()}})
+        return Prepared(**{**d, "ref": ref, "input_shapes": {k: tuple(v) for k, v in d["input_shapes"].items()}})
 
     def load_data(self) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
         with np.load(self.data_path) as z:
@@ -70,10 +70,20 @@ class Prepared:
         return feeds, refs
 
 
-def prepared_from_arrays(ref: ModelRef, batch: int, model, onnx_path: str, feeds: dict[str, np.ndarray],
-                         refs: Sequence[np.ndarray] | Callable[[], Sequence[np.ndarray]], data_path: Path,
-                         reference: str, *, input_dtypes: dict[str, str] | None = None, flops: int | None = None,
-                         export: dict | None = None) -> Prepared:
+def prepared_from_arrays(
+    ref: ModelRef,
+    batch: int,
+    model,
+    onnx_path: str,
+    feeds: dict[str, np.ndarray],
+    refs: Sequence[np.ndarray] | Callable[[], Sequence[np.ndarray]],
+    data_path: Path,
+    reference: str,
+    *,
+    input_dtypes: dict[str, str] | None = None,
+    flops: int | None = None,
+    export: dict | None = None,
+) -> Prepared:
     """The Prepared of `model` (its ONNX file at `onnx_path`) fed with `feeds`, whose expected outputs are
     `refs`: the arrays go to `data_path` (npz: inputs "in:<name>", outputs "ref:<i>") as a cache entry
     (harness.core.cache: a kill never leaves a half-written file trusted), and what every case of it shares is
@@ -102,7 +112,7 @@ def prepared_from_arrays(ref: ModelRef, batch: int, model, onnx_path: str, feeds
     pre = Prepared(ref, batch, onnx_path, shapes, dtypes, str(data_path), flops, reference, export or {}, n_ct)
     if outs is None:
         _, outs = pre.load_data()
-    out_bytes = sum(int(np.prod(np.shape(r))) * 4 for r in outs)      # float32 outputs
+    out_bytes = sum(int(np.prod(np.shape(r))) * 4 for r in outs)  # float32 outputs
     in_bytes = sum(int(v.nbytes) for v in feeds.values())
     return replace(pre, min_bytes=in_bytes + _weight_bytes(model) + out_bytes)
 
@@ -124,8 +134,9 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         specs = graph_inputs(model)
         shapes = {n: tuple(s) for n, s in spec.inputs(ref.size, batch).items()}
         if [s.name for s in specs] != list(shapes):
-            raise ConvtxError(f"{exp.path}: exported inputs {[s.name for s in specs]} differ from the "
-                              f"registry's {list(shapes)}")
+            raise ConvtxError(
+                f"{exp.path}: exported inputs {[s.name for s in specs]} differ from the registry's {list(shapes)}"
+            )
         onnx_path, export_info = exp.path, asdict(exp)
         key = exp.cache_key
         how = "pytorch module in float64"
@@ -134,8 +145,9 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         specs = graph_inputs(model)
         shapes = resolve_shapes(specs, dict(ref.shapes), ref.path)
         onnx_path, export_info = str(Path(ref.path).resolve()), {}
-        key = hashlib.sha256(Path(ref.path).read_bytes() + repr(sorted(shapes.items())).encode()
-                             + str(seed).encode()).hexdigest()[:20]
+        key = hashlib.sha256(
+            Path(ref.path).read_bytes() + repr(sorted(shapes.items())).encode() + str(seed).encode()
+        ).hexdigest()[:20]
         how = "onnx.reference in float64, ConvTranspose from the spec (harness.core.convtranspose)"
 
     feeds = synthesise_inputs(specs, shapes, seed)
@@ -146,9 +158,19 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         return onnx_reference(fix_input_shapes(model, shapes), feeds)
 
     data_path = build_dir / "data" / f"{ref.label.replace('@', '-')}-b{batch}-{key}.npz"
-    return prepared_from_arrays(ref, batch, model, onnx_path, feeds, expected, data_path, how,
-                                input_dtypes={s.name: s.dtype for s in specs},
-                                flops=count_flops(fix_input_shapes(model, shapes), useful=True), export=export_info)
+    return prepared_from_arrays(
+        ref,
+        batch,
+        model,
+        onnx_path,
+        feeds,
+        expected,
+        data_path,
+        how,
+        input_dtypes={s.name: s.dtype for s in specs},
+        flops=count_flops(fix_input_shapes(model, shapes), useful=True),
+        export=export_info,
+    )
 
 
 def _weight_bytes(model) -> int:

@@ -3,6 +3,7 @@
 A crash, abort or hang in one case becomes that case's `error` record (with the exit signal and the last
 lines of the worker's stderr); the worker is restarted and the sweep goes on.
 """
+
 from __future__ import annotations
 
 import sys
@@ -51,8 +52,13 @@ class Plan:
     def cases(self) -> list[tuple[ModelRef, int, str, str]]:
         """(model, batch, lowering, backend) in run order. The eager baseline runs the PyTorch module, not
         the ONNX file, so it has one case per model (native) rather than one per lowering."""
-        return [(ref, batch, lw, b) for ref, batch in self.model_batches() for lw in self.lowerings
-                for b in self.backends if lw == "native" or not BACKENDS[b].zoo_only]
+        return [
+            (ref, batch, lw, b)
+            for ref, batch in self.model_batches()
+            for lw in self.lowerings
+            for b in self.backends
+            if lw == "native" or not BACKENDS[b].zoo_only
+        ]
 
     def n_cases(self) -> int:
         return len(self.cases())
@@ -88,14 +94,32 @@ def model_ref(text: str, overrides: dict[str, tuple[int, ...]]) -> ModelRef:
     return zoo_ref(text)
 
 
-def run_case_isolated(w: WorkerClient, prep: Prepared, lowering: str, backend: str, cfg: RunConfig, run_id: str,
-                      build_dir: Path, key: CaseKey) -> Record:
+def run_case_isolated(
+    w: WorkerClient,
+    prep: Prepared,
+    lowering: str,
+    backend: str,
+    cfg: RunConfig,
+    run_id: str,
+    build_dir: Path,
+    key: CaseKey,
+) -> Record:
     """One case in worker `w`; its death, hang or memory blow-up becomes this case's error record."""
     t0 = time.monotonic()
     try:
-        ans = w.request({"op": "case", "case_id": key.case_id, "prepared": prep.to_json(),
-                         "lowering": lowering, "backend": backend, "cfg": cfg.to_json(), "run_id": run_id,
-                         "build_dir": str(build_dir)}, cfg.case_timeout_s)
+        ans = w.request(
+            {
+                "op": "case",
+                "case_id": key.case_id,
+                "prepared": prep.to_json(),
+                "lowering": lowering,
+                "backend": backend,
+                "cfg": cfg.to_json(),
+                "run_id": run_id,
+                "build_dir": str(build_dir),
+            },
+            cfg.case_timeout_s,
+        )
     except WorkerDied as e:
         return key.record("error", f"{e} after {time.monotonic() - t0:.1f} s", details={"stderr_tail": e.stderr_tail})
     if ans.get("ok"):
@@ -103,10 +127,17 @@ def run_case_isolated(w: WorkerClient, prep: Prepared, lowering: str, backend: s
     return key.record("error", f"worker: {ans['error']}")
 
 
-def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: Path,
-             sink: Callable[[Record], None], say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-             done: frozenset[str] = frozenset(),
-             prepared: dict[tuple[ModelRef, int], Prepared] | None = None) -> list[Record]:
+def run_plan(
+    plan: Plan,
+    cfg: RunConfig,
+    run_id: str,
+    build_dir: Path,
+    log_dir: Path,
+    sink: Callable[[Record], None],
+    say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+    done: frozenset[str] = frozenset(),
+    prepared: dict[tuple[ModelRef, int], Prepared] | None = None,
+) -> list[Record]:
     """Run every case of `plan` whose id is not in `done`; each record is handed to `sink` as soon as it
     exists (the caller makes it durable before the next case starts). `prepared` supplies models whose
     inputs and expected outputs are given (conformance tests) instead of exported and computed here."""
@@ -132,16 +163,24 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
     def counting_worker(b: str) -> WorkerClient:
         """bench --counts: the backend's worker under callgrind (harness/measure/counting.py)."""
         from harness.measure.counting import worker_prefix
+
         count_dir.mkdir(parents=True, exist_ok=True)
-        env = {**BACKENDS[b].worker_env(cfg), "CONVTX_CALLGRIND_OUT": str(count_dir.resolve()),
-               "PYTHONHASHSEED": "0"}
+        env = {**BACKENDS[b].worker_env(cfg), "CONVTX_CALLGRIND_OUT": str(count_dir.resolve()), "PYTHONHASHSEED": "0"}
         return worker(f"{b}+callgrind", env, worker_prefix(count_dir.resolve()))
 
     def run_counted(prep: Prepared, lowering: str, b: str, key: CaseKey) -> Record:
         if BACKENDS[b].compile_before_counting:
-            pre = run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b,
-                                    replace(cfg, compile_only=True), run_id, build_dir, key)
-            if pre.status != "ok":          # it would fail the same way under valgrind, only slower
+            pre = run_case_isolated(
+                worker(b, BACKENDS[b].worker_env(cfg)),
+                prep,
+                lowering,
+                b,
+                replace(cfg, compile_only=True),
+                run_id,
+                build_dir,
+                key,
+            )
+            if pre.status != "ok":  # it would fail the same way under valgrind, only slower
                 return pre
         return run_case_isolated(counting_worker(b), prep, lowering, b, cfg, run_id, build_dir, key)
 
@@ -158,12 +197,15 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
     def prepare_one(ref: ModelRef, batch: int) -> tuple[Prepared | None, str, list[str]]:
         if prepared and (ref, batch) in prepared:
             return prepared[(ref, batch)], "", []
-        say(f"[{len(records)}/{total} {elapsed()}] preparing {ref.label} batch {batch} "
-            f"(export, inputs, float64 reference)")
+        say(
+            f"[{len(records)}/{total} {elapsed()}] preparing {ref.label} batch {batch} "
+            f"(export, inputs, float64 reference)"
+        )
         try:
-            ans = worker("prepare", {}).request({"op": "prepare", "ref": asdict(ref), "batch": batch,
-                                                 "seed": cfg.seed, "build_dir": str(build_dir)},
-                                                cfg.prepare_timeout_s)
+            ans = worker("prepare", {}).request(
+                {"op": "prepare", "ref": asdict(ref), "batch": batch, "seed": cfg.seed, "build_dir": str(build_dir)},
+                cfg.prepare_timeout_s,
+            )
         except WorkerDied as e:
             return None, str(e), e.stderr_tail
         if ans.get("ok"):
@@ -185,20 +227,28 @@ def run_plan(plan: Plan, cfg: RunConfig, run_id: str, build_dir: Path, log_dir: 
                     emit(key.record("skipped", f"{b} runs zoo models only (it needs the PyTorch module)"))
                     continue
                 if prep.conv_transpose_nodes == 0 and lowering != "native":
-                    emit(key.record("skipped", "no ConvTranspose node: the lowering leaves the model as it is "
-                                               "(its native case measures it)",
-                                    details={"lowering": {"convtranspose_nodes": 0, "lowered": 0, "declined": []}}))
+                    emit(
+                        key.record(
+                            "skipped",
+                            "no ConvTranspose node: the lowering leaves the model as it is "
+                            "(its native case measures it)",
+                            details={"lowering": {"convtranspose_nodes": 0, "lowered": 0, "declined": []}},
+                        )
+                    )
                     continue
                 say(f"[{len(records)}/{total} {elapsed()}] running {key.case_id} ...")
                 if cfg.counter:
                     emit(run_counted(prep, lowering, b, key))
                     continue
-                emit(run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg,
-                                       run_id, build_dir, key))
+                emit(
+                    run_case_isolated(
+                        worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg, run_id, build_dir, key
+                    )
+                )
     finally:
         for w in workers.values():
             w.close()
-        if cfg.counter and count_dir.is_dir():       # callgrind's end-of-process dumps; the counts are in records
+        if cfg.counter and count_dir.is_dir():  # callgrind's end-of-process dumps; the counts are in records
             for f in count_dir.glob("callgrind.*"):
                 f.unlink(missing_ok=True)
     return records

@@ -4,6 +4,7 @@ Each model is prepared (export, inputs, float64 reference) in a worker process, 
 tuned in a fresh interpreter (`python -m harness.backends.tvm.tuning drive SPEC`, which reports one JSON line):
 torch and TVM never share a process. One workload TVM cannot take fails alone; the others go on.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ def prepare_isolated(ref: ModelRef, batch: int, seed: int, build: Path) -> Prepa
     """Export + inputs + reference in a worker process (keeps torch out of a process that loads TVM)."""
     w = WorkerClient("prepare", {}, build / "logs" / "worker-prepare.log")
     try:
-        ans = w.request({"op": "prepare", "ref": asdict(ref), "batch": batch, "seed": seed,
-                         "build_dir": str(build)}, 900.0)
+        ans = w.request(
+            {"op": "prepare", "ref": asdict(ref), "batch": batch, "seed": seed, "build_dir": str(build)}, 900.0
+        )
     except WorkerDied as e:
         raise ConvtxError(f"{ref.label}: preparing the model failed: {e}") from None
     finally:
@@ -44,8 +46,8 @@ def prepare_isolated(ref: ModelRef, batch: int, seed: int, build: Path) -> Prepa
 
 @dataclass(frozen=True)
 class Tuned:
-    workloads: tuple[dict[str, Any], ...]   # the tuning child's report per (model, lowering) tuned
-    failed: tuple[str, ...]                 # "<model>/<lowering>: why" for each that failed
+    workloads: tuple[dict[str, Any], ...]  # the tuning child's report per (model, lowering) tuned
+    failed: tuple[str, ...]  # "<model>/<lowering>: why" for each that failed
     seconds: float
 
     @property
@@ -54,8 +56,17 @@ class Tuned:
         return self.workloads[0]["db"] if self.workloads else None
 
 
-def tune(models: list[str], lowerings: list[str], target: dict | None, trials: int, budget_s: float | None,
-         threads: int, seed: int, build: Path, say: Callable[[str], None] = _stderr) -> Tuned:
+def tune(
+    models: list[str],
+    lowerings: list[str],
+    target: dict | None,
+    trials: int,
+    budget_s: float | None,
+    threads: int,
+    seed: int,
+    build: Path,
+    say: Callable[[str], None] = _stderr,
+) -> Tuned:
     """Every model (zoo ref or .onnx path, at batch 1) under every lowering, `trials` MetaSchedule trials per
     workload, all within `budget_s` seconds of wall clock (None: no budget); `target` None: this host."""
     t_all = time.monotonic()
@@ -72,30 +83,52 @@ def tune(models: list[str], lowerings: list[str], target: dict | None, trials: i
                 continue
             path, _ = lowered_path(prep, lw, build)
             try:
-                res = _tune_in_child(ref.label, lw, path, prep, target, trials,
-                                     None if budget_s is None else budget_s - (time.monotonic() - t_all), threads,
-                                     build)
-            except ConvtxError as e:       # one workload TVM cannot take must not stop the others
+                res = _tune_in_child(
+                    ref.label,
+                    lw,
+                    path,
+                    prep,
+                    target,
+                    trials,
+                    None if budget_s is None else budget_s - (time.monotonic() - t_all),
+                    threads,
+                    build,
+                )
+            except ConvtxError as e:  # one workload TVM cannot take must not stop the others
                 failed.append(f"{ref.label}/{lw}: {e}")
                 say(f"[tune] {ref.label} / {lw}: FAILED — {e}")
                 continue
             results.append(res)
-            say(f"[tune] {ref.label} / {lw}: {res['before']['tasks_tuned']}/{res['before']['tasks']} -> "
+            say(
+                f"[tune] {ref.label} / {lw}: {res['before']['tasks_tuned']}/{res['before']['tasks']} -> "
                 f"{res['after']['tasks_tuned']}/{res['after']['tasks']} tasks in the database "
                 f"({res['after']['state']}), {res['seconds']:.0f} s"
-                f"{', stopped by the budget' if res['stopped_by_budget'] else ''}")
+                f"{', stopped by the budget' if res['stopped_by_budget'] else ''}"
+            )
     return Tuned(tuple(results), tuple(failed), time.monotonic() - t_all)
 
 
 def _tune_in_child(label, lowering, path, prep, target, trials, budget_s, threads, build) -> dict:
     """Task timing and tuning import TVM: done in a fresh interpreter, which reports a JSON result."""
-    spec = {"label": label, "lowering": lowering, "onnx": path, "shapes": {k: list(v) for k, v in
-                                                                           prep.input_shapes.items()},
-            "dtypes": prep.input_dtypes, "target": target, "trials": trials, "budget_s": budget_s,
-            "threads": threads, "work_root": str(build / "tuning")}
+    spec = {
+        "label": label,
+        "lowering": lowering,
+        "onnx": path,
+        "shapes": {k: list(v) for k, v in prep.input_shapes.items()},
+        "dtypes": prep.input_dtypes,
+        "target": target,
+        "trials": trials,
+        "budget_s": budget_s,
+        "threads": threads,
+        "work_root": str(build / "tuning"),
+    }
     env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
-    p = subprocess.run([sys.executable, "-m", "harness.backends.tvm.tuning", "drive", json.dumps(spec)], env=env,
-                       stdout=subprocess.PIPE, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "harness.backends.tvm.tuning", "drive", json.dumps(spec)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     if p.returncode != 0:
         raise ConvtxError(f"tuning failed (exit {p.returncode}; see the lines above)")
     return json.loads(p.stdout.strip().splitlines()[-1])

@@ -5,6 +5,7 @@ line on the file descriptor that was its stdout. The worker points fd 1 at stder
 so whatever engines print (C++ logs included) cannot corrupt the protocol; stderr goes to a log file whose
 last lines are reported when the worker dies.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,7 @@ def _inject(kind: str) -> None:
             time.sleep(3600)
     elif kind == "oom":
         hog = []
-        while True:                       # 64 MiB at a time, touched so it is resident
+        while True:  # 64 MiB at a time, touched so it is resident
             hog.append(bytearray(64 << 20))
             time.sleep(0.01)
     elif kind == "exit":
@@ -57,7 +58,8 @@ def _die_with_parent() -> None:
     """Linux: the worker gets SIGKILL when the driver dies (even by kill -9), so no orphan keeps computing."""
     try:
         import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
 
@@ -76,10 +78,16 @@ def _describe_exit(code: int | None) -> str:
 class WorkerClient:
     """A worker process, started on first use and restarted after it dies."""
 
-    def __init__(self, name: str, env: dict[str, str], log_path: Path, memory_cap_bytes: int | None = None,
-                 prefix: list[str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_path: Path,
+        memory_cap_bytes: int | None = None,
+        prefix: list[str] | None = None,
+    ):
         self.name = name
-        self.prefix = list(prefix or [])      # e.g. valgrind's command line (bench --counts)
+        self.prefix = list(prefix or [])  # e.g. valgrind's command line (bench --counts)
         self.env = env
         self.log_path = log_path
         self.memory_cap = memory_cap_bytes
@@ -92,9 +100,15 @@ class WorkerClient:
         env["PYTHONUNBUFFERED"] = "1"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*self.prefix, sys.executable, "-m", "harness.pipeline.worker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._log, env=env,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            [*self.prefix, sys.executable, "-m", "harness.pipeline.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         self._buf = b""
 
     def _stderr_tail(self, n: int = 12) -> list[str]:
@@ -146,13 +160,17 @@ class WorkerClient:
             return
         try:
             import psutil
+
             rss = psutil.Process(self.proc.pid).memory_info().rss
         except Exception:  # noqa: BLE001 — the process is gone; the read reports how
             return
         if rss > self.memory_cap:
             self.kill()
-            raise WorkerOutOfMemory(f"out of memory: worker resident size {rss / 2**30:.2f} GiB exceeded the cap "
-                                    f"{self.memory_cap / 2**30:.2f} GiB (worker killed)", self._stderr_tail())
+            raise WorkerOutOfMemory(
+                f"out of memory: worker resident size {rss / 2**30:.2f} GiB exceeded the cap "
+                f"{self.memory_cap / 2**30:.2f} GiB (worker killed)",
+                self._stderr_tail(),
+            )
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -175,7 +193,7 @@ class WorkerClient:
 
 def _serve() -> None:
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)                     # engines' prints go to the log, not the protocol
+    os.dup2(2, 1)  # engines' prints go to the log, not the protocol
     sys.stdout = sys.stderr
     from harness.core.config import RunConfig
     from harness.pipeline.case import run_case
@@ -189,23 +207,30 @@ def _serve() -> None:
             if req["op"] == "prepare":
                 r = req["ref"]
                 ref = ModelRef(r["name"], r["size"], r["path"], tuple((n, tuple(s)) for n, s in r["shapes"]))
-                out = {"ok": True, "prepared": prepare(ref, req["batch"], req["seed"],
-                                                       Path(req["build_dir"])).to_json()}
+                out = {
+                    "ok": True,
+                    "prepared": prepare(ref, req["batch"], req["seed"], Path(req["build_dir"])).to_json(),
+                }
             elif req["op"] == "case":
                 cfg = RunConfig.from_json(req["cfg"])
                 fault = dict(cfg.faults).get(req["case_id"])
                 if fault:
                     _inject(fault)
-                rec = run_case(Prepared.from_json(req["prepared"]), req["lowering"], req["backend"], cfg,
-                               req["run_id"], Path(req["build_dir"]))
+                rec = run_case(
+                    Prepared.from_json(req["prepared"]),
+                    req["lowering"],
+                    req["backend"],
+                    cfg,
+                    req["run_id"],
+                    Path(req["build_dir"]),
+                )
                 out = {"ok": True, "record": rec.to_json()}
-            elif req["op"] == "fault":           # test hook: die like a native crash would
+            elif req["op"] == "fault":  # test hook: die like a native crash would
                 _inject(req["kind"])
             else:
                 out = {"ok": False, "error": f"unknown op {req['op']!r}"}
         except Exception as e:  # noqa: BLE001 — returned to the driver, which owns the verdict
-            out = {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0][:500],
-                   "kind": type(e).__name__}
+            out = {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0][:500], "kind": type(e).__name__}
         proto.write(json.dumps(out) + "\n")
         proto.flush()
 

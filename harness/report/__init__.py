@@ -3,6 +3,7 @@
 `write_report(RUN)` writes RUN/report.md (fits a PR comment), RUN/report.html (self-contained, plots
 embedded) and RUN/plots/*.png — both reports drawn from one model of the run (report/sections.py builds
 it, report/tables.py defines it)."""
+
 from __future__ import annotations
 
 import json
@@ -48,6 +49,7 @@ def write_report(run_dir: Path, html: bool = True) -> Path:
     plots = None
     if html:
         from harness.report.plots import render_plots
+
         plots = render_plots(RunView.of(run.meta, list(run.records)))
     report = build_report(run, load_extras(run_dir), plots)
     out = run_dir / "report.md"

@@ -1,6 +1,7 @@
 """What the Markdown and HTML reports share: grouping records, the best verified case, speed-ups, % of peak.
 
 Pure functions of (run.json, records)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,10 +22,10 @@ class RunView:
     """The records of one run arranged for tables: the axes in first-seen order and a lookup."""
 
     records: tuple[Record, ...]
-    models: tuple[tuple[str, int], ...]        # (model label, batch)
+    models: tuple[tuple[str, int], ...]  # (model label, batch)
     lowerings: tuple[str, ...]
     backends: tuple[str, ...]
-    by: dict                                    # (label, batch, lowering, backend) -> Record
+    by: dict  # (label, batch, lowering, backend) -> Record
     peak_gflops: float | None
     mem_gbs: float | None
 
@@ -37,7 +38,9 @@ class RunView:
             lowerings=tuple(dict.fromkeys(r.lowering for r in records)),
             backends=tuple(dict.fromkeys(r.backend for r in records)),
             by={(model_label(r), r.batch, r.lowering, r.backend): r for r in records},
-            peak_gflops=cal.get("fp32_peak_gflops"), mem_gbs=cal.get("mem_bandwidth_gbs"))
+            peak_gflops=cal.get("fp32_peak_gflops"),
+            mem_gbs=cal.get("mem_bandwidth_gbs"),
+        )
 
     def get(self, model: str, batch: int, lowering: str, backend: str) -> Record | None:
         return self.by.get((model, batch, lowering, backend))
@@ -47,8 +50,11 @@ class RunView:
 
     def best_verified(self, model: str, batch: int, backend: str | None = None) -> Record | None:
         """The fastest case of the model (on `backend`, or on any) that passed the numerical check."""
-        cand = [r for r in self.of_model(model, batch)
-                if r.status == "ok" and r.latency_ms is not None and (backend is None or r.backend == backend)]
+        cand = [
+            r
+            for r in self.of_model(model, batch)
+            if r.status == "ok" and r.latency_ms is not None and (backend is None or r.backend == backend)
+        ]
         return min(cand, key=lambda r: (r.median_ms, r.case_id)) if cand else None
 
     def baseline_ms(self, model: str, batch: int) -> float | None:
@@ -73,16 +79,15 @@ class RunView:
                 states = tuple(sorted({x.status for x in self.of_model(model, batch) if x.backend == b}))
                 cells.append(BestCell(b, None, states, None, None, False))
             else:
-                cells.append(BestCell(b, r, (), self.speedup(r),
-                                      r.median_ms / overall.median_ms, r is overall))
+                cells.append(BestCell(b, r, (), self.speedup(r), r.median_ms / overall.median_ms, r is overall))
         return cells
 
 
 @dataclass(frozen=True)
 class BestCell:
     backend: str
-    record: Record | None          # the engine's fastest verified case, None when none passed
-    states: tuple[str, ...]        # when None: the statuses the engine's cases had
-    speedup: float | None          # vs the model's ort-cpu native case
-    gap: float | None              # latency / the best over all engines
+    record: Record | None  # the engine's fastest verified case, None when none passed
+    states: tuple[str, ...]  # when None: the statuses the engine's cases had
+    speedup: float | None  # vs the model's ort-cpu native case
+    gap: float | None  # latency / the best over all engines
     is_overall: bool

@@ -1,5 +1,6 @@
 """report.html: the report model (report/tables.py) as one self-contained file (styles inline, plots embedded
 as PNG data URIs). Pure: Report -> text; the same report gives the same bytes."""
+
 from __future__ import annotations
 
 import base64
@@ -69,7 +70,7 @@ def _head(t: Table) -> str:
             continue
         n = next((j for j in range(i, len(t.columns)) if t.columns[j].group != c.group), len(t.columns)) - i
         top.append(f'<th colspan="{n}" style="text-align:center">{_e(c.group)}</th>')
-        sub += [f"<th{_attrs(title=g.tip)}>{_e(g.name)}</th>" for g in t.columns[i:i + n]]
+        sub += [f"<th{_attrs(title=g.tip)}>{_e(g.name)}</th>" for g in t.columns[i : i + n]]
         i += n
     return "<tr>" + "".join(top) + "</tr><tr>" + "".join(sub) + "</tr>"
 
@@ -89,16 +90,23 @@ def block_html(b: Block) -> str:
         return '<dl class="summary">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in b.items) + "</dl>"
     if isinstance(b, Figure):
         data = base64.b64encode(b.png).decode("ascii")
-        return (f'<figure><img alt="{_e(b.caption)}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{_e(b.caption)} (also <code>{_e(b.path)}</code>)</figcaption></figure>")
+        return (
+            f'<figure><img alt="{_e(b.caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_e(b.caption)} (also <code>{_e(b.path)}</code>)</figcaption></figure>"
+        )
     assert isinstance(b, Paragraph)
     return f"<p{_attrs(b.style)}>{text(b.content)}</p>"
 
 
 def render_html(report: Report) -> str:
-    P = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{_e(report.name)}</title>",
-         f"<style>{CSS}</style></head><body>", f"<h1>{text(report.title)}</h1>",
-         "<nav>" + "".join(f'<a href="#{_e(anchor)}">{_e(label)}</a>' for label, anchor in report.nav) + "</nav>"]
+    P = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(report.name)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{text(report.title)}</h1>",
+        "<nav>" + "".join(f'<a href="#{_e(anchor)}">{_e(label)}</a>' for label, anchor in report.nav) + "</nav>",
+    ]
     for s in report.for_medium(HTML):
         if s.title:
             P.append(f"<h2{_attrs(id=s.anchor)}>{text(s.title)}</h2>")

@@ -1,4 +1,5 @@
 """report.md: the report model (report/tables.py) as Markdown that fits a PR comment. Pure: Report -> text."""
+
 from __future__ import annotations
 
 from harness.report.tables import MARKDOWN, Block, Cell, Fields, Figure, Paragraph, Report, Rich, Table

@@ -3,6 +3,7 @@
 Pure functions of (run.json, records, filed extras, plots). Both renderers draw the Report built here; a
 block marked `only=` is one medium's own view (the HTML's correctness matrix, latency table and plots, the
 Markdown's correctness list, latency grid and detail)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -33,12 +34,28 @@ from harness.report.tables import (
     strong,
 )
 
-NAV = (("summary", "summary"), ("correctness", "correctness"), ("best per engine", "best"),
-       ("latency", "latency"), ("plots", "plots"), ("skipped & failed", "odd"))
-_MARK = {"ok": rich("ok"), "mismatch": rich(strong("MISMATCH")), "error": rich(strong("ERROR")),
-         "skipped": rich("skipped")}
-_SHORT = {"native": "native", "explicit_pads": "pads", "zero_insert": "zero-ins", "phase": "phase",
-          "gemm_col2im": "col2im", "gemm_overlap_add": "ovl-add"}
+NAV = (
+    ("summary", "summary"),
+    ("correctness", "correctness"),
+    ("best per engine", "best"),
+    ("latency", "latency"),
+    ("plots", "plots"),
+    ("skipped & failed", "odd"),
+)
+_MARK = {
+    "ok": rich("ok"),
+    "mismatch": rich(strong("MISMATCH")),
+    "error": rich(strong("ERROR")),
+    "skipped": rich("skipped"),
+}
+_SHORT = {
+    "native": "native",
+    "explicit_pads": "pads",
+    "zero_insert": "zero-ins",
+    "phase": "phase",
+    "gemm_col2im": "col2im",
+    "gemm_overlap_add": "ovl-add",
+}
 
 
 def _n(name: str) -> Column:
@@ -63,10 +80,20 @@ def build_report(run: Run, extras: Mapping | None = None, plots: Mapping[str, by
         sections += [best_section(v), latency_grid(v), latency_detail(v), latency_table(v)]
     if plots:
         sections.append(plots_section(plots))
-    sections += [s for s in (no_convtranspose_section(records), declined_section(records),
-                             counts_section(records), tuning_section(records), cuda_section(records),
-                             remote_section(records), conformance_section(extras or {}),
-                             fuzz_section(extras or {})) if s is not None]
+    sections += [
+        s
+        for s in (
+            no_convtranspose_section(records),
+            declined_section(records),
+            counts_section(records),
+            tuning_section(records),
+            cuda_section(records),
+            remote_section(records),
+            conformance_section(extras or {}),
+            fuzz_section(extras or {}),
+        )
+        if s is not None
+    ]
     sections.append(odd_section(records))
     run_id = meta.get("run_id", "?")
     return Report(rich("convtx report — run ", code(run_id)), f"convtx report — {run_id}", NAV, tuple(sections))
@@ -81,35 +108,56 @@ def summary_lines(meta: Mapping, records: list[Record]) -> list[tuple[str, str]]
     counts = {s: sum(1 for r in records if r.status == s) for s in STATUSES}
     cal = meta.get("calibration") or {}
     if "fp32_peak_gflops" in cal:
-        ceil = (f"fp32 peak {cal['fp32_peak_gflops']:.1f} GFLOP/s, memory {cal['mem_bandwidth_gbs']:.1f} GB/s "
-                f"({cal.get('method', '')})")
+        ceil = (
+            f"fp32 peak {cal['fp32_peak_gflops']:.1f} GFLOP/s, memory {cal['mem_bandwidth_gbs']:.1f} GB/s "
+            f"({cal.get('method', '')})"
+        )
     else:
         ceil = f"not measured ({cal.get('error', 'run predates calibration')}): no % of peak"
     return [
-        ("suite", f"{meta.get('suite', '?')} · date {meta.get('date', '?')} · commit "
-                  f"{(meta.get('commit') or 'unknown')[:12]}{' (dirty)' if meta.get('dirty') else ''} · "
-                  f"wall time {fmt_metric(meta.get('wall_s'), '.0f')} s"),
-        ("machine", f"{m.get('cpu_model', '?')}, {m.get('usable_cpus', '?')} usable CPUs, "
-                    f"{m.get('memory_gib', '?')} GiB; ISA: {' '.join(m.get('flags', [])) or '?'}"),
+        (
+            "suite",
+            f"{meta.get('suite', '?')} · date {meta.get('date', '?')} · commit "
+            f"{(meta.get('commit') or 'unknown')[:12]}{' (dirty)' if meta.get('dirty') else ''} · "
+            f"wall time {fmt_metric(meta.get('wall_s'), '.0f')} s",
+        ),
+        (
+            "machine",
+            f"{m.get('cpu_model', '?')}, {m.get('usable_cpus', '?')} usable CPUs, "
+            f"{m.get('memory_gib', '?')} GiB; ISA: {' '.join(m.get('flags', [])) or '?'}",
+        ),
         ("measured ceilings", ceil),
-        ("versions", ", ".join(f"{k} {v[k]}" for k in ("python", "torch", "onnx", "onnxruntime", "apache-tvm",
-                                                        "apache-tvm-ffi", "openvino", "numpy") if k in v)),
-        ("threads per engine", f"{cfg.get('threads', '?')} · timing: {t.get('warmup', '?')} warm-up, then ≥ "
-                               f"{t.get('min_repeats', '?')} runs and ≥ {t.get('min_time_s', '?')} s "
-                               f"(cap {t.get('max_time_s', '?')} s)" if not cfg.get("counter") else
-                               f"{cfg.get('threads', '?')} · counted, not timed: "
-                               f"{_counter_text(cfg['counter'])}"),
-        ("tolerance (float32 vs float64 reference)",
-         f"rel_l2 ≤ {tol.rel_l2:g} and |out − ref| ≤ {tol.atol:g} + {tol.rtol:g}·|ref|; NaN/Inf where the "
-         f"reference is finite fails"),
+        (
+            "versions",
+            ", ".join(
+                f"{k} {v[k]}"
+                for k in ("python", "torch", "onnx", "onnxruntime", "apache-tvm", "apache-tvm-ffi", "openvino", "numpy")
+                if k in v
+            ),
+        ),
+        (
+            "threads per engine",
+            f"{cfg.get('threads', '?')} · timing: {t.get('warmup', '?')} warm-up, then ≥ "
+            f"{t.get('min_repeats', '?')} runs and ≥ {t.get('min_time_s', '?')} s "
+            f"(cap {t.get('max_time_s', '?')} s)"
+            if not cfg.get("counter")
+            else f"{cfg.get('threads', '?')} · counted, not timed: {_counter_text(cfg['counter'])}",
+        ),
+        (
+            "tolerance (float32 vs float64 reference)",
+            f"rel_l2 ≤ {tol.rel_l2:g} and |out − ref| ≤ {tol.atol:g} + {tol.rtol:g}·|ref|; NaN/Inf where the "
+            f"reference is finite fails",
+        ),
         ("cases", f"{len(records)} — " + ", ".join(f"{n} {s}" for s, n in counts.items())),
     ]
 
 
 def _counter_text(c: Mapping) -> str:
-    return (f"valgrind {c.get('valgrind')} callgrind, presenting {c.get('cpu', {}).get('brand')}; "
-            f"{c.get('warmup')} warm-up and {c.get('calls')} counted calls per case; "
-            f"{c.get('metric_text', c.get('metric'))}; TVM built for {c.get('tvm_mcpu')}")
+    return (
+        f"valgrind {c.get('valgrind')} callgrind, presenting {c.get('cpu', {}).get('brand')}; "
+        f"{c.get('warmup')} warm-up and {c.get('calls')} counted calls per case; "
+        f"{c.get('metric_text', c.get('metric'))}; TVM built for {c.get('tvm_mcpu')}"
+    )
 
 
 def summary_sections(meta: Mapping, records: list[Record]) -> list[Section]:
@@ -133,23 +181,33 @@ def correctness_list(v: RunView) -> Section:
                 if _hidden(r):
                     cells.append(Cell())
                 elif r.numerics is not None:
-                    cells.append(Cell(_MARK[r.status] + rich(f" {fmt_metric(r.numerics.rel_l2, '.1e')} "
-                                                             f"({fmt_metric(r.numerics.max_abs, '.1e')})"),
-                                      r.status))
+                    cells.append(
+                        Cell(
+                            _MARK[r.status]
+                            + rich(
+                                f" {fmt_metric(r.numerics.rel_l2, '.1e')} ({fmt_metric(r.numerics.max_abs, '.1e')})"
+                            ),
+                            r.status,
+                        )
+                    )
                 else:
                     cells.append(Cell(_MARK[r.status], r.status))
             if any(c.text for c in cells):
                 rows.append([model, batch, lw, *cells])
-    return _section("Correctness (relative L2 error vs float64 reference, max abs error)",
-                    Table.of(["model", _n("batch"), "lowering", *v.backends], rows), only=MARKDOWN)
+    return _section(
+        "Correctness (relative L2 error vs float64 reference, max abs error)",
+        Table.of(["model", _n("batch"), "lowering", *v.backends], rows),
+        only=MARKDOWN,
+    )
 
 
 def correctness_matrix(v: RunView) -> Section:
     """HTML: one row per model; a column group per backend with a column per lowering it ran; each cell the
     relative L2 error coloured by verdict (the case, both errors and the reason on hover)."""
     tol = POLICY["float32"]
-    cols = [(b, lw) for b in v.backends for lw in v.lowerings
-            if any(not _hidden(v.get(m, bt, lw, b)) for m, bt in v.models)]
+    cols = [
+        (b, lw) for b in v.backends for lw in v.lowerings if any(not _hidden(v.get(m, bt, lw, b)) for m, bt in v.models)
+    ]
     rows = []
     for model, batch in v.models:
         cells = []
@@ -158,25 +216,46 @@ def correctness_matrix(v: RunView) -> Section:
             if _hidden(r):
                 cells.append(Cell(tip="not run: no ConvTranspose" if r is not None else "", numeric=False))
             elif r.numerics is not None:
-                tip = (f"{r.case_id}: rel_l2 {fmt_metric(r.numerics.rel_l2, '.2e')}, max abs "
-                       f"{fmt_metric(r.numerics.max_abs, '.2e')}" + (f" — {r.reason}" if r.reason else ""))
-                cells.append(cell(fmt_metric(r.numerics.rel_l2, ".0e") + ("" if r.status == "ok" else " ✗"),
-                                  style=r.status, tip=tip))
+                tip = (
+                    f"{r.case_id}: rel_l2 {fmt_metric(r.numerics.rel_l2, '.2e')}, max abs "
+                    f"{fmt_metric(r.numerics.max_abs, '.2e')}" + (f" — {r.reason}" if r.reason else "")
+                )
+                cells.append(
+                    cell(
+                        fmt_metric(r.numerics.rel_l2, ".0e") + ("" if r.status == "ok" else " ✗"),
+                        style=r.status,
+                        tip=tip,
+                    )
+                )
             else:
-                cells.append(cell({"skipped": "skip", "error": "error"}.get(r.status, r.status), style=r.status,
-                                  tip=f"{r.case_id}: {r.reason}", numeric=False))
+                cells.append(
+                    cell(
+                        {"skipped": "skip", "error": "error"}.get(r.status, r.status),
+                        style=r.status,
+                        tip=f"{r.case_id}: {r.reason}",
+                        numeric=False,
+                    )
+                )
         rows.append([model, batch, *cells])
-    columns = [Column("model"), _n("batch"),
-               *(Column(_SHORT.get(lw, lw), numeric=True, tip=lw, group=b) for b, lw in cols)]
+    columns = [
+        Column("model"),
+        _n("batch"),
+        *(Column(_SHORT.get(lw, lw), numeric=True, tip=lw, group=b) for b, lw in cols),
+    ]
     return _section(
         "Correctness: model × lowering × backend",
-        _para(f"Relative L2 error against the float64 reference (max abs error in brackets). A case passes at "
-              f"rel_l2 ≤ {tol.rel_l2:g} and |out − ref| ≤ {tol.atol:g} + {tol.rtol:g}·|ref| everywhere. One row "
-              f"per model, one column per backend × lowering; hover a cell for the case, both errors and the "
-              f"reason of a failure or skip. Blank: not run (the eager baseline runs the PyTorch module once; a "
-              f"model without ConvTranspose runs only natively)."),
+        _para(
+            f"Relative L2 error against the float64 reference (max abs error in brackets). A case passes at "
+            f"rel_l2 ≤ {tol.rel_l2:g} and |out − ref| ≤ {tol.atol:g} + {tol.rtol:g}·|ref| everywhere. One row "
+            f"per model, one column per backend × lowering; hover a cell for the case, both errors and the "
+            f"reason of a failure or skip. Blank: not run (the eager baseline runs the PyTorch module once; a "
+            f"model without ConvTranspose runs only natively)."
+        ),
         _para(*(Span(s, s) for s in ("ok", "mismatch", "error", "skipped")), style="legend"),
-        Table.of(columns, rows, dense=True), anchor="correctness", only=HTML)
+        Table.of(columns, rows, dense=True),
+        anchor="correctness",
+        only=HTML,
+    )
 
 
 def best_section(v: RunView) -> Section:
@@ -186,23 +265,37 @@ def best_section(v: RunView) -> Section:
         cells = []
         for c in v.best_per_backend(model, batch):
             if c.record is None:
-                cells.append(cell("none verified ", small(f"({', '.join(c.states)})"), style="skipped")
-                             if c.states else cell("none verified", style="skipped"))
+                cells.append(
+                    cell("none verified ", small(f"({', '.join(c.states)})"), style="skipped")
+                    if c.states
+                    else cell("none verified", style="skipped")
+                )
                 continue
             sp = "–" if c.speedup is None else f"{c.speedup:.2f}×"
             lead = f"{c.record.lowering} {c.record.median_ms:.3f} ms "
-            cells.append(cell(lead, small(f"({sp} "), STAR, small(")"), style="best") if c.is_overall else
-                         cell(lead, small(f"({sp}, {c.gap:.2f}× the best)")))
+            cells.append(
+                cell(lead, small(f"({sp} "), STAR, small(")"), style="best")
+                if c.is_overall
+                else cell(lead, small(f"({sp}, {c.gap:.2f}× the best)"))
+            )
         rows.append([model, batch, *cells])
     return _section(
         "Best verified configuration per model × backend",
-        _para("The fastest lowering on each engine among the cases that passed the numerical check; the speed-up "
-              "is against the same model's ort-cpu native case (> 1× is faster); ★ marks the best over all "
-              "engines, and each engine's gap to it is shown.", only=MARKDOWN),
-        _para("On each engine, the fastest lowering among the cases that passed the numerical check; in "
-              "brackets the speed-up against the same model's ort-cpu native case; ★ the best over all "
-              "engines, and each other engine's gap to it.", only=HTML),
-        Table.of(["model", _n("batch"), *v.backends], rows), anchor="best")
+        _para(
+            "The fastest lowering on each engine among the cases that passed the numerical check; the speed-up "
+            "is against the same model's ort-cpu native case (> 1× is faster); ★ marks the best over all "
+            "engines, and each engine's gap to it is shown.",
+            only=MARKDOWN,
+        ),
+        _para(
+            "On each engine, the fastest lowering among the cases that passed the numerical check; in "
+            "brackets the speed-up against the same model's ort-cpu native case; ★ the best over all "
+            "engines, and each other engine's gap to it.",
+            only=HTML,
+        ),
+        Table.of(["model", _n("batch"), *v.backends], rows),
+        anchor="best",
+    )
 
 
 def latency_grid(v: RunView) -> Section:
@@ -219,17 +312,30 @@ def latency_grid(v: RunView) -> Section:
                     cells.append(Cell() if _hidden(r) else cell(r.status, style=r.status))
                     continue
                 bad = "" if r.status == "ok" else f" ({r.status})"
-                cells.append(cell(f"{r.median_ms:.3f}", *((" ", STAR) if r is best else ()),
-                                  f" ({fmt_metric(r.gflops, '.1f')}){bad}", style="best" if r is best else ""))
+                cells.append(
+                    cell(
+                        f"{r.median_ms:.3f}",
+                        *((" ", STAR) if r is best else ()),
+                        f" ({fmt_metric(r.gflops, '.1f')}){bad}",
+                        style="best" if r is best else "",
+                    )
+                )
             if any(c.text for c in cells):
                 rows.append([lw, *cells])
-        caption = rich(strong(f"{model}, batch {batch}"),
-                       f" — best verified: {best.lowering} on {best.backend}, {best.median_ms:.3f} ms" if best else "")
+        caption = rich(
+            strong(f"{model}, batch {batch}"),
+            f" — best verified: {best.lowering} on {best.backend}, {best.median_ms:.3f} ms" if best else "",
+        )
         tables.append(Table.of(["lowering", *map(_n, v.backends)], rows, caption=caption))
-    return _section("Latency by lowering × backend (median ms; useful GFLOP/s)",
-                    _para("Useful FLOPs count only products that land in the output, so GFLOP/s compare lowerings "
-                          "fairly; ★ marks the fastest case that passed the numerical check."),
-                    *tables, only=MARKDOWN)
+    return _section(
+        "Latency by lowering × backend (median ms; useful GFLOP/s)",
+        _para(
+            "Useful FLOPs count only products that land in the output, so GFLOP/s compare lowerings "
+            "fairly; ★ marks the fastest case that passed the numerical check."
+        ),
+        *tables,
+        only=MARKDOWN,
+    )
 
 
 def _timed(v: RunView):
@@ -246,8 +352,11 @@ def _timed(v: RunView):
 def _speed(v: RunView, r: Record) -> tuple[str, str, str]:
     """The speed-up vs ort-cpu native, % of peak, and FLOPs done/useful of a timed case, as text."""
     sp, pk = v.speedup(r), v.pct_peak(r)
-    return ("–" if sp is None else f"{sp:.2f}×", "–" if pk is None else f"{pk:.1f}",
-            f"{r.flops_performed / r.flops:.2f}" if r.flops and r.flops_performed else "–")
+    return (
+        "–" if sp is None else f"{sp:.2f}×",
+        "–" if pk is None else f"{pk:.1f}",
+        f"{r.flops_performed / r.flops:.2f}" if r.flops and r.flops_performed else "–",
+    )
 
 
 def latency_detail(v: RunView) -> Section:
@@ -255,13 +364,45 @@ def latency_detail(v: RunView) -> Section:
     for model, batch, lw, b, r, _ in _timed(v):
         lat = r.latency_ms
         sp, pk, waste = _speed(v, r)
-        rows.append([model, batch, lw, b, f"{lat.median:.3f}", f"{lat.p10:.3f}–{lat.p90:.3f}", f"{lat.iqr:.3f}",
-                     lat.n, sp, fmt_metric(r.gflops, ".2f"), pk, waste, fmt_metric(r.compile_s, ".2f"),
-                     cell(r.status, style=r.status, tip=r.reason or "")])
-    columns = ["model", _n("batch"), "lowering", "backend", _n("median"), "p10–p90", _n("IQR"), _n("n"),
-               _n("vs ort-cpu"), _n("GFLOP/s"), _n("% peak"), _n("FLOPs done/useful"), _n("compile s"), "verdict"]
-    return _section("Latency detail (ms per inference; speed-up vs ort-cpu native of the same model)",
-                    Table.of(columns, rows), only=MARKDOWN)
+        rows.append(
+            [
+                model,
+                batch,
+                lw,
+                b,
+                f"{lat.median:.3f}",
+                f"{lat.p10:.3f}–{lat.p90:.3f}",
+                f"{lat.iqr:.3f}",
+                lat.n,
+                sp,
+                fmt_metric(r.gflops, ".2f"),
+                pk,
+                waste,
+                fmt_metric(r.compile_s, ".2f"),
+                cell(r.status, style=r.status, tip=r.reason or ""),
+            ]
+        )
+    columns = [
+        "model",
+        _n("batch"),
+        "lowering",
+        "backend",
+        _n("median"),
+        "p10–p90",
+        _n("IQR"),
+        _n("n"),
+        _n("vs ort-cpu"),
+        _n("GFLOP/s"),
+        _n("% peak"),
+        _n("FLOPs done/useful"),
+        _n("compile s"),
+        "verdict",
+    ]
+    return _section(
+        "Latency detail (ms per inference; speed-up vs ort-cpu native of the same model)",
+        Table.of(columns, rows),
+        only=MARKDOWN,
+    )
 
 
 def latency_table(v: RunView) -> Section:
@@ -270,25 +411,60 @@ def latency_table(v: RunView) -> Section:
     for model, batch, lw, b, r, best in _timed(v):
         lat = r.latency_ms
         sp, pk, waste = _speed(v, r)
-        median = (cell(f"{lat.median:.3f}", " ", STAR, style="best") if r is best else f"{lat.median:.3f}")
-        rows.append([model, batch, lw, b, median, f"{lat.p10:.3f}–{lat.p90:.3f}", lat.n, sp,
-                     fmt_metric(r.gflops, ".2f"), pk, waste, fmt_metric(r.compile_s, ".2f"),
-                     cell(r.status, style=r.status, tip=r.reason or "")])
-    columns = ["model", _n("batch"), "lowering", "backend", _n("median ms"), _n("p10–p90 ms"), _n("n"),
-               _n("vs ort-cpu native"), _n("useful GFLOP/s"), _n("% of peak"), _n("FLOPs done/useful"),
-               _n("compile s"), "verdict"]
+        median = cell(f"{lat.median:.3f}", " ", STAR, style="best") if r is best else f"{lat.median:.3f}"
+        rows.append(
+            [
+                model,
+                batch,
+                lw,
+                b,
+                median,
+                f"{lat.p10:.3f}–{lat.p90:.3f}",
+                lat.n,
+                sp,
+                fmt_metric(r.gflops, ".2f"),
+                pk,
+                waste,
+                fmt_metric(r.compile_s, ".2f"),
+                cell(r.status, style=r.status, tip=r.reason or ""),
+            ]
+        )
+    columns = [
+        "model",
+        _n("batch"),
+        "lowering",
+        "backend",
+        _n("median ms"),
+        _n("p10–p90 ms"),
+        _n("n"),
+        _n("vs ort-cpu native"),
+        _n("useful GFLOP/s"),
+        _n("% of peak"),
+        _n("FLOPs done/useful"),
+        _n("compile s"),
+        "verdict",
+    ]
     peak = f"{v.peak_gflops:.1f} GFLOP/s" if v.peak_gflops else "not measured"
     return _section(
         "Latency",
-        _para(f"Median and p10–p90 of the per-inference wall time. Useful GFLOP/s count only the products that "
-              f"land in the output; % of peak is against this run's measured fp32 peak ({peak}). FLOPs "
-              f"done/useful shows the work a lowering wastes (zero insertion multiplies by zeros)."),
-        Table.of(columns, rows), anchor="latency", only=HTML)
+        _para(
+            f"Median and p10–p90 of the per-inference wall time. Useful GFLOP/s count only the products that "
+            f"land in the output; % of peak is against this run's measured fp32 peak ({peak}). FLOPs "
+            f"done/useful shows the work a lowering wastes (zero insertion multiplies by zeros)."
+        ),
+        Table.of(columns, rows),
+        anchor="latency",
+        only=HTML,
+    )
 
 
 def plots_section(plots: Mapping[str, bytes]) -> Section:
-    return _section("Plots", *(Figure(caption, plots[name], f"plots/{name}.png")
-                               for name, _, caption in PLOTS if name in plots), anchor="plots", only=HTML)
+    return _section(
+        "Plots",
+        *(Figure(caption, plots[name], f"plots/{name}.png") for name, _, caption in PLOTS if name in plots),
+        anchor="plots",
+        only=HTML,
+    )
 
 
 def no_convtranspose_section(records: list[Record]) -> Section | None:
@@ -296,17 +472,22 @@ def no_convtranspose_section(records: list[Record]) -> Section | None:
     if not no_ct:
         return None
     lead = f"{', '.join(no_ct)}: no ConvTranspose node, so every lowering is a no-op; only the native case runs"
-    return _section("Models without ConvTranspose", _para(lead + " and the others are recorded as skipped.",
-                                                          only=MARKDOWN), _para(lead + ".", only=HTML))
+    return _section(
+        "Models without ConvTranspose",
+        _para(lead + " and the others are recorded as skipped.", only=MARKDOWN),
+        _para(lead + ".", only=HTML),
+    )
 
 
 def declined_section(records: list[Record]) -> Section | None:
-    rows = [[code(r.case_id), d["node"], d["reason"]]
-            for r in records for d in (r.details.get("lowering") or {}).get("declined", [])]
+    rows = [
+        [code(r.case_id), d["node"], d["reason"]]
+        for r in records
+        for d in (r.details.get("lowering") or {}).get("declined", [])
+    ]
     if not rows:
         return None
-    return _section("ConvTranspose nodes a lowering declined (left native)",
-                    Table.of(["case", "node", "reason"], rows))
+    return _section("ConvTranspose nodes a lowering declined (left native)", Table.of(["case", "node", "reason"], rows))
 
 
 def counts_section(records: list[Record]) -> Section | None:
@@ -323,15 +504,35 @@ def counts_section(records: list[Record]) -> Section | None:
         l1 = sum(ev.get(k, 0) for k in ("I1mr", "D1mr", "D1mw"))
         ll = sum(ev.get(k, 0) for k in ("ILmr", "DLmr", "DLmw"))
         spread = (max(c.samples) - min(c.samples)) / c.median if c.median else float("nan")
-        rows.append([code(r.case_id), f"{c.median / 1e6:.3f}", f"{ev.get('Ir', 0) / 1e6:.3f}", f"{100 * spread:.2f}%",
-                     f"{100 * l1 / acc:.2f}", f"{100 * ll / acc:.3f}"])
+        rows.append(
+            [
+                code(r.case_id),
+                f"{c.median / 1e6:.3f}",
+                f"{ev.get('Ir', 0) / 1e6:.3f}",
+                f"{100 * spread:.2f}%",
+                f"{100 * l1 / acc:.2f}",
+                f"{100 * ll / acc:.3f}",
+            ]
+        )
     return _section(
         "Counts (callgrind: estimated cycles and instructions per inference)",
-        Table.of(["case", _n("est. cycles (M)"), _n("instructions (M)"), _n("spread between calls"),
-                  _n("L1 miss %"), _n("LL miss %")], rows),
-        _para("Counts are of the work each call does on the CPU valgrind presents, with fixed simulated caches; "
-              "they do not move with the machine's load, and they do not see waiting, threading or memory "
-              "behaviour beyond those caches (docs/perf-gate.md)."))
+        Table.of(
+            [
+                "case",
+                _n("est. cycles (M)"),
+                _n("instructions (M)"),
+                _n("spread between calls"),
+                _n("L1 miss %"),
+                _n("LL miss %"),
+            ],
+            rows,
+        ),
+        _para(
+            "Counts are of the work each call does on the CPU valgrind presents, with fixed simulated caches; "
+            "they do not move with the machine's load, and they do not see waiting, threading or memory "
+            "behaviour beyond those caches (docs/perf-gate.md)."
+        ),
+    )
 
 
 def tuning_section(records: list[Record]) -> Section | None:
@@ -346,17 +547,25 @@ def tuning_section(records: list[Record]) -> Section | None:
         state = t.get("state") or ("untuned" if r.status == "skipped" else r.status)
         untuned = ", ".join(t.get("untuned_tasks", [])[:4]) + (" …" if len(t.get("untuned_tasks", [])) > 4 else "")
         base = by.get((model_label(r), r.batch, r.lowering, "tvm-llvm"))
-        ratio = (f"{base.median_ms / r.median_ms:.1f}× faster"
-                 if base and base.latency_ms is not None and r.latency_ms is not None else "–")
+        ratio = (
+            f"{base.median_ms / r.median_ms:.1f}× faster"
+            if base and base.latency_ms is not None and r.latency_ms is not None
+            else "–"
+        )
         med = f"{r.median_ms:.3f}" if r.latency_ms is not None else "–"
-        rows.append([code(r.case_id), state, f"{t.get('tasks_tuned', 0)}/{t.get('tasks', '?')}", untuned or "–",
-                     med, ratio])
+        rows.append(
+            [code(r.case_id), state, f"{t.get('tasks_tuned', 0)}/{t.get('tasks', '?')}", untuned or "–", med, ratio]
+        )
     return _section(
         "TVM tuning coverage (tvm-llvm-tuned)",
-        _para("Tuned: every task of the workload has a record in the committed database; partly tuned: the tasks "
-              "listed have none and run untuned; skipped: no record at all (", code("convtx tune"),
-              ", docs/tuning.md)."),
-        Table.of(["case", "state", _n("tasks tuned"), "untuned tasks", _n("median ms"), _n("vs tvm-llvm")], rows))
+        _para(
+            "Tuned: every task of the workload has a record in the committed database; partly tuned: the tasks "
+            "listed have none and run untuned; skipped: no record at all (",
+            code("convtx tune"),
+            ", docs/tuning.md).",
+        ),
+        Table.of(["case", "state", _n("tasks tuned"), "untuned tasks", _n("median ms"), _n("vs tvm-llvm")], rows),
+    )
 
 
 def cuda_section(records: list[Record]) -> Section | None:
@@ -370,19 +579,48 @@ def cuda_section(records: list[Record]) -> Section | None:
         ran = [r for r in br if r.status in ("ok", "mismatch")]
         built = [r for r in br if r.status == "skipped" and (r.reason or "").startswith("built, not run")]
         other = [r for r in br if r.status == "skipped" and r not in built]
-        why = sorted({(r.reason or "").split(": ", 1)[-1] for r in built} |
-                     {(r.reason or "") for r in other if "unavailable" in (r.reason or "")})
+        why = sorted(
+            {(r.reason or "").split(": ", 1)[-1] for r in built}
+            | {(r.reason or "") for r in other if "unavailable" in (r.reason or "")}
+        )
         tf32 = sorted({str(r.details.get("tf32")) for r in br if r.details.get("tf32")}) or ["—"]
         kernels = sum(int(r.details.get("kernels") or 0) for r in br)
-        rows.append([b, len(br), len(ran), len(built), len(other), ", ".join(tf32), kernels,
-                     "; ".join(why).replace("|", "/") or "—"])
+        rows.append(
+            [
+                b,
+                len(br),
+                len(ran),
+                len(built),
+                len(other),
+                ", ".join(tf32),
+                kernels,
+                "; ".join(why).replace("|", "/") or "—",
+            ]
+        )
     return _section(
         "CUDA backends",
-        Table.of(["backend", _n("cases"), _n("ran on a GPU"), _n("built, not run"), _n("skipped otherwise"), "TF32",
-                  _n("kernels built"), "why not run"], rows),
-        _para("Built, not run: compiled here (the library and the generated kernel source are in the compiled-"
-              "artefact cache; ", code("convtx build"), " also compiles the kernels with nvcc), with no GPU to run "
-              "them on. A case judged with TF32 on uses the ", code("tf32"), " tolerance policy."))
+        Table.of(
+            [
+                "backend",
+                _n("cases"),
+                _n("ran on a GPU"),
+                _n("built, not run"),
+                _n("skipped otherwise"),
+                "TF32",
+                _n("kernels built"),
+                "why not run",
+            ],
+            rows,
+        ),
+        _para(
+            "Built, not run: compiled here (the library and the generated kernel source are in the compiled-"
+            "artefact cache; ",
+            code("convtx build"),
+            " also compiles the kernels with nvcc), with no GPU to run them on. A case judged with TF32 on uses the ",
+            code("tf32"),
+            " tolerance policy.",
+        ),
+    )
 
 
 def remote_section(records: list[Record]) -> Section | None:
@@ -399,16 +637,43 @@ def remote_section(records: list[Record]) -> Section | None:
         if m.get("cuda"):
             desc += f", GPU {m['cuda'].get('name')} (sm {m['cuda'].get('compute_version')})"
         waits = sorted(r.details["remote"].get("session_wait_s") or 0.0 for r in sr)
-        rows.append([server, desc, len(sr), sum(r.status == "ok" for r in sr), sum(r.status == "mismatch" for r in sr),
-                     sum(r.status == "error" for r in sr), f"{waits[len(waits) // 2]:.2f}"])
-    lost = [r for r in records if r.status == "error" and "remote " in (r.reason or "") and "failed during" in
-            (r.reason or "")]
+        rows.append(
+            [
+                server,
+                desc,
+                len(sr),
+                sum(r.status == "ok" for r in sr),
+                sum(r.status == "mismatch" for r in sr),
+                sum(r.status == "error" for r in sr),
+                f"{waits[len(waits) // 2]:.2f}",
+            ]
+        )
+    lost = [
+        r
+        for r in records
+        if r.status == "error" and "remote " in (r.reason or "") and "failed during" in (r.reason or "")
+    ]
     blocks = [
-        Table.of(["server", "machine (as the remote reports it)", _n("cases"), _n("ok"), _n("mismatch"), _n("error"),
-                  _n("median session wait s")], rows),
-        _para("Compiled here, run and timed on the remote device (TVM's ", code("time_evaluator"), " there: device "
-              "time per call, no network); outputs fetched back and checked here. No interleaved reference kernel on a "
-              "remote device. Engines without TVM's RPC runtime are skipped in a remote run.")]
+        Table.of(
+            [
+                "server",
+                "machine (as the remote reports it)",
+                _n("cases"),
+                _n("ok"),
+                _n("mismatch"),
+                _n("error"),
+                _n("median session wait s"),
+            ],
+            rows,
+        ),
+        _para(
+            "Compiled here, run and timed on the remote device (TVM's ",
+            code("time_evaluator"),
+            " there: device "
+            "time per call, no network); outputs fetched back and checked here. No interleaved reference kernel on a "
+            "remote device. Engines without TVM's RPC runtime are skipped in a remote run.",
+        ),
+    ]
     if lost:
         parts: list[str | Span] = ["Cases lost with their server: "]
         for i, r in enumerate(lost):
@@ -422,11 +687,14 @@ def conformance_section(extras: Mapping) -> Section | None:
     if "conformance" not in extras:
         return None
     c = extras["conformance"]
-    rows = [[b, t["pass"], t["xfail"], t["FAIL"], t["XPASS"], t["skipped"], t.get("not run", 0)]
-            for b, t in c["table"].items()]
-    return _section(f"Conformance ({c['cases']} ONNX node tests; ledger in harness/audit/conformance.py)",
-                    Table.of(["backend", *map(_n, ("pass", "xfail", "FAIL", "XPASS", "skipped", "built, not run"))],
-                             rows))
+    rows = [
+        [b, t["pass"], t["xfail"], t["FAIL"], t["XPASS"], t["skipped"], t.get("not run", 0)]
+        for b, t in c["table"].items()
+    ]
+    return _section(
+        f"Conformance ({c['cases']} ONNX node tests; ledger in harness/audit/conformance.py)",
+        Table.of(["backend", *map(_n, ("pass", "xfail", "FAIL", "XPASS", "skipped", "built, not run"))], rows),
+    )
 
 
 def fuzz_section(extras: Mapping) -> Section | None:
@@ -434,10 +702,21 @@ def fuzz_section(extras: Mapping) -> Section | None:
     if "fuzz" not in extras:
         return None
     f = extras["fuzz"]
-    rows = [[r["class"], r["backend"], r["lowering"], ", ".join(r["attributes"]), r["count"],
-             r.get("explained_by") or strong("unexplained")] for r in f["classes"]]
-    return _section(f"Fuzz ({f['cases']} cases, {f['failing_cases']} failing, {len(f['classes'])} classes)",
-                    Table.of(["class", "engine", "lowering", "attributes involved", _n("count"), "ledger"], rows))
+    rows = [
+        [
+            r["class"],
+            r["backend"],
+            r["lowering"],
+            ", ".join(r["attributes"]),
+            r["count"],
+            r.get("explained_by") or strong("unexplained"),
+        ]
+        for r in f["classes"]
+    ]
+    return _section(
+        f"Fuzz ({f['cases']} cases, {f['failing_cases']} failing, {len(f['classes'])} classes)",
+        Table.of(["class", "engine", "lowering", "attributes involved", _n("count"), "ledger"], rows),
+    )
 
 
 def odd_cases(records: list[Record]) -> list[Record]:
@@ -451,6 +730,11 @@ def odd_section(records: list[Record]) -> Section:
     odd = odd_cases(records)
     if not odd:
         return _section(title, _para("None."), anchor="odd", only=HTML)
-    return _section(title, Table.of(["case", "status", "reason"],
-                                    [[code(r.case_id), cell(r.status, style=r.status), r.reason or ""] for r in odd]),
-                    anchor="odd")
+    return _section(
+        title,
+        Table.of(
+            ["case", "status", "reason"],
+            [[code(r.case_id), cell(r.status, style=r.status), r.reason or ""] for r in odd],
+        ),
+        anchor="odd",
+    )

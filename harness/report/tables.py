@@ -8,6 +8,7 @@ verdict colour, the best case, a hover tip, numeric alignment. Nothing here know
 Where the two reports differ on purpose (the HTML's correctness matrix and plots, the Markdown's latency
 grid), the block says which medium it is for (`only`); everything else is the same object in both.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -135,7 +136,7 @@ class Table:
 @dataclass(frozen=True)
 class Paragraph:
     content: Rich
-    style: str = ""            # "legend": a key to the verdict colours
+    style: str = ""  # "legend": a key to the verdict colours
     only: str | None = None
 
 
@@ -183,10 +184,12 @@ class Report:
 
     def for_medium(self, medium: str) -> tuple[Section, ...]:
         """The sections, and in each the blocks, that `medium` shows."""
-        return tuple(replace(s, blocks=tuple(b for b in s.blocks if b.only in (None, medium)))
-                     for s in self.sections if s.only in (None, medium))
+        return tuple(
+            replace(s, blocks=tuple(b for b in s.blocks if b.only in (None, medium)))
+            for s in self.sections
+            if s.only in (None, medium)
+        )
 
     def shared_tables(self) -> list[Table]:
         """The tables both media show: the same objects in report.md and report.html."""
-        return [b for s in self.sections if s.only is None for b in s.blocks
-                if isinstance(b, Table) and b.only is None]
+        return [b for s in self.sections if s.only is None for b in s.blocks if isinstance(b, Table) and b.only is None]

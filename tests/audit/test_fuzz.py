@@ -1,4 +1,5 @@
 """The fuzzer rediscovers the known divergence classes by itself, shrinks them, and explains them all."""
+
 import json
 import subprocess
 import sys
@@ -16,14 +17,14 @@ def test_kinds():
     assert kind_of("error", "compile: ValueError: output padding", True) == "rejects_valid"
     assert kind_of("error", "compile: InternalError: Check failed: x > 0", True) == "internal_error"
     assert kind_of("error", "worker killed by signal SIGSEGV after 1.0 s", True) == "crash"
-    assert kind_of("error", "run: INVALID_ARGUMENT", False) == "ok"            # a clean refusal is right
+    assert kind_of("error", "run: INVALID_ARGUMENT", False) == "ok"  # a clean refusal is right
     assert kind_of("mismatch", "output 0: 1 outputs, reference has 0", False) == "accepts_invalid"
     assert kind_of("error", "compile: InternalError: Check failed", False) == "internal_error_on_invalid"
 
 
 def test_validity_follows_the_spec_text():
     ok = CTConfig("a", (1, 1, 4), (1, 1, 3), {"strides": [1], "dilations": [2], "output_padding": [1]}, False, False)
-    assert validity(ok)                                   # op 1 >= stride 1 but < dilation 2
+    assert validity(ok)  # op 1 >= stride 1 but < dilation 2
     too_big = CTConfig("b", (1, 1, 4), (1, 1, 3), {"strides": [2], "output_padding": [2]}, False, False)
     assert not validity(too_big)
     empty = CTConfig("c", (1, 1, 2), (1, 1, 1), {"pads": [1, 1]}, False, False)
@@ -33,8 +34,21 @@ def test_validity_follows_the_spec_text():
 
 
 def test_fuzz_finds_the_known_classes_and_explains_every_one(tmp_path):
-    p = run_cli("fuzz", "--cases", "300", "--seed", "0", "--lowerings", "native", "--out", str(tmp_path / "fz"),
-                "--build-dir", str(tmp_path / "b"), "--shrink-budget", "25")
+    p = run_cli(
+        "fuzz",
+        "--cases",
+        "300",
+        "--seed",
+        "0",
+        "--lowerings",
+        "native",
+        "--out",
+        str(tmp_path / "fz"),
+        "--build-dir",
+        str(tmp_path / "b"),
+        "--shrink-budget",
+        "25",
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     s = json.loads((tmp_path / "fz" / "summary.json").read_text())
     assert s["cases"] == 300 and s["unexplained"] == []

@@ -1,4 +1,5 @@
 """Every registered backend through the same contract: compile -> run -> compare -> time."""
+
 import numpy as np
 import pytest
 
@@ -29,6 +30,7 @@ def test_cuda_backends_run_only_with_a_gpu_and_say_why_not(backend_id):
     """tvm-cuda is available everywhere (it builds here; its cases are "built, not run" without a GPU);
     ort-cuda needs onnxruntime-gpu and a device. Without a GPU each names the missing driver or device."""
     from harness.measure import cuda
+
     a = get_backend(backend_id).availability()
     p = cuda.probe()
     if not p.runnable:
@@ -51,6 +53,7 @@ def test_hand_written_grouped_convtranspose_matches_reference(backend_id, hand_a
 @pytest.mark.parametrize("backend_id", DEFAULT_BACKENDS)
 def test_zoo_model_matches_pytorch_float64(backend_id, tmp_path):
     from harness.pipeline.export import export_zoo
+
     spec = get_model("cae")
     exp = export_zoo(spec, 16, 1, 0, tmp_path)
     feeds = {"x": np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)}
@@ -74,6 +77,7 @@ def test_tvm_unsupported_op_is_named(tmp_path):
 
 def test_tvm_target_is_this_host():
     from harness.backends.tvm.common import host_target
+
     t = host_target(2)
     assert t["kind"] == "llvm" and t["num-cores"] == 2 and t["mcpu"] not in ("", "native")
 
@@ -87,14 +91,22 @@ def test_missing_input_is_refused(hand_artifact):
 def test_tvm_maxpool_indices_is_unsupported_with_the_reason(tmp_path):
     """TVM 0.27's MaxPool converter has no Indices output (segnet); that is a skip naming it, not a crash."""
     from onnx import TensorProto, helper
+
     node = helper.make_node("MaxPool", ["X"], ["Y", "I"], kernel_shape=[2, 2], strides=[2, 2])
-    g = helper.make_graph([node], "mp", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 1, 4, 4])],
-                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 1, 2, 2]),
-                           helper.make_tensor_value_info("I", TensorProto.INT64, [1, 1, 2, 2])])
+    g = helper.make_graph(
+        [node],
+        "mp",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [
+            helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 1, 2, 2]),
+            helper.make_tensor_value_info("I", TensorProto.INT64, [1, 1, 2, 2]),
+        ],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
     m.ir_version = 8
     path = tmp_path / "mp.onnx"
     import onnx
+
     onnx.save(m, str(path))
     art = ModelArtifact(str(path), {"X": (1, 1, 4, 4)}, {"X": "float32"})
     with pytest.raises(UnsupportedModel, match="no MaxPool Indices output"):
@@ -103,6 +115,7 @@ def test_tvm_maxpool_indices_is_unsupported_with_the_reason(tmp_path):
 
 def test_openvino_missing_is_unavailable_with_how_to_install(monkeypatch):
     import importlib.util
+
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
     a = get_backend("openvino-cpu").availability()
@@ -112,15 +125,18 @@ def test_openvino_missing_is_unavailable_with_how_to_install(monkeypatch):
 def test_openvino_unsupported_op_is_named(tmp_path):
     import onnx
     from onnx import helper
+
     path = tmp_path / "maxunpool.onnx"
     x = helper.make_node("MaxUnpool", ["X", "I"], ["Y"], kernel_shape=[2, 2], strides=[2, 2])
-    g = helper.make_graph([x], "mu", [helper.make_tensor_value_info("X", 1, [1, 1, 2, 2]),
-                                      helper.make_tensor_value_info("I", 7, [1, 1, 2, 2])],
-                          [helper.make_tensor_value_info("Y", 1, [1, 1, 4, 4])])
+    g = helper.make_graph(
+        [x],
+        "mu",
+        [helper.make_tensor_value_info("X", 1, [1, 1, 2, 2]), helper.make_tensor_value_info("I", 7, [1, 1, 2, 2])],
+        [helper.make_tensor_value_info("Y", 1, [1, 1, 4, 4])],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
     m.ir_version = 8
     onnx.save(m, str(path))
     art = ModelArtifact(str(path), {"X": (1, 1, 2, 2), "I": (1, 1, 2, 2)}, {"X": "float32", "I": "int64"})
     with pytest.raises(UnsupportedModel, match="openvino: No conversion rule found for operations: MaxUnpool"):
         get_backend("openvino-cpu").compile(art, CFG)
-

@@ -1,6 +1,7 @@
 """CUDA backends on a machine that may have no GPU: the zoo builds for CUDA here (TVM's generated kernels are
 compiled by nvcc to cubins), the cases say precisely why they cannot run, and nothing passes silently.
 Where a GPU is present the same tests expect the cases to run on it."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from harness.measure import cuda
 from tests.conftest import run_cli
 
 GPU = cuda.probe().runnable
-TVM_LOWERINGS = ["native", "explicit_pads", "zero_insert", "phase", "gemm_overlap_add"]   # TVM has no Col2Im
+TVM_LOWERINGS = ["native", "explicit_pads", "zero_insert", "phase", "gemm_overlap_add"]  # TVM has no Col2Im
 
 
 def test_probe_says_why_there_is_no_gpu_and_picks_a_stated_arch():
@@ -31,8 +32,20 @@ def test_build_the_seed_autoencoder_and_a_segmentation_decoder_for_cuda(tmp_path
     """Every lowering TVM supports, for cae (seed autoencoder) and unet (segmentation decoder): library,
     kernel source and (nvcc) cubin for sm_80."""
     out = tmp_path / "art"
-    p = run_cli("build", "cae@16", "unet@32", "--backends", "tvm-cuda", "--lowerings", "all",
-                "--cuda-arch", "sm_80", "--out", str(out), timeout=900)
+    p = run_cli(
+        "build",
+        "cae@16",
+        "unet@32",
+        "--backends",
+        "tvm-cuda",
+        "--lowerings",
+        "all",
+        "--cuda-arch",
+        "sm_80",
+        "--out",
+        str(out),
+        timeout=900,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     data = json.loads((out / "build.json").read_text())
     cases = {c["case_id"]: c for c in data["cases"]}
@@ -62,8 +75,17 @@ def test_cuda_cases_are_built_not_run_here_and_say_why(tmp_path):
     """validate: tvm-cuda compiles the model (same code as on a GPU) and the record says why it did not run;
     ort-cuda names every missing piece. On a GPU machine both run and pass."""
     f = tmp_path / "v.json"
-    run_cli("validate", "cae@16", "--backends", "tvm-cuda,ort-cuda", "--lowerings", "native,phase",
-            "--json", str(f), timeout=600)
+    run_cli(
+        "validate",
+        "cae@16",
+        "--backends",
+        "tvm-cuda,ort-cuda",
+        "--lowerings",
+        "native,phase",
+        "--json",
+        str(f),
+        timeout=600,
+    )
     recs = {r["case_id"]: r for r in json.loads(f.read_text())}
     for lw in ("native", "phase"):
         t, o = recs[f"cae@16/{lw}/tvm-cuda/b1"], recs[f"cae@16/{lw}/ort-cuda/b1"]
@@ -84,8 +106,19 @@ def test_bench_require_gpu_refuses_without_one_and_the_report_lists_cuda(tmp_pat
         assert p.returncode == 2 and "no CUDA GPU" in p.stderr and len(p.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "r" / "results.jsonl").exists()
     run = tmp_path / "run"
-    p = run_cli("bench", "--no-calibrate", "--suite", "quick", "--models", "cae@16",
-                "--backends", "ort-cpu,tvm-cuda,ort-cuda", "--out", str(run), timeout=600)
+    p = run_cli(
+        "bench",
+        "--no-calibrate",
+        "--suite",
+        "quick",
+        "--models",
+        "cae@16",
+        "--backends",
+        "ort-cpu,tvm-cuda,ort-cuda",
+        "--out",
+        str(run),
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     md = (run / "report.md").read_text()
     assert "## CUDA backends" in md
@@ -96,8 +129,20 @@ def test_bench_require_gpu_refuses_without_one_and_the_report_lists_cuda(tmp_pat
 
 
 def test_fuzz_on_tvm_cuda_compiles_and_counts_what_it_could_not_judge(tmp_path):
-    p = run_cli("fuzz", "--cases", "6", "--seed", "11", "--backends", "tvm-cuda", "--lowerings", "native",
-                "--out", str(tmp_path / "fz"), timeout=600)
+    p = run_cli(
+        "fuzz",
+        "--cases",
+        "6",
+        "--seed",
+        "11",
+        "--backends",
+        "tvm-cuda",
+        "--lowerings",
+        "native",
+        "--out",
+        str(tmp_path / "fz"),
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     s = json.loads((tmp_path / "fz" / "summary.json").read_text())
     if not GPU:

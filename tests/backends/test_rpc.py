@@ -1,6 +1,7 @@
 """Remote devices through TVM's RPC tracker, on loopback: a tracker and two servers (harness/backends/tvm/rpc_local.py),
 cases spread over both, outputs checked here, a server killed mid-sweep. Every wait is bounded and the
 processes are stopped even when a test fails."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,7 @@ def _records(out):
 def test_no_tracker_is_a_one_line_error(tmp_path):
     port = free_port()
     for cmd in (["validate", "cae@16"], ["bench", "--suite", "quick", "--out", str(tmp_path / "r")]):
-        p = run_cli(*cmd, "--backends", "tvm-llvm", "--rpc-tracker", f"127.0.0.1:{port}", "--rpc-key", "x",
-                    timeout=60)
+        p = run_cli(*cmd, "--backends", "tvm-llvm", "--rpc-tracker", f"127.0.0.1:{port}", "--rpc-key", "x", timeout=60)
         assert p.returncode == 2, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1 and "no RPC tracker reachable" in p.stderr, p.stderr
     p = run_cli("validate", "cae@16", "--rpc-tracker", "localhost", "--rpc-key", "x", timeout=60)
@@ -37,19 +37,48 @@ def test_two_servers_share_the_cases_and_outputs_are_checked_here(tmp_path):
     with LoopbackCluster(servers=2, key="loopback", threads=1, log_dir=tmp_path / "rpc") as cl:
         servers = set(cl.registered())
         assert len(servers) == 2
-        p = run_cli("bench", "--suite", "quick", "--models", "cae@16", "--backends", "tvm-llvm,ort-cpu",
-                    "--lowerings", LOWERINGS, "--no-calibrate", "--threads", "1", "--out", str(out),
-                    "--rpc-tracker", cl.tracker, "--rpc-key", "loopback", "--case-timeout", "120", timeout=400)
+        p = run_cli(
+            "bench",
+            "--suite",
+            "quick",
+            "--models",
+            "cae@16",
+            "--backends",
+            "tvm-llvm,ort-cpu",
+            "--lowerings",
+            LOWERINGS,
+            "--no-calibrate",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--rpc-tracker",
+            cl.tracker,
+            "--rpc-key",
+            "loopback",
+            "--case-timeout",
+            "120",
+            timeout=400,
+        )
         # the wrong key is refused before anything runs
-        q = run_cli("validate", "cae@16", "--backends", "tvm-llvm", "--rpc-tracker", cl.tracker,
-                    "--rpc-key", "nosuch", timeout=60)
+        q = run_cli(
+            "validate",
+            "cae@16",
+            "--backends",
+            "tvm-llvm",
+            "--rpc-tracker",
+            cl.tracker,
+            "--rpc-key",
+            "nosuch",
+            timeout=60,
+        )
     assert p.returncode == 0, p.stderr[-3000:]
     assert q.returncode == 2 and "no server registered under key 'nosuch'" in q.stderr and "loopback" in q.stderr
     recs = _records(out)
     tvm = [r for r in recs if r["backend"] == "tvm-llvm"]
     assert len(tvm) == 5 and all(r["status"] == "ok" for r in tvm), [(r["case_id"], r["reason"]) for r in tvm]
     used = {r["details"]["remote"]["server"] for r in tvm}
-    assert used == servers, used                                    # both servers ran cases
+    assert used == servers, used  # both servers ran cases
     for r in tvm:
         rem = r["details"]["remote"]
         assert rem["key"] == "loopback" and rem["tracker"] == cl.tracker
@@ -67,10 +96,37 @@ def test_a_server_killed_mid_sweep_costs_one_case_and_the_sweep_goes_on(tmp_path
     out = tmp_path / "run"
     with LoopbackCluster(servers=2, key="loopback", threads=1, log_dir=tmp_path / "rpc") as cl:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "bench", "--suite", "quick", "--models", "cae@16,cae@32",
-             "--backends", "tvm-llvm", "--lowerings", LOWERINGS, "--no-calibrate", "--no-report", "--threads", "1",
-             "--out", str(out), "--rpc-tracker", cl.tracker, "--rpc-key", "loopback", "--case-timeout", "120"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "bench",
+                "--suite",
+                "quick",
+                "--models",
+                "cae@16,cae@32",
+                "--backends",
+                "tvm-llvm",
+                "--lowerings",
+                LOWERINGS,
+                "--no-calibrate",
+                "--no-report",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+                "--rpc-tracker",
+                cl.tracker,
+                "--rpc-key",
+                "loopback",
+                "--case-timeout",
+                "120",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         killed = None
         try:
             t0 = time.monotonic()
@@ -90,7 +146,7 @@ def test_a_server_killed_mid_sweep_costs_one_case_and_the_sweep_goes_on(tmp_path
     assert killed is not None, "no server was caught serving a session"
     assert proc.returncode == 0, stderr[-3000:]
     recs = _records(out)
-    assert len(recs) == 10                                          # nothing lost
+    assert len(recs) == 10  # nothing lost
     errors = [r for r in recs if r["status"] == "error"]
     # The killed server was serving a session. Usually a remote call of the case is in flight and fails: that
     # case, and only it, is an error naming the server. The kill can also land after the case's last remote
@@ -101,6 +157,6 @@ def test_a_server_killed_mid_sweep_costs_one_case_and_the_sweep_goes_on(tmp_path
     assert len(survivors) == 1
     ok = [r for r in recs if r["status"] == "ok"]
     servers = [r["details"]["remote"]["server"] for r in ok]
-    assert len(set(servers)) == 2 and servers[-1] in survivors      # both served; the survivor finished the run
+    assert len(set(servers)) == 2 and servers[-1] in survivors  # both served; the survivor finished the run
     last_on_killed = max(i for i, s in enumerate(servers) if s not in survivors)
-    assert all(s in survivors for s in servers[last_on_killed + 1:])
+    assert all(s in survivors for s in servers[last_on_killed + 1 :])

@@ -1,5 +1,6 @@
 """MetaSchedule tuning into a database, the tuned backend applying it, and `convtx optimize` — on tiny
 models with a handful of trials (the real tuning is `make tune`; its numbers are in the benchmark)."""
+
 import json
 
 import numpy as np
@@ -25,17 +26,34 @@ def test_tuning_fills_the_database_and_the_tuned_backend_applies_it(tmp_path, mo
     from harness.backends.tvm import tuning
     from harness.backends.tvm.common import host_target
 
-    path = make_convtranspose_model(tmp_path / "ct.onnx", x_shape=(1, 8, 8, 8), w_shape=(8, 4, 3, 3),
-                                    strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
+    path = make_convtranspose_model(
+        tmp_path / "ct.onnx",
+        x_shape=(1, 8, 8, 8),
+        w_shape=(8, 4, 3, 3),
+        strides=[2, 2],
+        pads=[1, 1, 1, 1],
+        output_padding=[1, 1],
+    )
     art, m = _artifact(path)
     target = host_target(1)
     monkeypatch.setattr(tuning, "ROOT", tmp_path / "tuning")
     with pytest.raises(UnsupportedModel, match="no tuning database"):
         get_backend("tvm-llvm-tuned").compile(art, RunConfig(threads=1))
 
-    res = tuning.tune_workload("ct", "native", str(path), art.input_shapes, art.input_dtypes, target, trials=8,
-                               budget_s=600, threads=1, db_root=None, work_root=tmp_path / "work",
-                               say=lambda s: None)
+    res = tuning.tune_workload(
+        "ct",
+        "native",
+        str(path),
+        art.input_shapes,
+        art.input_dtypes,
+        target,
+        trials=8,
+        budget_s=600,
+        threads=1,
+        db_root=None,
+        work_root=tmp_path / "work",
+        say=lambda s: None,
+    )
     assert res.before["tasks_tuned"] == 0 and res.after["tasks_tuned"] >= 1
     assert abs(sum(t["share"] for t in res.tasks) - 1.0) < 1e-6 and all(t["ms_per_call"] > 0 for t in res.tasks)
     d = tuning.db_dir(target, __import__("tvm").__version__)
@@ -68,8 +86,18 @@ def test_tune_rejects_a_bad_target_in_one_line():
 def test_optimize_picks_per_node_and_explains(tmp_path):
     path = hand_model_two_convtranspose(tmp_path / "two.onnx")
     out = tmp_path / "opt.onnx"
-    p = run_cli("optimize", str(path), "--backend", "ort-cpu", "-o", str(out), "--lowerings",
-                "native,phase,zero_insert", "--build-dir", str(tmp_path / "b"))
+    p = run_cli(
+        "optimize",
+        str(path),
+        "--backend",
+        "ort-cpu",
+        "-o",
+        str(out),
+        "--lowerings",
+        "native,phase,zero_insert",
+        "--build-dir",
+        str(tmp_path / "b"),
+    )
     assert p.returncode == 0, p.stderr
     side = json.loads(out.with_suffix(".json").read_text())
     assert [n["node"] for n in side["nodes"]] == ["up1", "up2"]
@@ -82,6 +110,7 @@ def test_optimize_picks_per_node_and_explains(tmp_path):
     m = onnx.load(out)
     x = np.random.default_rng(3).standard_normal((1, 4, 6, 6)).astype(np.float32)
     import onnxruntime as ort
+
     y = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"X": x})
     assert compare(y, onnx_reference(onnx.load(path), {"X": x})).passed
     ops = [n.op_type for n in m.graph.node]

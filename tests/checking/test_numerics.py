@@ -40,7 +40,7 @@ def test_small_relative_error_within_policy_passes_and_larger_fails():
     rng = np.random.default_rng(0)
     ref = rng.standard_normal(1000)
     assert compare([ref * (1 + 1e-7)], [ref])
-    assert not compare([ref * (1 + 1e-4)], [ref])   # rel_l2 1e-4 > 1e-5
+    assert not compare([ref * (1 + 1e-4)], [ref])  # rel_l2 1e-4 > 1e-5
 
 
 def test_output_count_mismatch_fails():

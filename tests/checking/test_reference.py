@@ -1,4 +1,5 @@
 """The float64 reference for arbitrary ONNX files."""
+
 import numpy as np
 import onnx
 import pytest
@@ -23,8 +24,9 @@ def test_grouped_convtranspose_file_matches_torch_float64(hand_model):
     b = torch.tensor(onnx.numpy_helper.to_array(m.graph.initializer[1]), dtype=torch.float64)
     # pads [1,0,0,1] (begin h=1, w=0; end h=0, w=1): torch pads symmetrically, so pad 1 on both sides of H
     # and W and crop the end-of-H / begin-of-W row that ONNX does not remove
-    full = torch.nn.functional.conv_transpose2d(torch.tensor(x, dtype=torch.float64), w, b, stride=2,
-                                                output_padding=(1, 0), groups=2)
+    full = torch.nn.functional.conv_transpose2d(
+        torch.tensor(x, dtype=torch.float64), w, b, stride=2, output_padding=(1, 0), groups=2
+    )
     expected = torch.relu(full[:, :, 1:, :-1]).numpy()
     assert y.dtype == np.float64 and y.shape == expected.shape
     np.testing.assert_allclose(y, expected, atol=1e-12)
@@ -32,7 +34,8 @@ def test_grouped_convtranspose_file_matches_torch_float64(hand_model):
 
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
 def test_auto_pad_file_output_shape(tmp_path, auto_pad):
-    path = make_convtranspose_model(tmp_path / "m.onnx", x_shape=(1, 2, 3, 4), w_shape=(2, 1, 3, 3),
-                                    strides=[2, 2], auto_pad=auto_pad)
+    path = make_convtranspose_model(
+        tmp_path / "m.onnx", x_shape=(1, 2, 3, 4), w_shape=(2, 1, 3, 3), strides=[2, 2], auto_pad=auto_pad
+    )
     y = onnx_reference(onnx.load(path), {"X": np.ones((1, 2, 3, 4), np.float32)})[0]
     assert y.shape == (1, 1, 6, 8)

@@ -1,10 +1,27 @@
 """The `convtx` command end to end, as a user runs it."""
+
 import json
 
 from conftest import run_cli
 
-DESIGN_RECORD_KEYS = {"schema", "run_id", "case_id", "model", "lowering", "backend", "batch", "input_shapes",
-                      "dtype", "status", "reason", "numerics", "latency_ms", "compile_s", "flops", "gflops"}
+DESIGN_RECORD_KEYS = {
+    "schema",
+    "run_id",
+    "case_id",
+    "model",
+    "lowering",
+    "backend",
+    "batch",
+    "input_shapes",
+    "dtype",
+    "status",
+    "reason",
+    "numerics",
+    "latency_ms",
+    "compile_s",
+    "flops",
+    "gflops",
+}
 
 
 def test_list_json_has_the_design_shape():
@@ -14,8 +31,15 @@ def test_list_json_has_the_design_shape():
     assert {m["name"] for m in d["models"]} >= {"cae", "unet"}
     assert all({"name", "family", "dims"} <= set(m) for m in d["models"])
     assert [lw["name"] for lw in d["lowerings"]][0] == "native"
-    assert {b["id"] for b in d["backends"]} == {"ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "torch-cpu",
-                                                "tvm-cuda", "ort-cuda"}
+    assert {b["id"] for b in d["backends"]} == {
+        "ort-cpu",
+        "tvm-llvm",
+        "tvm-llvm-tuned",
+        "openvino-cpu",
+        "torch-cpu",
+        "tvm-cuda",
+        "ort-cuda",
+    }
     assert all({"id", "available", "reason"} <= set(b) for b in d["backends"])
 
 
@@ -24,8 +48,12 @@ def test_validate_a_file_the_project_did_not_make(tmp_path, hand_model):
     p = run_cli("validate", str(hand_model), "--json", str(out), "--build-dir", str(tmp_path / "build"))
     assert p.returncode == 0, p.stdout + p.stderr
     recs = json.loads(out.read_text())
-    assert {r["backend"]: r["status"] for r in recs} == {"ort-cpu": "ok", "tvm-llvm": "ok",
-                                                          "openvino-cpu": "ok", "torch-cpu": "skipped"}
+    assert {r["backend"]: r["status"] for r in recs} == {
+        "ort-cpu": "ok",
+        "tvm-llvm": "ok",
+        "openvino-cpu": "ok",
+        "torch-cpu": "skipped",
+    }
     for r in recs:
         assert DESIGN_RECORD_KEYS <= set(r)
         assert r["lowering"] == "native" and r["case_id"] == f"hand/native/{r['backend']}/b1"
@@ -36,10 +64,21 @@ def test_validate_a_file_the_project_did_not_make(tmp_path, hand_model):
 
 def test_validate_with_shape_for_symbolic_batch(tmp_path):
     from conftest import make_convtranspose_model
+
     path = make_convtranspose_model(tmp_path / "sym.onnx", dim_param="N", strides=[2, 2], pads=[0, 1, 1, 0])
     out = tmp_path / "o.json"
-    p = run_cli("validate", str(path), "--shape", "X=3x4x5x5", "--backends", "ort-cpu", "--json", str(out),
-                "--build-dir", str(tmp_path / "build"))
+    p = run_cli(
+        "validate",
+        str(path),
+        "--shape",
+        "X=3x4x5x5",
+        "--backends",
+        "ort-cpu",
+        "--json",
+        str(out),
+        "--build-dir",
+        str(tmp_path / "build"),
+    )
     assert p.returncode == 0, p.stderr
     (r,) = json.loads(out.read_text())
     assert r["status"] == "ok" and r["batch"] == 3 and r["input_shapes"] == {"X": [3, 4, 5, 5]}
@@ -47,8 +86,17 @@ def test_validate_with_shape_for_symbolic_batch(tmp_path):
 
 def test_bench_writes_a_run_directory_and_report_is_reproducible(tmp_path):
     run = tmp_path / "run"
-    p = run_cli("bench", "--suite", "quick", "--models", "cae@16,unet@32", "--out", str(run),
-                "--build-dir", str(tmp_path / "build"))
+    p = run_cli(
+        "bench",
+        "--suite",
+        "quick",
+        "--models",
+        "cae@16,unet@32",
+        "--out",
+        str(run),
+        "--build-dir",
+        str(tmp_path / "build"),
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == str(run / "report.md")
     meta = json.loads((run / "run.json").read_text())
@@ -69,10 +117,10 @@ def test_bench_writes_a_run_directory_and_report_is_reproducible(tmp_path):
     html = (run / "report.html").read_bytes()
     assert b"data:image/png;base64," in html and b"% of peak" in html
     p2 = run_cli("report", str(run))
-    assert p2.returncode == 0 and (run / "report.md").read_bytes() == first   # pure function of the files
+    assert p2.returncode == 0 and (run / "report.md").read_bytes() == first  # pure function of the files
     assert (run / "report.html").read_bytes() == html
     p3 = run_cli("bench", "--no-calibrate", "--suite", "quick", "--out", str(run))
-    assert p3.returncode == 2 and "already holds a run" in p3.stderr            # never overwrites results
+    assert p3.returncode == 2 and "already holds a run" in p3.stderr  # never overwrites results
 
 
 def test_export_command(tmp_path):
@@ -91,8 +139,11 @@ def test_help_is_fast_and_lists_commands():
 def test_cli_start_up_imports_no_heavy_engine():
     import subprocess
     import sys
-    code = ("import sys, harness.cli, harness.pipeline.sweep, harness.backends, models; "
-            "print(sorted(m for m in ('torch', 'tvm', 'onnxruntime', 'onnx') if m in sys.modules))")
+
+    code = (
+        "import sys, harness.cli, harness.pipeline.sweep, harness.backends, models; "
+        "print(sorted(m for m in ('torch', 'tvm', 'onnxruntime', 'onnx') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -102,11 +153,21 @@ def test_validate_exits_1_on_a_real_engine_divergence(tmp_path):
     catch it as a shape mismatch and fail the verdict; ORT gets it right. If TVM fixes the bug this test
     fails, which is the point: the known-failure list is then out of date."""
     from conftest import make_convtranspose_model
-    path = make_convtranspose_model(tmp_path / "outshape.onnx", x_shape=(1, 2, 4, 4), w_shape=(2, 1, 3, 3),
-                                    strides=[2, 2], output_shape=[10, 9])
+
+    path = make_convtranspose_model(
+        tmp_path / "outshape.onnx", x_shape=(1, 2, 4, 4), w_shape=(2, 1, 3, 3), strides=[2, 2], output_shape=[10, 9]
+    )
     out = tmp_path / "o.json"
-    p = run_cli("validate", str(path), "--backends", "ort-cpu,tvm-llvm", "--json", str(out),
-                "--build-dir", str(tmp_path / "build"))
+    p = run_cli(
+        "validate",
+        str(path),
+        "--backends",
+        "ort-cpu,tvm-llvm",
+        "--json",
+        str(out),
+        "--build-dir",
+        str(tmp_path / "build"),
+    )
     assert p.returncode == 1, p.stderr
     by = {r["backend"]: r for r in json.loads(out.read_text())}
     assert by["ort-cpu"]["status"] == "ok"
@@ -117,6 +178,7 @@ def test_validate_exits_1_on_a_real_engine_divergence(tmp_path):
 
 def test_lower_command(tmp_path, hand_model):
     import onnx
+
     out = tmp_path / "lowered.onnx"
     p = run_cli("lower", str(hand_model), "--lowering", "phase", "-o", str(out))
     assert p.returncode == 0, p.stderr
@@ -129,16 +191,46 @@ def test_lower_command(tmp_path, hand_model):
 
 def test_report_includes_conformance_and_fuzz_filed_into_the_run(tmp_path):
     run = tmp_path / "run"
-    assert run_cli("bench", "--no-calibrate", "--suite", "quick", "--models", "cae@16", "--backends", "ort-cpu", "--out", str(run),
-                   "--build-dir", str(tmp_path / "b")).returncode == 0
+    assert (
+        run_cli(
+            "bench",
+            "--no-calibrate",
+            "--suite",
+            "quick",
+            "--models",
+            "cae@16",
+            "--backends",
+            "ort-cpu",
+            "--out",
+            str(run),
+            "--build-dir",
+            str(tmp_path / "b"),
+        ).returncode
+        == 0
+    )
     (run / "conformance").mkdir()
-    (run / "conformance" / "conformance.json").write_text(json.dumps(
-        {"cases": 40, "table": {"ort-cpu": {"pass": 133, "xfail": 2, "FAIL": 0, "XPASS": 0, "skipped": 0}}}))
+    (run / "conformance" / "conformance.json").write_text(
+        json.dumps({"cases": 40, "table": {"ort-cpu": {"pass": 133, "xfail": 2, "FAIL": 0, "XPASS": 0, "skipped": 0}}})
+    )
     (run / "fuzz").mkdir()
-    (run / "fuzz" / "summary.json").write_text(json.dumps(
-        {"cases": 10, "failing_cases": 1, "classes": [{"class": "wrong_shape", "backend": "tvm-llvm",
-         "lowering": "native", "attributes": ["1d", "output_shape"], "count": 1,
-         "explained_by": "tvm-ignores-output-shape"}]}))
+    (run / "fuzz" / "summary.json").write_text(
+        json.dumps(
+            {
+                "cases": 10,
+                "failing_cases": 1,
+                "classes": [
+                    {
+                        "class": "wrong_shape",
+                        "backend": "tvm-llvm",
+                        "lowering": "native",
+                        "attributes": ["1d", "output_shape"],
+                        "count": 1,
+                        "explained_by": "tvm-ignores-output-shape",
+                    }
+                ],
+            }
+        )
+    )
     assert run_cli("report", str(run)).returncode == 0
     text = (run / "report.md").read_text()
     assert "## Conformance (40 ONNX node tests" in text and "| ort-cpu | 133 | 2 | 0 | 0 | 0 |" in text

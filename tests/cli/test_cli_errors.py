@@ -1,5 +1,6 @@
 """Bad input: one line on stderr naming the file or value and what was expected, exit 2, no traceback,
 nothing half-written."""
+
 import pytest
 from conftest import make_convtranspose_model, run_cli
 
@@ -31,6 +32,7 @@ def test_truncated_file(tmp_path, hand_model):
 
 def test_random_bytes(tmp_path):
     import numpy as np
+
     (tmp_path / "noise.onnx").write_bytes(np.random.default_rng(0).bytes(4096))
     _assert_one_line_error(run_cli("validate", str(tmp_path / "noise.onnx")), "noise.onnx", "not an ONNX model")
 
@@ -38,17 +40,23 @@ def test_random_bytes(tmp_path):
 def test_valid_protobuf_that_is_not_a_model(tmp_path):
     import numpy as np
     from onnx import numpy_helper
+
     (tmp_path / "tensor.onnx").write_bytes(numpy_helper.from_array(np.zeros(3, np.float32)).SerializeToString())
     _assert_one_line_error(run_cli("validate", str(tmp_path / "tensor.onnx")), "tensor.onnx", "not an ONNX model")
 
 
 def test_model_that_fails_the_checker(tmp_path):
     from onnx import TensorProto, helper
+
     node = helper.make_node("Relu", ["X"], ["Y"])
-    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1])],
-                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1])])
+    g = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1])],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
-    m.ir_version = 1   # IR 1 with opset 18 is invalid
+    m.ir_version = 1  # IR 1 with opset 18 is invalid
     (tmp_path / "bad.onnx").write_bytes(m.SerializeToString())
     _assert_one_line_error(run_cli("validate", str(tmp_path / "bad.onnx")), "bad.onnx", "ONNX checker")
 
@@ -66,16 +74,19 @@ def test_shape_that_contradicts_the_model(tmp_path):
     _assert_one_line_error(run_cli("validate", str(path), "--shape", "X=1xfoo"), "NAME=D1xD2")
 
 
-@pytest.mark.parametrize("args,needles", [
-    (["validate", "caee"], ["unknown model 'caee'", "known: cae, dcgan"]),
-    (["validate", "cae", "--backends", "tvm-llvmm"], ["unknown backend 'tvm-llvmm'", "ort-cpu"]),
-    (["validate", "cae", "--lowerings", "subpixl"], ["unknown lowering 'subpixl'", "native"]),
-    (["bench", "--suite", "huge"], ["unknown suite 'huge'", "default, full, gate, layers, quick"]),
-    (["validate", "cae@33"], ["size 33", "multiple of 4"]),
-    (["validate", "cae@big"], ["size 'big' is not an integer"]),
-    (["bench", "--suite", "quick", "--batches", "0"], ["--batches"]),
-    (["report", "/nonexistent/run"], ["not a run directory"]),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["validate", "caee"], ["unknown model 'caee'", "known: cae, dcgan"]),
+        (["validate", "cae", "--backends", "tvm-llvmm"], ["unknown backend 'tvm-llvmm'", "ort-cpu"]),
+        (["validate", "cae", "--lowerings", "subpixl"], ["unknown lowering 'subpixl'", "native"]),
+        (["bench", "--suite", "huge"], ["unknown suite 'huge'", "default, full, gate, layers, quick"]),
+        (["validate", "cae@33"], ["size 33", "multiple of 4"]),
+        (["validate", "cae@big"], ["size 'big' is not an integer"]),
+        (["bench", "--suite", "quick", "--batches", "0"], ["--batches"]),
+        (["report", "/nonexistent/run"], ["not a run directory"]),
+    ],
+)
 def test_bad_names_and_values(args, needles):
     _assert_one_line_error(run_cli(*args), *needles)
 
@@ -90,6 +101,7 @@ def test_unwritable_output_dir(tmp_path):
 
 def test_report_on_a_results_file_from_a_newer_schema(tmp_path):
     import json
+
     (tmp_path / "run.json").write_text(json.dumps({"schema": 1, "run_id": "x", "plan": {}, "config": {}}))
     (tmp_path / "results.jsonl").write_text(json.dumps({"schema": 2, "case_id": "a/native/ort-cpu/b1"}) + "\n")
     _assert_one_line_error(run_cli("report", str(tmp_path)), "schema 2", "newer than this convtx")

@@ -1,20 +1,26 @@
 """harness.core.convtranspose: the spec's resolution of pads and the float64 scatter reference."""
+
 import numpy as np
 import pytest
 import torch
 
 from harness.core.convtranspose import conv_transpose, resolve
 
-_TORCH = {1: torch.nn.functional.conv_transpose1d, 2: torch.nn.functional.conv_transpose2d,
-          3: torch.nn.functional.conv_transpose3d}
+_TORCH = {
+    1: torch.nn.functional.conv_transpose1d,
+    2: torch.nn.functional.conv_transpose2d,
+    3: torch.nn.functional.conv_transpose3d,
+}
 
 
 def test_golden_onnx_doc_example():
     # test_convtranspose (ONNX operator docs): x = arange(9) as 3x3, W = ones(1, 2, 3, 3)
     x = np.arange(9, dtype=np.float64).reshape(1, 1, 3, 3)
     w = np.ones((1, 2, 3, 3))
-    expected = np.array([[0, 1, 3, 3, 2], [3, 8, 15, 12, 7], [9, 21, 36, 27, 15],
-                         [9, 20, 33, 24, 13], [6, 13, 21, 15, 8]], dtype=np.float64)
+    expected = np.array(
+        [[0, 1, 3, 3, 2], [3, 8, 15, 12, 7], [9, 21, 36, 27, 15], [9, 20, 33, 24, 13], [6, 13, 21, 15, 8]],
+        dtype=np.float64,
+    )
     y = conv_transpose(x, w, None, resolve({}, x.shape, w.shape))
     assert y.shape == (1, 2, 5, 5)
     np.testing.assert_array_equal(y[0, 0], expected)
@@ -60,14 +66,19 @@ def test_output_shape_with_batch_and_channels_is_tolerated():
     assert p.output_spatial == (10, 8)
 
 
-@pytest.mark.parametrize("attrs,msg", [
-    ({"strides": [1, 1, 1]}, "strides"),
-    ({"auto_pad": "SAME"}, "auto_pad"),
-    ({"pads": [5, 5]}, "empty"),
-])
+@pytest.mark.parametrize(
+    "attrs,msg",
+    [
+        ({"strides": [1, 1, 1]}, "strides"),
+        ({"auto_pad": "SAME"}, "auto_pad"),
+        ({"pads": [5, 5]}, "empty"),
+    ],
+)
 def test_bad_attributes_raise(attrs, msg):
     with pytest.raises(ValueError, match=msg):
-        resolve(attrs, (1, 1, 3, 3) if "strides" in attrs else (1, 1, 3), (1, 1, 3, 3) if "strides" in attrs else (1, 1, 3))
+        resolve(
+            attrs, (1, 1, 3, 3) if "strides" in attrs else (1, 1, 3), (1, 1, 3, 3) if "strides" in attrs else (1, 1, 3)
+        )
 
 
 def test_random_attributes_match_torch_float64():
@@ -89,10 +100,19 @@ def test_random_attributes_match_torch_float64():
         w = rng.standard_normal((c, m // g, *k))
         b = rng.standard_normal(m)
         try:
-            p = resolve({"strides": s, "dilations": d, "output_padding": op, "pads": pads + pads,
-                         "group": g}, x.shape, w.shape)
-            ref = _TORCH[nd](torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=s, padding=pads,
-                             output_padding=op, groups=g, dilation=d).numpy()
+            p = resolve(
+                {"strides": s, "dilations": d, "output_padding": op, "pads": pads + pads, "group": g}, x.shape, w.shape
+            )
+            ref = _TORCH[nd](
+                torch.tensor(x),
+                torch.tensor(w),
+                torch.tensor(b),
+                stride=s,
+                padding=pads,
+                output_padding=op,
+                groups=g,
+                dilation=d,
+            ).numpy()
         except (ValueError, RuntimeError):
             continue  # an empty output: both sides refuse it
         y = conv_transpose(x, w, b, p)

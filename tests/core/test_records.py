@@ -1,4 +1,5 @@
 """The result record (harness/core/records.py) and the one reader of results files (harness/core/rundir.py)."""
+
 import json
 import math
 from pathlib import Path
@@ -25,15 +26,42 @@ ADDED_SINCE = ("counts",)
 
 
 def _key(i: int) -> CaseKey:
-    return CaseKey(run_id="r", case_id=f"cae@32/native/ort-cpu/b{i}", model="cae", lowering="native",
-                   backend="ort-cpu", batch=i, input_shapes={"x": (i, 3, 32, 32)}, size=32, threads=2)
+    return CaseKey(
+        run_id="r",
+        case_id=f"cae@32/native/ort-cpu/b{i}",
+        model="cae",
+        lowering="native",
+        backend="ort-cpu",
+        batch=i,
+        input_shapes={"x": (i, 3, 32, 32)},
+        size=32,
+        threads=2,
+    )
 
 
 def _numerics(rel_l2: float = 0.0, passed: bool = True) -> Numerics:
-    out = OutputNumerics(index=0, passed=passed, shape=(1, 3, 32, 32), ref_shape=(1, 3, 32, 32), max_abs=0.0,
-                         rel_l2=rel_l2, mismatches=0 if passed else 7, worst_index=(0, 1, 2, 3), nonfinite=0)
-    return Numerics(max_abs=0.0, max_rel=0.0, rel_l2=rel_l2, atol=1e-5, rtol=1e-3, rel_l2_tol=1e-5,
-                    policy="float32", passed=passed, outputs=(out,))
+    out = OutputNumerics(
+        index=0,
+        passed=passed,
+        shape=(1, 3, 32, 32),
+        ref_shape=(1, 3, 32, 32),
+        max_abs=0.0,
+        rel_l2=rel_l2,
+        mismatches=0 if passed else 7,
+        worst_index=(0, 1, 2, 3),
+        nonfinite=0,
+    )
+    return Numerics(
+        max_abs=0.0,
+        max_rel=0.0,
+        rel_l2=rel_l2,
+        atol=1e-5,
+        rtol=1e-3,
+        rel_l2_tol=1e-5,
+        policy="float32",
+        passed=passed,
+        outputs=(out,),
+    )
 
 
 def _rec(i: int, status: str = "ok", **parts) -> Record:
@@ -42,8 +70,24 @@ def _rec(i: int, status: str = "ok", **parts) -> Record:
 
 def test_record_has_the_design_fields():
     d = _rec(1, numerics=_numerics()).to_json()
-    for key in ("schema", "run_id", "case_id", "model", "lowering", "backend", "batch", "input_shapes", "dtype",
-                "status", "reason", "numerics", "latency_ms", "compile_s", "flops", "gflops"):
+    for key in (
+        "schema",
+        "run_id",
+        "case_id",
+        "model",
+        "lowering",
+        "backend",
+        "batch",
+        "input_shapes",
+        "dtype",
+        "status",
+        "reason",
+        "numerics",
+        "latency_ms",
+        "compile_s",
+        "flops",
+        "gflops",
+    ):
         assert key in d
     assert d["schema"] == 1
     assert d["input_shapes"] == {"x": [1, 3, 32, 32]} and d["numerics"]["outputs"][0]["worst_index"] == [0, 1, 2, 3]
@@ -52,8 +96,14 @@ def test_record_has_the_design_fields():
 def test_every_record_of_a_case_carries_its_key():
     key = _key(2)
     for rec in (key.record("skipped", "no device"), key.record("error", "run: boom"), key.record("ok")):
-        assert (rec.run_id, rec.case_id, rec.model, rec.batch, rec.size, rec.threads) == \
-            ("r", "cae@32/native/ort-cpu/b2", "cae", 2, 32, 2)
+        assert (rec.run_id, rec.case_id, rec.model, rec.batch, rec.size, rec.threads) == (
+            "r",
+            "cae@32/native/ort-cpu/b2",
+            "cae",
+            2,
+            32,
+            2,
+        )
         assert rec.input_shapes == {"x": (2, 3, 32, 32)} and rec.dtype == "float32"
 
 
@@ -63,24 +113,50 @@ def test_roundtrip_and_torn_last_line(tmp_path):
         w.append(_rec(1))
         w.append(_rec(2, "mismatch", numerics=_numerics(float("inf"), passed=False)))
     with open(path, "a") as f:
-        f.write('{"schema": 1, "case_id": "torn')          # a writer killed mid-line
+        f.write('{"schema": 1, "case_id": "torn')  # a writer killed mid-line
     recs = read_results(path)
     assert [r.batch for r in recs] == [1, 2]
-    assert recs[1].numerics.rel_l2 == math.inf             # a float again in Python
-    line = json.loads(path.read_text().splitlines()[1])    # every complete line is strict JSON
-    assert line["numerics"]["rel_l2"] == "inf"             # JSON has no Inf: written as a string
+    assert recs[1].numerics.rel_l2 == math.inf  # a float again in Python
+    line = json.loads(path.read_text().splitlines()[1])  # every complete line is strict JSON
+    assert line["numerics"]["rel_l2"] == "inf"  # JSON has no Inf: written as a string
     assert recs[0] == _rec(1) and recs[1] == _rec(2, "mismatch", numerics=_numerics(math.inf, passed=False))
 
 
 def test_non_finite_floats_round_trip_as_strings_in_json_and_floats_in_python():
-    lat = Latency(samples=(1.0, math.inf), median=math.inf, mean=math.nan, stdev=math.nan, min=1.0, p10=1.0,
-                  p90=math.inf, p99=math.inf, iqr=math.inf, n=2,
-                  reference=ReferenceTiming("k", 0.1, 2, (0.1, 0.1)), ratio_to_reference=math.inf)
-    num = Numerics(max_abs=math.nan, max_rel=-math.inf, rel_l2=math.inf, atol=1e-5, rtol=1e-3, rel_l2_tol=1e-5,
-                   policy="float32", passed=False)
-    rec = _rec(1, "mismatch", numerics=num, latency_ms=lat, gflops=math.inf, compile_s=math.nan,
-               details={"self_check": {"rel_l2": math.nan}})
-    d = json.loads(rec.to_line())                          # strict JSON: json.loads would take NaN, so look
+    lat = Latency(
+        samples=(1.0, math.inf),
+        median=math.inf,
+        mean=math.nan,
+        stdev=math.nan,
+        min=1.0,
+        p10=1.0,
+        p90=math.inf,
+        p99=math.inf,
+        iqr=math.inf,
+        n=2,
+        reference=ReferenceTiming("k", 0.1, 2, (0.1, 0.1)),
+        ratio_to_reference=math.inf,
+    )
+    num = Numerics(
+        max_abs=math.nan,
+        max_rel=-math.inf,
+        rel_l2=math.inf,
+        atol=1e-5,
+        rtol=1e-3,
+        rel_l2_tol=1e-5,
+        policy="float32",
+        passed=False,
+    )
+    rec = _rec(
+        1,
+        "mismatch",
+        numerics=num,
+        latency_ms=lat,
+        gflops=math.inf,
+        compile_s=math.nan,
+        details={"self_check": {"rel_l2": math.nan}},
+    )
+    d = json.loads(rec.to_line())  # strict JSON: json.loads would take NaN, so look
     assert "NaN" not in rec.to_line() and "Infinity" not in rec.to_line()
     assert (d["numerics"]["max_abs"], d["numerics"]["max_rel"], d["numerics"]["rel_l2"]) == ("nan", "-inf", "inf")
     assert d["latency_ms"]["samples"] == [1.0, "inf"] and d["gflops"] == "inf" and d["compile_s"] == "nan"
@@ -93,8 +169,17 @@ def test_non_finite_floats_round_trip_as_strings_in_json_and_floats_in_python():
 
 
 def test_counts_round_trip():
-    c = Counts(tool="callgrind", metric="est_cycles", samples=(10, 11, 12), median=11.0, ir=(5, 5, 6),
-               events_median={"Ir": 5}, calls=3, warmup=1, injected={"pct": 10.0})
+    c = Counts(
+        tool="callgrind",
+        metric="est_cycles",
+        samples=(10, 11, 12),
+        median=11.0,
+        ir=(5, 5, 6),
+        events_median={"Ir": 5},
+        calls=3,
+        warmup=1,
+        injected={"pct": 10.0},
+    )
     rec = _rec(1, counts=c)
     assert Record.from_json(json.loads(rec.to_line())) == rec
 
@@ -108,7 +193,7 @@ def test_corrupt_middle_line_is_an_error(tmp_path):
 
 def test_a_complete_but_bad_last_line_is_an_error_not_a_torn_one(tmp_path):
     path = tmp_path / "results.jsonl"
-    path.write_text(_rec(1).to_line() + "\n{broken\n")          # newline-terminated: not cut by a kill
+    path.write_text(_rec(1).to_line() + "\n{broken\n")  # newline-terminated: not cut by a kill
     with pytest.raises(ConvtxError, match=r"results.jsonl:2: not a result record"):
         read_results(path)
     path.write_text(_rec(1).to_line() + '\n{"schema": 1, "case_id": "x"}\n')
@@ -157,5 +242,8 @@ def test_the_committed_baselines_read_as_run_directories():
         run = read_run(path.parent)
         assert run.meta["plan"] and run.records and set(run.by_case()) == {r.case_id for r in run.records}
     counted = read_run(ROOT / "reports" / "baseline" / "callgrind-3.19.0-77caa05352-1t")
-    assert all(r.counts.metric == "est_cycles" and len(r.counts.samples) == r.counts.calls
-               for r in counted.records if r.status == "ok")
+    assert all(
+        r.counts.metric == "est_cycles" and len(r.counts.samples) == r.counts.calls
+        for r in counted.records
+        if r.status == "ok"
+    )

@@ -17,10 +17,17 @@ def convtranspose_model(x_shape, w, b=None, symbolic_batch=False, opset=18, **at
         inputs.append("B")
     dims = ["N" if symbolic_batch else x_shape[0], *x_shape[1:]]
     node = helper.make_node("ConvTranspose", inputs, ["Y"], name="ct", **attrs)
-    g = helper.make_graph([node], "ct", [helper.make_tensor_value_info("X", TensorProto.FLOAT, dims)],
-                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", "M"] + [f"d{i}" for i in
-                                                                                          range(len(x_shape) - 2)])],
-                          inits)
+    g = helper.make_graph(
+        [node],
+        "ct",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, dims)],
+        [
+            helper.make_tensor_value_info(
+                "Y", TensorProto.FLOAT, ["N", "M"] + [f"d{i}" for i in range(len(x_shape) - 2)]
+            )
+        ],
+        inits,
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
     onnx.checker.check_model(m)

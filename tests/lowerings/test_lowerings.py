@@ -1,5 +1,6 @@
 """Every lowering computes the ONNX spec's ConvTranspose: golden cases, random attribute sets (hypothesis),
 declines with reasons, symbolic batch, and the zoo."""
+
 import numpy as np
 import onnx
 import pytest
@@ -19,16 +20,17 @@ REWRITES = [n for n in LOWERINGS if n != "native"]
 # The seeds' worked examples, with values checked by hand (see the comments).
 GOLDEN = {
     # 2x2 input, 2x2 kernel of ones, stride 1, pad 0 -> 3x3: each output sums the inputs that reach it
-    "2x2_k2_s1_p0": (np.array([[1, 2], [3, 4]]), np.ones((2, 2)), {},
-                     np.array([[1, 3, 2], [4, 10, 6], [3, 7, 4]])),
+    "2x2_k2_s1_p0": (np.array([[1, 2], [3, 4]]), np.ones((2, 2)), {}, np.array([[1, 3, 2], [4, 10, 6], [3, 7, 4]])),
     # 2x2 input, 3x3 kernel 1..9, stride 2, pad 1 -> 3x3: full 5x5 scatter cropped by one on each side,
     # e.g. centre = x00*w22 + x01*w20 + x10*w02 + x11*w00 = 9 + 14 + 9 + 4 = 36
-    "2x2_k3_s2_p1": (np.array([[1, 2], [3, 4]]), np.arange(1, 10).reshape(3, 3),
-                     {"strides": [2, 2], "pads": [1, 1, 1, 1]},
-                     np.array([[5, 14, 10], [14, 36, 24], [15, 34, 20]])),
+    "2x2_k3_s2_p1": (
+        np.array([[1, 2], [3, 4]]),
+        np.arange(1, 10).reshape(3, 3),
+        {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+        np.array([[5, 14, 10], [14, 36, 24], [15, 34, 20]]),
+    ),
     # 4x4 input of ones, 3x3 kernel of ones, stride 1 -> 6x6: the count of (i, k) pairs per axis, 1 2 3 3 2 1
-    "4x4_k3_s1": (np.ones((4, 4)), np.ones((3, 3)), {},
-                  np.outer([1, 2, 3, 3, 2, 1], [1, 2, 3, 3, 2, 1])),
+    "4x4_k3_s1": (np.ones((4, 4)), np.ones((3, 3)), {}, np.outer([1, 2, 3, 3, 2, 1], [1, 2, 3, 3, 2, 1])),
 }
 
 
@@ -52,6 +54,7 @@ def test_golden_through_every_lowering_and_engine(case, lowering, backend, tmp_p
         # TVM 0.27's ONNX frontend has no Col2Im converter: the engine must say so (a skipped case in sweeps).
         # When TVM gains one this fails, and this lowering joins the others on TVM.
         from harness.backends.base import UnsupportedModel
+
         with pytest.raises(UnsupportedModel, match="Col2Im"):
             run_on(backend, lowered.model, {"X": x.reshape(1, 1, *x.shape).astype(np.float32)}, tmp_path)
         return
@@ -102,8 +105,16 @@ def test_random_attributes_every_lowering_on_tvm(seed, tmp_path):
 def test_symbolic_batch_is_kept(lowering, tmp_path):
     rng = np.random.default_rng(0)
     w = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
-    model = convtranspose_model((1, 4, 3, 5), w, b=np.arange(6), symbolic_batch=True, strides=[2, 3], group=2,
-                                pads=[1, 0, 0, 1], output_padding=[1, 0])
+    model = convtranspose_model(
+        (1, 4, 3, 5),
+        w,
+        b=np.arange(6),
+        symbolic_batch=True,
+        strides=[2, 3],
+        group=2,
+        pads=[1, 0, 0, 1],
+        output_padding=[1, 0],
+    )
     lowered = get_lowering(lowering).apply(model).model
     for batch in (1, 3):
         x = rng.standard_normal((batch, 4, 3, 5)).astype(np.float32)
@@ -113,10 +124,17 @@ def test_symbolic_batch_is_kept(lowering, tmp_path):
 @pytest.mark.parametrize("lowering", REWRITES)
 def test_runtime_weights_are_declined_not_changed(lowering):
     from onnx import TensorProto, helper
+
     node = helper.make_node("ConvTranspose", ["X", "Wdyn"], ["Y"], name="dyn", strides=[2, 2])
-    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2, 3, 3]),
-                                        helper.make_tensor_value_info("Wdyn", TensorProto.FLOAT, [2, 1, 2, 2])],
-                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 1, 6, 6])])
+    g = helper.make_graph(
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2, 3, 3]),
+            helper.make_tensor_value_info("Wdyn", TensorProto.FLOAT, [2, 1, 2, 2]),
+        ],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 1, 6, 6])],
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
     result = get_lowering(lowering).apply(model)
     assert result.lowered == () and result.declined[0][0] == "dyn"
@@ -137,9 +155,13 @@ def test_col2im_declines_below_opset_18_and_others_below_13():
 
 def test_a_model_without_convtranspose_is_unchanged():
     from onnx import TensorProto, helper
-    g = helper.make_graph([helper.make_node("Relu", ["X"], ["Y"])], "g",
-                          [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2])],
-                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 2])])
+
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["Y"])],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 2])],
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
     for lw in LOWERINGS:
         r = get_lowering(lw).apply(model)
@@ -150,43 +172,59 @@ def test_phase_never_multiplies_inserted_zeros_and_zero_insert_does():
     """Performed vs useful FLOPs on a k2 s2 layer (the zoo's): phase does exactly the useful products,
     zero insertion about stride^2 = 4 times as many."""
     from harness.measure.flops import count_flops
+
     w = np.ones((8, 4, 2, 2), np.float32)
     model = convtranspose_model((1, 8, 16, 16), w, strides=[2, 2])
     fixed = onnx.shape_inference.infer_shapes(model)
     useful = count_flops(fixed, useful=True)
     assert useful == 2 * 16 * 16 * 8 * 4 * 4
-    ratios = {lw: count_flops(onnx.shape_inference.infer_shapes(get_lowering(lw).apply(model).model)) / useful
-              for lw in ("phase", "zero_insert", "gemm_col2im", "explicit_pads")}
+    ratios = {
+        lw: count_flops(onnx.shape_inference.infer_shapes(get_lowering(lw).apply(model).model)) / useful
+        for lw in ("phase", "zero_insert", "gemm_col2im", "explicit_pads")
+    }
     assert ratios["phase"] == 1.0 and ratios["gemm_col2im"] == 1.0 and ratios["explicit_pads"] == 1.0
     assert 3.5 < ratios["zero_insert"] <= 4.0
 
 
 def test_useful_flops_exclude_products_cropped_by_pads():
     from harness.measure.flops import count_flops
+
     # 1-D: in 3, k 3, s 1, pads 1/1: of 9 (i, k) pairs, the 2 landing at o = -1 and o = 3 are cropped
     model = convtranspose_model((1, 1, 3), np.ones((1, 1, 3), np.float32), pads=[1, 1])
     assert count_flops(onnx.shape_inference.infer_shapes(model), useful=True) == 2 * 7
     assert count_flops(onnx.shape_inference.infer_shapes(model), useful=False) == 2 * 9
 
 
-@pytest.mark.parametrize("script", ["ort_col2im_3d_dilation.py", "same_negative_padding.py", "tvm_output_shape.py",
-                                    "openvino_output_shape_group.py", "openvino_same_dynamic_batch.py"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "ort_col2im_3d_dilation.py",
+        "same_negative_padding.py",
+        "tvm_output_shape.py",
+        "openvino_output_shape_group.py",
+        "openvino_same_dynamic_batch.py",
+    ],
+)
 def test_ledger_reproducers_still_reproduce(script):
     """Each known divergence's minimal reproducer exits 1 while the engine bug is present. An upstream fix
     makes it exit 0 and this test fail: then drop the entry from harness/checking/known.py."""
     import subprocess
     import sys
     from pathlib import Path
+
     path = Path(__file__).resolve().parents[2] / "docs" / "upstream" / script
     p = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 1, p.stdout + p.stderr
 
 
 @pytest.mark.parametrize("lowering", REWRITES)
-@pytest.mark.parametrize("attrs", [
-    {"strides": [2], "output_shape": [1], "output_padding": [1]},   # found by the fuzzer: the window holds
-    {"strides": [3, 1], "output_padding": [2, 0]},                   # no product on an axis: bias alone
-])
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"strides": [2], "output_shape": [1], "output_padding": [1]},  # found by the fuzzer: the window holds
+        {"strides": [3, 1], "output_padding": [2, 0]},  # no product on an axis: bias alone
+    ],
+)
 def test_windows_without_any_product_are_lowered_not_declined(lowering, attrs, tmp_path):
     nd = len(attrs["strides"])
     model = convtranspose_model((1, 1) + (1,) * nd, np.ones((1, 1) + (1,) * nd, np.float32), b=[0.5], **attrs)

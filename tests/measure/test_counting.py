@@ -3,6 +3,7 @@
 The end-to-end tests run real cases under valgrind (tens of seconds each); they assert what counts promise —
 the same numbers for the same work, an injected amount of extra work seen as that amount, the identity of the
 counter recorded — never a latency."""
+
 from __future__ import annotations
 
 import json
@@ -18,24 +19,41 @@ from harness.perfgate.compare import Thresholds, compare, load_side, machine_slu
 from tests.conftest import run_cli
 from tests.perfgate.test_compare import case_key
 
-needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None or counting._header_dir() is None,
-                                    reason="valgrind with its headers is not installed")
+needs_valgrind = pytest.mark.skipif(
+    shutil.which("valgrind") is None or counting._header_dir() is None,
+    reason="valgrind with its headers is not installed",
+)
 
-IDENT = {"tool": "callgrind", "valgrind": "3.19.0", "cpu": {"vendor": "GenuineIntel", "brand": "Test Core",
-         "words": ["0"]}, "caches": {}, "metric": "est_cycles", "metric_text": "estimated cycles",
-         "slug": "callgrind-3.19.0-abcdef0123"}
+IDENT = {
+    "tool": "callgrind",
+    "valgrind": "3.19.0",
+    "cpu": {"vendor": "GenuineIntel", "brand": "Test Core", "words": ["0"]},
+    "caches": {},
+    "metric": "est_cycles",
+    "metric_text": "estimated cycles",
+    "slug": "callgrind-3.19.0-abcdef0123",
+}
 CASES = {"m@1/native/ort-cpu/b1": 2.0e6, "m@1/native/tvm-llvm/b1": 11.0e6, "m@1/phase/ort-cpu/b1": 5.0e6}
 
 
-def write_count_run(path: Path, scale: dict[str, float] | None = None, ident=IDENT, seed=0, status=None,
-                    jitter=0.002, machine=None) -> Path:
+def write_count_run(
+    path: Path, scale: dict[str, float] | None = None, ident=IDENT, seed=0, status=None, jitter=0.002, machine=None
+) -> Path:
     """A count run as `bench --counts` writes it: five counted calls per case, within `jitter` of each other."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True)
-    meta = {"schema": 1, "run_id": path.name, "suite": "gate", "status": "complete", "plan": {},
-            "machine": machine or {"cpu_model": "Host A", "logical_cpus": 2, "flags": ["avx2"]},
-            "versions": {"onnxruntime": "1.32.0"}, "commit": "abc", "date": "2026-11-30T00:00:00Z",
-            "config": {"threads": 1, "timing": {"warmup": 2}, "inject_slowdown": [], "counter": ident}}
+    meta = {
+        "schema": 1,
+        "run_id": path.name,
+        "suite": "gate",
+        "status": "complete",
+        "plan": {},
+        "machine": machine or {"cpu_model": "Host A", "logical_cpus": 2, "flags": ["avx2"]},
+        "versions": {"onnxruntime": "1.32.0"},
+        "commit": "abc",
+        "date": "2026-11-30T00:00:00Z",
+        "config": {"threads": 1, "timing": {"warmup": 2}, "inject_slowdown": [], "counter": ident},
+    }
     (path / "run.json").write_text(json.dumps(meta))
     with ResultsWriter(path / "results.jsonl") as w:
         for cid, cyc in CASES.items():
@@ -43,9 +61,16 @@ def write_count_run(path: Path, scale: dict[str, float] | None = None, ident=IDE
             counts = None
             if st in ("ok", "mismatch"):
                 s = cyc * (scale or {}).get(cid, 1.0) * (1 + rng.uniform(-jitter, jitter, 5))
-                counts = Counts(tool="callgrind", metric="est_cycles", samples=tuple(s.tolist()),
-                                median=float(np.median(s)), ir=tuple((s / 2).astype(int).tolist()),
-                                events_median={}, calls=s.size, warmup=counting.WARMUP)
+                counts = Counts(
+                    tool="callgrind",
+                    metric="est_cycles",
+                    samples=tuple(s.tolist()),
+                    median=float(np.median(s)),
+                    ir=tuple((s / 2).astype(int).tolist()),
+                    events_median={},
+                    calls=s.size,
+                    warmup=counting.WARMUP,
+                )
             w.append(case_key(path.name, cid, 1).record(st, "" if st == "ok" else f"{st} here", counts=counts))
     return path
 
@@ -55,9 +80,11 @@ def test_estimated_cycles_and_dump_parsing(tmp_path):
     # L1 hits 1400 - 40, LL hits 40 - 4, memory 4
     assert counting.estimated_cycles(ev) == 1360 + 5 * 36 + 35 * 4
     dump = tmp_path / "callgrind.123.1"
-    dump.write_text("# callgrind format\nversion: 1\nevents: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\n"
-                    "fn=(1) main\n0 5 1 1\nsummary: 1000 300 100 10 20 10 1 2 1\n"
-                    "totals: 1000 300 100 10 20 10 1 2 1\n")
+    dump.write_text(
+        "# callgrind format\nversion: 1\nevents: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\n"
+        "fn=(1) main\n0 5 1 1\nsummary: 1000 300 100 10 20 10 1 2 1\n"
+        "totals: 1000 300 100 10 20 10 1 2 1\n"
+    )
     assert counting.parse_dump(dump) == ev
     dump.write_text("events: Ir\ntotals: 1000\n")
     with pytest.raises(RuntimeError, match="cache-sim"):
@@ -72,13 +99,17 @@ def test_counts_mode_catches_a_small_slowdown_and_ignores_jitter(tmp_path):
     same = load_side(write_count_run(tmp_path / "b", seed=2))
     comp = compare(base, same, Thresholds(10, ()))
     assert comp.mode == "counts" and not comp.failed
-    assert all(c.threshold_pct == 5.0 for c in comp.cases)          # counts' own default, not the time default
-    slow = load_side(write_count_run(tmp_path / "c", seed=3, scale={"m@1/native/tvm-llvm/b1": 1.07,
-                                                                     "m@1/phase/ort-cpu/b1": 0.9}))
+    assert all(c.threshold_pct == 5.0 for c in comp.cases)  # counts' own default, not the time default
+    slow = load_side(
+        write_count_run(tmp_path / "c", seed=3, scale={"m@1/native/tvm-llvm/b1": 1.07, "m@1/phase/ort-cpu/b1": 0.9})
+    )
     comp = compare(base, slow, Thresholds(10, ()))
     v = {c.case_id: c.verdict for c in comp.cases}
-    assert v == {"m@1/native/ort-cpu/b1": "no change", "m@1/native/tvm-llvm/b1": "regression",
-                 "m@1/phase/ort-cpu/b1": "improvement"}
+    assert v == {
+        "m@1/native/ort-cpu/b1": "no change",
+        "m@1/native/tvm-llvm/b1": "regression",
+        "m@1/phase/ort-cpu/b1": "improvement",
+    }
     reg = next(c for c in comp.cases if c.verdict == "regression")
     assert reg.stats["ratio"] == pytest.approx(1.07, rel=0.01) and reg.stats["p_slower"] < 0.01
     md = render_markdown(comp)
@@ -95,6 +126,7 @@ def test_counts_numerics_and_mixing_rules(tmp_path):
     p = run_cli("compare", str(base), str(broken))
     assert p.returncode == 1 and "numerical failure" in p.stdout
     from tests.perfgate.test_compare import write_run
+
     timed = write_run(tmp_path / "t")
     p = run_cli("compare", str(base), str(timed))
     assert p.returncode == 2 and "cannot be compared with a count run" in p.stderr
@@ -109,6 +141,7 @@ def test_count_baselines_are_per_counter_not_per_host(tmp_path):
     another host with the same counter takes the count baseline without a warning; another counter is taken
     with one; a timed baseline is never used for counts."""
     from tests.perfgate.test_compare import write_rounds
+
     root = tmp_path / "baseline"
     counted = write_count_run(tmp_path / "x" / "c", seed=1)
     timed = write_rounds(tmp_path / "x" / "t", rounds=2, seed=1)
@@ -116,8 +149,9 @@ def test_count_baselines_are_per_counter_not_per_host(tmp_path):
         root.mkdir(exist_ok=True)
         side.rename(root / machine_slug(load_side(side).meta))
     assert (root / "callgrind-3.19.0-abcdef0123-1t").is_dir()
-    elsewhere = load_side(write_count_run(tmp_path / "cur", seed=2, machine={"cpu_model": "AMD EPYC",
-                                                                             "logical_cpus": 2, "flags": ["x"]}))
+    elsewhere = load_side(
+        write_count_run(tmp_path / "cur", seed=2, machine={"cpu_model": "AMD EPYC", "logical_cpus": 2, "flags": ["x"]})
+    )
     side, note = pick_baseline(root, elsewhere)
     assert side.path == root / "callgrind-3.19.0-abcdef0123-1t" and note is None
     other = load_side(write_count_run(tmp_path / "cur2", seed=2, ident={**IDENT, "slug": "callgrind-3.22.0-x"}))
@@ -148,9 +182,23 @@ def test_bench_counts_end_to_end_repeatable_and_injection_seen(tmp_path):
     runs = []
     for name, extra in (("a", []), ("b", []), ("slow", ["--inject-slowdown", "20"])):
         out = tmp_path / name
-        p = run_cli("bench", "--no-report", "--suite", "quick", "--models", "cae@16", "--backends",
-                    "ort-cpu,ort-cuda" if name == "a" else "ort-cpu", "--threads", "1", "--counts",
-                    "--out", str(out), *extra, timeout=900)
+        p = run_cli(
+            "bench",
+            "--no-report",
+            "--suite",
+            "quick",
+            "--models",
+            "cae@16",
+            "--backends",
+            "ort-cpu,ort-cuda" if name == "a" else "ort-cpu",
+            "--threads",
+            "1",
+            "--counts",
+            "--out",
+            str(out),
+            *extra,
+            timeout=900,
+        )
         assert p.returncode == 0, p.stderr[-3000:]
         runs.append(load_side(out))
     a, b, slow = runs
@@ -162,6 +210,7 @@ def test_bench_counts_end_to_end_repeatable_and_injection_seen(tmp_path):
     assert c.metric == "est_cycles" and len(c.samples) == counting.CALLS and len(c.ir) == counting.CALLS
     assert min(c.samples) > c.events_median["Ir"] > 100_000
     from harness.perfgate.compare import _trim_outliers  # an ORT call can do extra work (docs/perf-gate.md)
+
     kept = _trim_outliers(np.asarray(c.samples, dtype=float))
     assert kept.size >= 3 and (kept.max() - kept.min()) / c.median < 0.05
     cuda = a.rounds[0].records["cae@16/native/ort-cuda/b1"]
@@ -184,8 +233,18 @@ def test_bench_counts_end_to_end_repeatable_and_injection_seen(tmp_path):
 
 
 def test_counts_flag_errors_are_one_line(tmp_path):
-    p = run_cli("bench", "--suite", "quick", "--counts", "--rpc-tracker", "127.0.0.1:9190", "--rpc-key", "k",
-                "--out", str(tmp_path / "r"))
+    p = run_cli(
+        "bench",
+        "--suite",
+        "quick",
+        "--counts",
+        "--rpc-tracker",
+        "127.0.0.1:9190",
+        "--rpc-key",
+        "k",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert p.returncode == 2 and "cannot count a remote device" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
 
@@ -194,13 +253,15 @@ def test_gate_study_analyses_count_sets(tmp_path):
     """`python -m harness.perfgate.study analyse` on count sets: A/A pairs in counts mode (no confirmation table:
     counts are not re-measured), power per injected level with the ratio each injection caused."""
     from harness.perfgate.study import analyse, render
+
     out = tmp_path / "study"
     for k in range(1, 4):
         for x in "ab":
             write_count_run(out / "aa" / f"set-{k:02d}{x}", seed=10 * k + ord(x))
         for pct in (10, 15):
-            write_count_run(out / f"slow{pct}" / f"set-{k:02d}", seed=100 * k + pct,
-                            scale={c: 1 + pct / 100 for c in CASES})
+            write_count_run(
+                out / f"slow{pct}" / f"set-{k:02d}", seed=100 * k + pct, scale={c: 1 + pct / 100 for c in CASES}
+            )
     res = analyse(out, Thresholds(10, ()))
     assert res["metric"] == "counts" and res["threshold_pct"] == 5.0 and "confirmed" not in res
     fa = res["false_alarms"]["counts/rounds"]
@@ -216,6 +277,7 @@ def test_gate_study_analyses_count_sets(tmp_path):
 def test_gate_study_validity_relates_count_ratios_to_time_ratios(tmp_path):
     from harness.perfgate.study import render_validity, validity
     from tests.perfgate.test_compare import write_run
+
     res = validity(write_count_run(tmp_path / "c"), write_run(tmp_path / "t"))
     assert res["n"] == 1
     row = res["rows"][0]
@@ -230,7 +292,7 @@ def test_an_outlying_call_is_set_aside_not_allowed_to_hide_a_regression(tmp_path
     base = write_count_run(tmp_path / "a", seed=1)
     f = base / "results.jsonl"
     recs = [json.loads(x) for x in f.read_text().splitlines()]
-    recs[0]["counts"]["samples"][3] *= 1.25                    # m@1/native/ort-cpu/b1: one call +25%
+    recs[0]["counts"]["samples"][3] *= 1.25  # m@1/native/ort-cpu/b1: one call +25%
     f.write_text("".join(json.dumps(r) + "\n" for r in recs))
     slow = load_side(write_count_run(tmp_path / "b", seed=2, scale={c: 1.10 for c in CASES}))
     comp = compare(load_side(base), slow, Thresholds(10, ()))
@@ -243,8 +305,17 @@ def test_an_outlying_call_is_set_aside_not_allowed_to_hide_a_regression(tmp_path
 
 def test_gate_study_swap_runs_a_slower_lowering_under_the_native_name(tmp_path):
     from harness.perfgate.study import swapped
+
     base = write_count_run(tmp_path / "base", seed=1)
     run = write_count_run(tmp_path / "run", seed=2)
     rows = swapped(run, base)
-    assert rows == [{"lowering": "phase", "case": "m@1/native/ort-cpu/b1", "ratio": pytest.approx(2.5, rel=0.01),
-                     "verdict": "regression", "threshold_pct": 5.0, "mode": "counts"}]
+    assert rows == [
+        {
+            "lowering": "phase",
+            "case": "m@1/native/ort-cpu/b1",
+            "ratio": pytest.approx(2.5, rel=0.01),
+            "verdict": "regression",
+            "threshold_pct": 5.0,
+            "mode": "counts",
+        }
+    ]

@@ -22,8 +22,8 @@ def test_stops_when_both_count_and_time_are_reached():
     calls = []
     cfg = TimingConfig(warmup=2, min_repeats=5, min_time_s=0.1, max_time_s=10)
     samples = measure(lambda: (calls.append(1), clk.fn()), cfg, clock=clk)
-    assert len(samples) == 10                  # 0.1 s needs 10 samples of 10 ms; count alone needs 5
-    assert len(calls) == 12                    # plus 2 warm-up calls, not timed
+    assert len(samples) == 10  # 0.1 s needs 10 samples of 10 ms; count alone needs 5
+    assert len(calls) == 12  # plus 2 warm-up calls, not timed
     assert all(s == pytest.approx(10.0) for s in samples)
 
 
@@ -34,13 +34,13 @@ def test_min_repeats_dominates_for_slow_calls():
 
 
 def test_time_cap_keeps_at_least_three_samples():
-    clk = FakeClock(5_000_000_000)             # 5 s per call, cap 1 s
+    clk = FakeClock(5_000_000_000)  # 5 s per call, cap 1 s
     samples = measure(clk.fn, TimingConfig(warmup=0, min_repeats=10, min_time_s=1, max_time_s=1), clock=clk)
     assert len(samples) == 3
 
 
 def test_warm_up_is_cut_short_for_slow_calls():
-    clk = FakeClock(2_000_000_000)             # 2 s per call: one warm-up call already exceeds min_time_s
+    clk = FakeClock(2_000_000_000)  # 2 s per call: one warm-up call already exceeds min_time_s
     calls = []
     cfg = TimingConfig(warmup=3, min_repeats=3, min_time_s=1, max_time_s=30)
     samples = measure(lambda: (calls.append(1), clk.fn()), cfg, clock=clk)
@@ -65,15 +65,15 @@ def test_bad_configs_are_rejected():
 def test_reference_is_interleaved_outside_the_timed_region_at_about_a_fifth_of_the_time():
     from harness.measure.timing import REFERENCE_MIN, measure_interleaved
 
-    clk = FakeClock(100_000)                   # case: 0.1 ms per call
-    ref_step = 250_000                         # reference: 0.25 ms per call
+    clk = FakeClock(100_000)  # case: 0.1 ms per call
+    ref_step = 250_000  # reference: 0.25 ms per call
 
     def reference():
         clk.t += ref_step
 
     cfg = TimingConfig(warmup=1, min_repeats=5, min_time_s=0.2, max_time_s=10, max_repeats=10_000)
     samples, ref = measure_interleaved(clk.fn, cfg, reference, clock=clk)
-    assert len(samples) == 2000 and all(s == pytest.approx(0.1) for s in samples)   # no reference inside
+    assert len(samples) == 2000 and all(s == pytest.approx(0.1) for s in samples)  # no reference inside
     assert all(r == pytest.approx(0.25) for r in ref)
     # after the first REFERENCE_MIN samples, one reference call per 1 ms (4 x its duration) of case time:
     # 20% of all the timed work
@@ -83,9 +83,10 @@ def test_reference_is_interleaved_outside_the_timed_region_at_about_a_fifth_of_t
 def test_a_slow_case_gets_a_burst_of_reference_calls():
     from harness.measure.timing import REFERENCE_BURST, measure_interleaved
 
-    clk = FakeClock(100_000_000)               # 100 ms per call
-    samples, ref = measure_interleaved(clk.fn, TimingConfig(warmup=0, min_repeats=5, min_time_s=0.1), lambda: None,
-                                       clock=clk)
+    clk = FakeClock(100_000_000)  # 100 ms per call
+    samples, ref = measure_interleaved(
+        clk.fn, TimingConfig(warmup=0, min_repeats=5, min_time_s=0.1), lambda: None, clock=clk
+    )
     assert len(samples) == 5 and len(ref) == 5 * REFERENCE_BURST
 
 
@@ -95,7 +96,7 @@ def test_injected_slowdown_is_calibrated_to_the_requested_share():
     from harness.measure.timing import slowed
 
     f = slowed(lambda: time.sleep(0.002), 20)
-    assert 0.2 * 2e6 * 0.5 < f.extra_ns < 0.2 * 2e6 * 1.5      # the wait is about 20% of a 2 ms call
+    assert 0.2 * 2e6 * 0.5 < f.extra_ns < 0.2 * 2e6 * 1.5  # the wait is about 20% of a 2 ms call
     assert f.measured_pct == pytest.approx(20, abs=6)
     t0 = time.perf_counter()
     f()

@@ -1,5 +1,6 @@
 """The performance gate (harness/perfgate/compare.py, `convtx compare`) on synthetic run directories with known
 shifts, and once end to end on real rounds (plumbing and records only: no latency threshold here)."""
+
 from __future__ import annotations
 
 import json
@@ -25,15 +26,35 @@ MACHINE = {"cpu_model": "Test CPU 9000", "logical_cpus": 2, "flags": ["avx2", "a
 CASES = {"m@1/native/ort-cpu/b1": 1.0, "m@1/native/tvm-llvm/b1": 5.0, "m@1/phase/ort-cpu/b1": 2.0}
 
 
-def write_run(path: Path, scale: dict[str, float] | None = None, machine=MACHINE, seed=0, status=None,
-              machine_speed=1.0, n=200, noise=0.01, ref_ms=0.1, threads=2, injected=None) -> Path:
+def write_run(
+    path: Path,
+    scale: dict[str, float] | None = None,
+    machine=MACHINE,
+    seed=0,
+    status=None,
+    machine_speed=1.0,
+    n=200,
+    noise=0.01,
+    ref_ms=0.1,
+    threads=2,
+    injected=None,
+) -> Path:
     """A run directory as `convtx bench` writes it: lognormal-ish samples around each case's latency,
     multiplied by `scale[case]` and by `machine_speed` (which slows the reference kernel alike)."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True)
-    meta = {"schema": 1, "run_id": path.name, "suite": "quick", "status": "complete", "machine": machine,
-            "versions": {"onnxruntime": "1.32.0"}, "commit": "abc", "date": "2026-11-23T00:00:00Z", "plan": {},
-            "config": {"threads": threads, "timing": {"warmup": 2}, "inject_slowdown": injected or []}}
+    meta = {
+        "schema": 1,
+        "run_id": path.name,
+        "suite": "quick",
+        "status": "complete",
+        "machine": machine,
+        "versions": {"onnxruntime": "1.32.0"},
+        "commit": "abc",
+        "date": "2026-11-23T00:00:00Z",
+        "plan": {},
+        "config": {"threads": threads, "timing": {"warmup": 2}, "inject_slowdown": injected or []},
+    }
     (path / "run.json").write_text(json.dumps(meta))
     with ResultsWriter(path / "results.jsonl") as w:
         for cid, ms in CASES.items():
@@ -44,8 +65,9 @@ def write_run(path: Path, scale: dict[str, float] | None = None, machine=MACHINE
                 s = ms * f * np.exp(rng.normal(0, noise, n))
                 ref = ref_ms * machine_speed * np.exp(rng.normal(0, noise, n))
                 latency = Stats.of(s).latency(Stats.of(ref))
-            w.append(case_key(path.name, cid, threads).record(st, "" if st == "ok" else f"{st} here",
-                                                              latency_ms=latency))
+            w.append(
+                case_key(path.name, cid, threads).record(st, "" if st == "ok" else f"{st} here", latency_ms=latency)
+            )
     return path
 
 
@@ -53,8 +75,17 @@ def case_key(run_id: str, cid: str, threads: int) -> CaseKey:
     """The key of a synthetic case `model@size/lowering/backend/bN`."""
     model, lowering, backend, batch = cid.split("/")
     name, _, size = model.partition("@")
-    return CaseKey(run_id=run_id, case_id=cid, model=name, lowering=lowering, backend=backend, batch=int(batch[1:]),
-                   input_shapes={"x": (int(batch[1:]), 3, 8, 8)}, size=int(size), threads=threads)
+    return CaseKey(
+        run_id=run_id,
+        case_id=cid,
+        model=name,
+        lowering=lowering,
+        backend=backend,
+        batch=int(batch[1:]),
+        input_shapes={"x": (int(batch[1:]), 3, 8, 8)},
+        size=int(size),
+        threads=threads,
+    )
 
 
 def write_rounds(path: Path, rounds=5, seed=0, **kw) -> Path:
@@ -76,12 +107,16 @@ def test_same_distribution_passes_and_a_real_slowdown_is_caught(tmp_path):
     for c in comp.cases:
         assert c.stats["ci"][0] < c.stats["ratio"] < c.stats["ci"][1] and abs(c.stats["ratio"] - 1) < 0.02
 
-    slow = load_side(write_rounds(tmp_path / "c", seed=3, scale={"m@1/native/tvm-llvm/b1": 1.15,
-                                                                  "m@1/phase/ort-cpu/b1": 0.8}))
+    slow = load_side(
+        write_rounds(tmp_path / "c", seed=3, scale={"m@1/native/tvm-llvm/b1": 1.15, "m@1/phase/ort-cpu/b1": 0.8})
+    )
     comp = compare(base, slow, Thresholds(10, ()))
     v = verdicts(comp)
-    assert v == {"m@1/native/ort-cpu/b1": "no change", "m@1/native/tvm-llvm/b1": "regression",
-                 "m@1/phase/ort-cpu/b1": "improvement"}
+    assert v == {
+        "m@1/native/ort-cpu/b1": "no change",
+        "m@1/native/tvm-llvm/b1": "regression",
+        "m@1/phase/ort-cpu/b1": "improvement",
+    }
     reg = next(c for c in comp.cases if c.verdict == "regression")
     assert reg.stats["ratio"] == pytest.approx(1.15, rel=0.02) and reg.stats["ci"][0] > 1
     assert reg.stats["p_slower"] < 1e-6
@@ -95,8 +130,9 @@ def test_same_distribution_passes_and_a_real_slowdown_is_caught(tmp_path):
 def test_significance_is_required_beyond_the_threshold(tmp_path):
     """A shift past the threshold that the rounds cannot tell from their own spread is not a regression."""
     base = load_side(write_rounds(tmp_path / "a", rounds=2, seed=1, noise=0.4, n=5))
-    cur = load_side(write_rounds(tmp_path / "b", rounds=2, seed=2, noise=0.4, n=5,
-                                 scale={"m@1/native/ort-cpu/b1": 1.12}))
+    cur = load_side(
+        write_rounds(tmp_path / "b", rounds=2, seed=2, noise=0.4, n=5, scale={"m@1/native/ort-cpu/b1": 1.12})
+    )
     c = next(c for c in compare(base, cur, Thresholds(10, ())).cases if c.case_id == "m@1/native/ort-cpu/b1")
     assert c.stats["ci"][0] < 1 < c.stats["ci"][1] and c.verdict == "no change"
 
@@ -113,8 +149,15 @@ def test_one_slow_round_does_not_fail_the_gate(tmp_path):
 
 def test_numerical_failure_fails_the_gate_whatever_the_speed(tmp_path):
     base = load_side(write_rounds(tmp_path / "a", rounds=2, seed=1))
-    cur = load_side(write_rounds(tmp_path / "b", rounds=2, seed=2, scale={"m@1/phase/ort-cpu/b1": 0.5},
-                                 status={"m@1/phase/ort-cpu/b1": "mismatch", "m@1/native/tvm-llvm/b1": "error"}))
+    cur = load_side(
+        write_rounds(
+            tmp_path / "b",
+            rounds=2,
+            seed=2,
+            scale={"m@1/phase/ort-cpu/b1": 0.5},
+            status={"m@1/phase/ort-cpu/b1": "mismatch", "m@1/native/tvm-llvm/b1": "error"},
+        )
+    )
     comp = compare(base, cur, Thresholds(10, ()))
     v = verdicts(comp)
     assert v["m@1/phase/ort-cpu/b1"] == "numerics" and v["m@1/native/tvm-llvm/b1"] == "numerics"
@@ -131,7 +174,7 @@ def test_skipped_absent_and_new_cases_are_listed_not_failed(tmp_path):
     base = write_rounds(tmp_path / "a", rounds=1, seed=1, status={"m@1/phase/ort-cpu/b1": "skipped"})
     cur = write_rounds(tmp_path / "b", rounds=1, seed=2)
     lines = (cur / "round-01" / "results.jsonl").read_text().splitlines()
-    (cur / "round-01" / "results.jsonl").write_text("\n".join(lines[1:]) + "\n")   # drop the first case
+    (cur / "round-01" / "results.jsonl").write_text("\n".join(lines[1:]) + "\n")  # drop the first case
     comp = compare(load_side(base), load_side(cur), Thresholds(10, ()))
     v = verdicts(comp)
     assert v["m@1/phase/ort-cpu/b1"] == "not compared" and v["m@1/native/ort-cpu/b1"] == "not compared"
@@ -151,8 +194,9 @@ def test_other_machine_uses_ratios_to_the_reference_kernel(tmp_path):
     assert not comp.failed
     forced = compare(base, cur, Thresholds(10, ()), mode="absolute")
     assert len(forced.failed) == 3 and "machines differ" in forced.mode_why
-    slow = load_side(write_rounds(tmp_path / "c", seed=3, machine=other, machine_speed=1.6,
-                                  scale={"m@1/native/ort-cpu/b1": 1.25}))
+    slow = load_side(
+        write_rounds(tmp_path / "c", seed=3, machine=other, machine_speed=1.6, scale={"m@1/native/ort-cpu/b1": 1.25})
+    )
     comp = compare(base, slow, Thresholds(10, ()))
     assert verdicts(comp)["m@1/native/ort-cpu/b1"] == "regression" and len(comp.failed) == 1
     assert "× ref" in render_markdown(comp)
@@ -170,25 +214,37 @@ def test_per_case_thresholds(tmp_path):
     base = load_side(write_rounds(tmp_path / "a", seed=1))
     cur = load_side(write_rounds(tmp_path / "b", seed=2, scale={c: 1.2 for c in CASES}))
     v = verdicts(compare(base, cur, t))
-    assert v == {"m@1/native/ort-cpu/b1": "regression", "m@1/native/tvm-llvm/b1": "no change",
-                 "m@1/phase/ort-cpu/b1": "regression"}
+    assert v == {
+        "m@1/native/ort-cpu/b1": "regression",
+        "m@1/native/tvm-llvm/b1": "no change",
+        "m@1/phase/ort-cpu/b1": "regression",
+    }
 
 
 def test_ratio_mode_has_its_own_thresholds(tmp_path):
     f = tmp_path / "thr.json"
-    f.write_text(json.dumps({"default_pct": 8, "cases": {"*/tvm-llvm/*": 30},
-                             "ratio": {"default_pct": 40, "cases": {"m@1/phase/*": 50}}, "_from": "a note"}))
+    f.write_text(
+        json.dumps(
+            {
+                "default_pct": 8,
+                "cases": {"*/tvm-llvm/*": 30},
+                "ratio": {"default_pct": 40, "cases": {"m@1/phase/*": 50}},
+                "_from": "a note",
+            }
+        )
+    )
     t = load_thresholds(f, 10)
     assert t.for_case("m@1/native/ort-cpu/b1", "absolute") == 8 and t.for_case("m@1/native/ort-cpu/b1", "ratio") == 40
     assert t.for_case("m@1/phase/ort-cpu/b1", "ratio") == 50 and t.for_case("m@1/native/tvm-llvm/b1", "ratio") == 40
     base = load_side(write_rounds(tmp_path / "a", seed=1))
     other = {"cpu_model": "Other CPU", "logical_cpus": 2, "flags": ["avx2"]}
-    cur = load_side(write_rounds(tmp_path / "b", seed=2, machine=other, machine_speed=1.3,
-                                 scale={"m@1/native/ort-cpu/b1": 1.3}))
+    cur = load_side(
+        write_rounds(tmp_path / "b", seed=2, machine=other, machine_speed=1.3, scale={"m@1/native/ort-cpu/b1": 1.3})
+    )
     comp = compare(base, cur, t)
-    assert comp.mode == "ratio" and not comp.failed                 # 30% < the ratio default of 40%
+    assert comp.mode == "ratio" and not comp.failed  # 30% < the ratio default of 40%
     assert "ratio-mode values" in render_markdown(comp)
-    assert compare(base, cur, t, mode="absolute").failed            # 1.69x in absolute terms
+    assert compare(base, cur, t, mode="absolute").failed  # 1.69x in absolute terms
 
 
 def test_per_machine_baselines_pick_this_machine_or_say_why_not(tmp_path):
@@ -208,7 +264,7 @@ def test_per_machine_baselines_pick_this_machine_or_say_why_not(tmp_path):
     side, note = pick_baseline(root, load_side(cur))
     assert side.path == root / slug_here and note is None
     p = run_cli("compare", str(root), str(cur))
-    assert p.returncode == 0, p.stdout                              # 20% < this baseline's 25% threshold
+    assert p.returncode == 0, p.stdout  # 20% < this baseline's 25% threshold
     assert "Mode: absolute" in p.stdout and "25% by default" in p.stdout and "thresholds.json" in p.stdout
     lone = tmp_path / "lone"
     lone.mkdir()
@@ -222,32 +278,51 @@ def test_per_machine_baselines_pick_this_machine_or_say_why_not(tmp_path):
 def test_a_regression_must_be_confirmed_by_an_independent_set_of_rounds(tmp_path):
     """make perf-check's second set: only a case that regressed in both sets fails; numbers always fail."""
     base = write_rounds(tmp_path / "a", rounds=3, seed=1)
-    first = write_rounds(tmp_path / "b", rounds=3, seed=2, scale={"m@1/native/ort-cpu/b1": 1.3,
-                                                                  "m@1/phase/ort-cpu/b1": 1.3})
-    second = write_rounds(tmp_path / "c", rounds=3, seed=3, scale={"m@1/native/ort-cpu/b1": 1.3},
-                          status={"m@1/native/tvm-llvm/b1": "mismatch"})
+    first = write_rounds(
+        tmp_path / "b", rounds=3, seed=2, scale={"m@1/native/ort-cpu/b1": 1.3, "m@1/phase/ort-cpu/b1": 1.3}
+    )
+    second = write_rounds(
+        tmp_path / "c",
+        rounds=3,
+        seed=3,
+        scale={"m@1/native/ort-cpu/b1": 1.3},
+        status={"m@1/native/tvm-llvm/b1": "mismatch"},
+    )
     p = run_cli("compare", str(base), str(first), "--json", str(tmp_path / "first.json"))
     assert p.returncode == 1
-    p = run_cli("compare", str(base), str(second), "--confirm", str(tmp_path / "first.json"),
-                "--json", str(tmp_path / "second.json"))
+    p = run_cli(
+        "compare",
+        str(base),
+        str(second),
+        "--confirm",
+        str(tmp_path / "first.json"),
+        "--json",
+        str(tmp_path / "second.json"),
+    )
     assert p.returncode == 1 and "confirmation run" in p.stdout
     v = {c["case_id"]: c["verdict"] for c in json.loads((tmp_path / "second.json").read_text())["cases"]}
-    assert v == {"m@1/native/ort-cpu/b1": "regression", "m@1/native/tvm-llvm/b1": "numerics",
-                 "m@1/phase/ort-cpu/b1": "no change"}
+    assert v == {
+        "m@1/native/ort-cpu/b1": "regression",
+        "m@1/native/tvm-llvm/b1": "numerics",
+        "m@1/phase/ort-cpu/b1": "no change",
+    }
     healthy = write_rounds(tmp_path / "d", rounds=3, seed=4, scale={"m@1/phase/ort-cpu/b1": 1.3})
     p = run_cli("compare", str(base), str(healthy), "--confirm", str(tmp_path / "second.json"))
-    assert p.returncode == 0 and "not confirmed" in p.stdout     # slower once (phase), not in the first set
+    assert p.returncode == 0 and "not confirmed" in p.stdout  # slower once (phase), not in the first set
     (tmp_path / "bad.json").write_text("{}")
     p = run_cli("compare", str(base), str(healthy), "--confirm", str(tmp_path / "bad.json"))
     assert p.returncode == 2 and "not a `convtx compare --json` file" in p.stderr
 
 
-@pytest.mark.parametrize("content, needle", [
-    ("{not json", "not valid JSON"),
-    ('{"cases": {"*": "ten"}}', "must be a number"),
-    ('{"cases": {"*": 5}, "thresholds": 1}', "unknown key"),
-    ('[1, 2]', "expected"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"cases": {"*": "ten"}}', "must be a number"),
+        ('{"cases": {"*": 5}, "thresholds": 1}', "unknown key"),
+        ("[1, 2]", "expected"),
+    ],
+)
 def test_bad_per_case_file_is_a_one_line_error(tmp_path, content, needle):
     a = write_run(tmp_path / "a")
     f = tmp_path / "thr.json"
@@ -269,10 +344,12 @@ def test_compare_cli_exit_status_summary_and_bad_input(tmp_path):
     assert data["passed"] is False and data["mode"] == "absolute"
     assert {c["case_id"]: c["verdict"] for c in data["cases"]}["m@1/native/ort-cpu/b1"] == "regression"
     assert run_cli("compare", str(a), str(b), "--threshold", "40").returncode == 0
-    for args, needle in ((["compare", str(tmp_path / "nope"), str(a)], "no such run directory"),
-                         (["compare", str(a / "round-01" / "run.json"), str(a)], "no such run directory"),
-                         (["compare", str(a), str(tmp_path)], "not a convtx run directory"),
-                         (["compare", str(a), str(b), "--threshold", "-5"], "--threshold")):
+    for args, needle in (
+        (["compare", str(tmp_path / "nope"), str(a)], "no such run directory"),
+        (["compare", str(a / "round-01" / "run.json"), str(a)], "no such run directory"),
+        (["compare", str(a), str(tmp_path)], "not a convtx run directory"),
+        (["compare", str(a), str(b), "--threshold", "-5"], "--threshold"),
+    ):
         p = run_cli(*args)
         assert p.returncode == 2 and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
     (a / "round-02" / "results.jsonl").write_text("{broken\n")
@@ -296,8 +373,23 @@ def test_rounds_and_injection_end_to_end(tmp_path):
     recorded in every matching record; compare reads them. The verdict itself is not asserted (a unit test
     holds no latency threshold: the gate's measured power is in docs/perf-gate.md)."""
     out = tmp_path / "rounds"
-    p = run_cli("bench", "--no-calibrate", "--no-report", "--suite", "quick", "--models", "cae@16",
-                "--backends", "ort-cpu", "--rounds", "2", "--out", str(out), "--inject-slowdown", "50@*ort*")
+    p = run_cli(
+        "bench",
+        "--no-calibrate",
+        "--no-report",
+        "--suite",
+        "quick",
+        "--models",
+        "cae@16",
+        "--backends",
+        "ort-cpu",
+        "--rounds",
+        "2",
+        "--out",
+        str(out),
+        "--inject-slowdown",
+        "50@*ort*",
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     side = load_side(out)
     assert [r.path.name for r in side.rounds] == ["round-01", "round-02"]
@@ -311,8 +403,22 @@ def test_rounds_and_injection_end_to_end(tmp_path):
         assert inj["pct"] == 50 and inj["extra_ms_per_call"] > 0
         assert not (r.path / "report.html").exists()
     base = tmp_path / "base"
-    assert run_cli("bench", "--no-calibrate", "--no-report", "--suite", "quick", "--models", "cae@16",
-                   "--backends", "ort-cpu", "--out", str(base)).returncode == 0
+    assert (
+        run_cli(
+            "bench",
+            "--no-calibrate",
+            "--no-report",
+            "--suite",
+            "quick",
+            "--models",
+            "cae@16",
+            "--backends",
+            "ort-cpu",
+            "--out",
+            str(base),
+        ).returncode
+        == 0
+    )
     p = run_cli("compare", str(base), str(out))
     assert p.returncode in (0, 1) and "cae@16/native/ort-cpu/b1" in p.stdout
     assert "TEST-ONLY injected slowdown" in p.stdout and "1/2" in p.stdout

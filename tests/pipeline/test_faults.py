@@ -1,5 +1,6 @@
 """Fault injection for real: kill -9 and resume, crashing and hanging workers, out-of-memory, corrupt
 cache entries, a torn results file, two writers."""
+
 import json
 import signal
 import subprocess
@@ -16,9 +17,14 @@ QUICK = TimingConfig(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=2.0)
 
 
 def test_kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path):
-    r = kill_resume_cycles(3, tmp_path, ["--suite", "quick", "--models", "cae@16,unet@32",
-                                         "--backends", "ort-cpu,torch-cpu"], tmp_path / "build", seed=1,
-                           say=lambda s: None)
+    r = kill_resume_cycles(
+        3,
+        tmp_path,
+        ["--suite", "quick", "--models", "cae@16,unet@32", "--backends", "ort-cpu,torch-cpu"],
+        tmp_path / "build",
+        seed=1,
+        say=lambda s: None,
+    )
     assert r["expected"] == 4 and r["killed"] >= 1
     assert (r["lost"], r["duplicated"], r["unexpected"]) == (0, 0, 0)
     for row in r["rows"]:
@@ -30,21 +36,31 @@ def test_kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_p
 
 
 def test_crashing_hanging_and_oom_workers_become_error_records(tmp_path):
-    faults = (("cae@16/native/ort-cpu/b1", "segv"), ("cae@16/native/torch-cpu/b1", "abort"),
-              ("cae@16/native/ort-cpu/b2", "hang"), ("cae@16/native/torch-cpu/b2", "oom"))
+    faults = (
+        ("cae@16/native/ort-cpu/b1", "segv"),
+        ("cae@16/native/torch-cpu/b1", "abort"),
+        ("cae@16/native/ort-cpu/b2", "hang"),
+        ("cae@16/native/torch-cpu/b2", "oom"),
+    )
     cfg = RunConfig(threads=1, timing=QUICK, case_timeout_s=20, memory_cap_gib=1.0, faults=faults)
     plan = Plan((zoo_ref("cae@16"),), ("native",), ("ort-cpu", "torch-cpu"), (1, 2, 3))
-    recs = {r.case_id: r for r in run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "logs", sink=lambda r: None,
-                                           say=lambda s: None)}
+    recs = {
+        r.case_id: r
+        for r in run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "logs", sink=lambda r: None, say=lambda s: None)
+    }
     assert len(recs) == 6
     assert "killed by signal SIGSEGV" in recs["cae@16/native/ort-cpu/b1"].reason
     assert "killed by signal SIGABRT" in recs["cae@16/native/torch-cpu/b1"].reason
     assert "timed out after 20 s" in recs["cae@16/native/ort-cpu/b2"].reason
     assert "out of memory" in recs["cae@16/native/torch-cpu/b2"].reason
-    for cid in ("cae@16/native/ort-cpu/b1", "cae@16/native/torch-cpu/b1", "cae@16/native/ort-cpu/b2",
-                "cae@16/native/torch-cpu/b2"):
+    for cid in (
+        "cae@16/native/ort-cpu/b1",
+        "cae@16/native/torch-cpu/b1",
+        "cae@16/native/ort-cpu/b2",
+        "cae@16/native/torch-cpu/b2",
+    ):
         assert recs[cid].status == "error" and isinstance(recs[cid].details["stderr_tail"], list)
-    assert recs["cae@16/native/ort-cpu/b3"].status == "ok"       # restarted workers carry on
+    assert recs["cae@16/native/ort-cpu/b3"].status == "ok"  # restarted workers carry on
     assert recs["cae@16/native/torch-cpu/b3"].status == "ok"
 
 
@@ -56,29 +72,35 @@ def _corrupt(path: Path) -> None:
 
 def test_corrupt_cache_entries_are_rebuilt_not_trusted(tmp_path):
     from harness.core import cache
+
     plan = Plan((zoo_ref("cae@16"),), ("phase",), ("ort-cpu", "tvm-llvm"), (1,))
     cfg = RunConfig(threads=1, timing=None)
     first = run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "l", sink=lambda r: None, say=lambda s: None)
     assert [r.status for r in first] == ["ok", "ok"]
-    entries = [p for sub in ("onnx", "data", "lowered", "compiled") for p in (tmp_path / "b" / sub).iterdir()
-               if not p.name.endswith(".sha256")]
+    entries = [
+        p
+        for sub in ("onnx", "data", "lowered", "compiled")
+        for p in (tmp_path / "b" / sub).iterdir()
+        if not p.name.endswith(".sha256")
+    ]
     assert {p.parent.name for p in entries} == {"onnx", "data", "lowered", "compiled"}
     for p in entries:
         _corrupt(p)
-    leftover = tmp_path / "b" / "onnx" / ".half-written.onnx.tmp123.onnx"    # a kill's leftover temp file
+    leftover = tmp_path / "b" / "onnx" / ".half-written.onnx.tmp123.onnx"  # a kill's leftover temp file
     leftover.write_bytes(b"garbage")
     second = run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "l", sink=lambda r: None, say=lambda s: None)
-    assert [r.status for r in second] == ["ok", "ok"]                    # a corrupt .so was not loaded
+    assert [r.status for r in second] == ["ok", "ok"]  # a corrupt .so was not loaded
     assert second[1].details["compile_cache"] == "miss"
-    assert all(cache.is_valid(p) for p in entries)                       # rebuilt and re-certified
+    assert all(cache.is_valid(p) for p in entries)  # rebuilt and re-certified
     third = run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "l", sink=lambda r: None, say=lambda s: None)
     assert third[1].details["compile_cache"] == "hit" and third[1].status == "ok"
 
 
 def test_uncommitted_entry_without_digest_is_not_trusted(tmp_path):
     from harness.core import cache
+
     p = tmp_path / "x.bin"
-    p.write_bytes(b"complete-looking")                  # renamed into place, killed before its digest
+    p.write_bytes(b"complete-looking")  # renamed into place, killed before its digest
     assert not cache.is_valid(p)
     tmp = cache.tmp_path(p)
     tmp.write_bytes(b"good")
@@ -88,11 +110,21 @@ def test_uncommitted_entry_without_digest_is_not_trusted(tmp_path):
 
 def test_resume_cuts_a_torn_last_line_and_finishes(tmp_path):
     run = tmp_path / "run"
-    args = ["--suite", "quick", "--models", "cae@16", "--backends", "ort-cpu", "--batches", "1,2",
-            "--build-dir", str(tmp_path / "b")]
+    args = [
+        "--suite",
+        "quick",
+        "--models",
+        "cae@16",
+        "--backends",
+        "ort-cpu",
+        "--batches",
+        "1,2",
+        "--build-dir",
+        str(tmp_path / "b"),
+    ]
     assert run_cli("bench", "--no-calibrate", *args, "--out", str(run)).returncode == 0
     lines = (run / "results.jsonl").read_text().splitlines()
-    (run / "results.jsonl").write_text(lines[0] + "\n" + lines[1][:40])     # second record torn by a kill
+    (run / "results.jsonl").write_text(lines[0] + "\n" + lines[1][:40])  # second record torn by a kill
     p = run_cli("bench", "--resume", str(run), "--build-dir", str(tmp_path / "b"))
     assert p.returncode == 0, p.stderr
     ids = [json.loads(line)["case_id"] for line in (run / "results.jsonl").read_text().splitlines()]
@@ -101,11 +133,34 @@ def test_resume_cuts_a_torn_last_line_and_finishes(tmp_path):
 
 def test_a_run_directory_has_one_writer(tmp_path):
     run = tmp_path / "run"
-    assert run_cli("bench", "--no-calibrate", "--suite", "quick", "--models", "cae@16", "--backends", "ort-cpu",
-                   "--build-dir", str(tmp_path / "b"), "--out", str(run)).returncode == 0
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from harness.core.rundir import RunDir; "
-                               f"RunDir({str(run)!r}).lock(); print('locked', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert (
+        run_cli(
+            "bench",
+            "--no-calibrate",
+            "--suite",
+            "quick",
+            "--models",
+            "cae@16",
+            "--backends",
+            "ort-cpu",
+            "--build-dir",
+            str(tmp_path / "b"),
+            "--out",
+            str(run),
+        ).returncode
+        == 0
+    )
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from harness.core.rundir import RunDir; "
+            f"RunDir({str(run)!r}).lock(); print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         p = run_cli("bench", "--resume", str(run), "--build-dir", str(tmp_path / "b"))
@@ -129,20 +184,38 @@ def test_resume_refuses_bad_run_directories(tmp_path):
 def test_a_model_without_convtranspose_is_benchmarked_and_says_so(tmp_path):
     import onnx
     from onnx import TensorProto, helper
-    g = helper.make_graph([helper.make_node("Relu", ["X"], ["Y"])], "relu",
-                          [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8])],
-                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 8])])
+
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["Y"])],
+        "relu",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 8])],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
     m.ir_version = 8
     onnx.save(m, str(tmp_path / "relu.onnx"))
     run = tmp_path / "run"
-    p = run_cli("bench", "--no-calibrate", "--suite", "quick", "--models", str(tmp_path / "relu.onnx"), "--lowerings", "native,phase",
-                "--backends", "ort-cpu", "--build-dir", str(tmp_path / "b"), "--out", str(run))
+    p = run_cli(
+        "bench",
+        "--no-calibrate",
+        "--suite",
+        "quick",
+        "--models",
+        str(tmp_path / "relu.onnx"),
+        "--lowerings",
+        "native,phase",
+        "--backends",
+        "ort-cpu",
+        "--build-dir",
+        str(tmp_path / "b"),
+        "--out",
+        str(run),
+    )
     assert p.returncode == 0, p.stderr
     recs = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
-    assert [r["status"] for r in recs] == ["ok", "skipped"]      # the phase case would run the same graph
+    assert [r["status"] for r in recs] == ["ok", "skipped"]  # the phase case would run the same graph
     assert "no ConvTranspose node" in recs[1]["reason"]
     assert all(r["details"]["lowering"]["convtranspose_nodes"] == 0 for r in recs)
     text = (run / "report.md").read_text()
     assert "relu: no ConvTranspose node, so every lowering is a no-op" in text
-    assert "relu/phase/ort-cpu/b1" not in text.split("## Skipped")[-1]   # not listed as a failure
+    assert "relu/phase/ort-cpu/b1" not in text.split("## Skipped")[-1]  # not listed as a failure

@@ -1,6 +1,5 @@
 """The sweep driver: every case gets a record; crashes, skips and files are handled per case."""
 
-
 from conftest import make_convtranspose_model
 
 from harness.core.config import RunConfig, TimingConfig
@@ -20,8 +19,9 @@ def _run(plan, tmp_path, cfg=CFG):
 def test_zoo_model_on_all_backends(tmp_path):
     plan = Plan((zoo_ref("cae@16"),), ("native",), ("ort-cpu", "tvm-llvm", "torch-cpu"), (1, 2))
     recs = _run(plan, tmp_path)
-    assert [r.case_id for r in recs] == [f"cae@16/native/{b}/b{n}" for n in (1, 2)
-                                         for b in ("ort-cpu", "tvm-llvm", "torch-cpu")]
+    assert [r.case_id for r in recs] == [
+        f"cae@16/native/{b}/b{n}" for n in (1, 2) for b in ("ort-cpu", "tvm-llvm", "torch-cpu")
+    ]
     for r in recs:
         assert r.status == "ok", r.reason
         assert r.numerics.passed and r.numerics.rel_l2 < 1e-5
@@ -30,7 +30,7 @@ def test_zoo_model_on_all_backends(tmp_path):
         assert r.compile_s is not None and r.flops and r.gflops > 0 and r.min_bytes > 0
         assert r.input_shapes == {"x": (r.batch, 3, 16, 16)}
     tvm = [r for r in recs if r.backend == "tvm-llvm"][0]
-    assert tvm.details["runtime_threads"] == 2               # TVM_NUM_THREADS reached the worker
+    assert tvm.details["runtime_threads"] == 2  # TVM_NUM_THREADS reached the worker
     assert tvm.details["target"]["num-cores"] == 2
     assert [r for r in recs if r.backend == "torch-cpu"][0].details["threads"] == 2
 
@@ -43,8 +43,21 @@ def test_file_model_skips_torch_and_unsupported_ops(tmp_path):
     assert by["tvm-llvm"].status == "skipped" and "Col2Im" in by["tvm-llvm"].reason
     assert by["torch-cpu"].status == "skipped" and "zoo models only" in by["torch-cpu"].reason
     # the driver's skip record and the worker's records carry the same key: one per case, built once
-    keys = {(r.run_id, r.model, r.lowering, r.batch, tuple(r.input_shapes.items()), r.dtype, r.size, r.threads,
-             r.flops, r.min_bytes) for r in by.values()}
+    keys = {
+        (
+            r.run_id,
+            r.model,
+            r.lowering,
+            r.batch,
+            tuple(r.input_shapes.items()),
+            r.dtype,
+            r.size,
+            r.threads,
+            r.flops,
+            r.min_bytes,
+        )
+        for r in by.values()
+    }
     assert len(keys) == 1
 
 
@@ -52,18 +65,21 @@ def test_a_prepare_failure_becomes_error_records_for_its_cases(tmp_path):
     bad = zoo_ref("cae@16")
     path = make_convtranspose_model(tmp_path / "ok.onnx", strides=[2, 2])
     good = file_ref(str(path), {})
-    path.unlink()                                # vanishes between the check and the worker's prepare
+    path.unlink()  # vanishes between the check and the worker's prepare
     recs = _run(Plan((good, bad), ("native",), ("ort-cpu",), (1,)), tmp_path, RunConfig(threads=1, timing=None))
     assert recs[0].status == "error" and "prepare" in recs[0].reason and "no such file" in recs[0].reason
-    assert recs[1].status == "ok"                # the next model is unaffected
+    assert recs[1].status == "ok"  # the next model is unaffected
 
 
 def test_a_case_that_times_out_does_not_lose_the_others(tmp_path):
-    cfg = RunConfig(threads=1, timing=TimingConfig(warmup=0, min_repeats=1, min_time_s=600, max_time_s=600,
-                                                   max_repeats=10**9), case_timeout_s=6)
+    cfg = RunConfig(
+        threads=1,
+        timing=TimingConfig(warmup=0, min_repeats=1, min_time_s=600, max_time_s=600, max_repeats=10**9),
+        case_timeout_s=6,
+    )
     plan = Plan((zoo_ref("cae@16"),), ("native",), ("ort-cpu",), (1, 2))
     recs = _run(plan, tmp_path, cfg)
-    assert [r.status for r in recs] == ["error", "error"]       # each case timed out on its own
+    assert [r.status for r in recs] == ["error", "error"]  # each case timed out on its own
     assert all("timed out after 6 s" in r.reason for r in recs)
     assert [r.batch for r in recs] == [1, 2]
 
@@ -72,6 +88,7 @@ def test_every_lowering_agrees_on_the_zoo(tmp_path):
     """Each lowering of the zoo models passes the float64 check on ort-cpu and tvm-llvm (gemm_col2im is a
     skipped case on TVM, which has no Col2Im), and the eager baseline runs once per model."""
     from harness.lowerings import LOWERINGS
+
     plan = Plan((zoo_ref("cae@16"), zoo_ref("unet@32")), tuple(LOWERINGS), ("ort-cpu", "tvm-llvm", "torch-cpu"), (1,))
     recs = _run(plan, tmp_path, RunConfig(threads=2, timing=None))
     assert len(recs) == 2 * (len(LOWERINGS) * 2 + 1)
@@ -81,10 +98,11 @@ def test_every_lowering_agrees_on_the_zoo(tmp_path):
             continue
         assert r.status == "ok", (r.case_id, r.reason)
         low = r.details["lowering"]
-        assert low["declined"] == [] and low["lowered"] == (0 if r.lowering == "native" or r.backend == "torch-cpu"
-                                                            else low["convtranspose_nodes"])
+        assert low["declined"] == [] and low["lowered"] == (
+            0 if r.lowering == "native" or r.backend == "torch-cpu" else low["convtranspose_nodes"]
+        )
     zi = [r for r in recs if r.lowering == "zero_insert" and r.model == "cae"][0]
-    assert 1.0 < zi.flops_performed / zi.flops   # the zeros it multiplies show in performed FLOPs
+    assert 1.0 < zi.flops_performed / zi.flops  # the zeros it multiplies show in performed FLOPs
 
 
 def test_prepared_from_arrays_writes_a_cache_entry_and_counts_what_cases_share(tmp_path):
@@ -112,6 +130,6 @@ def test_prepared_from_arrays_writes_a_cache_entry_and_counts_what_cases_share(t
     assert prep.min_bytes == x.nbytes + weights + 6 * 4
     calls = []
     again = prepared_from_arrays(ref, 1, model, str(path), {name: x}, lambda: calls.append(1) or [], data, "given")
-    assert calls == [] and again == prep                      # a valid entry is reused: the function is not called
+    assert calls == [] and again == prep  # a valid entry is reused: the function is not called
     prep = prepared_from_arrays(ref, 1, model, str(path), {name: 2 * x}, [np.ones(4, np.float32)], data, "given")
-    assert np.array_equal(prep.load_data()[0][name], 2 * x)   # arrays in hand: rewritten
+    assert np.array_equal(prep.load_data()[0][name], 2 * x)  # arrays in hand: rewritten

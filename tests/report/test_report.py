@@ -1,4 +1,5 @@
 """Reports from hand-made run directories: pure functions, the numbers they derive, the HTML and plots."""
+
 import json
 import re
 import struct
@@ -18,24 +19,56 @@ from harness.report.tables import plain
 
 
 def _lat(median, spread=0.1):
-    return Latency(samples=(median,) * 5, median=median, p10=median * (1 - spread), p90=median * (1 + spread),
-                   p99=median * (1 + spread), iqr=median * spread, mean=median, stdev=0.0, min=median, n=5)
+    return Latency(
+        samples=(median,) * 5,
+        median=median,
+        p10=median * (1 - spread),
+        p90=median * (1 + spread),
+        p99=median * (1 + spread),
+        iqr=median * spread,
+        mean=median,
+        stdev=0.0,
+        min=median,
+        n=5,
+    )
 
 
 def _num(rel_l2, passed):
-    return Numerics(max_abs=rel_l2, max_rel=rel_l2, rel_l2=rel_l2, atol=1e-5, rtol=1e-3, rel_l2_tol=1e-5,
-                    policy="float32", passed=passed)
+    return Numerics(
+        max_abs=rel_l2,
+        max_rel=rel_l2,
+        rel_l2=rel_l2,
+        atol=1e-5,
+        rtol=1e-3,
+        rel_l2_tol=1e-5,
+        policy="float32",
+        passed=passed,
+    )
 
 
 def _rec(model, lowering, backend, status="ok", median=None, rel_l2=1e-7, size=32, reason="", **kw):
     flops = kw.pop("flops", 2_000_000)
-    return Record(run_id="r", case_id=f"{model}@{size}/{lowering}/{backend}/b1", model=model, lowering=lowering,
-                  backend=backend, batch=1, input_shapes={"x": (1, 3, size, size)}, dtype="float32",
-                  status=status, reason=reason, size=size,
-                  numerics=None if status in ("skipped", "error") else _num(rel_l2, status == "ok"),
-                  latency_ms=_lat(median) if median else None, flops=flops, min_bytes=100_000,
-                  gflops=flops / (median / 1e3) / 1e9 if median else None, flops_performed=flops,
-                  details={"lowering": {"convtranspose_nodes": 2, "lowered": 2, "declined": []}}, **kw)
+    return Record(
+        run_id="r",
+        case_id=f"{model}@{size}/{lowering}/{backend}/b1",
+        model=model,
+        lowering=lowering,
+        backend=backend,
+        batch=1,
+        input_shapes={"x": (1, 3, size, size)},
+        dtype="float32",
+        status=status,
+        reason=reason,
+        size=size,
+        numerics=None if status in ("skipped", "error") else _num(rel_l2, status == "ok"),
+        latency_ms=_lat(median) if median else None,
+        flops=flops,
+        min_bytes=100_000,
+        gflops=flops / (median / 1e3) / 1e9 if median else None,
+        flops_performed=flops,
+        details={"lowering": {"convtranspose_nodes": 2, "lowered": 2, "declined": []}},
+        **kw,
+    )
 
 
 RECORDS = [
@@ -48,10 +81,18 @@ RECORDS = [
     _rec("unet", "native", "ort-cpu", median=2.0, size=64),
     _rec("unet", "native", "tvm-llvm", status="error", size=64, reason="compile: boom"),
 ]
-META = {"schema": 1, "run_id": "r", "suite": "hand", "date": "2026-11-23T00:00:00Z", "commit": "abc", "plan": {},
-        "machine": {"cpu_model": "Test CPU", "usable_cpus": 2}, "versions": {"onnxruntime": "1.32.0"},
-        "config": {"threads": 2, "timing": {"warmup": 1}},
-        "calibration": {"fp32_peak_gflops": 100.0, "mem_bandwidth_gbs": 20.0, "threads": 2, "method": "test"}}
+META = {
+    "schema": 1,
+    "run_id": "r",
+    "suite": "hand",
+    "date": "2026-11-23T00:00:00Z",
+    "commit": "abc",
+    "plan": {},
+    "machine": {"cpu_model": "Test CPU", "usable_cpus": 2},
+    "versions": {"onnxruntime": "1.32.0"},
+    "config": {"threads": 2, "timing": {"warmup": 1}},
+    "calibration": {"fp32_peak_gflops": 100.0, "mem_bandwidth_gbs": 20.0, "threads": 2, "method": "test"},
+}
 
 
 @pytest.fixture
@@ -66,11 +107,11 @@ def run(tmp_path):
 def test_analysis_best_verified_speedup_and_peak():
     v = RunView.of(META, RECORDS)
     best = v.best_verified("cae@32", 1)
-    assert (best.lowering, best.backend) == ("native", "ort-cpu")      # the faster phase/tvm case mismatched
+    assert (best.lowering, best.backend) == ("native", "ort-cpu")  # the faster phase/tvm case mismatched
     assert v.best_verified("cae@32", 1, "tvm-llvm").lowering == "native"
     assert v.best_verified("unet@64", 1, "tvm-llvm") is None
     assert v.speedup(v.get("cae@32", 1, "native", "tvm-llvm")) == pytest.approx(0.1 / 1.5)
-    assert v.pct_peak(v.get("cae@32", 1, "native", "ort-cpu")) == pytest.approx(100 * 20 / 100)   # 20 GFLOP/s
+    assert v.pct_peak(v.get("cae@32", 1, "native", "ort-cpu")) == pytest.approx(100 * 20 / 100)  # 20 GFLOP/s
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -92,11 +133,17 @@ def test_report_files_are_written_and_identical_when_regenerated(run):
 def test_html_is_self_contained_with_every_section(run):
     write_report(run)
     html = (run / "report.html").read_text()
-    for section in ("Run summary", "Correctness", "Best verified configuration", "Latency", "Plots",
-                    "Skipped, failed and mismatching cases"):
+    for section in (
+        "Run summary",
+        "Correctness",
+        "Best verified configuration",
+        "Latency",
+        "Plots",
+        "Skipped, failed and mismatching cases",
+    ):
         assert section in html
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 3
-    assert not re.search(r'(src|href)="(http|/|file:)', html)      # nothing loaded from elsewhere
+    assert not re.search(r'(src|href)="(http|/|file:)', html)  # nothing loaded from elsewhere
     assert 'class="mismatch' in html and 'class="error' in html and 'class="skipped' in html
     assert "fp32 peak 100.0 GFLOP/s" in html
     assert "compile: boom" in html and "tvm: no Col2Im" in html
@@ -111,7 +158,7 @@ def test_markdown_has_best_per_backend_speedups_and_percent_of_peak(run):
     assert "none verified (error)" in best
     detail = md.split("## Latency detail")[1]
     row = next(line for line in detail.splitlines() if "| cae@32 | 1 | native | ort-cpu |" in line)
-    assert "| 20.00 | 20.0 |" in row                           # GFLOP/s and % of the 100 GFLOP/s peak
+    assert "| 20.00 | 20.0 |" in row  # GFLOP/s and % of the 100 GFLOP/s peak
     assert not (run / "report.html").exists()
 
 
@@ -123,11 +170,12 @@ def test_a_run_without_calibration_still_reports(tmp_path):
             w.append(r)
     write_report(tmp_path)
     assert "not measured" in (tmp_path / "report.md").read_text()
-    assert (tmp_path / "plots" / "roofline.png").exists()       # points without the ceilings
+    assert (tmp_path / "plots" / "roofline.png").exists()  # points without the ceilings
 
 
 def test_calibration_measures_positive_ceilings():
     from harness.measure.calibrate import measure
+
     cal = measure(1)
     assert cal["fp32_peak_gflops"] > 0 and cal["mem_bandwidth_gbs"] > 0
     assert "torch.mm" in cal["method"] and set(cal["sgemm_gflops"]) == {"512", "1024", "2048"} and cal["threads"] == 1
@@ -136,9 +184,21 @@ def test_calibration_measures_positive_ceilings():
 
 def test_tuning_coverage_section(tmp_path):
     tuned = _rec("cae", "native", "tvm-llvm-tuned", median=0.5)
-    tuned = Record(**{**tuned.__dict__, "details": {**tuned.details, "tuned": "partly tuned",
-                                                    "tuning": {"state": "partly tuned", "tasks": 3, "tasks_tuned": 2,
-                                                               "untuned_tasks": ["fused_conv2d_add"]}}})
+    tuned = Record(
+        **{
+            **tuned.__dict__,
+            "details": {
+                **tuned.details,
+                "tuned": "partly tuned",
+                "tuning": {
+                    "state": "partly tuned",
+                    "tasks": 3,
+                    "tasks_tuned": 2,
+                    "untuned_tasks": ["fused_conv2d_add"],
+                },
+            },
+        }
+    )
     skipped = _rec("cae", "phase", "tvm-llvm-tuned", status="skipped", reason="untuned: none of the workload's")
     write_json_atomic(tmp_path / "run.json", META)
     with ResultsWriter(tmp_path / "results.jsonl") as w:
@@ -187,21 +247,35 @@ def _md_rows(md: str) -> list[list[str]]:
 
 def test_markdown_and_html_draw_the_same_tables(run):
     tuned = _rec("cae", "native", "tvm-llvm-tuned", median=0.5).with_details(
-        tuning={"state": "tuned", "tasks": 3, "tasks_tuned": 3, "untuned_tasks": []})
+        tuning={"state": "tuned", "tasks": 3, "tasks_tuned": 3, "untuned_tasks": []}
+    )
     with ResultsWriter(run / "results.jsonl") as w:
         w.append(tuned)
-    extras = {"fuzz": {"cases": 9, "failing_cases": 1, "classes": [
-        {"class": "C1", "backend": "tvm-llvm", "lowering": "phase", "attributes": ["group"], "count": 1,
-         "explained_by": None}]}}
+    extras = {
+        "fuzz": {
+            "cases": 9,
+            "failing_cases": 1,
+            "classes": [
+                {
+                    "class": "C1",
+                    "backend": "tvm-llvm",
+                    "lowering": "phase",
+                    "attributes": ["group"],
+                    "count": 1,
+                    "explained_by": None,
+                }
+            ],
+        }
+    }
     report = build_report(read_run(run), extras)
     md, page = render_markdown(report), render_html(report)
     shared = report.shared_tables()
-    assert len(shared) == 4                              # best per engine, tuning coverage, fuzz, odd cases
+    assert len(shared) == 4  # best per engine, tuning coverage, fuzz, odd cases
     parsed, md_rows = _HtmlTables(page), _md_rows(md)
     for t in shared:
         assert [c.name for c in t.columns] in parsed.rows and [c.name for c in t.columns] in md_rows
         for row in t.rows:
-            assert [c.text for c in row] in parsed.rows                  # same cells, as the reader sees them
+            assert [c.text for c in row] in parsed.rows  # same cells, as the reader sees them
             assert [cell_text(c) for c in row] in md_rows
     for s in report.sections:
         if s.only is None and s.title:
@@ -215,18 +289,30 @@ def test_markdown_and_html_draw_the_same_tables(run):
 
 def test_non_finite_metrics_print_as_inf_and_nan(tmp_path):
     bad = _rec("cae", "phase", "ort-cpu", status="mismatch", median=0.2, reason="12 NaN | 3 Inf")
-    bad = Record(**{**bad.__dict__, "numerics": Numerics(
-        max_abs=float("nan"), max_rel=float("nan"), rel_l2=float("inf"), atol=1e-5, rtol=1e-3, rel_l2_tol=1e-5,
-        policy="float32", passed=False)})
+    bad = Record(
+        **{
+            **bad.__dict__,
+            "numerics": Numerics(
+                max_abs=float("nan"),
+                max_rel=float("nan"),
+                rel_l2=float("inf"),
+                atol=1e-5,
+                rtol=1e-3,
+                rel_l2_tol=1e-5,
+                policy="float32",
+                passed=False,
+            ),
+        }
+    )
     write_json_atomic(tmp_path / "run.json", META)
     with ResultsWriter(tmp_path / "results.jsonl") as w:
         for r in RECORDS[:1] + [bad]:
             w.append(r)
     read = read_run(tmp_path).records[1].numerics
-    assert read.rel_l2 == float("inf") and read.max_abs != read.max_abs        # floats again, not strings
+    assert read.rel_l2 == float("inf") and read.max_abs != read.max_abs  # floats again, not strings
     write_report(tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "| cae@32 | 1 | phase | **MISMATCH** inf (nan) |" in md
-    assert "| `cae@32/phase/ort-cpu/b1` | mismatch | 12 NaN \\| 3 Inf |" in md   # the pipe escaped in its cell
+    assert "| `cae@32/phase/ort-cpu/b1` | mismatch | 12 NaN \\| 3 Inf |" in md  # the pipe escaped in its cell
     html = (tmp_path / "report.html").read_text()
     assert "inf ✗" in html and "rel_l2 inf, max abs nan — 12 NaN | 3 Inf" in html

@@ -47,7 +47,7 @@ def test_every_model_builds_and_runs_at_its_small_size(name, batch):
     args = [torch.randn(s) for s in shapes.values()]
     with torch.inference_mode():
         y = module(*args)
-    assert y.shape[0] == batch and tuple(y.shape[-spec.dims:]) == (size,) * spec.dims
+    assert y.shape[0] == batch and tuple(y.shape[-spec.dims :]) == (size,) * spec.dims
     assert torch.isfinite(y).all()
 
 
@@ -77,10 +77,10 @@ def test_every_model_exports_and_onnx_agrees_with_pytorch(name, tmp_path):
 def test_segnet_keeps_max_pool_indices_and_its_index_free_twin_is_equal():
     seg, twin = get_model("segnet").build(32), get_model("segnet_noidx").build(32)
     x = torch.randn(2, 3, 32, 32)
-    x[0, :, :16] = 0.0     # constant regions: every pooling window there is a tie, resolved as max_pool2d does
+    x[0, :, :16] = 0.0  # constant regions: every pooling window there is a tie, resolved as max_pool2d does
     with torch.inference_mode():
         a, b = seg(x), twin(x)
-    assert torch.equal(a, b)            # the same weights, and the index-free unpooling equals MaxUnpool
+    assert torch.equal(a, b)  # the same weights, and the index-free unpooling equals MaxUnpool
 
 
 def test_segnet_torchscript_failure_is_recorded(tmp_path):
@@ -88,7 +88,7 @@ def test_segnet_torchscript_failure_is_recorded(tmp_path):
     assert e.exporter == "dynamo"
     assert e.exporters["torchscript"]["status"] == "failed"
     ops = e.exporters["dynamo"]["nodes"]
-    assert "MaxPool" in ops and "ScatterND" in ops      # MaxUnpool is exported as a scatter
+    assert "MaxPool" in ops and "ScatterND" in ops  # MaxUnpool is exported as a scatter
 
 
 def test_convtranspose_attributes_the_zoo_exercises(tmp_path):
@@ -102,12 +102,19 @@ def test_convtranspose_attributes_the_zoo_exercises(tmp_path):
             if n.op_type == "ConvTranspose":
                 a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
                 w = next(i for i in m.graph.initializer if i.name == n.input[1])
-                seen.add((name, len(w.dims) - 2, tuple(a.get("strides", ())), tuple(a.get("output_padding", ())),
-                          a.get("group", 1) > 1))
+                seen.add(
+                    (
+                        name,
+                        len(w.dims) - 2,
+                        tuple(a.get("strides", ())),
+                        tuple(a.get("output_padding", ())),
+                        a.get("group", 1) > 1,
+                    )
+                )
     assert any(s[1] == 1 for s in seen) and any(s[1] == 3 for s in seen)
-    assert any(s[3] and max(s[3]) == 1 for s in seen)        # output_padding
-    assert any(s[4] for s in seen)                            # groups
-    assert any(s[2] == (8, 8) for s in seen)                  # FCN's x8
+    assert any(s[3] and max(s[3]) == 1 for s in seen)  # output_padding
+    assert any(s[4] for s in seen)  # groups
+    assert any(s[2] == (8, 8) for s in seen)  # FCN's x8
 
 
 def test_seeded_initialisation_is_reproducible_and_seed_dependent():
@@ -121,16 +128,23 @@ def test_seeded_initialisation_is_reproducible_and_seed_dependent():
 def test_cae_has_the_designed_layers():
     m = get_model("cae").build(32)
     convt = _convs(m, torch.nn.ConvTranspose2d)
-    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convt] == \
-        [(32, 16, (2, 2), (2, 2)), (16, 3, (2, 2), (2, 2))]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convt] == [
+        (32, 16, (2, 2), (2, 2)),
+        (16, 3, (2, 2), (2, 2)),
+    ]
     y = m(torch.rand(1, 3, 32, 32))
-    assert y.shape == (1, 3, 32, 32) and (y >= 0).all() and (y <= 1).all()   # sigmoid output
+    assert y.shape == (1, 3, 32, 32) and (y >= 0).all() and (y <= 1).all()  # sigmoid output
 
 
 def test_dcgan_is_the_published_generator_at_64():
     m = get_model("dcgan").build(64)
     convt = _convs(m, torch.nn.ConvTranspose2d)
-    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in convt] == \
-        [(100, 512, 4, 1, 0), (512, 256, 4, 2, 1), (256, 128, 4, 2, 1), (128, 64, 4, 2, 1), (64, 3, 4, 2, 1)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in convt] == [
+        (100, 512, 4, 1, 0),
+        (512, 256, 4, 2, 1),
+        (256, 128, 4, 2, 1),
+        (128, 64, 4, 2, 1),
+        (64, 3, 4, 2, 1),
+    ]
     y = m(torch.randn(1, 100, 1, 1))
-    assert y.abs().max() <= 1       # tanh
+    assert y.abs().max() <= 1  # tanh

@@ -5,6 +5,7 @@ This is the leaf of `harness.backends.tvm`: `llvm`, `cuda`, `tuning` and `remote
 imports another (import-linter checks it). Where a case runs (here, or on a device behind TVM's RPC tracker)
 is decided by the registry's `compile_case` (harness/backends/__init__.py), not by a backend.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,6 +41,7 @@ def cpu_target(cfg: RunConfig) -> dict:
     code built for the host's AVX-512 would be an illegal instruction under valgrind)."""
     if cfg.counter:
         from harness.measure.counting import COUNT_MCPU
+
         return {"kind": "llvm", "mcpu": COUNT_MCPU, "num-cores": cfg.threads}
     return host_target(cfg.threads)
 
@@ -63,15 +65,21 @@ def relax_module(onnx_path: str, shapes: dict, dtypes: dict):
     from tvm.relax.frontend.onnx import from_onnx
 
     try:
-        return from_onnx(onnx.load(onnx_path), shape_dict={k: list(v) for k, v in shapes.items()},
-                         dtype_dict=dict(dtypes), keep_params_in_input=False)
+        return from_onnx(
+            onnx.load(onnx_path),
+            shape_dict={k: list(v) for k, v in shapes.items()},
+            dtype_dict=dict(dtypes),
+            keep_params_in_input=False,
+        )
     except tvm.error.OpNotImplemented as e:
         raise UnsupportedModel(f"tvm: {str(e).strip().splitlines()[-1]}") from None
     except AssertionError as e:
         # 0.27's MaxPool converter gives one output; a graph that uses Indices fails this assertion
         if "Missing outputs" in str(e) and "MaxPool" in str(e):
-            raise UnsupportedModel(f"tvm: the ONNX frontend has no MaxPool Indices output ({e}); an "
-                                   f"index-free form of the model runs (e.g. segnet_noidx)") from None
+            raise UnsupportedModel(
+                f"tvm: the ONNX frontend has no MaxPool Indices output ({e}); an "
+                f"index-free form of the model runs (e.g. segnet_noidx)"
+            ) from None
         raise
 
 
@@ -80,8 +88,12 @@ def cache_path(art: ModelArtifact, target: dict, version: str) -> Path | None:
     if art.cache_dir is None:
         return None
     h = hashlib.sha256(Path(art.onnx_path).read_bytes())
-    h.update(json.dumps([sorted(art.input_shapes.items()), sorted(art.input_dtypes.items()), target,
-                         version, "tvm-llvm-untuned-1"], sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            [sorted(art.input_shapes.items()), sorted(art.input_dtypes.items()), target, version, "tvm-llvm-untuned-1"],
+            sort_keys=True,
+        ).encode()
+    )
     return Path(art.cache_dir) / f"{Path(art.onnx_path).stem}-tvm-{h.hexdigest()[:20]}.so"
 
 
@@ -95,10 +107,15 @@ def export_cached(ex, lib: Path | None) -> None:
 
 def engine_info(target: dict, cache_state: str) -> dict:
     import tvm
-    return {"engine_version": tvm.__version__, "target": target,
-            "runtime_threads": int(tvm.runtime.num_threads()), "tuned": "untuned",
-            "pipeline": "relax.build default (legalised, unscheduled)",
-            "compile_cache": cache_state}   # hit: compile_s is only the library's load time
+
+    return {
+        "engine_version": tvm.__version__,
+        "target": target,
+        "runtime_threads": int(tvm.runtime.num_threads()),
+        "tuned": "untuned",
+        "pipeline": "relax.build default (legalised, unscheduled)",
+        "compile_cache": cache_state,
+    }  # hit: compile_s is only the library's load time
 
 
 class TvmCompiled(Compiled):
@@ -109,6 +126,7 @@ class TvmCompiled(Compiled):
 
     def _tensors(self, feeds):
         import tvm
+
         return [tvm.runtime.tensor(np.ascontiguousarray(feeds[n]), self.dev) for n in self.input_names]
 
     def _run_impl(self, feeds):
@@ -123,6 +141,7 @@ class TvmCompiled(Compiled):
         def call():
             main(*args)
             dev.sync()
+
         return call
 
 
@@ -159,5 +178,5 @@ class TvmBackend(Backend):
         target_d, why = llvm_target(desc, host_target(cfg.threads))
         lib, ex, info = self._build(art, cfg, target_d)
         info["remote_target_from"] = why
-        info["runtime_threads"] = desc.get("threads")          # the server's pool, not this process's
+        info["runtime_threads"] = desc.get("threads")  # the server's pool, not this process's
         return lib, ex, info, "cpu"

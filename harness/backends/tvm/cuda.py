@@ -12,6 +12,7 @@ Where none is, compile raises BuiltNotRun: the case is a `skipped` record "built
 build's facts. The code generator's fast math is turned off (TVM_CUDA_NVCC_NO_FAST_MATH=1) so results are
 judged like any float32 engine's.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,7 +48,7 @@ def count_kernels(src: str) -> int:
 class TvmCuda(TvmBackend):
     id = "tvm-cuda"
     device = "cuda"
-    file_default = False       # chosen explicitly (or by the cuda suite): it builds where nothing runs it
+    file_default = False  # chosen explicitly (or by the cuda suite): it builds where nothing runs it
 
     def _availability_impl(self):
         p = cuda.probe()
@@ -58,6 +59,7 @@ class TvmCuda(TvmBackend):
         # TVM compiles the kernels when the library is loaded; its default (NVRTC) needs the cuda-bindings
         # package, nvcc does not
         import importlib.util
+
         if importlib.util.find_spec("cuda") is None:
             env["TVM_CUDA_COMPILE_MODE"] = "nvcc"
         return env
@@ -68,15 +70,18 @@ class TvmCuda(TvmBackend):
 
         arch, arch_from = cuda.arch_for(cfg.cuda_arch)
         lib, ex, info = self._build_cuda(art, cfg, arch, arch_from, HOST)
-        if cfg.compile_only:                         # `convtx build`: the artefacts are the result
+        if cfg.compile_only:  # `convtx build`: the artefacts are the result
             return Compiled(tuple(art.input_shapes), info)
         p = cuda.probe()
         if not p.runnable:
             raise BuiltNotRun(p.reason, info)
         dev = tvm.cuda(0)
         if not dev.exist:
-            raise BuiltNotRun(f"{p.devices[0]['name']} present, but TVM's CUDA runtime (libtvm_runtime_cuda) did "
-                              f"not load in this TVM build", info)
+            raise BuiltNotRun(
+                f"{p.devices[0]['name']} present, but TVM's CUDA runtime (libtvm_runtime_cuda) did "
+                f"not load in this TVM build",
+                info,
+            )
         if lib is None:
             raise BuiltNotRun("no compiled-artefact directory to export the library to", info)
         vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
@@ -95,7 +100,10 @@ class TvmCuda(TvmBackend):
         state = "hit" if lib is not None and cache.is_valid(lib) and cache.is_valid(src_path) else "miss"
         ex = None
         if state == "miss":
-            ex = relax.build(relax_module(art.onnx_path, art.input_shapes, art.input_dtypes), target=tvm.target.Target(target_d, host=host))
+            ex = relax.build(
+                relax_module(art.onnx_path, art.input_shapes, art.input_dtypes),
+                target=tvm.target.Target(target_d, host=host),
+            )
             src = kernel_source(ex)
             if lib is not None:
                 tmp = cache.tmp_path(src_path)
@@ -106,11 +114,19 @@ class TvmCuda(TvmBackend):
                 cache.commit(tmp, lib)
         else:
             src = src_path.read_text()
-        info = {"engine_version": tvm.__version__, "target": target_d, "host_target": host,
-                "arch_from": arch_from, "pipeline": PIPELINE, "tuned": "untuned (dlight default schedules)",
-                "kernels": count_kernels(src), "fast_math": False, "compile_cache": state,
-                "library": str(lib) if lib is not None else None,
-                "cuda_source": str(src_path) if src_path is not None else None}
+        info = {
+            "engine_version": tvm.__version__,
+            "target": target_d,
+            "host_target": host,
+            "arch_from": arch_from,
+            "pipeline": PIPELINE,
+            "tuned": "untuned (dlight default schedules)",
+            "kernels": count_kernels(src),
+            "fast_math": False,
+            "compile_cache": state,
+            "library": str(lib) if lib is not None else None,
+            "cuda_source": str(src_path) if src_path is not None else None,
+        }
         return lib, ex, info
 
     def remote_build(self, art: ModelArtifact, cfg: RunConfig, desc: dict):

@@ -5,6 +5,7 @@ what a user gets from TVM out of the box; tuning is a separate step (and a separ
 The runtime's thread pool size is fixed at import time from TVM_NUM_THREADS, which the sweep sets in the
 worker's environment from the run's configuration (TVM's default is half the logical CPUs).
 """
+
 from __future__ import annotations
 
 from harness.backends.base import ModelArtifact
@@ -24,7 +25,8 @@ class TvmLlvm(TvmBackend):
         lib = cache_path(art, target_d, tvm.__version__)
         if lib is not None and cache.is_valid(lib):
             return lib, None, engine_info(target_d, "hit")
-        ex = relax.build(relax_module(art.onnx_path, art.input_shapes, art.input_dtypes),
-                         target=tvm.target.Target(target_d))
+        ex = relax.build(
+            relax_module(art.onnx_path, art.input_shapes, art.input_dtypes), target=tvm.target.Target(target_d)
+        )
         export_cached(ex, lib)
         return lib, ex, engine_info(target_d, "miss" if lib else "off")

@@ -13,6 +13,7 @@ this module only adds bounded waits, because the tracker queues a request for as
 Only TVM backends run remotely: the other engines have no RPC runtime, and a case of theirs in a remote run is
 `skipped` with that reason rather than measured on this machine beside remote numbers.
 """
+
 from __future__ import annotations
 
 import socket
@@ -27,9 +28,9 @@ from harness.backends.base import BackendUnavailable, Compiled
 from harness.backends.tvm.common import BuiltNotRun
 from harness.core.errors import ConvtxError
 
-CONNECT_TIMEOUT_S = 5.0            # reaching the tracker
-REQUEST_TIMEOUT_S = 120.0          # waiting for a free server under the key
-REQUEST_ATTEMPTS = 3               # a server handed out but gone by the time we connect: ask again
+CONNECT_TIMEOUT_S = 5.0  # reaching the tracker
+REQUEST_TIMEOUT_S = 120.0  # waiting for a free server under the key
+REQUEST_ATTEMPTS = 3  # a server handed out but gone by the time we connect: ask again
 
 
 class RemoteLost(RuntimeError):
@@ -70,8 +71,10 @@ def tracker_summary(addr: str, timeout: float = CONNECT_TIMEOUT_S) -> dict:
         finally:
             sock.close()
     except (OSError, ConnectionError, struct.error) as e:
-        raise ConvtxError(f"--rpc-tracker {addr}: no RPC tracker reachable ({type(e).__name__}: {e}); start one "
-                          f"with `python -m tvm.exec.rpc_tracker --port {port}`") from None
+        raise ConvtxError(
+            f"--rpc-tracker {addr}: no RPC tracker reachable ({type(e).__name__}: {e}); start one "
+            f"with `python -m tvm.exec.rpc_tracker --port {port}`"
+        ) from None
     if not (isinstance(value, list) and value and value[0] == base.TrackerCode.SUCCESS):
         raise ConvtxError(f"--rpc-tracker {addr}: unexpected answer from the tracker: {value!r}")
     return value[1]
@@ -79,8 +82,7 @@ def tracker_summary(addr: str, timeout: float = CONNECT_TIMEOUT_S) -> dict:
 
 def servers_for(summary: dict, key: str) -> list[str]:
     """Addresses (host:port) of the servers registered under `key`."""
-    return [f"{s['addr'][0]}:{s['addr'][1]}" for s in summary.get("server_info", [])
-            if s.get("key") == f"server:{key}"]
+    return [f"{s['addr'][0]}:{s['addr'][1]}" for s in summary.get("server_info", []) if s.get("key") == f"server:{key}"]
 
 
 def check_tracker(addr: str, key: str) -> dict:
@@ -91,8 +93,9 @@ def check_tracker(addr: str, key: str) -> dict:
     servers = servers_for(s, key)
     if not servers:
         keys = sorted({i.get("key", "").removeprefix("server:") for i in s.get("server_info", [])} - {""})
-        raise ConvtxError(f"--rpc-tracker {addr}: no server registered under key {key!r} "
-                          f"(keys there: {', '.join(keys) or 'none'})")
+        raise ConvtxError(
+            f"--rpc-tracker {addr}: no server registered under key {key!r} (keys there: {', '.join(keys) or 'none'})"
+        )
     return {"tracker": addr, "key": key, "servers": servers, "queue": s.get("queue_info", {}).get(key)}
 
 
@@ -119,8 +122,9 @@ def request_session(addr: str, key: str, session_timeout: float, wait_s: float =
             finally:
                 sock.close()
         except TimeoutError:
-            raise RemoteLost(f"no server under key {key!r} became free within {wait_s:.0f} s "
-                             f"(tracker {addr})") from None
+            raise RemoteLost(
+                f"no server under key {key!r} became free within {wait_s:.0f} s (tracker {addr})"
+            ) from None
         except (OSError, ConnectionError, struct.error) as e:
             raise RemoteLost(f"tracker {addr} unreachable: {type(e).__name__}: {e}") from None
         if not (isinstance(value, list) and value and value[0] == base.TrackerCode.SUCCESS):
@@ -132,8 +136,9 @@ def request_session(addr: str, key: str, session_timeout: float, wait_s: float =
             return sess, server, time.monotonic() - t0
         except Exception as e:  # noqa: BLE001 — a server gone between the tracker's answer and our connect
             last = f"{server}: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-    raise RemoteLost(f"no reachable server under key {key!r} after {REQUEST_ATTEMPTS} attempts "
-                     f"(last: {last or 'timed out'})")
+    raise RemoteLost(
+        f"no reachable server under key {key!r} after {REQUEST_ATTEMPTS} attempts (last: {last or 'timed out'})"
+    )
 
 
 def _remote_call(sess, name: str):
@@ -146,10 +151,12 @@ def _remote_call(sess, name: str):
 def describe(sess) -> dict:
     """What the remote says about itself: LLVM's view of its CPU, its triple, its runtime's thread count
     (a server built from TVM's C++ runtime alone does not say: those fields are then absent)."""
-    d = {"triple": _remote_call(sess, "target.llvm_get_system_triple"),
-         "cpu": _remote_call(sess, "target.llvm_get_system_cpu"),
-         "vendor": _remote_call(sess, "target.llvm_get_system_x86_vendor"),
-         "threads": _remote_call(sess, "runtime.NumThreads")}
+    d = {
+        "triple": _remote_call(sess, "target.llvm_get_system_triple"),
+        "cpu": _remote_call(sess, "target.llvm_get_system_cpu"),
+        "vendor": _remote_call(sess, "target.llvm_get_system_x86_vendor"),
+        "threads": _remote_call(sess, "runtime.NumThreads"),
+    }
     out: dict = {k: (str(v) if k != "threads" else int(v)) for k, v in d.items() if v not in (None, "")}
     try:
         dev = sess.cuda(0)
@@ -173,11 +180,14 @@ class RemoteTvmCompiled(Compiled):
             return fn()
         except Exception as e:  # noqa: BLE001 — the connection or the server failed: name the server
             text = str(e).strip().splitlines()
-            raise RemoteLost(f"remote {self.server} (key {self.info['remote']['key']}) failed during {what}: "
-                             f"{type(e).__name__}: {text[-1] if text else ''}"[:400]) from None
+            raise RemoteLost(
+                f"remote {self.server} (key {self.info['remote']['key']}) failed during {what}: "
+                f"{type(e).__name__}: {text[-1] if text else ''}"[:400]
+            ) from None
 
     def _set_inputs(self, feeds) -> None:
         import tvm
+
         args = [tvm.runtime.tensor(np.ascontiguousarray(feeds[n]), self.dev) for n in self.input_names]
         self.vm.set_input("main", *args)
 
@@ -194,8 +204,10 @@ class RemoteTvmCompiled(Compiled):
                 else:
                     for x in o:
                         walk(x)
+
             walk(out)
             return flat
+
         return self._guard("run", go)
 
     def _samples(self, feeds, cfg) -> list[float]:
@@ -209,6 +221,7 @@ class RemoteTvmCompiled(Compiled):
             n = min(n, cfg.max_repeats, max(3, int(cfg.max_time_s / est)))
             res = self.vm.time_evaluator("invoke_stateful", self.dev, number=1, repeat=n)("main")
             return [float(r) * 1e3 for r in res.results]
+
         return self._guard("timing", go)
 
     def time(self, feeds, cfg):
@@ -240,17 +253,23 @@ def compile_remote(backend, art, cfg) -> RemoteTvmCompiled:
 
     from tvm import relax
 
-    backend.check(art, cfg)             # the engine is here and takes the model; remote-capable
+    backend.check(art, cfg)  # the engine is here and takes the model; remote-capable
     t0 = time.monotonic()
     sess, server, waited = request_session(cfg.rpc_tracker, cfg.rpc_key, session_timeout=cfg.case_timeout_s)
     desc = describe(sess)
     lib, ex, info, kind = backend.remote_build(art, cfg, desc)
-    remote = {"tracker": cfg.rpc_tracker, "key": cfg.rpc_key, "server": server, "machine": desc,
-              "session_wait_s": round(waited, 3), "timed_by": "time_evaluator on the remote device"}
+    remote = {
+        "tracker": cfg.rpc_tracker,
+        "key": cfg.rpc_key,
+        "server": server,
+        "machine": desc,
+        "session_wait_s": round(waited, 3),
+        "timed_by": "time_evaluator on the remote device",
+    }
     info = {**info, "remote": remote}
     try:
         with tempfile.TemporaryDirectory(prefix="convtx-rpc-") as tmp:
-            if lib is None:                               # no compiled cache: export for the upload
+            if lib is None:  # no compiled cache: export for the upload
                 lib = Path(tmp) / "model.so"
                 ex.export_library(str(lib))
             t1 = time.monotonic()
@@ -266,8 +285,10 @@ def compile_remote(backend, art, cfg) -> RemoteTvmCompiled:
         raise
     except Exception as e:  # noqa: BLE001
         text = str(e).strip().splitlines()
-        raise RemoteLost(f"remote {server} (key {cfg.rpc_key}) failed during upload/load: {type(e).__name__}: "
-                         f"{text[-1] if text else ''}"[:400]) from None
+        raise RemoteLost(
+            f"remote {server} (key {cfg.rpc_key}) failed during upload/load: {type(e).__name__}: "
+            f"{text[-1] if text else ''}"[:400]
+        ) from None
     if kind == "cuda":
         remote["device"] = {"name": dev.device_name, "compute_version": dev.compute_version}
     remote["setup_s"] = round(time.monotonic() - t0, 3)

@@ -8,6 +8,7 @@ CMD with `{tracker}` replaced by HOST:PORT, and stops everything afterwards — 
 or this process is interrupted. `--kill-one-after N` kills (SIGKILL, whole process group) a server that is
 serving a session once N records exist in CMD's results, to show what a sweep does when a device vanishes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,14 @@ def _pgid_members(pgid: int) -> list[int]:
 class LoopbackCluster:
     """Tracker + servers as subprocesses; a context manager that always cleans up."""
 
-    def __init__(self, servers: int = 2, key: str = "loopback", threads: int = 1, log_dir: Path | None = None,
-                 python: str = sys.executable):
+    def __init__(
+        self,
+        servers: int = 2,
+        key: str = "loopback",
+        threads: int = 1,
+        log_dir: Path | None = None,
+        python: str = sys.executable,
+    ):
         self.n, self.key, self.threads, self.python = servers, key, threads, python
         self.log_dir = Path(log_dir) if log_dir else None
         self.port = free_port()
@@ -57,8 +64,9 @@ class LoopbackCluster:
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "w") if self.log_dir else subprocess.DEVNULL
         env = {**os.environ, "TVM_NUM_THREADS": str(self.threads), "PYTHONUNBUFFERED": "1"}
-        p = subprocess.Popen([self.python, "-m", *args], stdout=log, stderr=subprocess.STDOUT, env=env,
-                             start_new_session=True)
+        p = subprocess.Popen(
+            [self.python, "-m", *args], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         self.procs.append(p)
         return p
 
@@ -66,14 +74,40 @@ class LoopbackCluster:
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._spawn(["tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(self.port),
-                         "--port-end", str(self.port + 1), "--silent"], "tracker")
+            self._spawn(
+                [
+                    "tvm.exec.rpc_tracker",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--port-end",
+                    str(self.port + 1),
+                    "--silent",
+                ],
+                "tracker",
+            )
             self._wait(lambda s: True, "the tracker to listen")
             for i in range(self.n):
                 p = free_port()
-                self.servers.append(self._spawn(
-                    ["tvm.exec.rpc_server", "--tracker", self.tracker, "--key", self.key, "--host", "127.0.0.1",
-                     "--port", str(p), "--port-end", str(p + 100)], f"server-{i + 1}"))
+                self.servers.append(
+                    self._spawn(
+                        [
+                            "tvm.exec.rpc_server",
+                            "--tracker",
+                            self.tracker,
+                            "--key",
+                            self.key,
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            str(p),
+                            "--port-end",
+                            str(p + 100),
+                        ],
+                        f"server-{i + 1}",
+                    )
+                )
             self._wait(lambda s: len(self.registered(s)) >= self.n, f"{self.n} servers to register")
             time.sleep(0.5)
             self.idle_members = {p.pid: len(_pgid_members(p.pid)) for p in self.servers}
@@ -87,6 +121,7 @@ class LoopbackCluster:
 
     def registered(self, summary: dict | None = None) -> list[str]:
         from harness.backends.tvm.remote import servers_for, tracker_summary
+
         return servers_for(summary if summary is not None else tracker_summary(self.tracker, 2.0), self.key)
 
     def _wait(self, ok, what: str) -> None:
@@ -98,8 +133,10 @@ class LoopbackCluster:
         while time.monotonic() - t0 < START_TIMEOUT_S:
             dead = [p for p in self.procs if p.poll() is not None]
             if dead:
-                raise RuntimeError(f"loopback RPC: {dead[0].args[2]} exited with {dead[0].returncode} while "
-                                   f"waiting for {what}" + (f" (log: {self.log_dir})" if self.log_dir else ""))
+                raise RuntimeError(
+                    f"loopback RPC: {dead[0].args[2]} exited with {dead[0].returncode} while "
+                    f"waiting for {what}" + (f" (log: {self.log_dir})" if self.log_dir else "")
+                )
             try:
                 if ok(tracker_summary(self.tracker, 2.0)):
                     return
@@ -111,8 +148,11 @@ class LoopbackCluster:
     def busy_servers(self) -> list[subprocess.Popen]:
         """Servers serving a session now: TVM's server forks a process per session, so a busy server's process
         group has more members than it had idle."""
-        return [p for p in self.servers if p.poll() is None
-                and len(_pgid_members(p.pid)) > self.idle_members.get(p.pid, 1 << 30)]
+        return [
+            p
+            for p in self.servers
+            if p.poll() is None and len(_pgid_members(p.pid)) > self.idle_members.get(p.pid, 1 << 30)
+        ]
 
     def kill(self, proc: subprocess.Popen) -> None:
         """The server vanishes: SIGKILL to its whole process group (server, listener, session)."""
@@ -135,7 +175,7 @@ class LoopbackCluster:
             except subprocess.TimeoutExpired:
                 pass
             try:
-                os.killpg(p.pid, signal.SIGKILL)       # stragglers, and forked session processes
+                os.killpg(p.pid, signal.SIGKILL)  # stragglers, and forked session processes
             except ProcessLookupError:
                 pass
             try:
@@ -163,8 +203,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="TVM_NUM_THREADS of each server (default 1)")
     p.add_argument("--logs", type=Path, default=Path("build/rpc-logs"))
     p.add_argument("--timeout", type=float, default=3600, help="seconds CMD may run (default 3600)")
-    p.add_argument("--kill-one-after", type=int, metavar="N",
-                   help="kill a busy server once CMD's --out holds N records (watch --watch)")
+    p.add_argument(
+        "--kill-one-after",
+        type=int,
+        metavar="N",
+        help="kill a busy server once CMD's --out holds N records (watch --watch)",
+    )
     p.add_argument("--watch", type=Path, help="CMD's output directory (for --kill-one-after)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ... ({tracker} is replaced by HOST:PORT)")
     args = p.parse_args(argv)
@@ -174,8 +218,11 @@ def main(argv=None) -> int:
     if args.servers < 1:
         p.error("--servers: at least 1")
     with LoopbackCluster(args.servers, args.key, args.threads, args.logs) as cl:
-        print(f"rpc_local: tracker {cl.tracker}, {args.servers} servers under key {args.key!r}: "
-              f"{', '.join(cl.registered())}", file=sys.stderr)
+        print(
+            f"rpc_local: tracker {cl.tracker}, {args.servers} servers under key {args.key!r}: "
+            f"{', '.join(cl.registered())}",
+            file=sys.stderr,
+        )
         cmd = [c.replace("{tracker}", cl.tracker) for c in cmd]
         proc = subprocess.Popen(cmd)
         t0, killed = time.monotonic(), None
@@ -190,8 +237,11 @@ def main(argv=None) -> int:
                     if busy:
                         killed = busy[0]
                         cl.kill(killed)
-                        print(f"rpc_local: killed server pid {killed.pid} mid-case "
-                              f"({_records(args.watch)} records written)", file=sys.stderr)
+                        print(
+                            f"rpc_local: killed server pid {killed.pid} mid-case "
+                            f"({_records(args.watch)} records written)",
+                            file=sys.stderr,
+                        )
                 time.sleep(0.05)
             rc = proc.wait()
         finally:

@@ -15,6 +15,7 @@ Tuning runs in a child process (`python -m harness.backends.tvm.tuning worker SP
 limit on it, and because MetaSchedule appends each measured record to the JSON files at once, killing it
 loses at most the batch in flight — `convtx tune` again resumes from the records already there.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,9 +34,9 @@ from harness.core import cache
 from harness.core.config import RunConfig
 from harness.core.errors import ConvtxError
 
-ROOT = Path(__file__).resolve().parents[3] / "tuning"   # the repository's tuning/
-MIN_SHARE = 0.01            # tasks below 1% of the untuned latency are not tuned
-TRIALS_PER_ITER = 16          # small rounds: a workload's trials reach more of its tasks
+ROOT = Path(__file__).resolve().parents[3] / "tuning"  # the repository's tuning/
+MIN_SHARE = 0.01  # tasks below 1% of the untuned latency are not tuned
+TRIALS_PER_ITER = 16  # small rounds: a workload's trials reach more of its tasks
 
 
 def target_slug(target: dict) -> str:
@@ -48,9 +49,11 @@ def db_dir(target: dict, tvm_version: str, root: Path | None = None) -> Path:
 
 def open_db(d: Path):
     from tvm.s_tir import meta_schedule as ms
+
     d.mkdir(parents=True, exist_ok=True)
-    return ms.database.JSONDatabase(str(d / "database_workload.json"), str(d / "database_tuning_record.json"),
-                                    allow_missing=True)
+    return ms.database.JSONDatabase(
+        str(d / "database_workload.json"), str(d / "database_tuning_record.json"), allow_missing=True
+    )
 
 
 def extract(mod, target: dict):
@@ -59,6 +62,7 @@ def extract(mod, target: dict):
     import tvm
     from tvm import relax
     from tvm.s_tir import meta_schedule as ms
+
     t = tvm.target.Target(target)
     with t:
         fused = relax.get_pipeline("zero")(mod)
@@ -69,9 +73,9 @@ def extract(mod, target: dict):
 class TaskInfo:
     name: str
     calls: int
-    ms_per_call: float | None     # untuned, measured alone
-    share: float | None           # of the sum over tasks
-    tuned: bool                   # the database has a valid record for it
+    ms_per_call: float | None  # untuned, measured alone
+    share: float | None  # of the sum over tasks
+    tuned: bool  # the database has a valid record for it
 
 
 def _time_task(task, target: dict, repeat_ms: int = 100) -> float:
@@ -90,21 +94,30 @@ def _time_task(task, target: dict, repeat_ms: int = 100) -> float:
         dtype = str(info.dtype)
         data = rng.standard_normal(shape).astype(dtype) if "float" in dtype else np.zeros(shape, dtype)
         args.append(tvm.runtime.tensor(data, dev))
-    rt = lib.jit() if hasattr(lib, "jit") else lib        # tvm.compile gives an Executable in 0.27
+    rt = lib.jit() if hasattr(lib, "jit") else lib  # tvm.compile gives an Executable in 0.27
     f = rt.time_evaluator("main", dev, number=1, repeat=3, min_repeat_ms=repeat_ms)
     return float(np.median(f(*args).results)) * 1e3
 
 
 def has_record(db, task, target: dict) -> bool:
     import tvm
+
     return db.query_tuning_record(task.dispatched[0], tvm.target.Target(target), "main") is not None
 
 
 def task_table(tasks, target: dict, db=None, timed: bool = True) -> list[TaskInfo]:
     costs = [(_time_task(t, target) if timed else None) for t in tasks]
     total = sum(c * t.weight for c, t in zip(costs, tasks)) if timed else None
-    return [TaskInfo(t.task_name, int(t.weight), c, (c * t.weight / total) if timed and total else None,
-                     db is not None and has_record(db, t, target)) for t, c in zip(tasks, costs)]
+    return [
+        TaskInfo(
+            t.task_name,
+            int(t.weight),
+            c,
+            (c * t.weight / total) if timed and total else None,
+            db is not None and has_record(db, t, target),
+        )
+        for t, c in zip(tasks, costs)
+    ]
 
 
 def tuning_state(mod, target: dict, db) -> dict:
@@ -112,12 +125,17 @@ def tuning_state(mod, target: dict, db) -> dict:
     tasks = extract(mod, target)
     hit = [t.task_name for t in tasks if has_record(db, t, target)]
     state = "tuned" if tasks and len(hit) == len(tasks) else ("partly tuned" if hit else "untuned")
-    return {"state": state, "tasks": len(tasks), "tasks_tuned": len(hit),
-            "untuned_tasks": sorted({t.task_name for t in tasks} - set(hit))[:20]}
+    return {
+        "state": state,
+        "tasks": len(tasks),
+        "tasks_tuned": len(hit),
+        "untuned_tasks": sorted({t.task_name for t in tasks} - set(hit))[:20],
+    }
 
 
 # ------------------------------------------------------------------------------------------------------
 # the tuning child process
+
 
 def _builder_initializer() -> None:
     """Imported once per builder worker: `tvm.s_tir.tensor_intrin` alone takes 20-40 s here, more than the
@@ -136,16 +154,25 @@ def worker(spec: dict) -> int:
     chosen = spec["weights"]
     picked = [t for t in tasks if t.task_name in chosen]
     contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        picked, work_dir=spec["work_dir"], seed=spec.get("seed", 0), num_threads=spec["threads"])
+        picked, work_dir=spec["work_dir"], seed=spec.get("seed", 0), num_threads=spec["threads"]
+    )
     weights = [chosen[t.task_name] for t in picked]
-    print(f"[tune] {len(picked)} tasks, {spec['trials']} trials in all, weights "
-          + ", ".join(f"{t.task_name}={w:.2f}" for t, w in zip(picked, weights)), flush=True)
+    print(
+        f"[tune] {len(picked)} tasks, {spec['trials']} trials in all, weights "
+        + ", ".join(f"{t.task_name}={w:.2f}" for t, w in zip(picked, weights)),
+        flush=True,
+    )
     ms.tune.tune_tasks(
-        tasks=contexts, task_weights=weights, work_dir=spec["work_dir"], max_trials_global=spec["trials"],
-        max_trials_per_task=spec.get("trials_per_task") or spec["trials"], num_trials_per_iter=TRIALS_PER_ITER,
-        builder=ms.builder.LocalBuilder(timeout_sec=90, initializer=_builder_initializer,
-                                        max_workers=spec["threads"]),
-        runner=ms.runner.LocalRunner(timeout_sec=60), database=db)
+        tasks=contexts,
+        task_weights=weights,
+        work_dir=spec["work_dir"],
+        max_trials_global=spec["trials"],
+        max_trials_per_task=spec.get("trials_per_task") or spec["trials"],
+        num_trials_per_iter=TRIALS_PER_ITER,
+        builder=ms.builder.LocalBuilder(timeout_sec=90, initializer=_builder_initializer, max_workers=spec["threads"]),
+        runner=ms.runner.LocalRunner(timeout_sec=60),
+        database=db,
+    )
     return 0
 
 
@@ -163,9 +190,20 @@ class TuneResult:
     after: dict
 
 
-def tune_workload(label: str, lowering: str, onnx_path: str, shapes: dict, dtypes: dict, target: dict,
-                  trials: int, budget_s: float | None, threads: int, db_root: Path | None, work_root: Path,
-                  say=print) -> TuneResult:
+def tune_workload(
+    label: str,
+    lowering: str,
+    onnx_path: str,
+    shapes: dict,
+    dtypes: dict,
+    target: dict,
+    trials: int,
+    budget_s: float | None,
+    threads: int,
+    db_root: Path | None,
+    work_root: Path,
+    say=print,
+) -> TuneResult:
     import tvm
 
     d = db_dir(target, tvm.__version__, db_root)
@@ -175,8 +213,10 @@ def tune_workload(label: str, lowering: str, onnx_path: str, shapes: dict, dtype
     say(f"[tune] {label} / {lowering}: {len(tasks)} tasks; timing each untuned to weigh it ...")
     table = task_table(tasks, target, db)
     for t in sorted(table, key=lambda t: -(t.share or 0)):
-        say(f"[tune]   {t.share * 100:5.1f}%  {t.ms_per_call:9.3f} ms x{t.calls}  {t.name}"
-            f"{'  (already in the database)' if t.tuned else ''}")
+        say(
+            f"[tune]   {t.share * 100:5.1f}%  {t.ms_per_call:9.3f} ms x{t.calls}  {t.name}"
+            f"{'  (already in the database)' if t.tuned else ''}"
+        )
     before = tuning_state(mod, target, db)
     # which tasks: those holding >= MIN_SHARE of the untuned latency; their MetaSchedule weight is their call
     # count, so that the gradient scheduler's objective, sum(weight x latency), is the model's latency
@@ -185,16 +225,28 @@ def tune_workload(label: str, lowering: str, onnx_path: str, shapes: dict, dtype
         raise ConvtxError(f"{label}: no task takes {MIN_SHARE:.0%} of the latency; nothing to tune")
     work = work_root / target_slug(target) / f"{label.replace('@', '-')}-{lowering}"
     work.mkdir(parents=True, exist_ok=True)
-    spec = {"target": target, "onnx": onnx_path, "shapes": {k: list(v) for k, v in shapes.items()},
-            "dtypes": dtypes, "db": str(d), "work_dir": str(work), "weights": weights, "trials": trials,
-            "threads": threads}
+    spec = {
+        "target": target,
+        "onnx": onnx_path,
+        "shapes": {k: list(v) for k, v in shapes.items()},
+        "dtypes": dtypes,
+        "db": str(d),
+        "work_dir": str(work),
+        "weights": weights,
+        "trials": trials,
+        "threads": threads,
+    }
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2))
     t0 = time.monotonic()
     env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
     # the tuner's progress (its per-round task table) goes to stderr: stdout carries this process's result
-    p = subprocess.Popen([sys.executable, "-m", "harness.backends.tvm.tuning", "worker", str(spec_path)], env=env,
-                         start_new_session=True, stdout=sys.stderr)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "harness.backends.tvm.tuning", "worker", str(spec_path)],
+        env=env,
+        start_new_session=True,
+        stdout=sys.stderr,
+    )
     stopped = False
     try:
         p.wait(timeout=budget_s)
@@ -203,15 +255,16 @@ def tune_workload(label: str, lowering: str, onnx_path: str, shapes: dict, dtype
         say(f"[tune] budget of {budget_s / 60:.1f} min reached: stopping (records so far are kept)")
     finally:
         if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)     # the tuner and its builder/runner pool workers
+            os.killpg(p.pid, signal.SIGKILL)  # the tuner and its builder/runner pool workers
             p.wait()
     seconds = time.monotonic() - t0
     if p.returncode not in (0, -signal.SIGKILL) or (p.returncode != 0 and not stopped):
         raise ConvtxError(f"{label}: the tuning process exited {p.returncode} (logs: {work}/logs)")
-    db = open_db(d)       # re-read what the child appended
+    db = open_db(d)  # re-read what the child appended
     after = tuning_state(mod, target, db)
-    res = TuneResult(label, lowering, target, str(d), trials, round(seconds, 1), stopped,
-                     [asdict(t) for t in table], before, after)
+    res = TuneResult(
+        label, lowering, target, str(d), trials, round(seconds, 1), stopped, [asdict(t) for t in table], before, after
+    )
     _update_index(d, res)
     return res
 
@@ -237,24 +290,40 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 2 and argv[0] == "worker":
         return worker(json.loads(Path(argv[1]).read_text()))
-    if len(argv) == 2 and argv[0] == "drive":       # `convtx tune`'s child: weigh, tune, report JSON
+    if len(argv) == 2 and argv[0] == "drive":  # `convtx tune`'s child: weigh, tune, report JSON
         spec = json.loads(argv[1])
         target = spec["target"] or host_target(spec["threads"])
         try:
-            res = tune_workload(spec["label"], spec["lowering"], spec["onnx"], spec["shapes"], spec["dtypes"],
-                                target, spec["trials"], spec["budget_s"], spec["threads"], None,
-                                Path(spec["work_root"]), say=lambda m: print(m, file=sys.stderr, flush=True))
+            res = tune_workload(
+                spec["label"],
+                spec["lowering"],
+                spec["onnx"],
+                spec["shapes"],
+                spec["dtypes"],
+                target,
+                spec["trials"],
+                spec["budget_s"],
+                spec["threads"],
+                None,
+                Path(spec["work_root"]),
+                say=lambda m: print(m, file=sys.stderr, flush=True),
+            )
         except ConvtxError as e:
             print(f"convtx: error: {e}", file=sys.stderr)
             return 2
         except Exception as e:  # noqa: BLE001 — TVM refusing a model: say which, one line, and go on
             text = (str(e).strip().splitlines() or [""])[-1]
-            print(f"convtx: error: TVM could not take {spec['label']}/{spec['lowering']}: "
-                  f"{type(e).__name__}: {text[:300]}", file=sys.stderr)
+            print(
+                f"convtx: error: TVM could not take {spec['label']}/{spec['lowering']}: "
+                f"{type(e).__name__}: {text[:300]}",
+                file=sys.stderr,
+            )
             return 1
         print(json.dumps(asdict(res)))
         return 0
-    print("usage: python -m harness.backends.tvm.tuning worker SPEC.json (internal; use `convtx tune`)", file=sys.stderr)
+    print(
+        "usage: python -m harness.backends.tvm.tuning worker SPEC.json (internal; use `convtx tune`)", file=sys.stderr
+    )
     return 2
 
 
@@ -273,21 +342,30 @@ class TvmLlvmTuned(TvmBackend):
 
         d = db_dir(target_d, tvm.__version__)
         if not (d / "database_tuning_record.json").exists():
-            raise UnsupportedModel(f"no tuning database for TVM {tvm.__version__} on {target_slug(target_d)} "
-                                   f"(expected {d}); run `convtx tune`")
+            raise UnsupportedModel(
+                f"no tuning database for TVM {tvm.__version__} on {target_slug(target_d)} "
+                f"(expected {d}); run `convtx tune`"
+            )
         mod = relax_module(art.onnx_path, art.input_shapes, art.input_dtypes)
         db = open_db(d)
         state = tuning_state(mod, target_d, db)
         if state["state"] == "untuned":
-            raise UnsupportedModel(f"untuned: none of the workload's {state['tasks']} tasks has a record in {d} "
-                                   f"(tune it: convtx tune MODEL --lowerings LOWERING)")
+            raise UnsupportedModel(
+                f"untuned: none of the workload's {state['tasks']} tasks has a record in {d} "
+                f"(tune it: convtx tune MODEL --lowerings LOWERING)"
+            )
         digest = hashlib.sha256((d / "database_tuning_record.json").read_bytes()).hexdigest()[:16]
         lib = cache_path(art, {**target_d, "db": digest}, tvm.__version__)
-        info = {**engine_info(target_d, "hit" if lib is not None and cache.is_valid(lib) else "miss"),
-                "tuned": state["state"], "tuning": {**state, "database": str(d.relative_to(ROOT.parent))
-                                                     if d.is_relative_to(ROOT.parent) else str(d),
-                                                     "records_digest": digest},
-                "pipeline": "MetaSchedule database applied after FuseTIR (compile_relax)"}
+        info = {
+            **engine_info(target_d, "hit" if lib is not None and cache.is_valid(lib) else "miss"),
+            "tuned": state["state"],
+            "tuning": {
+                **state,
+                "database": str(d.relative_to(ROOT.parent)) if d.is_relative_to(ROOT.parent) else str(d),
+                "records_digest": digest,
+            },
+            "pipeline": "MetaSchedule database applied after FuseTIR (compile_relax)",
+        }
         if lib is not None and cache.is_valid(lib):
             return lib, None, info
         ex = ms.relax_integration.compile_relax(db, mod, tvm.target.Target(target_d), None)
