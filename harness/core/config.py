@@ -143,6 +143,22 @@ CPU_BACKENDS = ("ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "torch-
 CUDA_BACKENDS = ("tvm-cuda", "ort-cuda")
 ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add")
 
+# every zoo model at a deployment-like size (the seed autoencoder also at its original 32 x 32)
+DEFAULT_MODELS = (
+    "cae@32",
+    "cae@256",
+    "dcgan@64",
+    "vae@128",
+    "wave1d@8192",
+    "fcn8s@256",
+    "unet@256",
+    "segnet@256",
+    "segnet_noidx@256",
+    "subpixel@256",
+    "dwdecoder@256",
+    "vol3d@32",
+)
+
 SUITES: dict[str, Suite] = {
     # a minute or so: small sizes, short timing; what tests and quick checks use
     "quick": Suite(
@@ -161,20 +177,7 @@ SUITES: dict[str, Suite] = {
     # its original 32 x 32)
     "default": Suite(
         name="default",
-        models=(
-            "cae@32",
-            "cae@256",
-            "dcgan@64",
-            "vae@128",
-            "wave1d@8192",
-            "fcn8s@256",
-            "unet@256",
-            "segnet@256",
-            "segnet_noidx@256",
-            "subpixel@256",
-            "dwdecoder@256",
-            "vol3d@32",
-        ),
+        models=DEFAULT_MODELS,
         lowerings=ALL_LOWERINGS,
         backends=CPU_BACKENDS + CUDA_BACKENDS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=10.0),
@@ -183,20 +186,7 @@ SUITES: dict[str, Suite] = {
     # yardstick; `bench --require-gpu` refuses to report timings unless the CUDA cases ran on the device
     "cuda": Suite(
         name="cuda",
-        models=(
-            "cae@32",
-            "cae@256",
-            "dcgan@64",
-            "vae@128",
-            "wave1d@8192",
-            "fcn8s@256",
-            "unet@256",
-            "segnet@256",
-            "segnet_noidx@256",
-            "subpixel@256",
-            "dwdecoder@256",
-            "vol3d@32",
-        ),
+        models=DEFAULT_MODELS,
         lowerings=ALL_LOWERINGS,
         backends=CUDA_BACKENDS + ("ort-cpu",),
         timing=TimingConfig(warmup=10, min_repeats=20, min_time_s=1.0, max_time_s=10.0),

@@ -258,10 +258,9 @@ class Counts:
         )
 
 
-@dataclass(frozen=True)
-class CaseKey:
-    """What identifies a case and what every record of it carries, whatever its outcome: built once per case
-    (`case_key`) and spread into each Record made for it."""
+@dataclass(frozen=True, kw_only=True)
+class _CaseFields:
+    """The fields that identify a case and that every record of it carries, whatever its outcome."""
 
     run_id: str
     case_id: str
@@ -271,43 +270,37 @@ class CaseKey:
     batch: int
     input_shapes: Mapping[str, tuple[int, ...]]
     dtype: str = "float32"
-    size: int | None = None
+    size: int | None = None  # zoo models: the spatial size it was built at
     threads: int | None = None
-    flops: int | None = None
-    min_bytes: int | None = None
+    flops: int | None = None  # useful FLOPs: products that land in the output, the same for every lowering
+    min_bytes: int | None = None  # compulsory memory traffic (inputs + weights + outputs): roofline x-axis
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseKey(_CaseFields):
+    """A case's identity, built once per case (`harness.pipeline.case.case_key`) and spread into each Record
+    made for it."""
 
     def record(self, status: str, reason: str = "", **parts) -> Record:
         """A Record of this case with the given outcome (the other fields of Record as keywords)."""
-        base = {f.name: getattr(self, f.name) for f in fields(self)}
+        base = {f.name: getattr(self, f.name) for f in fields(_CaseFields)}
         base.update(parts)
         return Record(status=status, reason=reason, **base)
 
 
-@dataclass(frozen=True)
-class Record:
-    """One case's result. `numerics` and `latency_ms` are None when not measured (skipped, error,
-    validate-only, counted). `details` holds the engine's and the pipeline's facts (docs/design.md lists the
-    keys the harness writes; engines add their own)."""
+@dataclass(frozen=True, kw_only=True)
+class Record(_CaseFields):
+    """One case's result: its identity (the fields of CaseKey) and its outcome. `numerics` and `latency_ms`
+    are None when not measured (skipped, error, validate-only, counted). `details` holds the engine's and the
+    pipeline's facts (docs/design.md lists the keys the harness writes; engines add their own)."""
 
-    run_id: str
-    case_id: str
-    model: str
-    lowering: str
-    backend: str
-    batch: int
-    input_shapes: Mapping[str, tuple[int, ...]]
-    dtype: str
     status: str
     reason: str = ""
     numerics: Numerics | None = None
     latency_ms: Latency | None = None
     compile_s: float | None = None
-    flops: int | None = None
     gflops: float | None = None
     flops_performed: int | None = None  # FLOPs the lowered graph performs (flops: the useful ones)
-    size: int | None = None  # zoo models: the spatial size it was built at
-    min_bytes: int | None = None  # compulsory memory traffic (inputs + weights + outputs): roofline x-axis
-    threads: int | None = None
     counts: Counts | None = None  # bench --counts: callgrind's counts per call
     details: Mapping[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -17,65 +16,32 @@ from harness.core.config import TimingConfig
 from harness.core.records import Latency, ReferenceTiming
 
 
-@dataclass(frozen=True)
-class Stats:
-    """Statistics of raw samples, all in milliseconds."""
-
-    samples: tuple[float, ...]
-    median: float
-    mean: float
-    stdev: float
-    min: float
-    p10: float
-    p90: float
-    p99: float
-    iqr: float
-    n: int
-
-    @staticmethod
-    def of(samples_ms) -> Stats:
-        a = np.asarray(samples_ms, dtype=np.float64)
-        if a.size == 0:
-            raise ValueError("no samples")
-        q10, q25, q50, q75, q90, q99 = np.percentile(a, [10, 25, 50, 75, 90, 99])
-        return Stats(
-            tuple(float(v) for v in a),
-            float(q50),
-            float(a.mean()),
-            float(a.std(ddof=1)) if a.size > 1 else 0.0,
-            float(a.min()),
-            float(q10),
-            float(q90),
-            float(q99),
-            float(q75 - q25),
-            int(a.size),
-        )
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["samples"] = list(self.samples)
-        return d
-
-    def latency(self, reference: Stats | None = None) -> Latency:
-        """These statistics as a record's `latency_ms`; `reference`, the statistics of REFERENCE_KERNEL timed
-        between the calls (none for a remote device), gives the ratio the gate compares across machines."""
-        ref = None
-        if reference is not None:
-            ref = ReferenceTiming(REFERENCE_KERNEL, reference.median, reference.n, reference.samples)
-        return Latency(
-            self.samples,
-            self.median,
-            self.mean,
-            self.stdev,
-            self.min,
-            self.p10,
-            self.p90,
-            self.p99,
-            self.iqr,
-            self.n,
-            ref,
-            self.median / reference.median if reference is not None else None,
-        )
+def latency_of(samples_ms, reference_ms=None) -> Latency:
+    """The statistics of raw per-call samples (ms) as a record's `latency_ms` (median, mean, stdev, min,
+    p10/p90/p99, IQR, n, the samples themselves). `reference_ms`, the samples of REFERENCE_KERNEL timed between
+    the calls (none for a remote device), gives the ratio the performance gate compares across machines."""
+    a = np.asarray(samples_ms, dtype=np.float64)
+    if a.size == 0:
+        raise ValueError("no samples")
+    q10, q25, q50, q75, q90, q99 = np.percentile(a, [10, 25, 50, 75, 90, 99])
+    ref = None
+    if reference_ms is not None and len(reference_ms):
+        r = np.asarray(reference_ms, dtype=np.float64)
+        ref = ReferenceTiming(REFERENCE_KERNEL, float(np.percentile(r, 50)), int(r.size), tuple(float(v) for v in r))
+    return Latency(
+        samples=tuple(float(v) for v in a),
+        median=float(q50),
+        mean=float(a.mean()),
+        stdev=float(a.std(ddof=1)) if a.size > 1 else 0.0,
+        min=float(a.min()),
+        p10=float(q10),
+        p90=float(q90),
+        p99=float(q99),
+        iqr=float(q75 - q25),
+        n=int(a.size),
+        reference=ref,
+        ratio_to_reference=float(q50) / ref.median if ref is not None else None,
+    )
 
 
 def measure(

@@ -188,14 +188,13 @@ def _run_case(
             stage = "time"
             from fnmatch import fnmatchcase
 
-            from harness.measure.timing import ReferenceKernel, Stats
+            from harness.measure.timing import ReferenceKernel, latency_of
 
             pct = next((p for pat, p in cfg.inject_slowdown if fnmatchcase(key.case_id, pat)), 0.0)
             samples, ref, injected = compiled.time_interleaved(feeds, cfg.timing, ReferenceKernel(), pct)
-            stats = Stats.of(samples)
-            # the same case expressed against fixed work timed in between its calls (harness/perfgate/compare.py);
+            # with the same case expressed against fixed work timed in between its calls (harness/perfgate/compare.py);
             # none for a remote device: the kernel runs here, the case there (harness/backends/tvm/remote.py)
-            latency = stats.latency(Stats.of(ref) if ref else None)
+            latency = latency_of(samples, ref or None)
             if pct:
                 details["injected_slowdown"] = {
                     "pct": pct,
@@ -203,7 +202,7 @@ def _run_case(
                     "note": "test-only busy-wait (bench --inject-slowdown)",
                 }
             if prep.flops:
-                gflops = prep.flops / (stats.median / 1e3) / 1e9
+                gflops = prep.flops / (latency.median / 1e3) / 1e9
         return key.record(
             "ok" if cmp.passed else "mismatch",
             cmp.reason,

@@ -1,7 +1,7 @@
 import pytest
 
 from harness.core.config import TimingConfig
-from harness.measure.timing import Stats, measure
+from harness.measure.timing import latency_of, measure
 
 
 class FakeClock:
@@ -48,7 +48,7 @@ def test_warm_up_is_cut_short_for_slow_calls():
 
 
 def test_stats_of_known_samples():
-    st = Stats.of([float(v) for v in range(1, 101)])
+    st = latency_of([float(v) for v in range(1, 101)])
     assert st.median == pytest.approx(50.5)
     assert st.p10 == pytest.approx(10.9) and st.p90 == pytest.approx(90.1)
     assert st.iqr == pytest.approx(49.5) and st.n == 100 and st.min == 1.0

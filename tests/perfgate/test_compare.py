@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness.core.records import CaseKey, ResultsWriter
-from harness.measure.timing import Stats
+from harness.measure.timing import latency_of
 from harness.perfgate.compare import (
     Thresholds,
     compare,
@@ -64,7 +64,7 @@ def write_run(
                 f = (scale or {}).get(cid, 1.0) * machine_speed
                 s = ms * f * np.exp(rng.normal(0, noise, n))
                 ref = ref_ms * machine_speed * np.exp(rng.normal(0, noise, n))
-                latency = Stats.of(s).latency(Stats.of(ref))
+                latency = latency_of(s, ref)
             w.append(
                 case_key(path.name, cid, threads).record(st, "" if st == "ok" else f"{st} here", latency_ms=latency)
             )
