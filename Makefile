@@ -28,7 +28,7 @@ STUDY_OUT ?= build/perf-study
 RPC_OUT ?= build/rpc-demo
 RPC_KILL ?=
 
-.PHONY: all setup bench lint test tune report report-check equivalence chaos conformance fuzz clean \
+.PHONY: all setup setup-tools bench lint test test-heavy tune report report-check equivalence chaos conformance fuzz clean \
 	perf-check perf-baseline perf-study perf-study-time setup-cuda bench-cuda build-cuda rpc-demo
 
 all: test
@@ -81,8 +81,23 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check harness models tests
 	$(BIN)/mypy
 
+# Two tiers (README "Tests"): `make test` runs the first (everything not marked heavy: minutes);
+# `make test-heavy` the second (tuning, callgrind end-to-end counting, CUDA builds of the zoo, RPC loops,
+# kill -9 chaos, the zoo-wide sweep, fuzzing). A test that needs a tool is marked requires_<tool>; missing,
+# it skips with the reason, or fails under CI=true / --require-tools (.ci/run runs both tiers that way).
 test: $(STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not heavy" $(PYTEST_ARGS)
+
+test-heavy: $(STAMP) setup-tools
+	$(BIN)/python -m pytest -m heavy $(PYTEST_ARGS)
+
+# The tools the tests need beyond the venv: valgrind (with its headers) for the counting tests, installed
+# when missing; nvcc comes with the CUDA toolkit, which this does not install (a test that needs it says
+# "nvcc missing: install the CUDA toolkit").
+setup-tools:
+	@command -v valgrind >/dev/null && ls /usr/include/valgrind/callgrind.h /usr/local/include/valgrind/callgrind.h 2>/dev/null | grep -q . || \
+		{ $$(command -v sudo || true) apt-get update -qq && $$(command -v sudo || true) apt-get install -y -qq valgrind; }
+	@command -v nvcc >/dev/null || echo "note: nvcc missing: install the CUDA toolkit (tests marked requires_nvcc need it)"
 
 # MetaSchedule-tune the suite's models for this host into tuning/ (commit the result); resumable
 tune: $(STAMP)

@@ -5,18 +5,18 @@ pad 3) + Tanh over 8192 samples), where ptxas refuses the kernel ("uses too much
 input, `__shared__ alignas(64) float X_shared_ptr[131072]` (16 x 8192 floats, 512 KiB). On a GPU the library would fail
 to load (TVM compiles the kernels at load time), so every tvm-cuda case of wave1d@8192 would be an error.
 
-Conv 1x16x8192 * 1x16x7, pads 3 -> Tanh, through TVM's ONNX frontend and relax.build for sm_80. Exit 1 while
-a kernel declares more shared memory than the target allows (checked in the generated source, and by ptxas
-when nvcc is on PATH), 0 when it fits. Needs no GPU.
+Conv 1x16x8192 * 1x16x7, pads 3 -> Tanh, through TVM's ONNX frontend and relax.build for sm_80. REPRODUCED
+(exit 0) while a kernel declares more shared memory than the target allows (checked in the generated source,
+and by ptxas when nvcc is on PATH), FIXED (exit 1) when it fits (docs/upstream/_verdict.py). Needs no GPU.
 """
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import tvm
+from _verdict import verdict
 from onnx import helper, numpy_helper
 from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx
@@ -47,5 +47,5 @@ if shutil.which("nvcc"):
         err = [ln for ln in p.stderr.splitlines() if "error" in ln]
         print("ptxas:", err[0] if err else "ok")
         bad = bad or p.returncode != 0
-print("BUG PRESENT: a kernel needs more shared memory than the target allows" if bad else "fits: fixed")
-sys.exit(1 if bad else 0)
+verdict(bad, f"largest __shared__ buffer {worst} bytes, limit {LIMIT}"
+        + (": a kernel needs more shared memory than the target allows" if bad else ": it fits"))

@@ -3,13 +3,15 @@ by dlight's Fallback rule (reported on a GPU in May 2026; the thread is closed, 
 
 ConvTranspose 1x16x7x7 * 16x3x3x3, stride 2, pads 1, output_padding 1 -> 1x3x14x14, through TVM's ONNX
 frontend and its default CUDA pipeline (dlight), compared with TVM on LLVM and with the float64 definition.
-Exit 1 while the bug is present, 0 when CUDA agrees; 2 when there is no GPU to run it on (the CUDA build is
-still made and checked, so the script is exercised everywhere). Not verified on convtx's machine (no GPU).
+REPRODUCED (exit 0) while the bug is present, FIXED (exit 1) when CUDA agrees; CANNOT RUN (exit 2) when there is
+no GPU to run it on (the CUDA build is still made and checked, so the script is exercised everywhere); see
+docs/upstream/_verdict.py. Not verified on convtx's machine (no GPU).
 """
 import ctypes
 
 import numpy as np
 import tvm
+from _verdict import cannot_run, verdict
 from onnx import helper, numpy_helper
 from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx
@@ -46,10 +48,8 @@ try:
 except OSError:
     gpu = False
 if not gpu:
-    print("cannot run: no CUDA device here (no NVIDIA driver or no GPU)")
-    raise SystemExit(2)
+    cannot_run("no CUDA device here (no NVIDIA driver or no GPU)")
 vm = relax.VirtualMachine(ex, tvm.cuda(0))
 got = vm["main"](tvm.runtime.tensor(x, tvm.cuda(0))).numpy().astype(np.float64)
 err = float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
-print(f"tvm-cuda vs float64 definition: rel_l2 {err:.3g}")
-raise SystemExit(0 if err < 1e-5 else 1)
+verdict(err >= 1e-5, f"tvm-cuda vs float64 definition: rel_l2 {err:.3g} (tolerance 1e-5)")

@@ -3,7 +3,10 @@
 Each entry says which (backend, lowering) it concerns and which ConvTranspose configurations trigger it.
 A case that fails and matches an entry is a *known* divergence, not a new one; the sweep also reports
 entries that matched no failure at all, so a fixed upstream bug shows up (the ledger is then stale).
-Reproducers live in docs/upstream/ and run on their own (numpy + the engine).
+Reproducers live in docs/upstream/ and run on their own (numpy + the engine): each prints one verdict line
+and exits 0 "REPRODUCED: ..." (the bug shows), 1 "FIXED: ..." (the engine agrees with the spec: drop the
+entry) or 2 "CANNOT RUN: ..." (e.g. no GPU); see docs/upstream/_verdict.py. tests/checking/test_known.py
+runs every reproducer named here as a strict expected failure, so a fixed bug shows as an unexpected pass.
 Entries about TVM's ONNX frontend name tvm-cuda beside tvm-llvm: both import the model through the same
 `relax_module`, so a model the frontend refuses or mis-imports is refused or mis-imported for either target.
 """
@@ -191,7 +194,7 @@ LEDGER: tuple[KnownDivergence, ...] = (
         "UNVERIFIED HERE (no GPU): apache/tvm#19524 reports Relax conv2d_transpose on CUDA with output_padding "
         "> 0 under dlight's Fallback schedule giving wrong values (May 2026, closed, fix not identified); the "
         "lowerings replace the op, so only native/explicit_pads can hit it. On a GPU the reproducer decides: "
-        "exit 1 confirms, exit 0 means the entry is stale",
+        "REPRODUCED (exit 0) confirms, FIXED (exit 1) means the entry is stale",
         "docs/upstream/tvm_cuda_output_padding.py",
         always=False,
         kinds=("wrong_values",),
@@ -199,18 +202,26 @@ LEDGER: tuple[KnownDivergence, ...] = (
 )
 
 
+def matches(
+    backend: str, lowering: str, attrs: dict, p: ConvTransposeParams | None, kind: str | None = None
+) -> tuple[KnownDivergence, ...]:
+    """Every entry about this (backend, lowering) whose configurations include `attrs` and, when `kind` is given,
+    that explains a failure of that kind (an entry without `kinds` explains any)."""
+    return tuple(
+        entry
+        for entry in LEDGER
+        if backend in entry.backends
+        and lowering in entry.lowerings
+        and (kind is None or not entry.kinds or kind in entry.kinds)
+        and entry.applies(attrs, p)
+    )
+
+
 def match(
     backend: str, lowering: str, attrs: dict, p: ConvTransposeParams | None, kind: str | None = None
 ) -> KnownDivergence | None:
-    for entry in LEDGER:
-        if (
-            backend in entry.backends
-            and lowering in entry.lowerings
-            and (kind is None or not entry.kinds or kind in entry.kinds)
-            and entry.applies(attrs, p)
-        ):
-            return entry
-    return None
+    """The first of `matches`, or None."""
+    return next(iter(matches(backend, lowering, attrs, p, kind)), None)
 
 
 # Known failures of the CUDA build (`convtx build`, `make build-cuda`): (id, case-id glob, substring of the nvcc

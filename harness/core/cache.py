@@ -7,6 +7,7 @@ only when both exist and the digest matches: a kill at any moment, or a corrupte
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -57,3 +58,13 @@ def invalidate(path: Path) -> None:
             p.unlink()
         except FileNotFoundError:
             pass
+
+
+@functools.cache
+def source_digest(paths: tuple[Path, ...]) -> str:
+    """The digest of the source files of the code that builds a cached artefact (read once per process):
+    part of the artefact's key, so a change to how it is built never reuses an entry built the old way."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).name.encode() + b"\0" + Path(p).read_bytes() + b"\0")
+    return h.hexdigest()[:16]

@@ -19,8 +19,10 @@ from harness.core.records import CaseKey, Numerics, OutputNumerics, Record, case
 from harness.lowerings import get_lowering
 from harness.pipeline.prepare import ModelRef, Prepared
 
-# Bump when a lowering's output changes, so cached lowered models are not reused.
-LOWERING_CODE_VERSION = "2"
+# The code that produces a lowered model: its source is part of the lowered model's cache key
+# (cache.source_digest), so a change to a lowering never reuses a model lowered the old way.
+_HARNESS = Path(__file__).resolve().parents[1]
+LOWERING_SOURCES = (*sorted((_HARNESS / "lowerings").glob("*.py")), _HARNESS / "core" / "convtranspose.py")
 
 
 def _performed_flops(path: str, prep: Prepared) -> int | None:
@@ -34,14 +36,15 @@ def _performed_flops(path: str, prep: Prepared) -> int | None:
 
 def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> tuple[str, dict]:
     """The ONNX variant for `lowering` and its summary (nodes lowered / declined with reasons),
-    content-addressed by the source bytes, the lowering's name and the lowering code's version."""
+    content-addressed by the source bytes, the lowering's name and the lowering code (LOWERING_SOURCES)."""
     import onnx
 
     if lowering == "native":
         n = prep.conv_transpose_nodes
         return prep.onnx_path, {"convtranspose_nodes": n, "lowered": 0, "declined": []}
     src = Path(prep.onnx_path).read_bytes()
-    key = hashlib.sha256(src + lowering.encode() + LOWERING_CODE_VERSION.encode()).hexdigest()[:20]
+    code = cache.source_digest(LOWERING_SOURCES)
+    key = hashlib.sha256(src + b"\0" + lowering.encode() + b"\0" + code.encode()).hexdigest()[:20]
     out = build_dir / "lowered" / f"{Path(prep.onnx_path).stem}-{lowering}-{key}.onnx"
     meta = out.with_suffix(".json")
     if cache.is_valid(out) and cache.is_valid(meta):

@@ -3,7 +3,9 @@
 Protocol: the driver writes one JSON request per line to the worker's stdin; the worker answers one JSON
 line on the file descriptor that was its stdout. The worker points fd 1 at stderr before doing any work,
 so whatever engines print (C++ logs included) cannot corrupt the protocol; stderr goes to a log file whose
-last lines are reported when the worker dies.
+last lines are reported when the worker dies. A worker announces `{"ready": true}` once it has imported
+the harness: its start-up is bounded by STARTUP_TIMEOUT_S, and a request's timeout (a case's
+`case_timeout_s`) starts only after that, so it measures the request and never the start-up.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class WorkerOutOfMemory(WorkerDied):
 
 
 FAULTS = ("segv", "abort", "hang", "oom", "exit")
+# A fresh worker's start-up (interpreter, harness imports; under valgrind for bench --counts, much slower)
+STARTUP_TIMEOUT_S = 600.0
 
 
 def _inject(kind: str) -> None:
@@ -121,15 +125,23 @@ class WorkerClient:
         return [ln for ln in deque(lines, maxlen=n)]
 
     def request(self, msg: dict, timeout_s: float) -> dict:
-        """Send one request and wait for its answer; WorkerTimeout / WorkerDied when there is none."""
+        """Send one request and wait for its answer; WorkerTimeout / WorkerDied when there is none. A worker
+        started here must first say it is ready (within STARTUP_TIMEOUT_S); `timeout_s` counts from then."""
         if self.proc is None or self.proc.poll() is not None:
             self._start()
+            ready = self._read_line(STARTUP_TIMEOUT_S, "did not start within")
+            if not ready.get("ready"):
+                raise WorkerDied(f"worker's first line was not its ready message: {ready}", self._stderr_tail())
         assert self.proc and self.proc.stdin and self.proc.stdout
         try:
             self.proc.stdin.write((json.dumps(msg) + "\n").encode())
             self.proc.stdin.flush()
         except BrokenPipeError:
             pass  # the read below reports how it died
+        return self._read_line(timeout_s, "timed out after")
+
+    def _read_line(self, timeout_s: float, what: str) -> dict:
+        assert self.proc and self.proc.stdout
         deadline = time.monotonic() + timeout_s
         fd = self.proc.stdout.fileno()
         sel = selectors.DefaultSelector()
@@ -139,7 +151,7 @@ class WorkerClient:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.kill()
-                    raise WorkerTimeout(f"timed out after {timeout_s:g} s (worker killed)", self._stderr_tail())
+                    raise WorkerTimeout(f"{what} {timeout_s:g} s (worker killed)", self._stderr_tail())
                 if not sel.select(timeout=min(left, 0.25)):
                     self._check_memory()
                     continue
@@ -199,6 +211,8 @@ def _serve() -> None:
     from harness.pipeline.case import run_case
     from harness.pipeline.prepare import ModelRef, Prepared, prepare
 
+    proto.write(json.dumps({"ready": True}) + "\n")
+    proto.flush()
     for line in sys.stdin:
         if not line.strip():
             continue

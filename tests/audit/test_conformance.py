@@ -3,9 +3,10 @@
 import json
 
 import pytest
-from conftest import run_cli
 
 from harness.audit.conformance import LEDGER, collect, expectation, judge
+
+from ..helpers import run_cli
 
 
 def test_the_selected_node_tests_cover_convtranspose_and_upsampling():

@@ -5,10 +5,12 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import run_cli
+import pytest
 
 from harness.audit.equivalence import CTConfig
 from harness.audit.fuzz import edge_config, features, kind_of, validity
+
+from ..helpers import run_cli
 
 
 def test_kinds():
@@ -33,6 +35,7 @@ def test_validity_follows_the_spec_text():
     assert {edge_config(rng, "e").attrs.get("output_padding") is not None for _ in range(20)} == {True, False}
 
 
+@pytest.mark.heavy
 def test_fuzz_finds_the_known_classes_and_explains_every_one(tmp_path):
     p = run_cli(
         "fuzz",

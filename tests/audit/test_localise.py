@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import onnx
-from conftest import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.audit.localise import expose, reduce_to_node
+
+from ..helpers import run_cli
 
 
 def _decoder(path):

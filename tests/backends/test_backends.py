@@ -1,5 +1,8 @@
 """Every registered backend through the same contract: compile -> run -> compare -> time."""
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,9 +11,10 @@ from harness.backends.base import UnsupportedModel
 from harness.checking.numerics import compare
 from harness.checking.reference import zoo_reference
 from harness.core.config import CPU_BACKENDS, CUDA_BACKENDS, RunConfig, TimingConfig
+from harness.measure import cuda
 from models import get_model
 
-from .conftest import make_col2im_model
+from ..helpers import make_col2im_model
 
 # the tuned TVM configuration only compiles workloads its database covers: tests/backends/test_tuning.py
 DEFAULT_BACKENDS = [b for b in BACKENDS if BACKENDS[b].file_default]
@@ -25,17 +29,59 @@ def test_every_cpu_backend_is_available_here(backend_id):
     assert a.available, a.reason
 
 
+GPU = cuda.probe().runnable
+NO_GPU_WHY = cuda.probe().reason or "a CUDA GPU is present"
+
+
+@pytest.mark.skipif(GPU, reason="the no-GPU contract; on this machine a GPU is present (its test runs instead)")
 @pytest.mark.parametrize("backend_id", CUDA_BACKENDS)
-def test_cuda_backends_run_only_with_a_gpu_and_say_why_not(backend_id):
+def test_without_a_gpu_cuda_backends_say_why_they_cannot_run(backend_id):
     """tvm-cuda is available everywhere (it builds here; its cases are "built, not run" without a GPU);
     ort-cuda needs onnxruntime-gpu and a device. Without a GPU each names the missing driver or device."""
-    from harness.measure import cuda
-
     a = get_backend(backend_id).availability()
     p = cuda.probe()
-    if not p.runnable:
-        assert p.reason in a.reason
-        assert a.available == (backend_id == "tvm-cuda")
+    assert not p.runnable and p.reason and ("driver" in p.reason or "device" in p.reason)
+    assert p.reason in a.reason
+    assert a.available == (backend_id == "tvm-cuda")
+    if backend_id == "tvm-cuda":
+        assert a.reason == f"builds here; cannot run: {p.reason}"
+
+
+@pytest.mark.skipif(not GPU, reason=f"needs a CUDA GPU: {NO_GPU_WHY}")
+@pytest.mark.parametrize("backend_id", CUDA_BACKENDS)
+def test_with_a_gpu_cuda_backends_are_available_with_no_excuse(backend_id):
+    """On a GPU machine both CUDA backends run (the cuda extra installs onnxruntime-gpu): a missing piece
+    here is a failure that names it, never a skip."""
+    a = get_backend(backend_id).availability()
+    assert a.available and a.reason == "", a.reason
+
+
+@pytest.mark.skipif(GPU, reason="the no-GPU contract; on this machine a GPU is present (its test runs instead)")
+def test_without_a_gpu_tvm_cuda_builds_and_says_built_not_run(hand_artifact, tmp_path):
+    from harness.backends.tvm.common import BuiltNotRun
+
+    art = dataclasses.replace(hand_artifact[0], cache_dir=str(tmp_path))
+    with pytest.raises(BuiltNotRun) as e:
+        get_backend("tvm-cuda").compile(art, CFG)
+    assert str(e.value) == f"built, not run: {cuda.probe().reason}"
+    assert e.value.info["kernels"] > 0 and e.value.info["target"]["kind"] == "cuda"
+    assert e.value.info["fast_math"] is False and "device" not in e.value.info
+    lib = Path(e.value.info["library"])
+    assert lib.parent == tmp_path and lib.stat().st_size > 0 and lib.with_suffix(".cu").read_text().count("__global__")
+
+
+@pytest.mark.skipif(not GPU, reason=f"needs a CUDA GPU: {NO_GPU_WHY}")
+@pytest.mark.parametrize("backend_id", CUDA_BACKENDS)
+def test_with_a_gpu_cuda_backends_run_on_the_device_and_match_reference(backend_id, hand_artifact, tmp_path):
+    art, feeds, refs = hand_artifact
+    art = dataclasses.replace(art, cache_dir=str(tmp_path))
+    compiled = get_backend(backend_id).compile(art, RunConfig(threads=2, tf32=False))
+    assert compiled.info["device"] == cuda.probe().devices[0]
+    c = compare(compiled.run(feeds), refs)
+    assert c, c.reason
+    assert compiled.info["device_check"].startswith("outputs on") and "cuda" in compiled.info["device_check"]
+    samples = compiled.time(feeds, TIMING)
+    assert len(samples) >= 3 and all(s > 0 for s in samples)
 
 
 @pytest.mark.parametrize("backend_id", FILE_BACKENDS)
@@ -76,10 +122,17 @@ def test_tvm_unsupported_op_is_named(tmp_path):
 
 
 def test_tvm_target_is_this_host():
-    from harness.backends.tvm.common import host_target
+    from tvm.target import codegen
 
-    t = host_target(2)
-    assert t["kind"] == "llvm" and t["num-cores"] == 2 and t["mcpu"] not in ("", "native")
+    from harness.backends.tvm.common import cpu_target, host_target
+
+    # mcpu: LLVM's own name for this host's CPU (a different query than the target detection under test)
+    system_cpu = codegen.llvm_get_system_cpu()
+    assert system_cpu not in ("", "generic", "native")
+    assert codegen.llvm_is_valid_cpu(system_cpu, codegen.llvm_get_system_triple())
+    t = host_target(3)  # not the default thread count (2) nor this machine's core count: it must flow through
+    assert t == {"kind": "llvm", "mcpu": system_cpu, "num-cores": 3}
+    assert cpu_target(RunConfig(threads=1)) == {"kind": "llvm", "mcpu": system_cpu, "num-cores": 1}
 
 
 def test_missing_input_is_refused(hand_artifact):

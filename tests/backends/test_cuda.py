@@ -11,7 +11,8 @@ import pytest
 
 from harness.checking.numerics import POLICY
 from harness.measure import cuda
-from tests.conftest import run_cli
+
+from ..helpers import assert_one_line_error, run_cli
 
 GPU = cuda.probe().runnable
 TVM_LOWERINGS = ["native", "explicit_pads", "zero_insert", "phase", "gemm_overlap_add"]  # TVM has no Col2Im
@@ -28,6 +29,8 @@ def test_probe_says_why_there_is_no_gpu_and_picks_a_stated_arch():
     assert cuda.arch_for("sm_90a") == ("sm_90a", "--cuda-arch")
 
 
+@pytest.mark.heavy
+@pytest.mark.requires_nvcc
 def test_build_the_seed_autoencoder_and_a_segmentation_decoder_for_cuda(tmp_path):
     """Every lowering TVM supports, for cae (seed autoencoder) and unet (segmentation decoder): library,
     kernel source and (nvcc) cubin for sm_80."""
@@ -44,6 +47,8 @@ def test_build_the_seed_autoencoder_and_a_segmentation_decoder_for_cuda(tmp_path
         "sm_80",
         "--out",
         str(out),
+        "--build-dir",
+        str(tmp_path / "build"),
         timeout=900,
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -65,15 +70,17 @@ def test_build_the_seed_autoencoder_and_a_segmentation_decoder_for_cuda(tmp_path
 
 
 def test_build_refuses_engines_that_compile_at_session_creation(tmp_path):
-    p = run_cli("build", "cae@16", "--backends", "ort-cpu", "--out", str(tmp_path / "x"))
-    assert p.returncode == 2 and "ahead of time" in p.stderr and len(p.stderr.strip().splitlines()) == 1
-    p = run_cli("build", "cae@16", "--cuda-arch", "ampere", "--out", str(tmp_path / "x"))
-    assert p.returncode == 2 and "--cuda-arch" in p.stderr
+    p = run_cli(
+        "build", "cae@16", "--backends", "ort-cpu", "--out", str(tmp_path / "x"), "--build-dir", str(tmp_path / "build")
+    )
+    assert_one_line_error(p, "ahead of time")
+    p = run_cli(
+        "build", "cae@16", "--cuda-arch", "ampere", "--out", str(tmp_path / "x"), "--build-dir", str(tmp_path / "build")
+    )
+    assert_one_line_error(p, "--cuda-arch")
 
 
-def test_cuda_cases_are_built_not_run_here_and_say_why(tmp_path):
-    """validate: tvm-cuda compiles the model (same code as on a GPU) and the record says why it did not run;
-    ort-cuda names every missing piece. On a GPU machine both run and pass."""
+def _validate_cuda(tmp_path) -> dict:
     f = tmp_path / "v.json"
     run_cli(
         "validate",
@@ -84,14 +91,20 @@ def test_cuda_cases_are_built_not_run_here_and_say_why(tmp_path):
         "native,phase",
         "--json",
         str(f),
+        "--build-dir",
+        str(tmp_path / "build"),
         timeout=600,
     )
-    recs = {r["case_id"]: r for r in json.loads(f.read_text())}
+    return {r["case_id"]: r for r in json.loads(f.read_text())}
+
+
+@pytest.mark.skipif(GPU, reason="the no-GPU contract; on this machine a GPU is present (its test runs instead)")
+def test_cuda_cases_are_built_not_run_here_and_say_why(tmp_path):
+    """validate: tvm-cuda compiles the model (same code as on a GPU) and the record says why it did not run;
+    ort-cuda names every missing piece."""
+    recs = _validate_cuda(tmp_path)
     for lw in ("native", "phase"):
         t, o = recs[f"cae@16/{lw}/tvm-cuda/b1"], recs[f"cae@16/{lw}/ort-cuda/b1"]
-        if GPU:
-            assert t["status"] == "ok" and "device_check" in t["details"]
-            continue
         assert t["status"] == "skipped" and t["reason"] == f"built, not run: {cuda.probe().reason}"
         assert t["details"]["kernels"] > 0 and t["details"]["target"]["kind"] == "cuda"
         assert t["details"]["fast_math"] is False and t["compile_s"] is not None
@@ -100,12 +113,25 @@ def test_cuda_cases_are_built_not_run_here_and_say_why(tmp_path):
             assert "onnxruntime-gpu is not installed" in o["reason"]
 
 
-def test_bench_require_gpu_refuses_without_one_and_the_report_lists_cuda(tmp_path):
-    if not GPU:
-        p = run_cli("bench", "--suite", "cuda", "--require-gpu", "--out", str(tmp_path / "r"))
-        assert p.returncode == 2 and "no CUDA GPU" in p.stderr and len(p.stderr.strip().splitlines()) == 1
-        assert not (tmp_path / "r" / "results.jsonl").exists()
-    run = tmp_path / "run"
+@pytest.mark.skipif(not GPU, reason=f"needs a CUDA GPU: {cuda.probe().reason}")
+def test_cuda_cases_run_on_the_gpu_and_pass(tmp_path):
+    """validate on a GPU machine: both CUDA backends run every case on device 0, the outputs were checked
+    to live on the device, they pass the reference, and the build's facts are still recorded."""
+    recs = _validate_cuda(tmp_path)
+    dev = cuda.probe().devices[0]
+    for lw in ("native", "phase"):
+        for b in ("tvm-cuda", "ort-cuda"):
+            r = recs[f"cae@16/{lw}/{b}/b1"]
+            assert r["status"] == "ok", r
+            assert r["details"]["device"] == dev and "cuda" in r["details"]["device_check"], r["details"]
+            assert r["numerics"]["passed"], r["numerics"]
+            assert r["compile_s"] is not None
+        t = recs[f"cae@16/{lw}/tvm-cuda/b1"]
+        assert t["details"]["kernels"] > 0 and t["details"]["target"]["arch"] == dev["arch"]
+        assert t["details"]["fast_math"] is False
+
+
+def _bench_cuda(run) -> str:
     p = run_cli(
         "bench",
         "--no-calibrate",
@@ -117,18 +143,52 @@ def test_bench_require_gpu_refuses_without_one_and_the_report_lists_cuda(tmp_pat
         "ort-cpu,tvm-cuda,ort-cuda",
         "--out",
         str(run),
+        "--build-dir",
+        str(run.parent / "build"),
         timeout=600,
     )
     assert p.returncode == 0, p.stderr[-2000:]
     md = (run / "report.md").read_text()
-    assert "## CUDA backends" in md
+    assert "## CUDA backends" in md and "CUDA backends" in (run / "report.html").read_text()
+    return md
+
+
+@pytest.mark.skipif(GPU, reason="the no-GPU contract; on this machine a GPU is present (its test runs instead)")
+def test_bench_require_gpu_refuses_without_one_and_the_report_lists_cuda(tmp_path):
+    p = run_cli(
+        "bench",
+        "--suite",
+        "cuda",
+        "--require-gpu",
+        "--out",
+        str(tmp_path / "r"),
+        "--build-dir",
+        str(tmp_path / "build"),
+    )
+    assert_one_line_error(p, "no CUDA GPU")
+    assert not (tmp_path / "r" / "results.jsonl").exists()
+    md = _bench_cuda(tmp_path / "run")
     row = next(ln for ln in md.splitlines() if ln.startswith("| tvm-cuda |"))
-    if not GPU:
-        assert "| 1 | 0 | 1 |" in row and cuda.probe().reason in row
-        assert "built, not run" in md and "CUDA backends" in (run / "report.html").read_text()
+    assert "| 1 | 0 | 1 |" in row and cuda.probe().reason in row
+    assert "built, not run" in md
 
 
-def test_fuzz_on_tvm_cuda_compiles_and_counts_what_it_could_not_judge(tmp_path):
+@pytest.mark.skipif(not GPU, reason=f"needs a CUDA GPU: {cuda.probe().reason}")
+def test_bench_on_a_gpu_times_the_cuda_cases_and_the_report_lists_them(tmp_path):
+    run = tmp_path / "run"
+    md = _bench_cuda(run)
+    recs = [json.loads(ln) for ln in (run / "results.jsonl").read_text().splitlines() if ln.strip()]
+    for b in ("tvm-cuda", "ort-cuda"):
+        mine = [r for r in recs if r.get("backend") == b]
+        assert mine, f"no {b} record"
+        for r in mine:
+            assert r["status"] == "ok" and r["numerics"]["passed"], r
+            assert r["details"]["device"] == cuda.probe().devices[0] and "cuda" in r["details"]["device_check"]
+            assert r["latency_ms"]["n"] >= 1 and r["latency_ms"]["median"] > 0, r["latency_ms"]
+    assert "built, not run" not in md and next(ln for ln in md.splitlines() if ln.startswith("| tvm-cuda |"))
+
+
+def _fuzz_cuda(tmp_path) -> tuple[dict, str]:
     p = run_cli(
         "fuzz",
         "--cases",
@@ -141,27 +201,31 @@ def test_fuzz_on_tvm_cuda_compiles_and_counts_what_it_could_not_judge(tmp_path):
         "native",
         "--out",
         str(tmp_path / "fz"),
+        "--build-dir",
+        str(tmp_path / "build"),
         timeout=600,
     )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     s = json.loads((tmp_path / "fz" / "summary.json").read_text())
-    if not GPU:
-        nr = s["built_not_run"]["tvm-cuda"]
-        # the rest are findings at compile time (e.g. a refused valid model) or invalid models rightly refused
-        assert nr["count"] + s["failing_cases"] <= s["cases"] and nr["count"] > 0
-        assert not s["unexplained"], s["unexplained"]
-        assert "compiled but not run" in (tmp_path / "fz" / "summary.md").read_text()
+    assert s["cases"] == 6 and not s["unexplained"], s["unexplained"]
+    return s, (tmp_path / "fz" / "summary.md").read_text()
 
 
-def test_output_padding_reproducer_builds_for_cuda_and_only_a_gpu_decides():
-    import subprocess
-    import sys
-    from pathlib import Path
+@pytest.mark.skipif(GPU, reason="the no-GPU contract; on this machine a GPU is present (its test runs instead)")
+def test_fuzz_on_tvm_cuda_compiles_and_counts_what_it_could_not_judge(tmp_path):
+    s, md = _fuzz_cuda(tmp_path)
+    nr = s["built_not_run"]["tvm-cuda"]
+    # the rest are findings at compile time (e.g. a refused valid model) or invalid models rightly refused
+    assert nr["count"] + s["failing_cases"] <= s["cases"] and nr["count"] > 0
+    assert cuda.probe().reason in nr["reason"]
+    assert "compiled but not run" in md
 
-    script = Path(__file__).resolve().parents[2] / "docs" / "upstream" / "tvm_cuda_output_padding.py"
-    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
-    assert "built for sm_80" in p.stdout
-    assert p.returncode in ((0, 1) if GPU else (2,)), p.stdout + p.stderr
+
+@pytest.mark.skipif(not GPU, reason=f"needs a CUDA GPU: {cuda.probe().reason}")
+def test_fuzz_on_tvm_cuda_judges_every_compiled_case_on_the_gpu(tmp_path):
+    s, md = _fuzz_cuda(tmp_path)
+    assert "tvm-cuda" not in s["built_not_run"], s["built_not_run"]
+    assert "compiled but not run" not in md
 
 
 def test_tf32_policy_is_looser_and_named():
@@ -177,35 +241,9 @@ def test_list_says_tvm_cuda_builds_but_cannot_run():
     assert "unavailable" in line
 
 
-def test_known_cuda_build_failure_is_matched_narrowly_and_its_reproducer_still_fails():
-    """wave1d's long Conv1d gets a 512 KiB shared-memory buffer from dlight (make build-cuda found it): the
-    ledger entry explains exactly that failure, and the minimal reproducer still shows it (exit 1) — when TVM
-    fixes it, this fails and the entry is to be removed."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from harness.checking.known import match_cuda_build
-
-    err = "ptxas error   : Entry function 'k' uses too much shared data (0x80000 bytes, 0xc000 max)"
-    assert match_cuda_build("wave1d@8192/phase/tvm-cuda/b1", err)[0] == "tvm-cuda-conv1d-shared-memory"
-    assert match_cuda_build("unet@256/phase/tvm-cuda/b1", err) is None
-    assert match_cuda_build("wave1d@8192/phase/tvm-cuda/b1", "ptxas error: too many resources") is None
-    script = Path(__file__).resolve().parents[2] / "docs" / "upstream" / "tvm_cuda_conv1d_shared_memory.py"
-    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 1 and "largest __shared__ buffer 524288 bytes" in p.stdout, p.stdout + p.stderr
-
-
-def test_conformance_ledger_entry_for_explicit_pads_on_cuda_still_reproduces():
-    """`convtx conformance --backends tvm-cuda` found dlight failing on ConvTranspose + Pad (explicit_pads);
-    the ledger explains those three cases, and the reproducer shows the failure (exit 1) until TVM fixes it."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from harness.audit.conformance import LEDGER
-
-    assert sum(e.backend == "tvm-cuda" and e.pattern.endswith(".const/explicit_pads") for e in LEDGER) == 3
-    script = Path(__file__).resolve().parents[2] / "docs" / "upstream" / "tvm_cuda_explicit_pads_cache_write.py"
-    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 1 and "LLVM: builds" in p.stdout and "not properly inlined" in p.stdout, p.stdout
+@pytest.mark.skipif(not GPU, reason=f"needs a CUDA GPU: {cuda.probe().reason}")
+def test_list_says_both_cuda_backends_are_available_on_a_gpu():
+    p = run_cli("list")
+    for b in ("tvm-cuda", "ort-cuda"):
+        line = next(ln for ln in p.stdout.splitlines() if ln.strip().startswith(b))
+        assert line.split() == [b, "available"], line

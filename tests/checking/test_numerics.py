@@ -4,10 +4,15 @@ from harness.checking.numerics import POLICY, compare
 
 
 def test_identical_outputs_pass_with_zero_error():
-    ref = np.linspace(-1, 1, 24).reshape(2, 3, 4)
-    c = compare([ref.astype(np.float32)], [ref])
-    assert c and c.passed
-    assert c.rel_l2 < 1e-7 and c.max_abs < 1e-7
+    # values a float32 holds exactly (k/8, with zeros), so the float32 output equals its float64 reference
+    ref = (np.arange(24, dtype=np.float64).reshape(2, 3, 4) - 12) / 8
+    assert np.array_equal(ref.astype(np.float32).astype(np.float64), ref)
+    c = compare([ref.astype(np.float32), ref[0].astype(np.float32)], [ref, ref[0].copy()])
+    assert c and c.passed and len(c.outputs) == 2
+    assert (c.max_abs, c.max_rel, c.rel_l2) == (0.0, 0.0, 0.0)
+    for o in c.outputs:
+        assert o.passed and (o.max_abs, o.max_rel, o.rel_l2) == (0.0, 0.0, 0.0)
+        assert o.mismatches == 0 and o.nonfinite == 0 and o.shape == o.ref_shape and o.reason == ""
     assert (c.atol, c.rtol, c.rel_l2_tol) == (POLICY["float32"].atol, POLICY["float32"].rtol, POLICY["float32"].rel_l2)
 
 

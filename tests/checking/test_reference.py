@@ -4,9 +4,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import make_convtranspose_model
 
 from harness.checking.reference import onnx_reference, to_float64
+
+from ..helpers import make_convtranspose_model
 
 
 def test_to_float64_converts_every_float_tensor(hand_model):

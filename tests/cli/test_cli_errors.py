@@ -2,39 +2,46 @@
 nothing half-written."""
 
 import pytest
-from conftest import make_convtranspose_model, run_cli
 
-
-def _assert_one_line_error(p, *needles):
-    assert p.returncode == 2, (p.returncode, p.stderr)
-    lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, p.stderr
-    assert "Traceback" not in p.stderr
-    assert lines[0].startswith("convtx: error: ")
-    for n in needles:
-        assert n in lines[0], lines[0]
+from ..helpers import assert_one_line_error, make_convtranspose_model, run_cli
 
 
 def test_missing_file(tmp_path):
-    _assert_one_line_error(run_cli("validate", str(tmp_path / "nope.onnx")), "nope.onnx", "no such file")
+    assert_one_line_error(
+        run_cli("validate", str(tmp_path / "nope.onnx"), "--build-dir", str(tmp_path / "build")),
+        "nope.onnx",
+        "no such file",
+    )
 
 
 def test_empty_file(tmp_path):
     (tmp_path / "empty.onnx").write_bytes(b"")
-    _assert_one_line_error(run_cli("validate", str(tmp_path / "empty.onnx")), "empty.onnx", "empty file")
+    assert_one_line_error(
+        run_cli("validate", str(tmp_path / "empty.onnx"), "--build-dir", str(tmp_path / "build")),
+        "empty.onnx",
+        "empty file",
+    )
 
 
 def test_truncated_file(tmp_path, hand_model):
     data = hand_model.read_bytes()
     (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
-    _assert_one_line_error(run_cli("validate", str(tmp_path / "cut.onnx")), "cut.onnx", "not an ONNX model")
+    assert_one_line_error(
+        run_cli("validate", str(tmp_path / "cut.onnx"), "--build-dir", str(tmp_path / "build")),
+        "cut.onnx",
+        "not an ONNX model",
+    )
 
 
 def test_random_bytes(tmp_path):
     import numpy as np
 
     (tmp_path / "noise.onnx").write_bytes(np.random.default_rng(0).bytes(4096))
-    _assert_one_line_error(run_cli("validate", str(tmp_path / "noise.onnx")), "noise.onnx", "not an ONNX model")
+    assert_one_line_error(
+        run_cli("validate", str(tmp_path / "noise.onnx"), "--build-dir", str(tmp_path / "build")),
+        "noise.onnx",
+        "not an ONNX model",
+    )
 
 
 def test_valid_protobuf_that_is_not_a_model(tmp_path):
@@ -42,7 +49,11 @@ def test_valid_protobuf_that_is_not_a_model(tmp_path):
     from onnx import numpy_helper
 
     (tmp_path / "tensor.onnx").write_bytes(numpy_helper.from_array(np.zeros(3, np.float32)).SerializeToString())
-    _assert_one_line_error(run_cli("validate", str(tmp_path / "tensor.onnx")), "tensor.onnx", "not an ONNX model")
+    assert_one_line_error(
+        run_cli("validate", str(tmp_path / "tensor.onnx"), "--build-dir", str(tmp_path / "build")),
+        "tensor.onnx",
+        "not an ONNX model",
+    )
 
 
 def test_model_that_fails_the_checker(tmp_path):
@@ -58,20 +69,40 @@ def test_model_that_fails_the_checker(tmp_path):
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
     m.ir_version = 1  # IR 1 with opset 18 is invalid
     (tmp_path / "bad.onnx").write_bytes(m.SerializeToString())
-    _assert_one_line_error(run_cli("validate", str(tmp_path / "bad.onnx")), "bad.onnx", "ONNX checker")
+    assert_one_line_error(
+        run_cli("validate", str(tmp_path / "bad.onnx"), "--build-dir", str(tmp_path / "build")),
+        "bad.onnx",
+        "ONNX checker",
+    )
 
 
 def test_symbolic_dims_need_shape(tmp_path):
     path = make_convtranspose_model(tmp_path / "sym.onnx", dim_param="N", strides=[2, 2])
-    _assert_one_line_error(run_cli("validate", str(path)), "sym.onnx", "symbolic", "--shape X=Nx4x5x5")
+    assert_one_line_error(
+        run_cli("validate", str(path), "--build-dir", str(tmp_path / "build")),
+        "sym.onnx",
+        "symbolic",
+        "--shape X=Nx4x5x5",
+    )
 
 
 def test_shape_that_contradicts_the_model(tmp_path):
     path = make_convtranspose_model(tmp_path / "sym.onnx", dim_param="N", strides=[2, 2])
-    _assert_one_line_error(run_cli("validate", str(path), "--shape", "X=1x3x5x5"), "dimension 1 is 4")
-    _assert_one_line_error(run_cli("validate", str(path), "--shape", "X=1x4x5"), "rank 4")
-    _assert_one_line_error(run_cli("validate", str(path), "--shape", "Z=1x4x5x5"), "no input 'Z'", "X")
-    _assert_one_line_error(run_cli("validate", str(path), "--shape", "X=1xfoo"), "NAME=D1xD2")
+    assert_one_line_error(
+        run_cli("validate", str(path), "--shape", "X=1x3x5x5", "--build-dir", str(tmp_path / "build")),
+        "dimension 1 is 4",
+    )
+    assert_one_line_error(
+        run_cli("validate", str(path), "--shape", "X=1x4x5", "--build-dir", str(tmp_path / "build")), "rank 4"
+    )
+    assert_one_line_error(
+        run_cli("validate", str(path), "--shape", "Z=1x4x5x5", "--build-dir", str(tmp_path / "build")),
+        "no input 'Z'",
+        "X",
+    )
+    assert_one_line_error(
+        run_cli("validate", str(path), "--shape", "X=1xfoo", "--build-dir", str(tmp_path / "build")), "NAME=D1xD2"
+    )
 
 
 @pytest.mark.parametrize(
@@ -88,14 +119,20 @@ def test_shape_that_contradicts_the_model(tmp_path):
     ],
 )
 def test_bad_names_and_values(args, needles):
-    _assert_one_line_error(run_cli(*args), *needles)
+    assert_one_line_error(run_cli(*args), *needles)
 
 
 def test_unwritable_output_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _assert_one_line_error(run_cli("bench", "--suite", "quick", "--out", str(blocker / "run")), "cannot create")
-    _assert_one_line_error(run_cli("validate", "cae", "--json", str(blocker / "out.json")), "cannot create")
+    assert_one_line_error(
+        run_cli("bench", "--suite", "quick", "--out", str(blocker / "run"), "--build-dir", str(tmp_path / "build")),
+        "cannot create",
+    )
+    assert_one_line_error(
+        run_cli("validate", "cae", "--json", str(blocker / "out.json"), "--build-dir", str(tmp_path / "build")),
+        "cannot create",
+    )
     assert blocker.read_text() == "x"
 
 
@@ -104,5 +141,5 @@ def test_report_on_a_results_file_from_a_newer_schema(tmp_path):
 
     (tmp_path / "run.json").write_text(json.dumps({"schema": 1, "run_id": "x", "plan": {}, "config": {}}))
     (tmp_path / "results.jsonl").write_text(json.dumps({"schema": 2, "case_id": "a/native/ort-cpu/b1"}) + "\n")
-    _assert_one_line_error(run_cli("report", str(tmp_path)), "schema 2", "newer than this convtx")
+    assert_one_line_error(run_cli("report", str(tmp_path)), "schema 2", "newer than this convtx")
     assert not (tmp_path / "report.md").exists()

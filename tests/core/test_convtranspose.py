@@ -85,7 +85,7 @@ def test_random_attributes_match_torch_float64():
     """Seeded sweep over the attribute space PyTorch can express (1-3 D, groups, dilations, pads,
     output_padding, bias); PyTorch in float64 is an independent implementation."""
     rng = np.random.default_rng(0)
-    checked = 0
+    checked = refused_both = 0
     for _ in range(300):
         nd = int(rng.integers(1, 4))
         g = int(rng.choice([1, 2, 3]))
@@ -99,10 +99,12 @@ def test_random_attributes_match_torch_float64():
         x = rng.standard_normal((2, c, *insp))
         w = rng.standard_normal((c, m // g, *k))
         b = rng.standard_normal(m)
+        attrs = {"strides": s, "dilations": d, "output_padding": op, "pads": pads + pads, "group": g}
         try:
-            p = resolve(
-                {"strides": s, "dilations": d, "output_padding": op, "pads": pads + pads, "group": g}, x.shape, w.shape
-            )
+            p = resolve(attrs, x.shape, w.shape)
+        except ValueError as e:
+            p, refused = None, str(e)
+        try:
             ref = _TORCH[nd](
                 torch.tensor(x),
                 torch.tensor(w),
@@ -113,10 +115,16 @@ def test_random_attributes_match_torch_float64():
                 groups=g,
                 dilation=d,
             ).numpy()
-        except (ValueError, RuntimeError):
-            continue  # an empty output: both sides refuse it
+        except RuntimeError as e:
+            # the oracle refuses it too, and both for the spec's one rule these attributes can break: the output
+            # size must be positive (resolve: "is empty"; torch: "Output size is too small")
+            assert p is None, f"{attrs} on x {x.shape}, w {w.shape}: torch refuses ({e}) what resolve accepts"
+            assert "is empty" in refused and "too small" in str(e), (refused, e)
+            refused_both += 1
+            continue
+        assert p is not None, f"{attrs} on x {x.shape}, w {w.shape}: resolve refuses ({refused}), torch accepts"
         y = conv_transpose(x, w, b, p)
         assert y.shape == ref.shape
         np.testing.assert_allclose(y, ref, rtol=0, atol=1e-10)
         checked += 1
-    assert checked > 150
+    assert checked > 150 and refused_both > 0  # both branches exercised

@@ -1,20 +1,25 @@
 """Every lowering computes the ONNX spec's ConvTranspose: golden cases, random attribute sets (hypothesis),
 declines with reasons, symbolic batch, and the zoo."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.audit.equivalence import build_model, random_config
-from harness.checking.known import match
+from harness.audit.equivalence import build_model
+from harness.audit.fuzz import kind_of
+from harness.checking.known import KnownDivergence, matches
 from harness.checking.numerics import compare
 from harness.checking.reference import onnx_reference
 from harness.core.convtranspose import conv_transpose, resolve
 from harness.lowerings import LOWERINGS, get_lowering
 
-from .conftest import convtranspose_model, run_on
+from ..helpers import ROOT, convtranspose_model, ct_configs
+from .conftest import run_on
 
 REWRITES = [n for n in LOWERINGS if n != "native"]
 # The seeds' worked examples, with values checked by hand (see the comments).
@@ -62,8 +67,41 @@ def test_golden_through_every_lowering_and_engine(case, lowering, backend, tmp_p
     np.testing.assert_allclose(y[0, 0], expected, rtol=1e-6)
 
 
-def _check_config(seed: int, backends, lowerings, tmp_path):
-    cfg = random_config(np.random.default_rng(seed), f"h{seed}")
+ENGINE_PACKAGES = ("onnxruntime", "tvm", "tvm_ffi", "openvino")
+
+
+def _engine_failure(e: BaseException) -> bool:
+    """Whether `e` is the engine's own refusal or failure, not the harness's: a backend's UnsupportedModel, an
+    exception class of an engine's package, or one raised below the harness inside an engine (TVM's FFI raises
+    built-in ValueError/TypeError from C++): the frame the repository's innermost frame called is an engine's.
+    A TypeError in harness code is none of these."""
+    from harness.backends.base import UnsupportedModel
+
+    if isinstance(e, UnsupportedModel) or type(e).__module__.split(".")[0] in ENGINE_PACKAGES:
+        return True
+    frames, tb = [], e.__traceback__
+    while tb is not None:
+        frames.append(Path(tb.tb_frame.f_code.co_filename))
+        tb = tb.tb_next
+    ours = [i for i, f in enumerate(frames) if f.is_relative_to(ROOT) and "site-packages" not in f.parts]
+    below = frames[ours[-1] + 1].parts if ours and ours[-1] + 1 < len(frames) else ()
+    return "site-packages" in below and below[below.index("site-packages") + 1] in ENGINE_PACKAGES
+
+
+def _engine_failure_kind(e: BaseException) -> str:
+    """The fuzz's failure kind of an engine failure on a valid model: internal_error or rejects_valid."""
+    return kind_of("error", f"{type(e).__name__}: {e}", valid=True)
+
+
+def _explains(entry: KnownDivergence, kind: str, why: str) -> bool:
+    """Whether the ledger entry describes this failure: an entry that names its failure kinds lists this one
+    (`matches` checked it); one that does not describes a wrong result, or a refusal it quotes ('...')."""
+    if entry.kinds or kind in ("wrong_shape", "wrong_values"):
+        return True
+    return any(q in why for q in re.findall(r"(?<!\w)'([^']+)'(?!\w)", entry.reason))  # not the 's of spec's
+
+
+def _check_config(cfg, seed: int, backends, lowerings, tmp_path):
     model = build_model(cfg, seed=seed)
     x = np.random.default_rng(seed + 1).standard_normal(cfg.x_shape).astype(np.float32)
     ref = onnx_reference(model, {"X": x})
@@ -77,28 +115,32 @@ def _check_config(seed: int, backends, lowerings, tmp_path):
                 continue
             try:
                 outs = run_on(b, result.model, {"X": x}, tmp_path, f"{lw}")
+            except Exception as e:  # only an engine's own failure is a finding; the rest re-raises
+                if not _engine_failure(e):
+                    raise
+                kind, why = _engine_failure_kind(e), f"{type(e).__name__}: {e}"
+            else:
                 c = compare(outs, ref)
-                ok, why = c.passed, c.reason
-            except Exception as e:  # noqa: BLE001
-                ok, why = False, f"{type(e).__name__}: {e}"
-            if not ok:
-                known = match(b, lw, cfg.attrs, p)
-                assert known is not None, f"{lw} on {b} diverges on {cfg}: {why}"
+                if c.passed:
+                    continue
+                kind, why = kind_of("mismatch", c.reason, valid=True), c.reason
+            known = [k for k in matches(b, lw, cfg.attrs, p, kind) if _explains(k, kind, why)]
+            assert known, f"{lw} on {b} diverges on {cfg} ({kind}), and no ledger entry explains it: {why}"
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**31 - 1))
-def test_random_attributes_every_lowering_on_ort(seed, tmp_path):
+@given(cfg=ct_configs(), seed=st.integers(0, 2**31 - 1))
+def test_random_attributes_every_lowering_on_ort(cfg, seed, tmp_path):
     """Random configurations (1-3 D, groups, dilations, asymmetric pads, output_padding, output_shape,
     auto_pad, bias, symbolic batch): every lowering on ort-cpu matches the float64 spec reference, except
     divergences already in the ledger (harness/checking/known.py)."""
-    _check_config(seed, ["ort-cpu"], list(LOWERINGS), tmp_path)
+    _check_config(cfg, seed, ["ort-cpu"], list(LOWERINGS), tmp_path)
 
 
 @settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**31 - 1))
-def test_random_attributes_every_lowering_on_tvm(seed, tmp_path):
-    _check_config(seed, ["tvm-llvm"], list(LOWERINGS), tmp_path)
+@given(cfg=ct_configs(), seed=st.integers(0, 2**31 - 1))
+def test_random_attributes_every_lowering_on_tvm(cfg, seed, tmp_path):
+    _check_config(cfg, seed, ["tvm-llvm"], list(LOWERINGS), tmp_path)
 
 
 @pytest.mark.parametrize("lowering", REWRITES)
@@ -109,7 +151,7 @@ def test_symbolic_batch_is_kept(lowering, tmp_path):
         (1, 4, 3, 5),
         w,
         b=np.arange(6),
-        symbolic_batch=True,
+        dim_param="N",
         strides=[2, 3],
         group=2,
         pads=[1, 0, 0, 1],
@@ -163,9 +205,12 @@ def test_a_model_without_convtranspose_is_unchanged():
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 2])],
     )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    before = model.SerializeToString()  # an independent copy: `native` returns the very object it was given
     for lw in LOWERINGS:
         r = get_lowering(lw).apply(model)
-        assert r.total == 0 and r.model.graph == model.graph
+        assert r.total == 0 and r.lowered == () and r.declined == ()
+        assert r.model.graph.SerializeToString() == onnx.ModelProto.FromString(before).graph.SerializeToString()
+        assert model.SerializeToString() == before, f"{lw} changed its input model"
 
 
 def test_phase_never_multiplies_inserted_zeros_and_zero_insert_does():
@@ -193,28 +238,6 @@ def test_useful_flops_exclude_products_cropped_by_pads():
     model = convtranspose_model((1, 1, 3), np.ones((1, 1, 3), np.float32), pads=[1, 1])
     assert count_flops(onnx.shape_inference.infer_shapes(model), useful=True) == 2 * 7
     assert count_flops(onnx.shape_inference.infer_shapes(model), useful=False) == 2 * 9
-
-
-@pytest.mark.parametrize(
-    "script",
-    [
-        "ort_col2im_3d_dilation.py",
-        "same_negative_padding.py",
-        "tvm_output_shape.py",
-        "openvino_output_shape_group.py",
-        "openvino_same_dynamic_batch.py",
-    ],
-)
-def test_ledger_reproducers_still_reproduce(script):
-    """Each known divergence's minimal reproducer exits 1 while the engine bug is present. An upstream fix
-    makes it exit 0 and this test fail: then drop the entry from harness/checking/known.py."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "docs" / "upstream" / script
-    p = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 1, p.stdout + p.stderr
 
 
 @pytest.mark.parametrize("lowering", REWRITES)

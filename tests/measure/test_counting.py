@@ -7,22 +7,16 @@ counter recorded — never a latency."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness.core.records import Counts, ResultsWriter
+from harness.core.records import Counts, ResultsWriter, write_json_atomic
 from harness.measure import counting
 from harness.perfgate.compare import Thresholds, compare, load_side, machine_slug, pick_baseline, render_markdown
-from tests.conftest import run_cli
-from tests.perfgate.test_compare import case_key
 
-needs_valgrind = pytest.mark.skipif(
-    shutil.which("valgrind") is None or counting._header_dir() is None,
-    reason="valgrind with its headers is not installed",
-)
+from ..helpers import assert_one_line_error, case_key, run_cli, write_rounds, write_run
 
 IDENT = {
     "tool": "callgrind",
@@ -54,7 +48,7 @@ def write_count_run(
         "date": "2026-11-30T00:00:00Z",
         "config": {"threads": 1, "timing": {"warmup": 2}, "inject_slowdown": [], "counter": ident},
     }
-    (path / "run.json").write_text(json.dumps(meta))
+    write_json_atomic(path / "run.json", meta)
     with ResultsWriter(path / "results.jsonl") as w:
         for cid, cyc in CASES.items():
             st = (status or {}).get(cid, "ok")
@@ -125,23 +119,19 @@ def test_counts_numerics_and_mixing_rules(tmp_path):
     broken = write_count_run(tmp_path / "b", seed=2, status={"m@1/phase/ort-cpu/b1": "mismatch"})
     p = run_cli("compare", str(base), str(broken))
     assert p.returncode == 1 and "numerical failure" in p.stdout
-    from tests.perfgate.test_compare import write_run
-
     timed = write_run(tmp_path / "t")
     p = run_cli("compare", str(base), str(timed))
-    assert p.returncode == 2 and "cannot be compared with a count run" in p.stderr
+    assert_one_line_error(p, "cannot be compared with a count run")
     p = run_cli("compare", str(base), str(write_count_run(tmp_path / "c", seed=3)), "--mode", "ratio")
-    assert p.returncode == 2 and "their mode is counts" in p.stderr
+    assert_one_line_error(p, "their mode is counts")
     p = run_cli("compare", str(timed), str(timed), "--mode", "counts")
-    assert p.returncode == 2 and "bench --counts" in p.stderr
+    assert_one_line_error(p, "bench --counts")
 
 
 def test_count_baselines_are_per_counter_not_per_host(tmp_path):
     """reports/baseline holds timed baselines per machine and count baselines per counter: a count run on
     another host with the same counter takes the count baseline without a warning; another counter is taken
     with one; a timed baseline is never used for counts."""
-    from tests.perfgate.test_compare import write_rounds
-
     root = tmp_path / "baseline"
     counted = write_count_run(tmp_path / "x" / "c", seed=1)
     timed = write_rounds(tmp_path / "x" / "t", rounds=2, seed=1)
@@ -163,10 +153,10 @@ def test_count_baselines_are_per_counter_not_per_host(tmp_path):
     lone.mkdir()
     (root / machine_slug(load_side(root / "callgrind-3.19.0-abcdef0123-1t").meta)).rename(lone / "c")
     p = run_cli("compare", str(root), str(tmp_path / "cur"))
-    assert p.returncode == 2 and "no count baseline" in p.stderr
+    assert_one_line_error(p, "no count baseline")
 
 
-@needs_valgrind
+@pytest.mark.requires_valgrind
 def test_identity_reads_the_cpu_valgrind_presents(tmp_path):
     ident = counting.identity(tmp_path)
     assert ident["tool"] == "callgrind" and ident["valgrind"][0].isdigit()
@@ -175,7 +165,8 @@ def test_identity_reads_the_cpu_valgrind_presents(tmp_path):
     assert not int(ident["cpu"]["words"][3], 16) & (1 << 16)
 
 
-@needs_valgrind
+@pytest.mark.heavy
+@pytest.mark.requires_valgrind
 def test_bench_counts_end_to_end_repeatable_and_injection_seen(tmp_path):
     """Two count runs of the same case agree to within a percent; an injected 20% of extra work is seen as
     20%; the records and run.json say what counted them; a GPU backend is skipped with the reason."""
@@ -197,6 +188,8 @@ def test_bench_counts_end_to_end_repeatable_and_injection_seen(tmp_path):
             "--out",
             str(out),
             *extra,
+            "--build-dir",
+            str(tmp_path / "build"),
             timeout=900,
         )
         assert p.returncode == 0, p.stderr[-3000:]
@@ -244,9 +237,10 @@ def test_counts_flag_errors_are_one_line(tmp_path):
         "k",
         "--out",
         str(tmp_path / "r"),
+        "--build-dir",
+        str(tmp_path / "build"),
     )
-    assert p.returncode == 2 and "cannot count a remote device" in p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1
+    assert_one_line_error(p, "cannot count a remote device")
 
 
 def test_gate_study_analyses_count_sets(tmp_path):
@@ -276,7 +270,6 @@ def test_gate_study_analyses_count_sets(tmp_path):
 
 def test_gate_study_validity_relates_count_ratios_to_time_ratios(tmp_path):
     from harness.perfgate.study import render_validity, validity
-    from tests.perfgate.test_compare import write_run
 
     res = validity(write_count_run(tmp_path / "c"), write_run(tmp_path / "t"))
     assert res["n"] == 1

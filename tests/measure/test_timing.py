@@ -90,14 +90,47 @@ def test_a_slow_case_gets_a_burst_of_reference_calls():
     assert len(samples) == 5 and len(ref) == 5 * REFERENCE_BURST
 
 
-def test_injected_slowdown_is_calibrated_to_the_requested_share():
-    import time
+class TickingClock:
+    """A clock that advances `tick_ns` on every read (so a busy-wait on it ends) and `step_ns` per fn() call."""
 
+    def __init__(self, step_ns: int, tick_ns: int = 1_000):
+        self.t, self.step, self.tick = 0, step_ns, tick_ns
+
+    def __call__(self) -> int:
+        self.t += self.tick
+        return self.t
+
+    def fn(self):
+        self.t += self.step
+
+
+def test_injected_slowdown_is_calibrated_to_the_requested_share():
     from harness.measure.timing import slowed
 
-    f = slowed(lambda: time.sleep(0.002), 20)
-    assert 0.2 * 2e6 * 0.5 < f.extra_ns < 0.2 * 2e6 * 1.5  # the wait is about 20% of a 2 ms call
-    assert f.measured_pct == pytest.approx(20, abs=6)
-    t0 = time.perf_counter()
+    clk = TickingClock(2_000_000)  # a 2 ms call
+    f = slowed(clk.fn, 20, clock=clk)
+    base = 2_000_000 + clk.tick  # one call as `slowed` times it: the call plus one clock read
+    assert f.extra_ns == pytest.approx(0.2 * base, rel=0.02)  # the wait is 20% of a 2 ms call
+    assert f.measured_pct == pytest.approx(20, abs=2)
+    t0 = clk()
     f()
-    assert time.perf_counter() - t0 >= 0.002 + f.extra_ns / 1e9
+    assert clk() - t0 >= 2_000_000 + f.extra_ns
+
+
+def test_injected_slowdown_is_rescaled_when_the_wait_costs_more_than_itself():
+    """An engine whose idle threads sleep during the wait pays a wake-up of twice the wait on its next call
+    (3x the intended slowdown): the wait is rescaled from the measured slowdown until it is about 20%."""
+    from harness.measure.timing import slowed
+
+    clk = TickingClock(2_000_000)
+    state = {"last_wait": 0, "t_end": None}
+
+    def engine():
+        if state["t_end"] is not None:  # the busy-wait that followed the previous call
+            state["last_wait"] = clk.t - state["t_end"]
+        clk.t += 2_000_000 + 2 * state["last_wait"]
+        state["t_end"] = clk.t
+
+    f = slowed(engine, 20, clock=clk)
+    assert f.measured_pct == pytest.approx(20, abs=2)  # not 3 x 20%
+    assert f.extra_ns < 0.2 * 2_000_000 / 2  # about a third of the naive wait

@@ -4,13 +4,9 @@ shifts, and once end to end on real rounds (plumbing and records only: no latenc
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from harness.core.records import CaseKey, ResultsWriter
-from harness.measure.timing import latency_of
 from harness.perfgate.compare import (
     Thresholds,
     compare,
@@ -20,78 +16,8 @@ from harness.perfgate.compare import (
     pick_baseline,
     render_markdown,
 )
-from tests.conftest import run_cli
 
-MACHINE = {"cpu_model": "Test CPU 9000", "logical_cpus": 2, "flags": ["avx2", "avx512f"]}
-CASES = {"m@1/native/ort-cpu/b1": 1.0, "m@1/native/tvm-llvm/b1": 5.0, "m@1/phase/ort-cpu/b1": 2.0}
-
-
-def write_run(
-    path: Path,
-    scale: dict[str, float] | None = None,
-    machine=MACHINE,
-    seed=0,
-    status=None,
-    machine_speed=1.0,
-    n=200,
-    noise=0.01,
-    ref_ms=0.1,
-    threads=2,
-    injected=None,
-) -> Path:
-    """A run directory as `convtx bench` writes it: lognormal-ish samples around each case's latency,
-    multiplied by `scale[case]` and by `machine_speed` (which slows the reference kernel alike)."""
-    rng = np.random.default_rng(seed)
-    path.mkdir(parents=True)
-    meta = {
-        "schema": 1,
-        "run_id": path.name,
-        "suite": "quick",
-        "status": "complete",
-        "machine": machine,
-        "versions": {"onnxruntime": "1.32.0"},
-        "commit": "abc",
-        "date": "2026-11-23T00:00:00Z",
-        "plan": {},
-        "config": {"threads": threads, "timing": {"warmup": 2}, "inject_slowdown": injected or []},
-    }
-    (path / "run.json").write_text(json.dumps(meta))
-    with ResultsWriter(path / "results.jsonl") as w:
-        for cid, ms in CASES.items():
-            st = (status or {}).get(cid, "ok")
-            latency = None
-            if st in ("ok", "mismatch"):
-                f = (scale or {}).get(cid, 1.0) * machine_speed
-                s = ms * f * np.exp(rng.normal(0, noise, n))
-                ref = ref_ms * machine_speed * np.exp(rng.normal(0, noise, n))
-                latency = latency_of(s, ref)
-            w.append(
-                case_key(path.name, cid, threads).record(st, "" if st == "ok" else f"{st} here", latency_ms=latency)
-            )
-    return path
-
-
-def case_key(run_id: str, cid: str, threads: int) -> CaseKey:
-    """The key of a synthetic case `model@size/lowering/backend/bN`."""
-    model, lowering, backend, batch = cid.split("/")
-    name, _, size = model.partition("@")
-    return CaseKey(
-        run_id=run_id,
-        case_id=cid,
-        model=name,
-        lowering=lowering,
-        backend=backend,
-        batch=int(batch[1:]),
-        input_shapes={"x": (int(batch[1:]), 3, 8, 8)},
-        size=int(size),
-        threads=threads,
-    )
-
-
-def write_rounds(path: Path, rounds=5, seed=0, **kw) -> Path:
-    for i in range(rounds):
-        write_run(path / f"round-{i + 1:02d}", seed=seed * 100 + i, **kw)
-    return path
+from ..helpers import CASES, assert_one_line_error, run_cli, write_rounds, write_run
 
 
 def verdicts(comp) -> dict[str, str]:
@@ -272,7 +198,7 @@ def test_per_machine_baselines_pick_this_machine_or_say_why_not(tmp_path):
     p = run_cli("compare", str(root), str(cur))
     assert "no baseline recorded on this kind of machine" in p.stdout and "Mode: ratio" in p.stdout
     p = run_cli("compare", str(tmp_path / "x"), str(cur))
-    assert p.returncode == 2 and "per-machine baselines" in p.stderr
+    assert_one_line_error(p, "per-machine baselines")
 
 
 def test_a_regression_must_be_confirmed_by_an_independent_set_of_rounds(tmp_path):
@@ -311,7 +237,7 @@ def test_a_regression_must_be_confirmed_by_an_independent_set_of_rounds(tmp_path
     assert p.returncode == 0 and "not confirmed" in p.stdout  # slower once (phase), not in the first set
     (tmp_path / "bad.json").write_text("{}")
     p = run_cli("compare", str(base), str(healthy), "--confirm", str(tmp_path / "bad.json"))
-    assert p.returncode == 2 and "not a `convtx compare --json` file" in p.stderr
+    assert_one_line_error(p, "not a `convtx compare --json` file")
 
 
 @pytest.mark.parametrize(
@@ -328,8 +254,7 @@ def test_bad_per_case_file_is_a_one_line_error(tmp_path, content, needle):
     f = tmp_path / "thr.json"
     f.write_text(content)
     p = run_cli("compare", str(a), str(a), "--per-case", str(f))
-    assert p.returncode == 2 and needle in p.stderr and str(f) in p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+    assert_one_line_error(p, needle, str(f))
 
 
 def test_compare_cli_exit_status_summary_and_bad_input(tmp_path):
@@ -351,10 +276,10 @@ def test_compare_cli_exit_status_summary_and_bad_input(tmp_path):
         (["compare", str(a), str(b), "--threshold", "-5"], "--threshold"),
     ):
         p = run_cli(*args)
-        assert p.returncode == 2 and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
+        assert_one_line_error(p, needle)
     (a / "round-02" / "results.jsonl").write_text("{broken\n")
     p = run_cli("compare", str(a), str(b))
-    assert p.returncode == 2 and "round-02/results.jsonl:1: not a result record" in p.stderr
+    assert_one_line_error(p, "round-02/results.jsonl:1: not a result record")
 
 
 def test_context_warns_about_injection_versions_and_incomplete_rounds(tmp_path):
@@ -389,6 +314,8 @@ def test_rounds_and_injection_end_to_end(tmp_path):
         str(out),
         "--inject-slowdown",
         "50@*ort*",
+        "--build-dir",
+        str(tmp_path / "build"),
     )
     assert p.returncode == 0, p.stderr[-2000:]
     side = load_side(out)
@@ -416,11 +343,13 @@ def test_rounds_and_injection_end_to_end(tmp_path):
             "ort-cpu",
             "--out",
             str(base),
+            "--build-dir",
+            str(tmp_path / "build"),
         ).returncode
         == 0
     )
     p = run_cli("compare", str(base), str(out))
     assert p.returncode in (0, 1) and "cae@16/native/ort-cpu/b1" in p.stdout
     assert "TEST-ONLY injected slowdown" in p.stdout and "1/2" in p.stdout
-    p = run_cli("bench", "--rounds", "2", "--resume", str(out / "round-01"))
-    assert p.returncode == 2 and "--rounds" in p.stderr
+    p = run_cli("bench", "--rounds", "2", "--resume", str(out / "round-01"), "--build-dir", str(tmp_path / "build"))
+    assert_one_line_error(p, "--rounds")

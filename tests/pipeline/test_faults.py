@@ -7,15 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, run_cli
+import pytest
 
 from harness.audit.chaos import kill_resume_cycles
 from harness.core.config import RunConfig, TimingConfig
 from harness.pipeline.sweep import Plan, run_plan, zoo_ref
 
+from ..helpers import ROOT, assert_one_line_error, run_cli
+
 QUICK = TimingConfig(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=2.0)
 
 
+@pytest.mark.heavy
 def test_kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path):
     r = kill_resume_cycles(
         3,
@@ -42,6 +45,8 @@ def test_crashing_hanging_and_oom_workers_become_error_records(tmp_path):
         ("cae@16/native/ort-cpu/b2", "hang"),
         ("cae@16/native/torch-cpu/b2", "oom"),
     )
+    # 20 s for the case alone: a restarted worker's start-up is outside it (worker.STARTUP_TIMEOUT_S; the test
+    # below shows it)
     cfg = RunConfig(threads=1, timing=QUICK, case_timeout_s=20, memory_cap_gib=1.0, faults=faults)
     plan = Plan((zoo_ref("cae@16"),), ("native",), ("ort-cpu", "torch-cpu"), (1, 2, 3))
     recs = {
@@ -62,6 +67,28 @@ def test_crashing_hanging_and_oom_workers_become_error_records(tmp_path):
         assert recs[cid].status == "error" and isinstance(recs[cid].details["stderr_tail"], list)
     assert recs["cae@16/native/ort-cpu/b3"].status == "ok"  # restarted workers carry on
     assert recs["cae@16/native/torch-cpu/b3"].status == "ok"
+
+
+def test_a_case_timeout_counts_from_a_ready_worker_not_from_its_start(tmp_path, monkeypatch):
+    """The per-case timeout (above: 20 s) measures the request, not the worker's start-up: a worker whose
+    start-up (here a 2 s pause before the interpreter starts) outlasts a 1 s timeout still answers in time;
+    a worker that never gets ready is reported as such."""
+    from harness.pipeline import worker
+    from harness.pipeline.worker import WorkerClient, WorkerTimeout
+
+    slow_start = ["sh", "-c", 'sleep 2; exec "$@"', "sh"]
+    w = WorkerClient("slow", {}, tmp_path / "w.log", prefix=slow_start)
+    try:
+        assert w.request({"op": "nosuch"}, timeout_s=1.0) == {"ok": False, "error": "unknown op 'nosuch'"}
+    finally:
+        w.close()
+    w = WorkerClient("never", {}, tmp_path / "n.log", prefix=["sh", "-c", "sleep 60", "sh"])
+    monkeypatch.setattr(worker, "STARTUP_TIMEOUT_S", 0.5)
+    try:
+        with pytest.raises(WorkerTimeout, match="did not start within 0.5 s"):
+            w.request({"op": "nosuch"}, timeout_s=60)
+    finally:
+        w.kill()
 
 
 def _corrupt(path: Path) -> None:
@@ -164,7 +191,7 @@ def test_a_run_directory_has_one_writer(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "locked"
         p = run_cli("bench", "--resume", str(run), "--build-dir", str(tmp_path / "b"))
-        assert p.returncode == 2 and f"in use by another convtx process (pid {holder.pid})" in p.stderr
+        assert_one_line_error(p, f"in use by another convtx process (pid {holder.pid})")
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -172,13 +199,13 @@ def test_a_run_directory_has_one_writer(tmp_path):
 
 
 def test_resume_refuses_bad_run_directories(tmp_path):
-    p = run_cli("bench", "--resume", str(tmp_path))
-    assert p.returncode == 2 and "no run.json" in p.stderr
+    p = run_cli("bench", "--resume", str(tmp_path), "--build-dir", str(tmp_path / "build"))
+    assert_one_line_error(p, "no run.json")
     (tmp_path / "run.json").write_text(json.dumps({"schema": 7, "plan": {}, "config": {}}))
-    p = run_cli("bench", "--resume", str(tmp_path))
-    assert p.returncode == 2 and "schema 7 is newer" in p.stderr
-    p = run_cli("bench", "--resume", str(tmp_path), "--models", "cae")
-    assert p.returncode == 2 and "drop --models" in p.stderr
+    p = run_cli("bench", "--resume", str(tmp_path), "--build-dir", str(tmp_path / "build"))
+    assert_one_line_error(p, "schema 7 is newer")
+    p = run_cli("bench", "--resume", str(tmp_path), "--models", "cae", "--build-dir", str(tmp_path / "build"))
+    assert_one_line_error(p, "drop --models")
 
 
 def test_a_model_without_convtranspose_is_benchmarked_and_says_so(tmp_path):

@@ -1,5 +1,6 @@
 """Reports from hand-made run directories: pure functions, the numbers they derive, the HTML and plots."""
 
+import dataclasses
 import json
 import re
 import struct
@@ -7,8 +8,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from harness.core.records import Latency, Numerics, Record, ResultsWriter, write_json_atomic
+from harness.core.records import CaseKey, Numerics, ResultsWriter, write_json_atomic
 from harness.core.rundir import read_run
+from harness.measure.timing import latency_of
 from harness.report import write_report
 from harness.report.analysis import RunView
 from harness.report.html import render_html
@@ -19,18 +21,9 @@ from harness.report.tables import plain
 
 
 def _lat(median, spread=0.1):
-    return Latency(
-        samples=(median,) * 5,
-        median=median,
-        p10=median * (1 - spread),
-        p90=median * (1 + spread),
-        p99=median * (1 + spread),
-        iqr=median * spread,
-        mean=median,
-        stdev=0.0,
-        min=median,
-        n=5,
-    )
+    """The record's Latency as the timer builds it (measure.timing.latency_of) from five samples whose
+    median is `median` and whose p10/p90 are `median` -/+ `spread`."""
+    return latency_of([median * (1 + spread * k) for k in (-1, -1, 0, 1, 1)])
 
 
 def _num(rel_l2, passed):
@@ -48,7 +41,7 @@ def _num(rel_l2, passed):
 
 def _rec(model, lowering, backend, status="ok", median=None, rel_l2=1e-7, size=32, reason="", **kw):
     flops = kw.pop("flops", 2_000_000)
-    return Record(
+    key = CaseKey(
         run_id="r",
         case_id=f"{model}@{size}/{lowering}/{backend}/b1",
         model=model,
@@ -56,14 +49,15 @@ def _rec(model, lowering, backend, status="ok", median=None, rel_l2=1e-7, size=3
         backend=backend,
         batch=1,
         input_shapes={"x": (1, 3, size, size)},
-        dtype="float32",
-        status=status,
-        reason=reason,
         size=size,
-        numerics=None if status in ("skipped", "error") else _num(rel_l2, status == "ok"),
-        latency_ms=_lat(median) if median else None,
         flops=flops,
         min_bytes=100_000,
+    )
+    return key.record(
+        status,
+        reason,
+        numerics=None if status in ("skipped", "error") else _num(rel_l2, status == "ok"),
+        latency_ms=_lat(median) if median else None,
         gflops=flops / (median / 1e3) / 1e9 if median else None,
         flops_performed=flops,
         details={"lowering": {"convtranspose_nodes": 2, "lowered": 2, "declined": []}},
@@ -126,6 +120,9 @@ def test_report_files_are_written_and_identical_when_regenerated(run):
     for n in names[2:]:
         w, h = _png_size(first[n])
         assert w > 300 and h > 200
+    for n in names:  # regenerated from the run's files alone: nothing of the first report is left to find
+        (run / n).unlink()
+    (run / "plots").rmdir()
     write_report(run)
     assert {n: (run / n).read_bytes() for n in names} == first
 
@@ -184,20 +181,18 @@ def test_calibration_measures_positive_ceilings():
 
 def test_tuning_coverage_section(tmp_path):
     tuned = _rec("cae", "native", "tvm-llvm-tuned", median=0.5)
-    tuned = Record(
-        **{
-            **tuned.__dict__,
-            "details": {
-                **tuned.details,
-                "tuned": "partly tuned",
-                "tuning": {
-                    "state": "partly tuned",
-                    "tasks": 3,
-                    "tasks_tuned": 2,
-                    "untuned_tasks": ["fused_conv2d_add"],
-                },
+    tuned = dataclasses.replace(
+        tuned,
+        details={
+            **tuned.details,
+            "tuned": "partly tuned",
+            "tuning": {
+                "state": "partly tuned",
+                "tasks": 3,
+                "tasks_tuned": 2,
+                "untuned_tasks": ["fused_conv2d_add"],
             },
-        }
+        },
     )
     skipped = _rec("cae", "phase", "tvm-llvm-tuned", status="skipped", reason="untuned: none of the workload's")
     write_json_atomic(tmp_path / "run.json", META)
@@ -289,20 +284,18 @@ def test_markdown_and_html_draw_the_same_tables(run):
 
 def test_non_finite_metrics_print_as_inf_and_nan(tmp_path):
     bad = _rec("cae", "phase", "ort-cpu", status="mismatch", median=0.2, reason="12 NaN | 3 Inf")
-    bad = Record(
-        **{
-            **bad.__dict__,
-            "numerics": Numerics(
-                max_abs=float("nan"),
-                max_rel=float("nan"),
-                rel_l2=float("inf"),
-                atol=1e-5,
-                rtol=1e-3,
-                rel_l2_tol=1e-5,
-                policy="float32",
-                passed=False,
-            ),
-        }
+    bad = dataclasses.replace(
+        bad,
+        numerics=Numerics(
+            max_abs=float("nan"),
+            max_rel=float("nan"),
+            rel_l2=float("inf"),
+            atol=1e-5,
+            rtol=1e-3,
+            rel_l2_tol=1e-5,
+            policy="float32",
+            passed=False,
+        ),
     )
     write_json_atomic(tmp_path / "run.json", META)
     with ResultsWriter(tmp_path / "results.jsonl") as w:

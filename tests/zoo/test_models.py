@@ -33,6 +33,32 @@ def test_the_zoo_covers_both_families_and_1d_2d_3d():
             s.check_size(size)
 
 
+# Output channels as each architecture defines them (models/*.py, the registry's descriptions), written down
+# here so that a shape check cannot take its expectation from the output it checks.
+OUT_CHANNELS = {
+    "cae": 3,  # reconstructs its RGB input
+    "dcgan": 3,  # RGB image, tanh
+    "vae": 3,  # RGB image
+    "wave1d": 1,  # mono waveform
+    "fcn8s": 21,  # PASCAL VOC's 21 classes
+    "unet": 5,  # models/unet.py CLASSES
+    "segnet": 5,  # models/segnet.py CLASSES
+    "segnet_noidx": 5,  # the same network
+    "subpixel": 5,  # models/subpixel.py CLASSES
+    "dwdecoder": 5,  # models/depthwise.py CLASSES
+    "vol3d": 3,  # 1x1x1 Conv3d to 3 classes
+    "unet_up": 16,  # ConvTranspose 32 -> 16
+}
+
+
+def test_every_model_has_a_written_down_output_width():
+    assert set(OUT_CHANNELS) == set(MODELS)
+
+
+def _expected_shape(spec, size: int, batch: int) -> tuple[int, ...]:
+    return (batch, OUT_CHANNELS[spec.name], *((size,) * spec.dims))
+
+
 def _convs(module, cls):
     return [m for m in module.modules() if isinstance(m, cls)]
 
@@ -47,7 +73,7 @@ def test_every_model_builds_and_runs_at_its_small_size(name, batch):
     args = [torch.randn(s) for s in shapes.values()]
     with torch.inference_mode():
         y = module(*args)
-    assert y.shape[0] == batch and tuple(y.shape[-spec.dims :]) == (size,) * spec.dims
+    assert tuple(y.shape) == _expected_shape(spec, size, batch)
     assert torch.isfinite(y).all()
 
 
@@ -71,7 +97,7 @@ def test_every_model_exports_and_onnx_agrees_with_pytorch(name, tmp_path):
     refs = zoo_reference(spec, size, feeds, 0)
     c = compare(outs, refs)
     assert c.passed, (name, c.reason)
-    assert outs[0].shape == (2, *outs[0].shape[1:2], *((size,) * spec.dims))
+    assert outs[0].shape == _expected_shape(spec, size, 2)
 
 
 def test_segnet_keeps_max_pool_indices_and_its_index_free_twin_is_equal():

@@ -83,14 +83,20 @@ def relax_module(onnx_path: str, shapes: dict, dtypes: dict):
         raise
 
 
+# The code that builds a library: its source is part of the library's cache key (cache.source_digest).
+LIBRARY_SOURCES = tuple(Path(__file__).with_name(f"{m}.py") for m in ("common", "llvm", "cuda", "tuning"))
+
+
 def cache_path(art: ModelArtifact, target: dict, version: str) -> Path | None:
-    """build/compiled/<model>-tvm-<key>.so, keyed by the ONNX bytes, shapes, target and TVM version."""
+    """build/compiled/<model>-tvm-<key>.so, keyed by the ONNX bytes, shapes, target, TVM version and the
+    source of the harness code that builds libraries (LIBRARY_SOURCES)."""
     if art.cache_dir is None:
         return None
     h = hashlib.sha256(Path(art.onnx_path).read_bytes())
+    code = cache.source_digest(LIBRARY_SOURCES)
     h.update(
         json.dumps(
-            [sorted(art.input_shapes.items()), sorted(art.input_dtypes.items()), target, version, "tvm-llvm-untuned-1"],
+            [sorted(art.input_shapes.items()), sorted(art.input_dtypes.items()), target, version, "tvm-lib", code],
             sort_keys=True,
         ).encode()
     )
