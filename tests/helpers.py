@@ -316,3 +316,24 @@ def run_reproducer(script: str, timeout: float = 600) -> tuple[str, subprocess.C
     assert p.returncode == VERDICTS[verdict], f"broken reproducer: {verdict} with the wrong exit status; {seen}"
     assert "Traceback" not in p.stderr, f"broken reproducer: {seen}"
     return verdict, p
+
+
+# The core fields of a result record, as docs/design.md ("A result record") documents them.
+DESIGN_RECORD_KEYS = {
+    "schema",
+    "run_id",
+    "case_id",
+    "model",
+    "lowering",
+    "backend",
+    "batch",
+    "input_shapes",
+    "dtype",
+    "status",
+    "reason",
+    "numerics",
+    "latency_ms",
+    "compile_s",
+    "flops",
+    "gflops",
+}

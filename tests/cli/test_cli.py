@@ -3,26 +3,7 @@
 import json
 import re
 
-from ..helpers import assert_one_line_error, run_cli
-
-DESIGN_RECORD_KEYS = {
-    "schema",
-    "run_id",
-    "case_id",
-    "model",
-    "lowering",
-    "backend",
-    "batch",
-    "input_shapes",
-    "dtype",
-    "status",
-    "reason",
-    "numerics",
-    "latency_ms",
-    "compile_s",
-    "flops",
-    "gflops",
-}
+from ..helpers import DESIGN_RECORD_KEYS, assert_one_line_error, run_cli
 
 
 def test_list_json_has_the_design_shape():
