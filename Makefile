@@ -9,9 +9,8 @@ RUN ?= $(shell ls -1d reports/runs/*/ 2>/dev/null | tail -n 1)
 PYTEST_ARGS ?=
 
 CONFIGS ?= 500
-TUNE_LOWERINGS ?= phase
-TUNE_TRIALS ?= 128
-TUNE_BUDGET ?= 60
+TUNE_TRIALS_PER_TASK ?= 64
+TUNE_BUDGET ?= 90
 # the performance gate: rounds of the quick suite, compared with the committed baseline
 PERF_ROUNDS ?= 5
 # one engine thread: a 2-thread engine on a 2-vCPU VM stalls at every barrier when a vCPU is descheduled
@@ -100,8 +99,10 @@ setup-tools:
 	@command -v nvcc >/dev/null || echo "note: nvcc missing: install the CUDA toolkit (tests marked requires_nvcc need it)"
 
 # MetaSchedule-tune the suite's models for this host into tuning/ (commit the result); resumable
+# coverage-driven (docs/tuning.md): tasks across the suite's models and lowerings, until no lowering that can
+# win has more than 2% of its latency untuned, within TUNE_BUDGET minutes; run it again to resume
 tune: $(STAMP)
-	$(BIN)/convtx tune --suite $(SUITE) --lowerings $(TUNE_LOWERINGS) --trials $(TUNE_TRIALS) \
+	$(BIN)/convtx tune --coverage --suite $(SUITE) --trials-per-task $(TUNE_TRIALS_PER_TASK) \
 		--budget-minutes $(TUNE_BUDGET)
 
 # The performance-regression gate (docs/perf-gate.md), two checks, both must pass (exit 1 otherwise):

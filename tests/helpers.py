@@ -80,6 +80,24 @@ def convtranspose_model(
     return m
 
 
+def artifact_of(path: Path, cache_dir: Path | None = None):
+    """(ModelArtifact, onnx model) of an ONNX file with its declared input shapes and dtypes."""
+    import onnx
+
+    from harness.backends import ModelArtifact
+    from harness.core.onnx_io import graph_inputs
+
+    m = onnx.load(str(path))
+    specs = graph_inputs(m)
+    art = ModelArtifact(
+        str(path),
+        {s.name: tuple(s.shape) for s in specs},
+        {s.name: s.dtype for s in specs},
+        cache_dir=str(cache_dir) if cache_dir else None,
+    )
+    return art, m
+
+
 def make_convtranspose_model(
     path: Path, x_shape=(1, 4, 5, 5), w_shape=(4, 3, 3, 3), bias=True, dim_param: str | None = None, **attrs
 ) -> Path:

@@ -197,13 +197,15 @@ def localise_record(rec, ref, cfg, build: Path):
     fails says so there (node None) rather than hiding the verdict."""
     import sys
 
-    from harness.pipeline.case import lowered_path
+    from harness.backends import get_backend
+    from harness.pipeline.case import lowered_path, rewritten_path
     from harness.pipeline.prepare import prepare
 
     print(f"localising {rec.case_id} ...", file=sys.stderr)
     try:
         prep = prepare(ref, rec.batch, cfg.seed, build)
         path, _ = lowered_path(prep, rec.lowering, build)
+        path, _ = rewritten_path(path, get_backend(rec.backend).needs_rewrites, build)
         feeds, _ = prep.load_data()
         loc = localise(path, rec.backend, feeds, build / "localise" / rec.case_id.replace("/", "_"), build)
         info = {

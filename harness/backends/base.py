@@ -47,6 +47,44 @@ class UnsupportedModel(RuntimeError):
     """The engine cannot take this model (e.g. an op it has no converter for); the case is `skipped`."""
 
 
+@dataclass(frozen=True)
+class LayerTime:
+    """One layer of an engine's profile: the model's node it maps to (its ONNX name; for TVM, by the order of
+    the ops of its kind: docs/design.md), the op, and the mean time per inference."""
+
+    node: str
+    op: str
+    ms: float
+    engine_name: str  # the engine's own name of the layer or kernel
+
+
+def profile_summary(layers: list[LayerTime], top: int = 12) -> dict:
+    """The record's `details.profile`: total, and the `top` layers by time with their share (layers that map to
+    the same node are summed)."""
+    merged: dict[tuple[str, str], list] = {}
+    for lt in layers:
+        m = merged.setdefault((lt.node, lt.op), [0.0, []])
+        m[0] += lt.ms
+        if lt.engine_name not in m[1]:
+            m[1].append(lt.engine_name)
+    total = sum(v[0] for v in merged.values())
+    rows = sorted(merged.items(), key=lambda kv: -kv[1][0])
+    return {
+        "total_ms": round(total, 4),
+        "layers": len(merged),
+        "top": [
+            {
+                "node": node,
+                "op": op,
+                "ms": round(ms, 4),
+                "share": round(ms / total, 4) if total else None,
+                "engine": ", ".join(names[:3]),
+            }
+            for (node, op), (ms, names) in rows[:top]
+        ],
+    }
+
+
 @dataclass
 class Compiled:
     """A compiled model. `info` carries engine details recorded with each result (target, threads...)."""
@@ -90,6 +128,12 @@ class Compiled:
 
         return count_case(self._prepare(feeds), build_dir, slowdown_pct)
 
+    def profile(self, feeds: dict[str, np.ndarray], runs: int = 10) -> list[LayerTime]:
+        """Per layer, its time per inference over `runs` inferences after one warm-up, from the engine's own
+        profiler (ONNX Runtime's profiling, OpenVINO's performance counters, TVM's Relax VM profiler), each
+        mapped to the model's node where the engine says which (`profile_summary` makes the record's form)."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-layer profiler")
+
     def close(self) -> None:
         """Release what the compiled model holds beyond memory (a remote session); called when the case ends."""
 
@@ -116,6 +160,9 @@ class Backend:
     # bench --counts: compile in a native worker first (the build is cached), so the worker under valgrind
     # only loads it — compiling under valgrind would take many minutes (TVM)
     compile_before_counting: bool = False
+    # graph rewrites (harness/lowerings, by name) the engine needs before it can take a model: applied by the
+    # case after the lowering, recorded in the record's details and checked like any lowering
+    needs_rewrites: tuple[str, ...] = ()
 
     def availability(self) -> Availability:
         """Cheap: no heavy import. Says why not when the backend cannot run here."""

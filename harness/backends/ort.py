@@ -3,18 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from harness.backends.base import Availability, Backend, BackendUnavailable, Compiled, ModelArtifact, UnsupportedModel
+from harness.backends.base import (
+    Availability,
+    Backend,
+    BackendUnavailable,
+    Compiled,
+    LayerTime,
+    ModelArtifact,
+    UnsupportedModel,
+)
 from harness.core.config import RunConfig
 
 
 class OrtCompiled(Compiled):
-    def __init__(self, sess, input_names, info):
+    def __init__(self, sess, input_names, info, profiled=None, onnx_path: str | None = None):
         super().__init__(tuple(input_names), info)
         self.sess = sess
         self.output_names = [o.name for o in sess.get_outputs()]
+        self._profiled = profiled  # () -> a new session of the same model with profiling on
+        self._onnx_path = onnx_path
+
+    def profile(self, feeds, runs: int = 10) -> list[LayerTime]:
+        """ONNX Runtime's own profiler: a session with `enable_profiling`, its per-node kernel events after the
+        first (warm-up) run, averaged over `runs`. Node names are the model's (after ORT's fusions: a fused
+        node carries the name of the node it was fused into)."""
+        import json
+        import tempfile
+
+        if self._profiled is None:
+            return super().profile(feeds, runs)
+        with tempfile.TemporaryDirectory() as tmp:
+            sess = self._profiled(str(Path(tmp) / "ort"))
+            f = {n: feeds[n] for n in self.input_names}
+            for _ in range(runs + 1):
+                sess.run(self.output_names, f)
+            events = json.loads(Path(sess.end_profiling()).read_text())
+        runs_ev = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+        start = runs_ev[0]["ts"] + runs_ev[0]["dur"] if runs_ev else 0
+        acc: dict[tuple[str, str], float] = {}
+        for e in events:
+            if e.get("cat") != "Node" or not str(e.get("name", "")).endswith("_kernel_time") or e["ts"] < start:
+                continue
+            key = (e["name"][: -len("_kernel_time")], (e.get("args") or {}).get("op_name", "?"))
+            acc[key] = acc.get(key, 0.0) + e["dur"] / 1e3
+        names = _node_names(self._onnx_path) if self._onnx_path else {}
+        return [LayerTime(names.get(node, node), op, ms / runs, node) for (node, op), ms in acc.items()]
 
     def _run_impl(self, feeds):
         return [np.asarray(o) for o in self.sess.run(self.output_names, {n: feeds[n] for n in self.input_names})]
@@ -22,6 +59,20 @@ class OrtCompiled(Compiled):
     def _prepare(self, feeds) -> Callable[[], object]:
         sess, names, f = self.sess, self.output_names, {n: feeds[n] for n in self.input_names}
         return lambda: sess.run(names, f)
+
+
+def _node_names(onnx_path: str) -> dict[str, str]:
+    """ORT's name of a profiled node -> the model's node: itself, or — for the nodes ORT's NCHWc layout pass
+    makes, named `<output>_nchwc` — the node that writes that output."""
+    import onnx
+
+    out: dict[str, str] = {}
+    for n in onnx.load(onnx_path, load_external_data=False).graph.node:
+        if n.name:
+            out[n.name] = n.name
+        for o in n.output:
+            out.setdefault(f"{o}_nchwc", n.name or o)
+    return out
 
 
 class OrtCpu(Backend):
@@ -57,7 +108,17 @@ class OrtCpu(Backend):
             "intra_op_threads": cfg.threads,
             "graph_optimization": "ORT_ENABLE_ALL",
         }
-        return OrtCompiled(sess, list(art.input_shapes), info)
+
+        def profiled(prefix: str):
+            sp = ort.SessionOptions()
+            for attr in ("intra_op_num_threads", "inter_op_num_threads", "execution_mode", "graph_optimization_level"):
+                setattr(sp, attr, getattr(so, attr))
+            sp.log_severity_level = 3
+            sp.enable_profiling = True
+            sp.profile_file_prefix = prefix
+            return ort.InferenceSession(art.onnx_path, sp, providers=[self.provider])
+
+        return OrtCompiled(sess, list(art.input_shapes), info, profiled, art.onnx_path)
 
 
 def _ort_gpu_package() -> str | None:

@@ -130,7 +130,7 @@ def add_run_options(sp) -> None:
     sp.add_argument("--build-dir", default="build", help="content-addressed cache (default build/)")
 
 
-def run_config(args, timing):
+def run_config(args, timing, profile_runs: int = 0):
     """The RunConfig of validate, bench and build from their flags (`timing` None: untimed)."""
     from harness.core.config import RunConfig
 
@@ -168,4 +168,5 @@ def run_config(args, timing):
         rpc_tracker=tracker,
         rpc_key=key,
         counter="callgrind" if getattr(args, "counts", False) else None,
+        profile_runs=0 if getattr(args, "counts", False) or timing is None else profile_runs,
     )

@@ -119,6 +119,14 @@ def add_bench(sub) -> None:
         "instead of timing them: the same on a busy machine; what `make perf-check` gates on "
         "(docs/perf-gate.md)",
     )
+    sp.add_argument(
+        "--profile-runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="per-layer profiles from each engine's own profiler over N inferences of every verified case "
+        "(default: the suite's, 10 for `default`, else 0 = none); the report's 'Where the time goes'",
+    )
     add_run_options(sp)
     sp.set_defaults(func=cmd_bench)
 
@@ -144,7 +152,10 @@ def _plan(args):
         tuple(backends_arg(args.backends, list(suite.backends))),
         tuple(batches_arg(args.batches) or suite.batches),
     )
-    return suite, plan, run_config(args, timing=suite.timing)
+    runs = suite.profile_runs if args.profile_runs is None else args.profile_runs
+    if runs < 0:
+        raise ConvtxError(f"--profile-runs {runs}: expected 0 (no profiles) or a positive number of inferences")
+    return suite, plan, run_config(args, timing=suite.timing, profile_runs=runs)
 
 
 def _write_report(run_dir: Path) -> Path:

@@ -43,6 +43,22 @@ def add_tune(sub) -> None:
         help='TVM target as JSON (default: this host, e.g. {"kind": "llvm", "mcpu": "znver4", "num-cores": 2})',
     )
     sp.add_argument("--trials", type=int, default=200, help="MetaSchedule trials per workload (default 200)")
+    sp.add_argument(
+        "--coverage",
+        action="store_true",
+        help="tune tasks across the models and lowerings until no candidate has more than --max-untuned of its "
+        "latency untuned (docs/tuning.md); default lowerings: every one TVM runs",
+    )
+    sp.add_argument("--trials-per-task", type=int, default=64, help="with --coverage: trials per task (default 64)")
+    sp.add_argument(
+        "--max-untuned", type=float, default=0.02, help="with --coverage: the goal, a share of latency (default 0.02)"
+    )
+    sp.add_argument(
+        "--within",
+        type=float,
+        default=2.0,
+        help="with --coverage: a lowering can win when within this factor of the model's fastest (default 2)",
+    )
     sp.add_argument("--budget-minutes", type=float, default=None, help="wall-clock budget for everything")
     sp.add_argument("--threads", type=int, default=None, help="threads (default: usable CPUs)")
     sp.add_argument("--seed", type=int, default=0)
@@ -84,9 +100,11 @@ def cmd_tune(args) -> int:
         if not isinstance(target, dict) or target.get("kind") != "llvm":
             raise ConvtxError(f'--target {args.target!r}: expected a dict with "kind": "llvm"')
     models = [m for a in args.models for m in csv_list(a)] or list(get_suite(args.suite).models)
-    lowerings = lowerings_arg(args.lowerings, ["native"])
     build = writable_dir(Path(args.build_dir), "build directory")
     budget = args.budget_minutes * 60 if args.budget_minutes else None
+    if args.coverage:
+        return _tune_coverage(args, models, target, threads, budget, build)
+    lowerings = lowerings_arg(args.lowerings, ["native"])
     res = tune(models, lowerings, target, args.trials, budget, threads, args.seed, build)
     print(
         f"[tune] {len(res.workloads)} workloads in {res.seconds:.0f} s; database: {res.db or '-'}"
@@ -95,6 +113,44 @@ def cmd_tune(args) -> int:
     )
     for f in res.failed:
         print(f"[tune]   {f}", file=sys.stderr)
+    return 1 if res.failed else 0
+
+
+def _tune_coverage(args, models, target, threads, budget, build) -> int:
+    from harness.pipeline.coverage import tune_coverage
+
+    if args.trials_per_task < 1:
+        raise ConvtxError(f"--trials-per-task {args.trials_per_task}: expected a positive number of trials")
+    if not 0 <= args.max_untuned < 1:
+        raise ConvtxError(f"--max-untuned {args.max_untuned}: expected a share in [0, 1)")
+    lowerings = lowerings_arg(args.lowerings, ["native", "explicit_pads", "zero_insert", "phase", "gemm_overlap_add"])
+    res = tune_coverage(
+        models,
+        lowerings,
+        target,
+        args.trials_per_task,
+        budget,
+        threads,
+        args.seed,
+        build,
+        args.max_untuned,
+        args.within,
+    )
+    print(
+        f"[tune] coverage: {res.steps_done} tasks tuned in {res.seconds:.0f} s, {res.steps_left} left; "
+        f"database: {res.db or '-'}" + (f"; {len(res.failed)} failed:" if res.failed else ""),
+        file=sys.stderr,
+    )
+    for f in res.failed:
+        print(f"[tune]   {f}", file=sys.stderr)
+    for row in res.table:
+        if row["candidate"]:
+            print(
+                f"[tune]   {row['model']:18s} {row['lowering']:16s} {row['latency_ms']:9.3f} ms  tuned "
+                f"{(row['tuned_share'] or 0) * 100:5.1f}%  untuned {row['untuned_share'] * 100:5.1f}%  "
+                f"({row['tasks_tuned']}/{row['tasks']} tasks)",
+                file=sys.stderr,
+            )
     return 1 if res.failed else 0
 
 

@@ -36,6 +36,7 @@ def cmd_list(args) -> int:
     import json
 
     from harness.backends import BACKENDS
+    from harness.backends.tvm.tuning import databases
     from harness.core.config import SUITES
     from harness.lowerings import LOWERINGS
     from models import MODELS
@@ -56,6 +57,7 @@ def cmd_list(args) -> int:
             }
             for b in BACKENDS.values()
         ],
+        "tuning_databases": databases(),
         "suites": [
             {
                 "name": s.name,
@@ -86,6 +88,15 @@ def cmd_list(args) -> int:
             else f"unavailable: {b['reason']}"
         )
         print(f"  {b['id']:<15} {state}")
+    print("tuning databases (tvm-llvm-tuned applies the one of this host's target):")
+    for d in data["tuning_databases"]:
+        cov = (
+            f", {d['workloads']} candidate workloads, worst untuned share {d['worst_untuned_share']:.1%}, "
+            f"{(d.get('tuning_seconds_total') or 0) / 60:.0f} min tuned"
+            if d.get("worst_untuned_share") is not None
+            else ""
+        )
+        print(f"  tvm {d['tvm']:<13} {d['target']:<22} {d['records']} records{cov}")
     print("suites:")
     for s in data["suites"]:
         print(f"  {s['name']:<10} {' '.join(s['models'])} × {','.join(s['backends'])}")

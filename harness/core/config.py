@@ -70,6 +70,8 @@ class RunConfig:
     # `bench --counts`: "callgrind" — each CPU case is counted under valgrind (harness/measure/counting.py) instead of
     # timed by the clock; the record's `counts` holds the numbers, `latency_ms` stays None
     counter: str | None = None
+    # per-layer profiles (Compiled.profile): inferences profiled per verified, timed case after its timing; 0: none
+    profile_runs: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The one JSON form of a configuration: run.json's `config` (docs/design.md) and each case's payload to
@@ -95,6 +97,8 @@ class RunConfig:
             d["faults"] = [[case, kind] for case, kind in self.faults]
         if self.compile_only:
             d["compile_only"] = True
+        if self.profile_runs:
+            d["profile_runs"] = self.profile_runs
         return d
 
     @staticmethod
@@ -118,6 +122,7 @@ class RunConfig:
             rpc_tracker=rpc.get("tracker"),
             rpc_key=rpc.get("key"),
             counter=counter.get("tool"),
+            profile_runs=int(d.get("profile_runs", 0)),
         )
 
 
@@ -131,6 +136,7 @@ class Suite:
     backends: tuple[str, ...] = ("ort-cpu", "tvm-llvm", "torch-cpu")
     batches: tuple[int, ...] = (1,)
     timing: TimingConfig = field(default_factory=TimingConfig)
+    profile_runs: int = 0  # per-layer profiles of each verified case (RunConfig.profile_runs)
 
     def with_overrides(self, **kw) -> Suite:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
@@ -181,6 +187,7 @@ SUITES: dict[str, Suite] = {
         lowerings=ALL_LOWERINGS,
         backends=CPU_BACKENDS + CUDA_BACKENDS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=10.0),
+        profile_runs=10,
     ),
     # `make bench-cuda` on a GPU machine: the default suite's models on both CUDA engines, ORT's CPU EP as the
     # yardstick; `bench --require-gpu` refuses to report timings unless the CUDA cases ran on the device

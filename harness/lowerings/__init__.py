@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.core.errors import UnknownNameError
-from harness.lowerings import explicit_pads, gemm_col2im, gemm_overlap_add, native, phase, zero_insert
+from harness.lowerings import explicit_pads, gemm_col2im, gemm_overlap_add, maxpool_indices, native, phase, zero_insert
 from harness.lowerings.common import LoweringResult, rewrite
 
 
@@ -57,3 +57,15 @@ def get_lowering(name: str) -> Lowering:
         return LOWERINGS[name]
     except KeyError:
         raise UnknownNameError("lowering", name, list(LOWERINGS)) from None
+
+
+# Rewrites an engine needs before it can take a model (Backend.needs_rewrites), not ConvTranspose lowerings:
+# name -> (applies(model) -> bool, rewrite(model) -> result with .model and .summary())
+REWRITES = {maxpool_indices.NAME: (maxpool_indices.applies, maxpool_indices.rewrite)}
+
+
+def get_rewrite(name: str):
+    try:
+        return REWRITES[name]
+    except KeyError:
+        raise UnknownNameError("rewrite", name, list(REWRITES)) from None

@@ -247,11 +247,16 @@ def rewrite(
         new_nodes.extend(em.nodes)
         new_inits.extend(em.inits)
         lowered.append(label)
-    del m.graph.node[:]
-    m.graph.node.extend(new_nodes)
-    m.graph.initializer.extend(new_inits)
+    set_nodes(m, new_nodes, new_inits)
     _drop_unused_initializers(m)
     return LoweringResult(m, tuple(lowered), tuple(declined), total)
+
+
+def set_nodes(m, nodes: list, inits: list) -> None:
+    """The graph's nodes become `nodes` (in order) and `inits` join its initializers."""
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    m.graph.initializer.extend(inits)
 
 
 def _drop_unused_initializers(m) -> None:

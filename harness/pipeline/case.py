@@ -60,6 +60,57 @@ def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> tuple[str, d
     return str(out), result.summary()
 
 
+def rewritten_path(path: str, names: tuple[str, ...], build_dir: Path) -> tuple[str, list[dict]]:
+    """`path` with the engine's rewrites (harness.lowerings.REWRITES) applied where they apply, and what each
+    did; content-addressed like a lowered model. Unchanged (and []) when none applies."""
+    import onnx
+
+    from harness.lowerings import get_rewrite
+
+    model = None
+    todo = []
+    for name in names:
+        applies, _ = get_rewrite(name)
+        model = model or onnx.load(path)
+        if applies(model):
+            todo.append(name)
+    if not todo:
+        return path, []
+    code = cache.source_digest(LOWERING_SOURCES)
+    key = hashlib.sha256(Path(path).read_bytes() + b"\0" + ",".join(todo).encode() + b"\0" + code.encode())
+    out = build_dir / "lowered" / f"{Path(path).stem}-{'+'.join(todo)}-{key.hexdigest()[:20]}.onnx"
+    meta = out.with_suffix(".json")
+    if cache.is_valid(out) and cache.is_valid(meta):
+        return str(out), json.loads(meta.read_text())
+    summaries = []
+    for name in todo:
+        res = get_rewrite(name)[1](model)
+        model = res.model
+        summaries.append(res.summary())
+    onnx.checker.check_model(model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.tmp_path(out)
+    onnx.save_model(model, str(tmp))
+    cache.commit(tmp, out)
+    tmp_meta = cache.tmp_path(meta)
+    tmp_meta.write_text(json.dumps(summaries))
+    cache.commit(tmp_meta, meta)
+    return str(out), summaries
+
+
+def _profile(compiled, feeds, runs: int) -> dict:
+    """The record's details.profile (backends/base.py `profile_summary`), or why there is none: a profile
+    that fails does not fail the case, whose numbers are already measured."""
+    from harness.backends.base import profile_summary
+
+    try:
+        return profile_summary(compiled.profile(feeds, runs))
+    except NotImplementedError as e:
+        return {"unavailable": str(e)}
+    except Exception as e:  # noqa: BLE001 — an engine's profiler failing: said in the record, the case stands
+        return {"unavailable": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"}
+
+
 def case_key(
     prep: Prepared | tuple[ModelRef, int], lowering: str, backend: str, cfg: RunConfig, run_id: str
 ) -> CaseKey:
@@ -140,6 +191,10 @@ def _run_case(
     try:
         path, lowered = lowered_path(prep, lowering, build_dir)
         details["lowering"] = lowered
+        if backend.needs_rewrites:
+            path, rewrites = rewritten_path(path, backend.needs_rewrites, build_dir)
+            if rewrites:
+                details["rewrites"] = rewrites
         flops_performed = _performed_flops(path, prep)
         art = ModelArtifact(
             path,
@@ -206,6 +261,9 @@ def _run_case(
                 }
             if prep.flops:
                 gflops = prep.flops / (latency.median / 1e3) / 1e9
+            if cfg.profile_runs and cmp.passed:
+                stage = "profile"
+                details["profile"] = _profile(compiled, feeds, cfg.profile_runs)
         return key.record(
             "ok" if cmp.passed else "mismatch",
             cmp.reason,

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backends.tvm.tuning import TvmLlvmTuned
 from harness.core.errors import ConvtxError
-from harness.pipeline.case import lowered_path
+from harness.pipeline.case import lowered_path, rewritten_path
 from harness.pipeline.prepare import ModelRef, Prepared
 from harness.pipeline.sweep import model_ref
 from harness.pipeline.worker import WorkerClient, WorkerDied
@@ -82,6 +83,7 @@ def tune(
                 say(f"[tune] {ref.label} / {lw}: skipped, the budget is spent")
                 continue
             path, _ = lowered_path(prep, lw, build)
+            path, _ = rewritten_path(path, TvmLlvmTuned.needs_rewrites, build)
             try:
                 res = _tune_in_child(
                     ref.label,
@@ -108,19 +110,28 @@ def tune(
     return Tuned(tuple(results), tuple(failed), time.monotonic() - t_all)
 
 
-def _tune_in_child(label, lowering, path, prep, target, trials, budget_s, threads, build) -> dict:
-    """Task timing and tuning import TVM: done in a fresh interpreter, which reports a JSON result."""
-    spec = {
+def workload_spec(label: str, lowering: str, path: str, prep: Prepared, target, threads: int, build: Path) -> dict:
+    """What a TVM child process (harness/backends/tvm/tuning.py: drive, survey, tune-tasks) is told of a
+    workload: the lowered file, its inputs, the target (None: this host), threads and where to work."""
+    return {
         "label": label,
         "lowering": lowering,
         "onnx": path,
         "shapes": {k: list(v) for k, v in prep.input_shapes.items()},
         "dtypes": prep.input_dtypes,
         "target": target,
-        "trials": trials,
-        "budget_s": budget_s,
         "threads": threads,
         "work_root": str(build / "tuning"),
+        "decisions_dir": str(build / "compiled"),
+    }
+
+
+def _tune_in_child(label, lowering, path, prep, target, trials, budget_s, threads, build) -> dict:
+    """Task timing and tuning import TVM: done in a fresh interpreter, which reports a JSON result."""
+    spec = {
+        **workload_spec(label, lowering, path, prep, target, threads, build),
+        "trials": trials,
+        "budget_s": budget_s,
     }
     env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
     p = subprocess.run(

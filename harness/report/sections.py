@@ -38,6 +38,8 @@ NAV = (
     ("summary", "summary"),
     ("correctness", "correctness"),
     ("best per engine", "best"),
+    ("TVM vs runtimes", "tvm"),
+    ("profiles", "profile"),
     ("latency", "latency"),
     ("plots", "plots"),
     ("skipped & failed", "odd"),
@@ -77,7 +79,8 @@ def build_report(run: Run, extras: Mapping | None = None, plots: Mapping[str, by
     v = RunView.of(meta, records)
     sections = [*summary_sections(meta, records), correctness_list(v), correctness_matrix(v)]
     if any(r.latency_ms for r in records):
-        sections += [best_section(v), latency_grid(v), latency_detail(v), latency_table(v)]
+        extra = [s for s in (tvm_versus_section(v), profile_section(v)) if s is not None]
+        sections += [best_section(v), *extra, latency_grid(v), latency_detail(v), latency_table(v)]
     if plots:
         sections.append(plots_section(plots))
     sections += [
@@ -532,6 +535,106 @@ def counts_section(records: list[Record]) -> Section | None:
             "they do not move with the machine's load, and they do not see waiting, threading or memory "
             "behaviour beyond those caches (docs/perf-gate.md)."
         ),
+    )
+
+
+def tvm_versus_section(v: RunView) -> Section | None:
+    """The question the TVM column answers: per model, each engine's fastest verified case, and TVM's — with the
+    default CPU schedule (tvm-llvm) and with the database (tvm-llvm-tuned) — as a ratio to min(ORT, OpenVINO)."""
+    if not any(b.startswith("tvm-llvm") for b in v.backends):
+        return None
+    rows = []
+    for model, batch in v.models:
+        best = {b: v.best_verified(model, batch, b) for b in ("ort-cpu", "openvino-cpu", "tvm-llvm", "tvm-llvm-tuned")}
+        bar = [r.median_ms for b, r in best.items() if b in ("ort-cpu", "openvino-cpu") and r is not None]
+        floor = min(bar) if bar else None
+
+        tuned = best["tvm-llvm-tuned"]
+        share = ((tuned.details.get("default_schedule") or {}).get("tuned_share")) if tuned else None
+        ms = {b: "–" if r is None else f"{r.median_ms:.3f} ({r.lowering})" for b, r in best.items()}
+        ratio = {b: "–" if r is None or floor is None else f"{r.median_ms / floor:.2f}×" for b, r in best.items()}
+        rows.append(
+            [
+                model,
+                batch,
+                ms["ort-cpu"],
+                ms["openvino-cpu"],
+                ms["tvm-llvm"],
+                ratio["tvm-llvm"],
+                ms["tvm-llvm-tuned"],
+                ratio["tvm-llvm-tuned"],
+                "–" if share is None else f"{share * 100:.0f}%",
+            ]
+        )
+    return _section(
+        "TVM against the CPU runtimes",
+        _para(
+            "Per model, each engine's fastest numerically verified case (median ms, its lowering); TVM's as a ratio "
+            "to the faster of ONNX Runtime and OpenVINO (≤ 1× is as fast or faster). tvm-llvm is what a machine "
+            "without a tuning database runs: the default CPU schedule where it was measured faster and checked "
+            "right, kernel by kernel (docs/tuning.md); tvm-llvm-tuned applies the committed MetaSchedule database, "
+            "and the last column is the share of its latency in tuned kernels."
+        ),
+        Table.of(
+            [
+                "model",
+                _n("batch"),
+                _n("ort-cpu ms"),
+                _n("openvino-cpu ms"),
+                _n("tvm-llvm ms"),
+                _n("÷ min(ORT, OV)"),
+                _n("tvm-llvm-tuned ms"),
+                _n("÷ min(ORT, OV)"),
+                _n("tuned share"),
+            ],
+            rows,
+        ),
+        anchor="tvm",
+    )
+
+
+def profile_section(v: RunView, top: int = 5) -> Section | None:
+    """Where the time goes: per model, the top layers of each engine's fastest verified case, side by side,
+    from the engines' own profilers (bench --profile-runs; Compiled.profile)."""
+    engines = [b for b in ("ort-cpu", "openvino-cpu", "tvm-llvm", "tvm-llvm-tuned") if b in v.backends]
+    blocks = []
+    for model, batch in v.models:
+        best = {b: v.best_verified(model, batch, b) for b in engines}
+        profs = {b: (r.details.get("profile") or {}) if r else {} for b, r in best.items()}
+        if not any(p.get("top") for p in profs.values()):
+            continue
+        head = []
+        for b in engines:
+            r, p = best[b], profs[b]
+            head.append(f"{b}: {r.lowering}, {p['total_ms']:.3f} ms profiled" if r and p.get("top") else f"{b}: –")
+        rows = []
+        for i in range(top):
+            row: list = [i + 1]
+            for b in engines:
+                t = (profs[b].get("top") or [])[i : i + 1]
+                row.append(
+                    cell(
+                        f"{t[0]['node']} ",
+                        small(f"({t[0]['op']}) {t[0]['ms']:.3f} ms, {100 * (t[0]['share'] or 0):.0f}%"),
+                    )
+                    if t
+                    else "–"
+                )
+            rows.append(row)
+        blocks += [_para(strong(f"{model} (batch {batch})"), " — ", "; ".join(head)), Table.of(["#", *engines], rows)]
+    if not blocks:
+        return None
+    return _section(
+        "Where the time goes: the top layers of each engine",
+        _para(
+            "Each engine's fastest verified case, profiled by the engine's own profiler (ONNX Runtime's "
+            "profiling, OpenVINO's performance counters, TVM's Relax VM instrumentation) over the run's "
+            "profile inferences: the layers taking most of an inference, with ms per inference and share of the "
+            "profiled total. Layers are named after the model's nodes (ORT and OpenVINO name them; a TVM "
+            "kernel is matched to the node of its op kind in graph order)."
+        ),
+        *blocks,
+        anchor="profile",
     )
 
 

@@ -11,7 +11,14 @@ def test_library_key_changes_with_the_code_that_builds_it(tmp_path, monkeypatch)
     art = ModelArtifact(str(onnx_file), {"X": (1, 4, 5, 5)}, {"X": "float32"}, cache_dir=str(tmp_path / "c"))
     target = {"kind": "llvm", "mcpu": "x"}
     assert all(p.is_file() for p in common.LIBRARY_SOURCES)
-    assert {p.name for p in common.LIBRARY_SOURCES} == {"common.py", "llvm.py", "cuda.py", "tuning.py"}
+    assert {p.name for p in common.LIBRARY_SOURCES} == {
+        "common.py",
+        "llvm.py",
+        "cuda.py",
+        "tuning.py",
+        "schedule.py",  # the default CPU schedule
+        "defaults.py",  # and the build that applies it
+    }
     real = common.cache_path(art, target, "0.0")
     assert real == common.cache_path(art, target, "0.0")  # stable within a process
 

@@ -7,20 +7,23 @@ import numpy as np
 import onnx
 import pytest
 
-from harness.backends import ModelArtifact, get_backend
+from harness.backends import get_backend
 from harness.backends.base import UnsupportedModel
 from harness.checking.numerics import compare
 from harness.checking.reference import onnx_reference
 from harness.core.config import RunConfig
-from harness.core.onnx_io import graph_inputs
 
-from ..helpers import assert_one_line_error, hand_model_two_convtranspose, make_convtranspose_model, run_cli
+from ..helpers import (
+    artifact_of,
+    assert_one_line_error,
+    hand_model_two_convtranspose,
+    make_convtranspose_model,
+    run_cli,
+)
 
 
 def _artifact(path):
-    m = onnx.load(path)
-    specs = graph_inputs(m)
-    return ModelArtifact(str(path), {s.name: tuple(s.shape) for s in specs}, {s.name: s.dtype for s in specs}), m
+    return artifact_of(path)
 
 
 @pytest.mark.heavy

@@ -118,7 +118,10 @@ def test_corrupt_cache_entries_are_rebuilt_not_trusted(tmp_path):
     second = run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "l", sink=lambda r: None, say=lambda s: None)
     assert [r.status for r in second] == ["ok", "ok"]  # a corrupt .so was not loaded
     assert second[1].details["compile_cache"] == "miss"
-    assert all(cache.is_valid(p) for p in entries)  # rebuilt and re-certified
+    # rebuilt and re-certified; the default-schedule decisions are a log whose lines carry their own checksums
+    # (a corrupt line is measured again: harness/backends/tvm/defaults.py), not a certified entry
+    assert all(cache.is_valid(p) for p in entries if not p.name.startswith("default-schedule-"))
+    assert any(p.name.startswith("default-schedule-") for p in entries)
     third = run_plan(plan, cfg, "t", tmp_path / "b", tmp_path / "l", sink=lambda r: None, say=lambda s: None)
     assert third[1].details["compile_cache"] == "hit" and third[1].status == "ok"
 

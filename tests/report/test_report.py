@@ -265,7 +265,7 @@ def test_markdown_and_html_draw_the_same_tables(run):
     report = build_report(read_run(run), extras)
     md, page = render_markdown(report), render_html(report)
     shared = report.shared_tables()
-    assert len(shared) == 4  # best per engine, tuning coverage, fuzz, odd cases
+    assert len(shared) == 5  # best per engine, TVM against the runtimes, tuning coverage, fuzz, odd cases
     parsed, md_rows = _HtmlTables(page), _md_rows(md)
     for t in shared:
         assert [c.name for c in t.columns] in parsed.rows and [c.name for c in t.columns] in md_rows
@@ -309,3 +309,47 @@ def test_non_finite_metrics_print_as_inf_and_nan(tmp_path):
     assert "| `cae@32/phase/ort-cpu/b1` | mismatch | 12 NaN \\| 3 Inf |" in md  # the pipe escaped in its cell
     html = (tmp_path / "report.html").read_text()
     assert "inf ✗" in html and "rel_l2 inf, max abs nan — 12 NaN | 3 Inf" in html
+
+
+def test_tvm_against_the_runtimes_and_where_the_time_goes(tmp_path):
+    """The goal table (each engine's best verified case; TVM's as a ratio to min(ORT, OpenVINO)) and the
+    per-layer profiles side by side, both from the records' own fields."""
+
+    def prof(*layers):
+        total = sum(ms for _, _, ms in layers)
+        top = [{"node": n, "op": o, "ms": ms, "share": ms / total, "engine": n} for n, o, ms in layers]
+        return {"total_ms": total, "layers": len(top), "top": top}
+
+    def with_details(r, **d):
+        return dataclasses.replace(r, details={**r.details, **d})
+
+    records = [
+        with_details(_rec("cae", "native", "ort-cpu", median=0.2), profile=prof(("conv1", "Conv", 0.12))),
+        with_details(_rec("cae", "phase", "openvino-cpu", median=0.1), profile=prof(("ct", "Deconvolution", 0.05))),
+        with_details(_rec("cae", "phase", "tvm-llvm", median=0.3), profile=prof(("ct", "ConvTranspose", 0.2))),
+        _rec("cae", "native", "tvm-llvm", median=0.4),
+        with_details(_rec("cae", "phase", "tvm-llvm-tuned", median=0.08), default_schedule={"tuned_share": 0.9}),
+        _rec("cae", "native", "tvm-llvm-tuned", status="mismatch", median=0.01, rel_l2=1e-1),  # not verified
+    ]
+    write_json_atomic(tmp_path / "run.json", META)
+    with ResultsWriter(tmp_path / "results.jsonl") as w:
+        for r in records:
+            w.append(r)
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    sec = md.split("## TVM against the CPU runtimes")[1].split("\n## ")[0]
+    row = next(r for r in _md_rows(sec) if r and r[0] == "cae@32")
+    assert row[2:] == [
+        "0.200 (native)",
+        "0.100 (phase)",
+        "0.300 (phase)",
+        "3.00×",
+        "0.080 (phase)",
+        "0.80×",  # the mismatching 0.01 ms case is not TVM's best
+        "90%",
+    ]
+    prof_sec = md.split("## Where the time goes")[1].split("\n## ")[0]
+    first = next(r for r in _md_rows(prof_sec) if r and r[0] == "1")
+    assert first[1].startswith("conv1 (Conv) 0.120 ms, 100%") and first[3].startswith("ct (ConvTranspose) 0.200 ms")
+    html = (tmp_path / "report.html").read_text()
+    assert "TVM against the CPU runtimes" in html and "Where the time goes" in html

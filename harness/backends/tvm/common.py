@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.backends.base import Backend, BackendUnavailable, Compiled, ModelArtifact, UnsupportedModel
+from harness.backends.base import Backend, BackendUnavailable, Compiled, LayerTime, ModelArtifact, UnsupportedModel
 from harness.core import cache
 from harness.core.config import RunConfig
 
@@ -74,17 +74,20 @@ def relax_module(onnx_path: str, shapes: dict, dtypes: dict):
     except tvm.error.OpNotImplemented as e:
         raise UnsupportedModel(f"tvm: {str(e).strip().splitlines()[-1]}") from None
     except AssertionError as e:
-        # 0.27's MaxPool converter gives one output; a graph that uses Indices fails this assertion
+        # 0.27's MaxPool converter gives one output; a graph that still reads Indices after the maxpool_indices
+        # rewrite (harness/lowerings/maxpool_indices.py, which the case applies) fails this assertion
         if "Missing outputs" in str(e) and "MaxPool" in str(e):
             raise UnsupportedModel(
-                f"tvm: the ONNX frontend has no MaxPool Indices output ({e}); an "
-                f"index-free form of the model runs (e.g. segnet_noidx)"
+                f"tvm: the ONNX frontend has no MaxPool Indices output ({e}), and the maxpool_indices rewrite "
+                f"declined this MaxPool (see details.rewrites)"
             ) from None
         raise
 
 
 # The code that builds a library: its source is part of the library's cache key (cache.source_digest).
-LIBRARY_SOURCES = tuple(Path(__file__).with_name(f"{m}.py") for m in ("common", "llvm", "cuda", "tuning"))
+LIBRARY_SOURCES = tuple(
+    Path(__file__).with_name(f"{m}.py") for m in ("common", "llvm", "cuda", "tuning", "schedule", "defaults")
+)
 
 
 def cache_path(art: ModelArtifact, target: dict, version: str) -> Path | None:
@@ -119,16 +122,17 @@ def engine_info(target: dict, cache_state: str) -> dict:
         "target": target,
         "runtime_threads": int(tvm.runtime.num_threads()),
         "tuned": "untuned",
-        "pipeline": "relax.build default (legalised, unscheduled)",
+        "pipeline": "legalised and fused; the default CPU schedule where faster and verified",
         "compile_cache": cache_state,
     }  # hit: compile_s is only the library's load time
 
 
 class TvmCompiled(Compiled):
-    def __init__(self, vm, dev, input_names, info):
+    def __init__(self, vm, dev, input_names, info, exe=None, onnx_path: str | None = None):
         super().__init__(tuple(input_names), info)
         self.vm, self.dev = vm, dev
         self.main = vm["main"]
+        self.exe, self.onnx_path = exe, onnx_path  # for profile(): a second VM, and the nodes to map kernels to
 
     def _tensors(self, feeds):
         import tvm
@@ -150,6 +154,97 @@ class TvmCompiled(Compiled):
 
         return call
 
+    def profile(self, feeds, runs: int = 10) -> list[LayerTime]:
+        """TVM's Relax VM instrumentation (`set_instrument`): each kernel call timed between the VM's before- and
+        after-call hooks (the device synchronised), summed over `runs` inferences after a warm-up. The hook's
+        own cost (a few µs a call) is in each kernel's time. A kernel is mapped to the model's node by order:
+        the k-th call of a kernel of one op kind (conv, conv_transpose, matmul, pooling) to the k-th ONNX node
+        of that kind (Relax's ONNX import keeps the graph's order); other kernels keep their own names."""
+        import time as _time
+
+        import tvm
+
+        if self.exe is None:
+            return super().profile(feeds, runs)
+        vm = tvm.relax.VirtualMachine(self.exe, self.dev)
+        main, dev, args = vm["main"], self.dev, self._tensors(feeds)
+        order: list[str] = []
+        acc: dict[int, float] = {}
+        state = {"t": 0.0, "i": 0, "on": False}
+
+        def instrument(func, name, before, ret, *rest):
+            name = str(name)
+            if name.startswith("vm.") or not state["on"]:
+                return 0
+            if before:
+                state["t"] = _time.perf_counter()
+            else:
+                dev.sync()
+                i = state["i"]
+                if len(order) <= i:
+                    order.append(name)
+                acc[i] = acc.get(i, 0.0) + (_time.perf_counter() - state["t"]) * 1e3
+                state["i"] = i + 1
+            return 0
+
+        vm.set_instrument(tvm.runtime.convert(instrument))
+        main(*args)
+        state["on"] = True
+        for _ in range(runs):
+            state["i"] = 0
+            main(*args)
+            dev.sync()
+        nodes = _nodes_by_kind(self.onnx_path) if self.onnx_path else {}
+        seen: dict[str, int] = {}
+        out = []
+        for i, name in enumerate(order):
+            kind = _kernel_kind(name)
+            k = seen.get(kind, 0)
+            seen[kind] = k + 1
+            node, op = (
+                (nodes.get(kind) or [])[k] if kind and k < len(nodes.get(kind) or []) else (name, kind or "kernel")
+            )
+            out.append(LayerTime(node, op, acc.get(i, 0.0) / runs, name))
+        return out
+
+
+_KINDS = {
+    "ConvTranspose": "conv_transpose",
+    "Conv": "conv",
+    "MatMul": "matmul",
+    "Gemm": "matmul",
+    "MaxPool": "max_pool",
+    "AveragePool": "avg_pool",
+}
+
+
+def _kernel_kind(name: str) -> str | None:
+    """The op kind in a fused kernel's name (Relax names a fused kernel after its ops)."""
+    import re
+
+    for pattern, kind in (
+        (r"conv[123]d_transpose", "conv_transpose"),
+        (r"conv[123]d", "conv"),
+        (r"matmul", "matmul"),
+        (r"max_pool[123]d", "max_pool"),
+        (r"avg_pool[123]d", "avg_pool"),
+    ):
+        if re.search(pattern, name):
+            return kind
+    return None
+
+
+def _nodes_by_kind(onnx_path: str) -> dict[str, list[tuple[str, str]]]:
+    """The ONNX graph's nodes of each op kind, in graph order: (name, op type)."""
+    import onnx
+
+    out: dict[str, list[tuple[str, str]]] = {}
+    for i, n in enumerate(onnx.load(onnx_path, load_external_data=False).graph.node):
+        kind = _KINDS.get(n.op_type)
+        if kind:
+            out.setdefault(kind, []).append((n.name or n.output[0] or f"node{i}", n.op_type))
+    return out
+
 
 class TvmBackend(Backend):
     """A TVM backend on this host's CPU. A subclass says how a library is built (`_build`); running it here
@@ -159,6 +254,7 @@ class TvmBackend(Backend):
     requires = ("tvm",)
     remote_capable = True
     compile_before_counting = True
+    needs_rewrites = ("maxpool_indices",)  # 0.27's ONNX MaxPool has no Indices output
 
     def load(self) -> None:
         import tvm.relax.frontend.onnx  # noqa: F401 — the frontend's import is seconds, not compile time
@@ -176,8 +272,9 @@ class TvmBackend(Backend):
 
         lib, ex, info = self._build(art, cfg, cpu_target(cfg))
         dev = tvm.cpu(0)
-        vm = relax.VirtualMachine(ex if ex is not None else tvm.runtime.load_module(str(lib)), dev)
-        return TvmCompiled(vm, dev, list(art.input_shapes), info)
+        exe = ex if ex is not None else tvm.runtime.load_module(str(lib))
+        vm = relax.VirtualMachine(exe, dev)
+        return TvmCompiled(vm, dev, list(art.input_shapes), info, exe, art.onnx_path)
 
     def remote_build(self, art: ModelArtifact, cfg: RunConfig, desc: dict):
         """For a remote run: built for the CPU the remote says it has."""

@@ -47,6 +47,31 @@ def db_dir(target: dict, tvm_version: str, root: Path | None = None) -> Path:
     return Path(root or ROOT) / f"tvm-{tvm_version}" / target_slug(target)
 
 
+def databases(root: Path | None = None) -> list[dict]:
+    """The committed databases (no TVM import): per `tvm-<version>/<target slug>/`, how many records, and from
+    its coverage.json (harness/pipeline/coverage.py) the candidates' worst untuned share and the tuning time."""
+    out = []
+    for d in sorted(Path(root or ROOT).glob("tvm-*/*/")):
+        rec = d / "database_tuning_record.json"
+        if not rec.exists():
+            continue
+        entry = {
+            "tvm": d.parent.name.removeprefix("tvm-"),
+            "target": d.name,
+            "records": sum(1 for line in rec.read_text().splitlines() if line.strip()),
+        }
+        try:
+            cov = json.loads((d / "coverage.json").read_text())
+            cands = [w for w in cov.get("workloads", []) if w.get("candidate")]
+            entry["workloads"] = len(cands)
+            entry["worst_untuned_share"] = max((w["untuned_share"] for w in cands), default=None)
+            entry["tuning_seconds_total"] = cov.get("tuning_seconds_total")
+        except (OSError, ValueError, KeyError):
+            pass
+        out.append(entry)
+    return out
+
+
 def open_db(d: Path):
     from tvm.s_tir import meta_schedule as ms
 
@@ -190,6 +215,35 @@ class TuneResult:
     after: dict
 
 
+def _run_worker(
+    spec_path: Path, budget_s: float | None, threads: int, work: Path, label: str, say
+) -> tuple[float, bool]:
+    """MetaSchedule in a child process, killed (its whole process group) when `budget_s` runs out; what it
+    measured is already in the database. Returns (seconds, stopped by the budget)."""
+    t0 = time.monotonic()
+    env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
+    # the tuner's progress (its per-round task table) goes to stderr: stdout carries this process's result
+    p = subprocess.Popen(
+        [sys.executable, "-m", "harness.backends.tvm.tuning", "worker", str(spec_path)],
+        env=env,
+        start_new_session=True,
+        stdout=sys.stderr,
+    )
+    stopped = False
+    try:
+        p.wait(timeout=budget_s)
+    except subprocess.TimeoutExpired:
+        stopped = True
+        say(f"[tune] budget of {budget_s / 60:.1f} min reached: stopping (records so far are kept)")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)  # the tuner and its builder/runner pool workers
+            p.wait()
+    if p.returncode not in (0, -signal.SIGKILL) or (p.returncode != 0 and not stopped):
+        raise ConvtxError(f"{label}: the tuning process exited {p.returncode} (logs: {work}/logs)")
+    return time.monotonic() - t0, stopped
+
+
 def tune_workload(
     label: str,
     lowering: str,
@@ -238,28 +292,7 @@ def tune_workload(
     }
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2))
-    t0 = time.monotonic()
-    env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
-    # the tuner's progress (its per-round task table) goes to stderr: stdout carries this process's result
-    p = subprocess.Popen(
-        [sys.executable, "-m", "harness.backends.tvm.tuning", "worker", str(spec_path)],
-        env=env,
-        start_new_session=True,
-        stdout=sys.stderr,
-    )
-    stopped = False
-    try:
-        p.wait(timeout=budget_s)
-    except subprocess.TimeoutExpired:
-        stopped = True
-        say(f"[tune] budget of {budget_s / 60:.1f} min reached: stopping (records so far are kept)")
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)  # the tuner and its builder/runner pool workers
-            p.wait()
-    seconds = time.monotonic() - t0
-    if p.returncode not in (0, -signal.SIGKILL) or (p.returncode != 0 and not stopped):
-        raise ConvtxError(f"{label}: the tuning process exited {p.returncode} (logs: {work}/logs)")
+    seconds, stopped = _run_worker(spec_path, budget_s, threads, work, label, say)
     db = open_db(d)  # re-read what the child appended
     after = tuning_state(mod, target, db)
     res = TuneResult(
@@ -286,10 +319,85 @@ def _update_index(d: Path, res: TuneResult) -> None:
     tmp.replace(path)
 
 
+def survey(spec: dict) -> list[dict]:
+    """Every task of one workload: calls, MetaSchedule's structural hash, its latency under what tvm-llvm runs
+    (the per-machine default-schedule decisions, measured here where missing) and the database's best record.
+    The coverage planner's input (harness/pipeline/coverage.py)."""
+    import numpy as np
+    import tvm
+    import tvm_ffi
+
+    from harness.backends.tvm import defaults
+
+    target = spec["target"] or host_target(spec["threads"])
+    mod = relax_module(spec["onnx"], spec["shapes"], spec["dtypes"])
+    d = db_dir(target, tvm.__version__)
+    db = open_db(d) if (d / "database_tuning_record.json").exists() else None
+    decisions = defaults.Decisions(defaults.decisions_file(Path(spec["decisions_dir"]), target))
+    t = tvm.target.Target(target)
+    rows = []
+    for task in extract(mod, target):
+        dec = defaults.decision(task.task_name, task.dispatched[0]["main"], target, decisions)
+        rec = db.query_tuning_record(task.dispatched[0], t, "main") if db is not None else None
+        secs = [float(x) for x in (rec.run_secs or [])] if rec is not None else []
+        rows.append(
+            {
+                "task": task.task_name,
+                "workload": str(tvm_ffi.structural_hash(task.dispatched[0])),
+                "calls": int(task.weight),
+                "default_ms": dec.default_ms,
+                "tuned_ms": float(np.median(secs)) * 1e3 if secs and max(secs) < 1e9 else None,
+            }
+        )
+    return rows
+
+
+def tune_tasks(spec: dict) -> dict:
+    """Tune the named tasks of one workload, `trials_per_task` each, within `budget_s` (the coverage driver's
+    step; the tasks' MetaSchedule weights are their call counts)."""
+    import tvm
+
+    target = spec["target"] or host_target(spec["threads"])
+    d = db_dir(target, tvm.__version__)
+    mod = relax_module(spec["onnx"], spec["shapes"], spec["dtypes"])
+    tasks = {t.task_name: t for t in extract(mod, target)}
+    missing = [n for n in spec["tasks"] if n not in tasks]
+    if missing:
+        raise ConvtxError(f"{spec['label']}/{spec['lowering']}: no task {missing} in this workload")
+    work = Path(spec["work_root"]) / target_slug(target) / f"{spec['label'].replace('@', '-')}-{spec['lowering']}"
+    work.mkdir(parents=True, exist_ok=True)
+    n = len(spec["tasks"])
+    worker_spec = {
+        "target": target,
+        "onnx": spec["onnx"],
+        "shapes": spec["shapes"],
+        "dtypes": spec["dtypes"],
+        "db": str(d),
+        "work_dir": str(work),
+        "weights": {name: float(tasks[name].weight) for name in spec["tasks"]},
+        "trials": spec["trials_per_task"] * n,
+        "trials_per_task": spec["trials_per_task"],
+        "threads": spec["threads"],
+    }
+    path = work / "spec-tasks.json"
+    path.write_text(json.dumps(worker_spec, indent=2))
+    say = lambda m: print(m, file=sys.stderr, flush=True)
+    seconds, stopped = _run_worker(path, spec.get("budget_s"), spec["threads"], work, spec["label"], say)
+    return {"tasks": spec["tasks"], "seconds": round(seconds, 1), "stopped_by_budget": stopped, "db": str(d)}
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 2 and argv[0] == "worker":
         return worker(json.loads(Path(argv[1]).read_text()))
+    if len(argv) == 2 and argv[0] in ("survey", "tune-tasks"):  # the coverage driver's children
+        try:
+            out = (survey if argv[0] == "survey" else tune_tasks)(json.loads(argv[1]))
+        except ConvtxError as e:
+            print(f"convtx: error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(out))
+        return 0
     if len(argv) == 2 and argv[0] == "drive":  # `convtx tune`'s child: weigh, tune, report JSON
         spec = json.loads(argv[1])
         target = spec["target"] or host_target(spec["threads"])
@@ -329,7 +437,7 @@ def main(argv=None) -> int:
 
 class TvmLlvmTuned(TvmBackend):
     """TVM with the committed MetaSchedule database (`tuning/`) applied: the tuned schedule for every task the
-    database has a record for, the untuned loop nest for the rest. A workload with no record at all is skipped
+    database has a record for, the default CPU schedule (harness/backends/tvm/defaults.py) for the rest. A workload with no record at all is skipped
     (it would only repeat `tvm-llvm`); the record says whether the case was tuned or partly tuned, and which
     tasks were not."""
 
@@ -338,7 +446,8 @@ class TvmLlvmTuned(TvmBackend):
 
     def _build(self, art: ModelArtifact, cfg: RunConfig, target_d: dict):
         import tvm
-        from tvm.s_tir import meta_schedule as ms
+
+        from harness.backends.tvm import defaults
 
         d = db_dir(target_d, tvm.__version__)
         if not (d / "database_tuning_record.json").exists():
@@ -364,13 +473,14 @@ class TvmLlvmTuned(TvmBackend):
                 "database": str(d.relative_to(ROOT.parent)) if d.is_relative_to(ROOT.parent) else str(d),
                 "records_digest": digest,
             },
-            "pipeline": "MetaSchedule database applied after FuseTIR (compile_relax)",
+            "pipeline": "MetaSchedule database applied after FuseTIR; the default CPU schedule for the rest",
         }
         if lib is not None and cache.is_valid(lib):
-            return lib, None, info
-        ex = ms.relax_integration.compile_relax(db, mod, tvm.target.Target(target_d), None)
+            return lib, None, {**info, **defaults.cached_summary(lib)}
+        ex, summary = defaults.build(mod, target_d, defaults.decisions_path(art, target_d), database=db)
         export_cached(ex, lib)
-        return lib, ex, info
+        defaults.keep_summary(lib, summary)
+        return lib, ex, {**info, **defaults.info(summary)}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,426 @@
+"""Building a Relax module for the CPU with the default schedule (harness/backends/tvm/schedule.py) wherever
+the MetaSchedule database has no record — and only where it is faster and right.
+
+Each fused kernel the database does not cover is scheduled, and the scheduled and the unscheduled kernel are
+built alone, run on the same random inputs and timed side by side on this machine. The scheduled one is
+used when its outputs agree with the unscheduled kernel's (float outputs within `RTOL` of the largest
+magnitude, others exactly) and it is faster; otherwise the kernel keeps its loop nest, and the build says
+which and why. The decision is kept in a per-machine file beside the compile cache, keyed by the kernel's
+structural hash, the target, the TVM version and the schedule's source, so a kernel is measured once per
+machine, not once per model that contains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.backends.tvm.schedule import SCHEDULED
+from harness.core import cache
+
+RTOL = 1e-4  # of the largest |value| of an output: float32 reassociation in a long reduction stays far below
+MIN_GAIN = 1.0  # used only when strictly faster than the unscheduled kernel
+SOURCES = (Path(__file__).with_name("schedule.py"), Path(__file__))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One kernel: scheduled or kept, with the two measured times and the check's worst relative error."""
+
+    kernel: str
+    use: bool
+    why: str
+    naive_ms: float | None
+    scheduled_ms: float | None
+    rel_err: float | None
+    rules: dict
+
+    @property
+    def default_ms(self) -> float | None:
+        """Per call, what tvm-llvm runs for this kernel: the scheduled kernel when used, else the loop nest."""
+        return self.scheduled_ms if self.use else self.naive_ms
+
+
+def _random_args(func, seed: int = 0) -> list[np.ndarray]:
+    from tvm.s_tir import meta_schedule as ms
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for info in ms.arg_info.ArgInfo.from_prim_func(func):
+        shape = [int(s) for s in info.shape]
+        dt = str(info.dtype)
+        out.append(rng.standard_normal(shape).astype(dt) if "float" in dt else np.zeros(shape, dt))
+    return out
+
+
+def _build_kernel(func, target):
+    import tvm
+
+    lib = tvm.compile(tvm.IRModule({"main": func}), target=target)
+    return lib.jit() if hasattr(lib, "jit") else lib
+
+
+def _timed_pair(naive, sched, args, dev) -> tuple[float, float, list[np.ndarray], list[np.ndarray]]:
+    """Both kernels on copies of the same inputs, then timed in alternation (A B A B ...), the minimum of
+    each: a load on the machine slows both rounds alike instead of deciding for one. A slow loop nest gets
+    two rounds (the first call pays page faults), a fast one up to 7 rounds of at least 5 ms each."""
+    import tvm
+
+    outs, tens = [], []
+    for rt in (naive, sched):
+        t = [tvm.runtime.tensor(a.copy(), dev) for a in args]
+        rt["main"](*t)
+        tens.append(t)
+        outs.append([x.numpy() for x in t])
+    best = [float("inf"), float("inf")]
+    t0 = time.perf_counter()
+    naive["main"](*tens[0])
+    slow = time.perf_counter() - t0 > 0.1
+    evals = [
+        None if slow else rt.time_evaluator("main", dev, number=1, repeat=1, min_repeat_ms=5) for rt in (naive, sched)
+    ]
+    for _ in range(2 if slow else 7):
+        for i, rt in enumerate((naive, sched)):
+            if evals[i] is None:
+                t0 = time.perf_counter()
+                rt["main"](*tens[i])
+                best[i] = min(best[i], (time.perf_counter() - t0) * 1e3)
+            else:
+                best[i] = min(best[i], float(evals[i](*tens[i]).mean) * 1e3)
+    return best[0], best[1], outs[0], outs[1]
+
+
+def _time_alone(rt, args, dev) -> float:
+    """One kernel's time (ms) when there is nothing to time it against."""
+    import tvm
+
+    t = [tvm.runtime.tensor(a.copy(), dev) for a in args]
+    t0 = time.perf_counter()
+    rt["main"](*t)
+    first = (time.perf_counter() - t0) * 1e3
+    if first > 100.0:
+        t0 = time.perf_counter()
+        rt["main"](*t)
+        return (time.perf_counter() - t0) * 1e3
+    return float(rt.time_evaluator("main", dev, number=1, repeat=5, min_repeat_ms=5)(*t).min) * 1e3
+
+
+def _agree(naive: list[np.ndarray], sched: list[np.ndarray]) -> float:
+    """The worst relative difference over every argument after the call — the inputs are the same copies in
+    both, so this is the outputs' (inf where shapes, NaN placement or integers differ)."""
+    worst = 0.0
+    for a, b in zip(naive, sched):
+        if a.shape != b.shape:
+            return float("inf")
+        if not np.issubdtype(a.dtype, np.floating):
+            if not np.array_equal(a, b):
+                return float("inf")
+            continue
+        if not np.array_equal(np.isnan(a), np.isnan(b)):
+            return float("inf")
+        fa, fb = np.nan_to_num(a.astype(np.float64)), np.nan_to_num(b.astype(np.float64))
+        scale = max(float(np.max(np.abs(fa), initial=0.0)), 1e-30)
+        worst = max(worst, float(np.max(np.abs(fa - fb), initial=0.0)) / scale)
+    return worst
+
+
+def decide(name: str, func, target_d: dict) -> Decision:
+    """Schedule one kernel, check it against the unscheduled one and time both (see the module docstring)."""
+    import tvm
+
+    from harness.backends.tvm.schedule import schedule_func
+
+    try:
+        sched, outcome = schedule_func(func, target_d)
+    except Exception as e:  # noqa: BLE001 — a kernel the rules cannot take keeps its loops
+        return Decision(
+            name, False, f"not scheduled: {type(e).__name__}: {str(e).splitlines()[0][:160]}", None, None, None, {}
+        )
+    target = tvm.target.Target(target_d)
+    dev = tvm.cpu(0)
+    func = func.with_attr("global_symbol", "main")
+    args = _random_args(func)
+    naive_rt = _build_kernel(func, target)
+    if sched is None:
+        return Decision(name, False, "no rule applies", _time_alone(naive_rt, args, dev), None, None, outcome.blocks)
+    try:
+        sched_rt = _build_kernel(sched.with_attr("global_symbol", "main"), target)
+    except Exception as e:  # noqa: BLE001 — TVM refusing to build the scheduled kernel: keep the loops, say why
+        why = f"scheduled kernel does not build: {str(e).strip().splitlines()[-1][:160]}"
+        return Decision(name, False, why, _time_alone(naive_rt, args, dev), None, None, outcome.blocks)
+    t_n, t_s, out_n, out_s = _timed_pair(naive_rt, sched_rt, args, dev)
+    err = _agree(out_n, out_s)
+    if not err <= RTOL:
+        return Decision(
+            name,
+            False,
+            f"scheduled kernel disagrees (relative error {err:.2e} > {RTOL:g})",
+            t_n,
+            t_s,
+            err,
+            outcome.blocks,
+        )
+    if not t_s * MIN_GAIN < t_n:
+        return Decision(
+            name, False, f"scheduled kernel is not faster ({t_s:.3f} vs {t_n:.3f} ms)", t_n, t_s, err, outcome.blocks
+        )
+    return Decision(name, True, "scheduled", t_n, t_s, err, outcome.blocks)
+
+
+def _key(func, target_d: dict) -> str:
+    import tvm
+    import tvm_ffi
+
+    # the kernel's name is not part of it: a fused module's function and MetaSchedule's extracted task are one
+    h = hashlib.sha256(str(tvm_ffi.structural_hash(func.with_attr("global_symbol", "main"))).encode())
+    h.update(json.dumps([target_d, tvm.__version__, cache.source_digest(SOURCES)], sort_keys=True).encode())
+    return h.hexdigest()[:24]
+
+
+class Decisions:
+    """The per-machine record of decisions: JSON lines, appended, each carrying the sha256 of its own text, so a
+    line that a crash tore or a disk corrupted is not believed (that kernel is measured again); the last good
+    line for a key wins."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.known: dict[str, dict] = {}
+        if path is not None and path.exists():
+            for raw in path.read_bytes().splitlines():
+                d = _checked(raw)
+                if d is not None:
+                    self.known[d["key"]] = d
+
+    def get(self, key: str) -> Decision | None:
+        d = self.known.get(key)
+        if not d:
+            return None
+        try:
+            return Decision(**{k: v for k, v in d.items() if k != "key"})
+        except TypeError:  # a line of another version of this file: measured again
+            return None
+
+    def put(self, key: str, dec: Decision) -> None:
+        self.known[key] = {"key": key, **asdict(dec)}
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            body = json.dumps(self.known[key], sort_keys=True)
+            line = json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest(), "d": body}) + "\n"
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+
+
+def _checked(raw: bytes) -> dict | None:
+    """One line of the decisions file, if it is whole and its checksum holds."""
+    try:
+        outer = json.loads(raw.decode("utf-8"))
+        body = outer["d"]
+        if hashlib.sha256(body.encode()).hexdigest() != outer["sha256"]:
+            return None
+        d = json.loads(body)
+        return d if isinstance(d, dict) and isinstance(d.get("key"), str) else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def decision(name: str, func, target_d: dict, decisions: Decisions) -> Decision:
+    """The kept decision for this kernel on this machine, or a new one (measured now, then kept)."""
+    key = _key(func, target_d)
+    dec = decisions.get(key)
+    if dec is None:
+        dec = decide(name, func, target_d)
+        decisions.put(key, dec)
+    return dec
+
+
+def _calls(mod) -> dict[str, int]:
+    """How often Relax's main calls each PrimFunc (a kernel's time counts once per call)."""
+    from tvm import ir, relax
+
+    counts: dict[str, int] = {}
+
+    def visit(node):
+        if isinstance(node, relax.Call) and isinstance(node.op, ir.Op) and node.op.name == "relax.call_tir":
+            gv = node.args[0]
+            if isinstance(gv, ir.GlobalVar):
+                counts[gv.name_hint] = counts.get(gv.name_hint, 0) + 1
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return counts
+
+
+def _record_ms(database, func, target_d: dict) -> float | None:
+    """The database's best measured time (ms) for this kernel, None when it has no valid record."""
+    import tvm
+
+    rec = database.query_tuning_record(
+        tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), tvm.target.Target(target_d), "main"
+    )
+    secs = [float(x) for x in (rec.run_secs or [])] if rec is not None else []
+    return float(np.median(secs)) * 1e3 if secs and max(secs) < 1e9 else None
+
+
+def schedule_untuned(mod, target_d: dict, decisions: Decisions, tuned: dict[str, float | None] | None = None):
+    """Every PrimFunc of the fused module that is not scheduled yet gets the default schedule where
+    `decide` says so; (new module, summary for the record). `tuned`: kernel -> the database record's ms, for
+    the kernels the database scheduled (the summary's tuned share of latency)."""
+    from tvm import tirx
+
+    from harness.backends.tvm.schedule import schedule_func
+
+    out = mod
+    calls = _calls(mod)
+    used, kept = [], []
+    naive_ms = default_ms = 0.0
+    for gv, func in mod.functions_items():
+        if not isinstance(func, tirx.PrimFunc) or func.attrs.get(SCHEDULED):
+            continue
+        dec = decision(gv.name_hint, func, target_d, decisions)
+        if dec.use:
+            sched, _ = schedule_func(func, target_d)
+            out[gv] = sched
+            used.append(gv.name_hint)
+        else:
+            kept.append(f"{gv.name_hint}: {dec.why}")
+        n = calls.get(gv.name_hint, 1)
+        naive_ms += n * (dec.naive_ms or 0.0)
+        default_ms += n * (dec.default_ms or 0.0)
+    summary = {
+        "kernels_scheduled": len(used),
+        "kernels_kept": len(kept),
+        "kept": kept[:20],
+        "kernel_ms_unscheduled": round(naive_ms, 3),  # Σ calls x ms over the kernels the database does not cover
+        "kernel_ms_default": round(default_ms, 3),
+    }
+    if tuned:
+        tuned_ms = sum(calls.get(k, 1) * (v or 0.0) for k, v in tuned.items())
+        summary["kernels_tuned"] = len(tuned)
+        summary["kernel_ms_tuned"] = round(tuned_ms, 3)
+        summary["tuned_share"] = round(tuned_ms / (tuned_ms + default_ms), 4) if tuned_ms + default_ms > 0 else None
+    return out, summary
+
+
+def build(mod, target_d: dict, decisions_path: Path | None, database=None):
+    """relax.build of `mod` for `target_d`: legalise and fuse (the same passes MetaSchedule's task extraction
+    runs, so database keys match), apply `database` when given, the default schedule for every kernel still
+    unscheduled, then Relax's own lowering. Returns (executable, summary)."""
+    import tvm
+    from tvm import relax, tirx
+    from tvm.relax.backend.cpu_generic import pipeline as rp  # the CPU pipeline's own pass lists
+    from tvm.relax.transform import MetaScheduleApplyDatabase
+
+    target = tvm.target.Target(target_d)
+    with target, tvm.transform.PassContext(opt_level=3):
+        fused = tvm.transform.Sequential(
+            [
+                *rp.library_dispatch_passes(target),
+                relax.transform.LegalizeOps(),
+                relax.transform.AnnotateTIROpPattern(),
+                relax.transform.FoldConstant(),
+                relax.transform.FuseOps(),
+                relax.transform.FuseTIR(),
+            ]
+        )(mod)
+    tuned: dict[str, float | None] = {}
+    slower: dict[str, tuple[float, float]] = {}  # kernel -> (record ms, default ms): the record not used
+    if database is not None:
+        before = fused
+        with database, target, tvm.transform.PassContext(opt_level=3):
+            fused = MetaScheduleApplyDatabase()(fused)
+        decisions = Decisions(decisions_path)
+        for gv, func in fused.functions_items():
+            if not (isinstance(func, tirx.PrimFunc) and func.attrs.get(SCHEDULED)):
+                continue
+            rec_ms = _record_ms(database, before[gv], target_d)
+            # a record slower than the default schedule on this machine (few trials, another CPU's search)
+            # is not used: the kernel goes back to the default schedule's decision
+            dec = decision(gv.name_hint, before[gv], target_d, decisions) if runs_here(target_d) else None
+            if rec_ms is not None and dec is not None and dec.default_ms is not None and dec.default_ms < rec_ms:
+                fused[gv] = before[gv]
+                slower[gv.name_hint] = (round(rec_ms, 4), round(dec.default_ms, 4))
+            else:
+                tuned[gv.name_hint] = rec_ms
+    # outside any pass context: each kernel is built and run alone
+    if runs_here(target_d):
+        fused, summary = schedule_untuned(fused, target_d, Decisions(decisions_path), tuned)
+    else:  # a remote CPU: nothing can be measured or checked here, so nothing is changed
+        summary = {
+            "kernels_scheduled": 0,
+            "not_applied": "the target is not this host's CPU: kernels cannot be "
+            "measured or checked here, so they keep their loop nests",
+        }
+    if database is not None:
+        summary["records_slower_than_default"] = slower
+    rest = tvm.transform.Sequential(rp.dataflow_lower_passes(target) + rp.finalize_passes(target))
+    with target, tvm.transform.PassContext(opt_level=3):
+        ex = relax.build(fused, target=target, relax_pipeline=rest)
+    return ex, summary
+
+
+# ------------------------------------------------------------------------------------------------------
+# what the backends call
+
+
+def runs_here(target_d: dict) -> bool:
+    """Whether code for `target_d` can be run (and so measured) on this host: its CPU as LLVM detects it, or
+    the baseline x86-64 CPU the count gate builds for; never a remote's other CPU (an AVX-512 kernel on a host
+    without it is an illegal instruction)."""
+    import tvm
+
+    from harness.measure.counting import COUNT_MCPU
+
+    host = tvm.target.Target.from_device(tvm.cpu())
+    triple = str(host.attrs.get("mtriple", "")) or None
+    if target_d.get("mtriple") not in (None, triple):
+        return False
+    return target_d.get("mcpu") in (str(host.attrs.get("mcpu", "")), COUNT_MCPU)
+
+
+def decisions_path(art, target_d: dict) -> Path | None:
+    """The per-machine decisions beside the compile cache (None: caching off, decided afresh each build)."""
+    return None if art.cache_dir is None else decisions_file(Path(art.cache_dir), target_d)
+
+
+def decisions_file(cache_dir: Path, target_d: dict) -> Path:
+    import tvm
+
+    slug = f"{target_d.get('mcpu', 'generic')}-{target_d.get('num-cores', 'x')}c"
+    return cache_dir / f"default-schedule-tvm-{tvm.__version__}-{slug}.jsonl"
+
+
+def _sidecar(lib: Path) -> Path:
+    return lib.with_name(lib.name + ".schedule.json")
+
+
+def keep_summary(lib: Path | None, summary: dict) -> None:
+    """The build's summary beside its cached library, so that a cache hit reports what the library holds."""
+    if lib is not None:
+        tmp = cache.tmp_path(_sidecar(lib))
+        tmp.write_text(json.dumps(summary, sort_keys=True))
+        cache.commit(tmp, _sidecar(lib))
+
+
+def cached_summary(lib: Path) -> dict:
+    """The summary kept beside a cached library; {} when it is missing or fails its checksum."""
+    if not cache.is_valid(_sidecar(lib)):
+        return {}
+    try:
+        return info(json.loads(_sidecar(lib).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def info(summary: dict) -> dict:
+    """The record's details for a build: how many kernels run the default schedule, which kept their loops."""
+    return {"default_schedule": summary}

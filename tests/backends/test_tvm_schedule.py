@@ -1,0 +1,178 @@
+"""The default CPU schedule (harness/backends/tvm/schedule.py) and the per-kernel decision to use it
+(harness/backends/tvm/defaults.py): what the rules do to a conv, that a scheduled kernel which disagrees with
+the loop nest or is not faster is refused, that decisions are kept per machine, and that `tvm-llvm` builds
+models that agree with the float64 reference. No latency thresholds here: the speed is the benchmark's."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from harness.backends import get_backend
+from harness.checking.numerics import compare
+from harness.checking.reference import onnx_reference
+from harness.core.config import RunConfig
+from harness.core.onnx_io import graph_inputs
+
+from ..helpers import artifact_of, convtranspose_model
+
+pytest.importorskip("tvm")
+
+
+def _conv_model(tmp_path, relu=True):
+    """X (1x8x16x16) -> ConvTranspose stride 2 -> Relu: legalised, it holds a padded/dilated input, a flipped
+    kernel, a reduction and an epilogue."""
+    rng = np.random.default_rng(0)
+    m = convtranspose_model(
+        (1, 8, 16, 16),
+        rng.standard_normal((8, 16, 3, 3)),
+        rng.standard_normal(16),
+        relu=relu,
+        strides=[2, 2],
+        pads=[1, 1, 1, 1],
+        output_padding=[1, 1],
+    )
+    path = tmp_path / "ct.onnx"
+    onnx.save(m, str(path))
+    return path
+
+
+def _kernels(path, target):
+    from harness.backends.tvm.common import relax_module
+    from harness.backends.tvm.tuning import extract
+
+    m = onnx.load(str(path))
+    specs = graph_inputs(m)
+    mod = relax_module(str(path), {s.name: tuple(s.shape) for s in specs}, {s.name: s.dtype for s in specs})
+    return {t.task_name: t.dispatched[0]["main"] for t in extract(mod, target)}
+
+
+@pytest.fixture
+def target():
+    from harness.backends.tvm.common import host_target
+
+    return host_target(1)
+
+
+def test_the_reduction_becomes_a_vectorised_register_block_with_its_epilogue(tmp_path, target):
+    from harness.backends.tvm.schedule import SCHEDULED, schedule_func
+
+    kernels = _kernels(_conv_model(tmp_path), target)
+    conv = next(f for n, f in kernels.items() if "conv2d_transpose" in n)
+    sched, outcome = schedule_func(conv, target)
+    assert sched is not None and sched.attrs[SCHEDULED]
+    rules = outcome.blocks
+    red = next(v for v in rules.values() if v.startswith("reduction:"))
+    assert red.startswith("reduction: register block") and "epilogue fused" in red and "parallel" in red, rules
+    assert rules.get("data_pad", "").startswith("spatial:"), "the reduction's padded input stays a buffer"
+    text = sched.script()
+    assert "T.vectorized" in text and "T.parallel" in text and "T.unroll" in text
+
+
+def test_a_scheduled_kernel_that_disagrees_with_the_loop_nest_is_refused(tmp_path, target, monkeypatch):
+    """The check is real: a 'schedule' that computes something else (here: the kernel of another model with the
+    same signature, its epilogue dropped) is measured, found to disagree, and not used."""
+    from harness.backends.tvm import defaults, schedule
+
+    path = _conv_model(tmp_path, relu=True)
+    (tmp_path / "other").mkdir()
+    other = _kernels(_conv_model(tmp_path / "other", relu=False), target)
+    kernels = _kernels(path, target)
+    name, conv = next((n, f) for n, f in kernels.items() if "conv2d_transpose" in n)
+    wrong = next(f for n, f in other.items() if "conv2d_transpose" in n)  # no ReLU: negative values differ
+    wrong_sched, _ = schedule.schedule_func(wrong, target)
+    monkeypatch.setattr(schedule, "schedule_func", lambda f, t: (wrong_sched, schedule.Outcome({"b": "swapped"})))
+    dec = defaults.decide(name, conv, target)
+    assert not dec.use and "disagrees" in dec.why and dec.rel_err > defaults.RTOL
+
+
+def test_a_scheduled_kernel_that_is_not_faster_is_refused(tmp_path, target, monkeypatch):
+    from harness.backends.tvm import defaults
+
+    kernels = _kernels(_conv_model(tmp_path), target)
+    name, conv = next((n, f) for n, f in kernels.items() if "conv2d_transpose" in n)
+    real = defaults._timed_pair
+
+    def slower(naive, sched, args, dev):
+        t_n, t_s, out_n, out_s = real(naive, sched, args, dev)
+        return t_n, t_n * 2, out_n, out_s  # the outputs are the real ones; only the clock is told
+
+    monkeypatch.setattr(defaults, "_timed_pair", slower)
+    dec = defaults.decide(name, conv, target)
+    assert not dec.use and "not faster" in dec.why
+    assert dec.rel_err is not None and dec.rel_err <= defaults.RTOL  # it was right, only slower
+
+
+def test_decisions_are_kept_per_kernel_and_a_torn_or_corrupt_line_is_measured_again(tmp_path):
+    from harness.backends.tvm.defaults import Decision, Decisions
+
+    path = tmp_path / "d.jsonl"
+    d = Decisions(path)
+    dec = Decision("k", True, "scheduled", 2.0, 0.5, 1e-7, {"b": "rule"})
+    d.put("key1", dec)
+    d.put("key3", Decision("k3", True, "scheduled", 2.0, 0.5, 1e-7, {}))
+    lines = path.read_bytes().splitlines()
+    lines[1] = lines[1].replace(b'\\"use\\": true', b'\\"use\\": fals')  # a flipped byte: checksum fails
+    path.write_bytes(b"\n".join(lines) + b"\n" + b'{"key": "key2", "kernel": "half' + b"\xff")  # a torn line
+    again = Decisions(path)
+    assert again.get("key1") == dec
+    assert again.get("key2") is None and again.get("key3") is None
+
+
+def test_a_remote_cpu_is_not_measured_here(target):
+    from harness.backends.tvm.defaults import runs_here
+
+    assert runs_here(target)
+    assert not runs_here({**target, "mcpu": "cortex-a72", "mtriple": "aarch64-linux-gnu"})
+    assert not runs_here({**target, "mcpu": "some-other-cpu"})
+
+
+def test_tvm_llvm_builds_with_the_default_schedule_and_agrees_with_the_reference(tmp_path):
+    """End to end: the backend's record says how many kernels run scheduled, and the output still matches the
+    float64 reference under the float32 policy. A second build is a cache hit that reports the same."""
+    art, m = artifact_of(_conv_model(tmp_path), tmp_path / "compiled")
+    feeds = {"X": np.random.default_rng(1).standard_normal((1, 8, 16, 16)).astype(np.float32)}
+    be = get_backend("tvm-llvm")
+    c = be.compile(art, RunConfig(threads=1))
+    summary = c.info["default_schedule"]
+    assert summary["kernels_scheduled"] >= 1, summary
+    assert compare(c.run(feeds), onnx_reference(m, feeds), "float32").passed
+    assert list((tmp_path / "compiled").glob("default-schedule-*.jsonl")), "decisions are kept beside the cache"
+    c.close()
+    c2 = be.compile(art, RunConfig(threads=1))
+    assert c2.info["compile_cache"] == "hit" and c2.info["default_schedule"] == summary
+    c2.close()
+
+
+def test_the_committed_databases_are_listed_with_their_coverage(tmp_path):
+    import json
+
+    from harness.backends.tvm.tuning import databases
+
+    d = tmp_path / "tvm-0.27.0" / "llvm-znver5-2c"
+    d.mkdir(parents=True)
+    (d / "database_tuning_record.json").write_text("[1]\n[2]\n\n[3]\n")
+    (d / "coverage.json").write_text(
+        json.dumps(
+            {
+                "workloads": [
+                    {"candidate": True, "untuned_share": 0.3},
+                    {"candidate": True, "untuned_share": 0.01},
+                    {"candidate": False, "untuned_share": 0.9},  # cannot win: not the goal
+                ],
+                "tuning_seconds_total": 600.0,
+            }
+        )
+    )
+    (tmp_path / "tvm-0.27.0" / "empty").mkdir()  # no records: not a database
+    assert databases(tmp_path) == [
+        {
+            "tvm": "0.27.0",
+            "target": "llvm-znver5-2c",
+            "records": 3,
+            "workloads": 2,
+            "worst_untuned_share": 0.3,
+            "tuning_seconds_total": 600.0,
+        }
+    ]
