@@ -176,3 +176,21 @@ def test_the_committed_databases_are_listed_with_their_coverage(tmp_path):
             "tuning_seconds_total": 600.0,
         }
     ]
+
+
+def test_an_invalid_model_is_left_to_tvm_which_says_what_it_says(tmp_path, target):
+    """Pads that leave a negative output width (an invalid model): the default schedule measures nothing
+    (a negative buffer cannot be allocated) and does not turn TVM's own error into one of ours; the build
+    fails with TVM's InternalError, which the fuzz ledger's `tvm-invalid-output-size-not-refused` names."""
+    from harness.backends.tvm import defaults
+
+    rng = np.random.default_rng(0)
+    m = convtranspose_model((1, 3, 5, 6), rng.standard_normal((3, 2, 2, 2)), pads=[0, 4, 0, 5])
+    path = tmp_path / "neg.onnx"
+    onnx.save(m, str(path))
+    name, func = next(iter(_kernels(path, target).items()))
+    dec = defaults.decide(name, func, target)
+    assert not dec.use and "invalid shape" in dec.why and dec.naive_ms is None, dec
+    art, _ = artifact_of(path, tmp_path / "compiled")
+    with pytest.raises(Exception, match="cannot make uint from negative value"):
+        get_backend("tvm-llvm").compile(art, RunConfig(threads=1))

@@ -59,6 +59,17 @@ def _random_args(func, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
+def _invalid_shape(func) -> list[int] | None:
+    """The first buffer shape with a negative extent (pads that leave less than nothing), else None."""
+    from tvm.s_tir import meta_schedule as ms
+
+    for info in ms.arg_info.ArgInfo.from_prim_func(func):
+        shape = [int(s) for s in info.shape]
+        if any(d < 0 for d in shape):
+            return shape
+    return None
+
+
 def _build_kernel(func, target):
     import tvm
 
@@ -145,6 +156,9 @@ def decide(name: str, func, target_d: dict) -> Decision:
     target = tvm.target.Target(target_d)
     dev = tvm.cpu(0)
     func = func.with_attr("global_symbol", "main")
+    bad = _invalid_shape(func)
+    if bad:  # an invalid model (a negative output size): nothing to measure; TVM's own build says what it says
+        return Decision(name, False, f"not measured: a buffer has the invalid shape {bad}", None, None, None, {})
     args = _random_args(func)
     naive_rt = _build_kernel(func, target)
     if sched is None:
