@@ -7,6 +7,8 @@ STAMP := $(VENV)/.convtx-installed
 SUITE ?= default
 RUN ?= $(shell ls -1d reports/runs/*/ 2>/dev/null | tail -n 1)
 PYTEST_ARGS ?=
+# a variable given on the command line, as one shell word (RUN='z;echo …;#' was once run by the shell)
+q = '$(subst ','\'',$(1))'
 
 CONFIGS ?= 500
 TUNE_TRIALS_PER_TASK ?= 64
@@ -43,7 +45,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 bench: $(STAMP)
-	$(BIN)/convtx bench --suite $(SUITE)
+	$(BIN)/convtx bench --suite $(call q,$(SUITE))
 
 # A GPU machine: the cuda extra, with onnxruntime-gpu replacing the CPU onnxruntime (both provide the module
 # `onnxruntime`, so the CPU one is removed and the GPU one reinstalled alone); then the cuda suite, which
@@ -66,11 +68,11 @@ build-cuda: $(STAMP)
 # every lowering TVM runs (compiled here, run and timed on the servers), then all of it stopped, also on failure.
 # RPC_KILL=N: kill one busy server (SIGKILL, its whole process group) once N records exist.
 rpc-demo: $(STAMP)
-	rm -rf $(RPC_OUT)
-	$(BIN)/python -m harness.backends.tvm.rpc_local --servers 2 --key loopback --threads 1 --logs $(RPC_OUT)-logs \
-		--watch $(RPC_OUT) $(if $(RPC_KILL),--kill-one-after $(RPC_KILL)) -- \
+	rm -rf $(call q,$(RPC_OUT))
+	$(BIN)/python -m harness.backends.tvm.rpc_local --servers 2 --key loopback --threads 1 --logs $(call q,$(RPC_OUT))-logs \
+		--watch $(call q,$(RPC_OUT)) $(if $(RPC_KILL),--kill-one-after $(RPC_KILL)) -- \
 		$(BIN)/convtx bench --suite quick --backends tvm-llvm --lowerings native,explicit_pads,zero_insert,phase,gemm_overlap_add \
-		--threads 1 --no-calibrate --rpc-tracker {tracker} --rpc-key loopback --out $(RPC_OUT)
+		--threads 1 --no-calibrate --rpc-tracker {tracker} --rpc-key loopback --out $(call q,$(RPC_OUT))
 
 # The house's own checks (docs/design.md, "Layers"): the import-linter contracts in pyproject.toml, ruff's lint
 # and format check, mypy on harness/core. `make test` runs them first.
@@ -102,7 +104,7 @@ setup-tools:
 # coverage-driven (docs/tuning.md): tasks across the suite's models and lowerings, until no lowering that can
 # win has more than 2% of its latency untuned, within TUNE_BUDGET minutes; run it again to resume
 tune: $(STAMP)
-	$(BIN)/convtx tune --coverage --suite $(SUITE) --trials-per-task $(TUNE_TRIALS_PER_TASK) \
+	$(BIN)/convtx tune --coverage --suite $(call q,$(SUITE)) --trials-per-task $(TUNE_TRIALS_PER_TASK) \
 		--budget-minutes $(TUNE_BUDGET)
 
 # The performance-regression gate (docs/perf-gate.md), two checks, both must pass (exit 1 otherwise):
@@ -115,45 +117,45 @@ tune: $(STAMP)
 #    set of rounds (confirmation). Numerical failures fail either check.
 # The Markdown summary (a PR comment) is printed and kept in $(PERF_OUT)/summary.md.
 perf-check: $(STAMP)
-	@start=$$(date +%s); rm -rf $(PERF_OUT)/counts $(PERF_OUT)/current $(PERF_OUT)/confirm; mkdir -p $(PERF_OUT); \
-	echo "make perf-check: counting the $(PERF_COUNT_SUITE) suite under callgrind (log: $(PERF_OUT)/bench-counts.log)"; \
+	@start=$$(date +%s); rm -rf $(call q,$(PERF_OUT))/counts $(call q,$(PERF_OUT))/current $(call q,$(PERF_OUT))/confirm; mkdir -p $(call q,$(PERF_OUT)); \
+	echo "make perf-check: counting the $(PERF_COUNT_SUITE) suite under callgrind (log: $(call q,$(PERF_OUT))/bench-counts.log)"; \
 	$(BIN)/convtx bench --suite $(PERF_COUNT_SUITE) --counts --no-report --threads $(PERF_THREADS) \
-		--out $(PERF_OUT)/counts > $(PERF_OUT)/bench-counts.log 2>&1 || { tail -n 30 $(PERF_OUT)/bench-counts.log; exit 2; }; \
-	$(BIN)/convtx compare $(PERF_BASELINE) $(PERF_OUT)/counts \
-		--summary $(PERF_OUT)/summary-counts.md --json $(PERF_OUT)/compare-counts.json $(PERF_COUNT_ARGS); rc1=$$?; \
-	echo "make perf-check: timing $(PERF_ROUNDS) rounds of the quick suite (log: $(PERF_OUT)/bench.log)"; \
+		--out $(call q,$(PERF_OUT))/counts > $(call q,$(PERF_OUT))/bench-counts.log 2>&1 || { tail -n 30 $(call q,$(PERF_OUT))/bench-counts.log; exit 2; }; \
+	$(BIN)/convtx compare $(call q,$(PERF_BASELINE)) $(call q,$(PERF_OUT))/counts \
+		--summary $(call q,$(PERF_OUT))/summary-counts.md --json $(call q,$(PERF_OUT))/compare-counts.json $(PERF_COUNT_ARGS); rc1=$$?; \
+	echo "make perf-check: timing $(PERF_ROUNDS) rounds of the quick suite (log: $(call q,$(PERF_OUT))/bench.log)"; \
 	$(BIN)/convtx bench --suite quick --no-calibrate --no-report --rounds $(PERF_ROUNDS) --threads $(PERF_THREADS) \
-		--out $(PERF_OUT)/current > $(PERF_OUT)/bench.log 2>&1 || { tail -n 30 $(PERF_OUT)/bench.log; exit 2; }; \
-	$(BIN)/convtx compare $(PERF_BASELINE) $(PERF_OUT)/current \
-		--summary $(PERF_OUT)/summary-time.md --json $(PERF_OUT)/compare.json $(PERF_ARGS); rc2=$$?; \
+		--out $(call q,$(PERF_OUT))/current > $(call q,$(PERF_OUT))/bench.log 2>&1 || { tail -n 30 $(call q,$(PERF_OUT))/bench.log; exit 2; }; \
+	$(BIN)/convtx compare $(call q,$(PERF_BASELINE)) $(call q,$(PERF_OUT))/current \
+		--summary $(call q,$(PERF_OUT))/summary-time.md --json $(call q,$(PERF_OUT))/compare.json $(PERF_ARGS); rc2=$$?; \
 	if [ $$rc2 = 1 ]; then \
 		echo "make perf-check: the first set of rounds failed the wall-clock check; confirming with an independent set"; \
 		$(BIN)/convtx bench --suite quick --no-calibrate --no-report --rounds $(PERF_ROUNDS) --threads $(PERF_THREADS) \
-			--out $(PERF_OUT)/confirm > $(PERF_OUT)/bench-confirm.log 2>&1 || { tail -n 30 $(PERF_OUT)/bench-confirm.log; exit 2; }; \
-		$(BIN)/convtx compare $(PERF_BASELINE) $(PERF_OUT)/confirm --confirm $(PERF_OUT)/compare.json \
-			--summary $(PERF_OUT)/summary-time.md --json $(PERF_OUT)/compare-confirm.json $(PERF_ARGS); rc2=$$?; \
+			--out $(call q,$(PERF_OUT))/confirm > $(call q,$(PERF_OUT))/bench-confirm.log 2>&1 || { tail -n 30 $(call q,$(PERF_OUT))/bench-confirm.log; exit 2; }; \
+		$(BIN)/convtx compare $(call q,$(PERF_BASELINE)) $(call q,$(PERF_OUT))/confirm --confirm $(call q,$(PERF_OUT))/compare.json \
+			--summary $(call q,$(PERF_OUT))/summary-time.md --json $(call q,$(PERF_OUT))/compare-confirm.json $(PERF_ARGS); rc2=$$?; \
 	fi; \
-	cat $(PERF_OUT)/summary-counts.md $(PERF_OUT)/summary-time.md > $(PERF_OUT)/summary.md 2>/dev/null; \
+	cat $(call q,$(PERF_OUT))/summary-counts.md $(call q,$(PERF_OUT))/summary-time.md > $(call q,$(PERF_OUT))/summary.md 2>/dev/null; \
 	rc=$$(( rc1 > rc2 ? rc1 : rc2 )); \
 	echo "make perf-check: counts $$( [ $$rc1 = 0 ] && echo passed || echo FAILED), wall clock $$( [ $$rc2 = 0 ] && echo passed || echo FAILED);" \
-		"$$(( $$(date +%s) - start )) s in all (summary: $(PERF_OUT)/summary.md)"; exit $$rc
+		"$$(( $$(date +%s) - start )) s in all (summary: $(call q,$(PERF_OUT))/summary.md)"; exit $$rc
 
 # Refresh the committed baselines deliberately: this counter's counts ($(PERF_BASELINE)/callgrind-…/) and this kind
 # of machine's times ($(PERF_BASELINE)/<machine-slug>/); their thresholds.json files are kept. Review, then commit.
 # perf-check takes the baselines of the counter and machine it runs on.
 perf-baseline: $(STAMP)
-	rm -rf $(PERF_OUT)/baseline-new $(PERF_OUT)/baseline-counts-new
+	rm -rf $(call q,$(PERF_OUT))/baseline-new $(call q,$(PERF_OUT))/baseline-counts-new
 	$(BIN)/convtx bench --suite $(PERF_COUNT_SUITE) --counts --no-report --threads $(PERF_THREADS) \
-		--out $(PERF_OUT)/baseline-counts-new
+		--out $(call q,$(PERF_OUT))/baseline-counts-new
 	$(BIN)/convtx bench --suite quick --no-calibrate --no-report --rounds $(PERF_ROUNDS) --threads $(PERF_THREADS) \
-		--out $(PERF_OUT)/baseline-new
-	@dest=$(PERF_BASELINE)/$$($(BIN)/python -m harness.perfgate.compare slug $(PERF_OUT)/baseline-counts-new); \
+		--out $(call q,$(PERF_OUT))/baseline-new
+	@dest=$(call q,$(PERF_BASELINE))/$$($(BIN)/python -m harness.perfgate.compare slug $(call q,$(PERF_OUT))/baseline-counts-new); \
 	mkdir -p $$dest && rm -f $$dest/run.json $$dest/results.jsonl && \
-	mv $(PERF_OUT)/baseline-counts-new/run.json $(PERF_OUT)/baseline-counts-new/results.jsonl $$dest/ && \
+	mv $(call q,$(PERF_OUT))/baseline-counts-new/run.json $(call q,$(PERF_OUT))/baseline-counts-new/results.jsonl $$dest/ && \
 	echo "make perf-baseline: $$dest refreshed (counts)"; \
-	dest=$(PERF_BASELINE)/$$($(BIN)/python -m harness.perfgate.compare slug $(PERF_OUT)/baseline-new); \
-	rm -rf $(PERF_OUT)/baseline-new/round-*/logs $(PERF_OUT)/baseline-new/round-*/.lock $$dest/round-*; \
-	mkdir -p $$dest && mv $(PERF_OUT)/baseline-new/round-* $$dest/; \
+	dest=$(call q,$(PERF_BASELINE))/$$($(BIN)/python -m harness.perfgate.compare slug $(call q,$(PERF_OUT))/baseline-new); \
+	rm -rf $(call q,$(PERF_OUT))/baseline-new/round-*/logs $(call q,$(PERF_OUT))/baseline-new/round-*/.lock $$dest/round-*; \
+	mkdir -p $$dest && mv $(call q,$(PERF_OUT))/baseline-new/round-* $$dest/; \
 	echo "make perf-baseline: $$dest refreshed (wall clock); review and commit both" \
 	"$$(test -f $$dest/thresholds.json || echo '(no thresholds.json there: the 10% default applies; docs/perf-gate.md says how to derive per-case ones)')"
 
@@ -161,27 +163,27 @@ perf-baseline: $(STAMP)
 # 5 each with 10/15/25% more work injected, two collectors side by side (counts do not mind; ~100 min here).
 # perf-study-time: the wall-clock check — A/A false alarms and power at injected busy-waits (~65 min).
 perf-study: $(STAMP)
-	$(BIN)/python -m harness.perfgate.study collect $(STUDY_OUT)/counts --counts --suite $(PERF_COUNT_SUITE) --rounds 1 \
+	$(BIN)/python -m harness.perfgate.study collect $(call q,$(STUDY_OUT))/counts --counts --suite $(PERF_COUNT_SUITE) --rounds 1 \
 		--threads $(PERF_THREADS) --cycles 10 --kinds aa-a,aa-b & \
-	$(BIN)/python -m harness.perfgate.study collect $(STUDY_OUT)/counts --counts --suite $(PERF_COUNT_SUITE) --rounds 1 \
+	$(BIN)/python -m harness.perfgate.study collect $(call q,$(STUDY_OUT))/counts --counts --suite $(PERF_COUNT_SUITE) --rounds 1 \
 		--threads $(PERF_THREADS) --cycles 5 --kinds slow10,slow15,slow25; wait
-	$(BIN)/python -m harness.perfgate.study analyse $(STUDY_OUT)/counts --json $(STUDY_OUT)/counts/study.json \
-		| tee $(STUDY_OUT)/counts/study.md
+	$(BIN)/python -m harness.perfgate.study analyse $(call q,$(STUDY_OUT))/counts --json $(call q,$(STUDY_OUT))/counts/study.json \
+		| tee $(call q,$(STUDY_OUT))/counts/study.md
 
 perf-study-time: $(STAMP)
-	$(BIN)/python -m harness.perfgate.study collect $(STUDY_OUT)/time --threads $(PERF_THREADS)
-	$(BIN)/python -m harness.perfgate.study suggest $(STUDY_OUT)/time --cycles 1-5 --json $(STUDY_OUT)/time/thresholds-1-5.json
-	$(BIN)/python -m harness.perfgate.study analyse $(STUDY_OUT)/time --cycles 6-10 --per-case $(STUDY_OUT)/time/thresholds-1-5.json \
-		--json $(STUDY_OUT)/time/study.json | tee $(STUDY_OUT)/time/study.md
+	$(BIN)/python -m harness.perfgate.study collect $(call q,$(STUDY_OUT))/time --threads $(PERF_THREADS)
+	$(BIN)/python -m harness.perfgate.study suggest $(call q,$(STUDY_OUT))/time --cycles 1-5 --json $(call q,$(STUDY_OUT))/time/thresholds-1-5.json
+	$(BIN)/python -m harness.perfgate.study analyse $(call q,$(STUDY_OUT))/time --cycles 6-10 --per-case $(call q,$(STUDY_OUT))/time/thresholds-1-5.json \
+		--json $(call q,$(STUDY_OUT))/time/study.json | tee $(call q,$(STUDY_OUT))/time/study.md
 
 report: $(STAMP)
-	@test -n "$(RUN)" || { echo "make report: no run found; give RUN=reports/runs/<run-id>" >&2; exit 2; }
-	$(BIN)/convtx report $(RUN)
+	@test -n $(call q,$(RUN)) || { echo "make report: no run found; give RUN=reports/runs/<run-id>" >&2; exit 2; }
+	$(BIN)/convtx report $(call q,$(RUN))
 
 # the HTML report as a reader sees it: headless Chromium screenshots in $(RUN)/screenshots/
 # (needs Debian's chromium: apt-get install chromium)
 report-check: report
-	$(BIN)/python -m harness.report.screenshot $(RUN)
+	$(BIN)/python -m harness.report.screenshot $(call q,$(RUN))
 
 # ConvTranspose lowerings vs the float64 spec reference on random attribute sets (minutes, not a unit test)
 equivalence: $(STAMP)

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness.core import safefs
 from harness.core.rundir import read_results
 
 
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     r = kill_resume_cycles(args.cycles, out, args.bench_args, Path("build"), args.seed)
-    (out / "chaos.json").write_text(json.dumps(r, indent=2))
+    safefs.write_atomic(out / "chaos.json", json.dumps(r, indent=2))
     print(
         f"{r['cycles']} cycles, {r['killed']} killed mid-run (uninterrupted run: {r['expected']} cases in "
         f"{r['uninterrupted_s']} s): lost {r['lost']}, duplicated {r['duplicated']}, "

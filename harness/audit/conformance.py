@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core import safefs
+
 OPS = ("ConvTranspose", "DepthToSpace", "Col2Im", "MaxUnpool", "Resize", "Upsample")
 
 
@@ -339,6 +341,6 @@ def render(summary: dict) -> str:
 
 
 def write(summary: dict, json_path: Path | None, md_path: Path) -> None:
-    md_path.write_text(render(summary))
+    safefs.write_atomic(md_path, render(summary))
     if json_path is not None:
-        json_path.write_text(json.dumps(summary, indent=2))
+        safefs.write_atomic(json_path, json.dumps(summary, indent=2))

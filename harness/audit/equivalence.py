@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core import safefs
 from harness.core.convtranspose import resolve
 from harness.core.records import Record
 
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             onnx.save(build_model(cfg, seed=args.seed + i), str(path))
             shapes = {"X": cfg.x_shape} if cfg.symbolic_batch else {}
             refs.append(file_ref(str(path), shapes))
-        (out / "configs.json").write_text(json.dumps({n: asdict(c) for n, c in configs.items()}, indent=1))
+        safefs.write_atomic(out / "configs.json", json.dumps({n: asdict(c) for n, c in configs.items()}, indent=1))
         plan = Plan(tuple(refs), lowerings, backends, (1,))
         results = out / "results.jsonl"
         results.unlink(missing_ok=True)
@@ -242,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                 say=lambda s: None if "preparing" in s else print(s, file=sys.stderr),
             )
         s = summarise(configs, records)
-        (out / "summary.json").write_text(json.dumps(s, indent=2))
-        (out / "summary.md").write_text(render_summary(s))
+        safefs.write_atomic(out / "summary.json", json.dumps(s, indent=2))
+        safefs.write_atomic(out / "summary.md", render_summary(s))
         print(render_summary(s))
         bad = sum(r["failed"] + r["error"] for r in s["table"])
         return 1 if bad or s["stale_strict_entries"] else 0

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.audit.equivalence import CTConfig, build_model, random_config
+from harness.core import safefs
 from harness.core.convtranspose import resolve
 
 
@@ -333,7 +334,8 @@ def write_reproducer(
         if fc.valid
         else "the model is invalid under the ONNX spec: an engine should refuse it"
     )
-    (out / f"{class_id}.py").write_text(
+    safefs.write_atomic(
+        out / f"{class_id}.py",
         f'"""convtx fuzz reproducer {class_id}: {backend}, lowering {lowering}: {kind}.\n'
         f"Attributes involved: {', '.join(attributes)}.\nConvTranspose: x {list(fc.cfg.x_shape)}, "
         f'w {list(fc.cfg.w_shape)}, {json.dumps(fc.cfg.attrs)}, bias {fc.cfg.bias}.\n{expected}."""\n'
@@ -343,7 +345,7 @@ def write_reproducer(
         f"{_SNIPPET.get(backend, '')}"
         f'print("engine output shape", y.shape)\n'
         f'if "ref:0" in data.files:\n    ref = data["ref:0"]\n    print("reference shape   ", ref.shape)\n'
-        f'    if ref.shape == y.shape:\n        print("max |engine - reference|", float(np.abs(y - ref).max()))\n'
+        f'    if ref.shape == y.shape:\n        print("max |engine - reference|", float(np.abs(y - ref).max()))\n',
     )
     return f"{class_id}.py"
 
@@ -433,8 +435,8 @@ def run_fuzz(
         "built_not_run": not_run,
         "unexplained": [r["reproducer"] for r in rows if not r["explained_by"]],
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "summary.md").write_text(render(summary))
+    safefs.write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    safefs.write_atomic(out / "summary.md", render(summary))
     return summary
 
 

@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from harness.core.errors import ConvtxError
+from harness.core.text import TerminalStream
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # what convtx prints can carry text from files (node names, reasons, paths): shown, never acted on
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = TerminalStream(out), TerminalStream(err)
     try:
         return args.func(args)
     except ConvtxError as e:
@@ -54,3 +58,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("convtx: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout, sys.stderr = out, err

@@ -14,6 +14,7 @@ from harness.cli.args import (
     writable_dir,
     writable_parent,
 )
+from harness.core import safefs
 from harness.core.errors import ConvtxError
 
 # what a resumed run takes from its run.json, so the command line may not say it
@@ -28,9 +29,7 @@ _PLAN_FLAGS = (
     "inject_slowdown",
     "cuda_arch",
     "no_tf32",
-    "rpc_tracker",
-    "rpc_key",
-)
+)  # --rpc-tracker/--rpc-key are allowed, and required to repeat run.json's (docs/security.md)
 
 
 def add_compare(sub) -> None:
@@ -197,7 +196,7 @@ def cmd_bench(args) -> int:
         calibrate=not args.no_calibrate, require_gpu=args.require_gpu, report=None if args.no_report else _write_report
     )
     if args.resume:
-        res = resume_bench(Path(args.resume), build, opts)
+        res = resume_bench(Path(args.resume), build, opts, rpc=(args.rpc_tracker, args.rpc_key))
     else:
         res = run_bench(suite.name, plan, cfg, Path(args.out) if args.out else None, build, args.rounds, opts)
     if args.rounds > 1 or res.status == 0:  # rounds: their directory, whatever each round said
@@ -223,6 +222,6 @@ def cmd_compare(args) -> int:
         if path:
             out = Path(path)
             writable_parent(out)
-            out.write_text(content)
+            safefs.write_atomic(out, content)
     print(text)
     return 1 if comp.failed else 0

@@ -14,6 +14,7 @@ from harness.cli.args import (
     writable_dir,
     writable_parent,
 )
+from harness.core import safefs
 from harness.core.errors import ConvtxError
 
 
@@ -79,9 +80,7 @@ def cmd_validate(args) -> int:
         localise_record(r, ref, cfg, build) if r.status == "mismatch" and not args.no_localise else r for r in records
     ]
     if args.json:
-        tmp = json_path.with_name(json_path.name + ".tmp")
-        tmp.write_text(json.dumps([r.to_json() for r in records], indent=2) + "\n")
-        tmp.replace(json_path)
+        safefs.write_atomic(json_path, json.dumps([r.to_json() for r in records], indent=2) + "\n")
     print(f"{'case':<44} {'status':<9} {'rel_l2':>9} {'max_abs':>9}  reason")
     for r in records:
         n = r.numerics

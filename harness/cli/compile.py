@@ -17,6 +17,7 @@ from harness.cli.args import (
     writable_dir,
     writable_parent,
 )
+from harness.core import safefs
 from harness.core.errors import ConvtxError
 
 
@@ -99,6 +100,9 @@ def cmd_tune(args) -> int:
             ) from None
         if not isinstance(target, dict) or target.get("kind") != "llvm":
             raise ConvtxError(f'--target {args.target!r}: expected a dict with "kind": "llvm"')
+        for k in ("mcpu", "num-cores"):  # both name the database's folder (tuning/tvm-V/llvm-MCPU-Nc)
+            if k in target:
+                safefs.component(str(target[k]), k, "--target")
     models = [m for a in args.models for m in csv_list(a)] or list(get_suite(args.suite).models)
     build = writable_dir(Path(args.build_dir), "build directory")
     budget = args.budget_minutes * 60 if args.budget_minutes else None
@@ -156,7 +160,6 @@ def _tune_coverage(args, models, target, threads, budget, build) -> int:
 
 def cmd_optimize(args) -> int:
     import json
-    import shutil
 
     from harness.backends import get_backend
     from harness.core.config import RunConfig, get_suite
@@ -179,11 +182,8 @@ def cmd_optimize(args) -> int:
     path, side = optimize(
         ref, args.backend, cfg, build, lowerings, prep, say=lambda m: print(m, file=sys.stderr, flush=True)
     )
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.copyfile(path, tmp)
-    tmp.replace(out)
-    side_path = out.with_suffix(".json")
-    side_path.write_text(json.dumps(side, indent=2))
+    safefs.write_atomic(out, Path(path).read_bytes())
+    side_path = safefs.write_atomic(out.with_suffix(".json"), json.dumps(side, indent=2))
     print(
         f"{out}: {side['final']} — {side['baseline_ms']:.3f} ms -> {side['final_ms']:.3f} ms "
         f"({side['speedup']:.2f}x) on {args.backend}; {side['decision']}"

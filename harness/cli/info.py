@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from harness.cli.args import batches_arg, writable_dir, writable_parent
+from harness.core import safefs
 
 
 def add_list(sub) -> None:
@@ -115,9 +116,7 @@ def cmd_export(args) -> int:
         for batch in batches_arg(args.batches) or [1]:
             exp = export_zoo(get_model(ref.name), ref.size, batch, args.seed, Path(args.build_dir) / "onnx")
             dest = out / f"{ref.name}-{ref.size}-b{batch}.onnx"
-            tmp = dest.with_name(dest.name + ".tmp")
-            tmp.write_bytes(Path(exp.path).read_bytes())
-            tmp.replace(dest)
+            safefs.write_atomic(dest, Path(exp.path).read_bytes())
             print(f"{dest}  [kept: {exp.exporter}, opset {exp.opset}]")
             for name, r in exp.exporters.items():
                 err = f" rel_l2 {fmt_metric(r['rel_l2'], '.1e')} vs PyTorch float64" if "rel_l2" in r else ""
@@ -142,9 +141,10 @@ def cmd_lower(args) -> int:
     except Exception as e:  # noqa: BLE001 — a lowering bug must not pass as a usable model
         print(f"convtx: lowering {lowering.name} failed on {args.model}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    tmp = out.with_name(out.name + ".tmp")
+    safefs.refuse_link(out)
+    tmp = safefs.private_tmp(out)
     onnx.save_model(result.model, str(tmp))
-    tmp.replace(out)
+    safefs.replace(tmp, out)
     s = result.summary()
     print(
         f"{out}: {lowering.name}: {s['lowered']} of {s['convtranspose_nodes']} ConvTranspose nodes lowered"

@@ -3,14 +3,17 @@
 An entry is `path` plus `path.sha256` holding the digest of its bytes. It is written to a temporary file,
 renamed into place, and only then is the digest file written (also by rename). A reader trusts an entry
 only when both exist and the digest matches: a kill at any moment, or a corrupted file, means a rebuild.
+A cache may be restored from someone else's (CI): temporary files are created fresh (never a guessable name
+a link could be planted under) and a link where an entry goes is refused (harness/core/safefs.py).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from pathlib import Path
+
+from harness.core import safefs
 
 
 def _digest(path: Path) -> str:
@@ -26,18 +29,15 @@ def _sidecar(path: Path) -> Path:
 
 
 def tmp_path(path: Path) -> Path:
-    """A private temporary name beside `path` (same filesystem, so the rename is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    """A fresh, private temporary file beside `path` (same filesystem, so the rename is atomic)."""
+    return safefs.private_tmp(Path(path))
 
 
 def commit(tmp: Path, path: Path) -> Path:
     """Move a fully written `tmp` into place as `path` and record its digest."""
     digest = _digest(tmp)
-    os.replace(tmp, path)
-    side_tmp = tmp_path(_sidecar(path))
-    side_tmp.write_text(digest + "\n")
-    os.replace(side_tmp, _sidecar(path))
+    safefs.replace(tmp, path)
+    safefs.write_atomic(_sidecar(path), digest + "\n")
     return path
 
 
@@ -45,6 +45,9 @@ def is_valid(path: Path) -> bool:
     """True when `path` was committed and its bytes still match; a bad entry is removed."""
     side = _sidecar(path)
     if not path.exists() or not side.exists():
+        return False
+    if path.is_symlink() or side.is_symlink():  # not an entry convtx committed (commit refuses links)
+        invalidate(path)
         return False
     if side.read_text().strip() == _digest(path):
         return True

@@ -54,7 +54,7 @@ def load_model(path: str | os.PathLike, check: bool = True):
         raise BadModelError(f"{p}: not an ONNX model (no graph or an empty graph)")
     if not model.opset_import:
         raise BadModelError(f"{p}: not an ONNX model (no opset_import)")
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+    if external_files(model, p):  # initializers, Constant nodes and subgraphs alike, from the model's folder
         try:
             onnx.load_external_data_for_model(model, str(p.parent))
         except Exception as e:  # noqa: BLE001 — onnx raises several kinds for a missing or short file
@@ -65,6 +65,56 @@ def load_model(path: str | os.PathLike, check: bool = True):
         except Exception as e:  # noqa: BLE001 — the checker raises more than ValidationError
             raise BadModelError(f"{p}: fails the ONNX checker: {_first_line(e)}") from None
     return model
+
+
+def external_files(model, model_path: str | os.PathLike) -> list[tuple[str, Path]]:
+    """(location, file) of every tensor of `model` stored outside it — initializers, Constant nodes and the
+    tensors of subgraphs — resolved against the model's folder, as every consumer resolves them (ONNX Runtime,
+    `onnx.load`, the checker and the reference once `load_model` has loaded them). A location outside that
+    folder is refused: a model is not a way to make convtx read another file."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    folder = Path(model_path).resolve().parent
+    out = set()
+    for t in _get_all_tensors(model):
+        if not uses_external_data(t):
+            continue
+        loc = next((e.value for e in t.external_data if e.key == "location"), None)
+        if not loc:
+            raise BadModelError(f"{model_path}: tensor {t.name!r} is stored externally but names no location")
+        f = (folder / loc).resolve()
+        if os.path.isabs(loc) or (f != folder and folder not in f.parents):
+            raise BadModelError(
+                f"{model_path}: tensor {t.name!r} is stored at {loc!r}, which lies outside the model's folder; refused"
+            )
+        out.add((loc, f))
+    return sorted(out)
+
+
+def model_digest(path: str | os.PathLike) -> str:
+    """sha256 of a model as its consumers see it: the .onnx bytes and, for each external data file it uses,
+    the file's name and bytes (a changed .bin is a different model). The key of every cache entry built from
+    a model (references, lowered models, compiled libraries)."""
+    import hashlib
+
+    import onnx
+
+    p = Path(path)
+    data = p.read_bytes()
+    h = hashlib.sha256(data)
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception:  # noqa: BLE001 — not parseable: its bytes are all there is to key
+        return h.hexdigest()
+    for loc, f in external_files(model, p):
+        h.update(b"\0" + loc.encode() + b"\0")
+        try:
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        except OSError as e:
+            raise BadModelError(f"{p}: external data {loc!r} cannot be read: {e.strerror}") from None
+    return h.hexdigest()
 
 
 def graph_inputs(model) -> list[InputSpec]:

@@ -362,6 +362,7 @@ class Record(_CaseFields):
                 f"convtx understands ({SCHEMA}); upgrade convtx"
             )
         kw = _known(Record, d)
+        _check_types(kw)
         kw["input_shapes"] = {k: tuple(v) for k, v in (d.get("input_shapes") or {}).items()}
         kw["numerics"] = Numerics.from_json(d["numerics"]) if d.get("numerics") else None
         kw["latency_ms"] = Latency.from_json(d["latency_ms"]) if d.get("latency_ms") else None
@@ -371,6 +372,32 @@ class Record(_CaseFields):
         kw["details"] = dict(d.get("details") or {})
         kw["schema"] = schema
         return Record(**kw)
+
+
+_STR_FIELDS = ("run_id", "case_id", "model", "lowering", "backend", "dtype", "status", "reason")
+_INT_FIELDS = ("batch", "size", "threads", "flops", "min_bytes", "flops_performed", "schema")
+_REQUIRED = ("run_id", "case_id", "model", "lowering", "backend", "batch", "status")
+
+
+def _check_types(kw: dict) -> None:
+    """A record read from a file (possibly someone else's): identity fields have their types, so that no
+    string reaches a place that expects a number (a `batch` of `<script>` once reached report.html raw)."""
+    for k in _REQUIRED:
+        if kw.get(k) is None:
+            raise ValueError(f"{k} is missing")
+    for k in _STR_FIELDS:
+        if k in kw and kw[k] is not None and not isinstance(kw[k], str):
+            raise ValueError(f"{k} must be a string, not {type(kw[k]).__name__}")
+    for k in _INT_FIELDS:
+        v = kw.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ValueError(f"{k} must be an integer, not {type(v).__name__} {str(v)[:40]!r}")
+    shapes = kw.get("input_shapes") or {}
+    if not isinstance(shapes, Mapping) or not all(
+        isinstance(n, str) and isinstance(v, (list, tuple)) and all(isinstance(x, int) for x in v)
+        for n, v in shapes.items()
+    ):
+        raise ValueError("input_shapes must map input names to lists of integers")
 
 
 def _plain(obj):
@@ -397,8 +424,10 @@ class ResultsWriter:
     """Appends records durably: each line is flushed and fsync'ed before the next case starts."""
 
     def __init__(self, path: Path):
+        from harness.core import safefs
+
         self.path = path
-        self._f = open(path, "a", encoding="utf-8")
+        self._f = safefs.open_append(path)
 
     def append(self, rec: Record) -> None:
         self._f.write(rec.to_line() + "\n")
@@ -441,6 +470,6 @@ def parse_results(text: str, where: str) -> list[Record]:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(finite_json(obj), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from harness.core import safefs
+
+    safefs.write_atomic(path, json.dumps(finite_json(obj), indent=2, sort_keys=True) + "\n")

@@ -1,5 +1,9 @@
 """A run directory: run.json + results.jsonl, locked against two writers, resumable after any kill.
 
+A run directory may be someone else's (docs/security.md): before convtx writes into one (`lock`, which every
+writer takes), a directory holding a symbolic link anywhere is refused, and the files opened in place are
+opened without following links.
+
 This is the one reader of run directories: the report, the performance gate and `bench --resume` all go
 through `read_run` / `RunDir`, so a run directory means the same thing to each of them.
 """
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core import safefs
 from harness.core.errors import ConvtxError
 from harness.core.records import SCHEMA, Record, parse_results
 
@@ -40,7 +45,8 @@ class RunDir:
 
     def lock(self) -> None:
         """Exclusive for this process's lifetime (the kernel drops it when the process dies, even by kill -9)."""
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        safefs.refuse_links_in(self.path)
+        fd = safefs.open_fd(self.path / ".lock", os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -92,9 +98,10 @@ class RunDir:
         mid-line) is cut off first, so that appending after it cannot glue a new record to a fragment."""
         if not self.results_path.exists():
             return []
-        data = self.results_path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with open(self.results_path, "r+b") as f:
+        fd = safefs.open_fd(self.results_path, os.O_RDWR)
+        with os.fdopen(fd, "r+b") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
                 f.truncate(data.rfind(b"\n") + 1)
         return self.read_records()
 

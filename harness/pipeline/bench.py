@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core import safefs
 from harness.core.config import RunConfig
 from harness.core.errors import ConvtxError
 from harness.core.records import Record, ResultsWriter, write_json_atomic
@@ -49,11 +50,22 @@ def writable_dir(path: Path, what: str) -> Path:
 # ----------------------------------------------------------------------------------------- run.json plan
 
 
+def _portable(path: str | None) -> str | None:
+    """A model's path as run.json keeps it: relative to the working folder when it lies under it (a shared
+    run.json does not carry this machine's absolute paths, and --resume from the same folder finds it)."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def plan_json(plan: Plan) -> dict[str, Any]:
     """run.json's `plan`: the model labels and, in `refs`, each model reference in full (for --resume)."""
     return {
         "models": [r.label for r in plan.refs],
-        "refs": [asdict(r) for r in plan.refs],
+        "refs": [{**asdict(r), "path": _portable(r.path)} for r in plan.refs],
         "lowerings": list(plan.lowerings),
         "backends": list(plan.backends),
         "batches": list(plan.batches),
@@ -65,8 +77,17 @@ def plan_from_meta(meta: dict, run_dir: Path) -> tuple[Plan, RunConfig]:
     try:
         p = meta["plan"]
         refs = tuple(
-            ModelRef(r["name"], r["size"], r["path"], tuple((n, tuple(sh)) for n, sh in r["shapes"])) for r in p["refs"]
+            ModelRef(
+                safefs.component(r["name"], "model name", run_dir / "run.json"),
+                r["size"],
+                r["path"],
+                tuple((n, tuple(sh)) for n, sh in r["shapes"]),
+            )
+            for r in p["refs"]
         )
+        for r in refs:
+            if r.size is not None and (isinstance(r.size, bool) or not isinstance(r.size, int)):
+                raise ValueError(f"model {r.name}: size {r.size!r} is not an integer")
         plan = Plan(refs, tuple(p["lowerings"]), tuple(p["backends"]), tuple(p["batches"]))
         cfg = RunConfig.from_json(meta["config"])
     except (KeyError, TypeError, ValueError) as e:
@@ -164,13 +185,31 @@ def run_bench(
     return BenchResult(out, status)
 
 
-def resume_bench(run_dir: Path, build: Path, opts: BenchOptions | None = None, say: Say = _stderr) -> BenchResult:
-    """Finish an interrupted run: its plan and configuration from run.json, only the cases with no record."""
+def resume_bench(
+    run_dir: Path,
+    build: Path,
+    opts: BenchOptions | None = None,
+    say: Say = _stderr,
+    rpc: tuple[str | None, str | None] = (None, None),
+) -> BenchResult:
+    """Finish an interrupted run: its plan and configuration from run.json, only the cases with no record.
+    `rpc` is the command line's (tracker, key): a run.json may be someone else's, and resuming it sends
+    compiled libraries to the tracker it names, so that tracker must be named again (docs/security.md)."""
     opts = opts or BenchOptions()
     rd = RunDir(run_dir)
+    if rd.path.is_dir():
+        safefs.refuse_links_in(rd.path)  # before anything is read from it or written into it
     meta = rd.read_meta()
-    rd.lock()
     plan, cfg = plan_from_meta(meta, rd.path)
+    if (cfg.rpc_tracker, cfg.rpc_key) != (rpc[0] or None, rpc[1] or None) and (cfg.rpc_tracker or rpc[0]):
+        raise ConvtxError(
+            f"{rd.meta_path}: the run used RPC tracker {cfg.rpc_tracker or 'none'} (key {cfg.rpc_key or '-'}), "
+            f"the command line names {rpc[0] or 'none'}; a resumed run sends compiled libraries to its tracker, so "
+            f"confirm it: --resume {rd.path} --rpc-tracker {cfg.rpc_tracker} --rpc-key {cfg.rpc_key}"
+            if cfg.rpc_tracker
+            else f"{rd.meta_path}: the run used no RPC tracker; drop --rpc-tracker/--rpc-key to resume it"
+        )
+    rd.lock()
     check_rpc(cfg, say)
     done = rd.repair_and_read()
     meta["resumed"] = meta.get("resumed", 0) + 1

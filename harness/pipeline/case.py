@@ -15,6 +15,7 @@ from harness.backends import ModelArtifact, compile_case, get_backend
 from harness.backends.base import BackendUnavailable, UnsupportedModel
 from harness.core import cache
 from harness.core.config import RunConfig
+from harness.core.onnx_io import model_digest
 from harness.core.records import CaseKey, Numerics, OutputNumerics, Record, case_id
 from harness.lowerings import get_lowering
 from harness.pipeline.prepare import ModelRef, Prepared
@@ -42,7 +43,7 @@ def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> tuple[str, d
     if lowering == "native":
         n = prep.conv_transpose_nodes
         return prep.onnx_path, {"convtranspose_nodes": n, "lowered": 0, "declined": []}
-    src = Path(prep.onnx_path).read_bytes()
+    src = model_digest(prep.onnx_path).encode()
     code = cache.source_digest(LOWERING_SOURCES)
     key = hashlib.sha256(src + b"\0" + lowering.encode() + b"\0" + code.encode()).hexdigest()[:20]
     out = build_dir / "lowered" / f"{Path(prep.onnx_path).stem}-{lowering}-{key}.onnx"
@@ -77,7 +78,7 @@ def rewritten_path(path: str, names: tuple[str, ...], build_dir: Path) -> tuple[
     if not todo:
         return path, []
     code = cache.source_digest(LOWERING_SOURCES)
-    key = hashlib.sha256(Path(path).read_bytes() + b"\0" + ",".join(todo).encode() + b"\0" + code.encode())
+    key = hashlib.sha256(model_digest(path).encode() + b"\0" + ",".join(todo).encode() + b"\0" + code.encode())
     out = build_dir / "lowered" / f"{Path(path).stem}-{'+'.join(todo)}-{key.hexdigest()[:20]}.onnx"
     meta = out.with_suffix(".json")
     if cache.is_valid(out) and cache.is_valid(meta):

@@ -5,7 +5,7 @@ that can win has more than `max_untuned` of its latency in untuned tasks.
    needs it), split into MetaSchedule tasks, and each task's latency under what `tvm-llvm` would run — the
    default CPU schedule where it is used, else the loop nest (harness/backends/tvm/defaults.py, the same
    per-machine decisions the builds use) — and, where the database has a record, its tuned latency are
-   read (`python -m harness.backends.tvm.tuning survey`, one child per workload).
+   read (`python -m harness.backends.tvm survey`, one child per workload).
 2. **Plan** (`plan`, a pure function). A workload's latency is Σ calls × (tuned, else default) ms. For each
    model, the lowerings that can win are those within `within` × its fastest; a task is identified by
    MetaSchedule's structural hash, so one tuned task serves every model and lowering that contains it.
@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from harness.core import safefs
 from harness.core.errors import ConvtxError
 
 
@@ -186,9 +187,7 @@ class Coverage:
 
 def _child(args: list[str], threads: int, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
     env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.backends.tvm.tuning", *args], env=env, stdout=stdout, text=True
-    )
+    return subprocess.run([sys.executable, "-m", "harness.backends.tvm", *args], env=env, stdout=stdout, text=True)
 
 
 def survey(label: str, lowering: str, path: str, prep, target: dict | None, threads: int, build: Path) -> Workload:
@@ -312,7 +311,5 @@ def _write_coverage(table: list[dict], p: Plan, target: dict | None, threads: in
         "plan_left": [asdict(s) for s in p.steps],
         "tuning_seconds_total": round(total + tuned_s, 1),
     }
-    tmp = d / "coverage.json.tmp"
-    tmp.write_text(json.dumps(out, indent=1, sort_keys=True))
-    tmp.replace(path)
+    safefs.write_atomic(path, json.dumps(out, indent=1, sort_keys=True))
     return str(d)

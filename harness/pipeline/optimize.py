@@ -28,11 +28,15 @@ def _variant(prep, build: Path, name: str, choice: dict[str, str]) -> str:
     import onnx
 
     from harness.core import cache
+    from harness.core.onnx_io import model_digest
     from harness.lowerings import get_lowering
+    from harness.pipeline.case import LOWERING_SOURCES
 
-    key = hashlib.sha256(Path(prep.onnx_path).read_bytes() + json.dumps(sorted(choice.items())).encode()).hexdigest()[
-        :16
-    ]
+    key = hashlib.sha256(
+        model_digest(prep.onnx_path).encode()
+        + json.dumps(sorted(choice.items())).encode()
+        + cache.source_digest(LOWERING_SOURCES).encode()
+    ).hexdigest()[:16]
     out = build / "optimize" / f"{Path(prep.onnx_path).stem}-{name}-{key}.onnx"
     if cache.is_valid(out):
         return str(out)

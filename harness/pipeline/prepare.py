@@ -121,7 +121,14 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
     import onnx
 
     from harness.checking.reference import onnx_reference, zoo_reference
-    from harness.core.onnx_io import fix_input_shapes, graph_inputs, load_model, resolve_shapes, synthesise_inputs
+    from harness.core.onnx_io import (
+        fix_input_shapes,
+        graph_inputs,
+        load_model,
+        model_digest,
+        resolve_shapes,
+        synthesise_inputs,
+    )
     from harness.measure.flops import count_flops
 
     if ref.is_zoo:
@@ -146,7 +153,7 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         shapes = resolve_shapes(specs, dict(ref.shapes), ref.path)
         onnx_path, export_info = str(Path(ref.path).resolve()), {}
         key = hashlib.sha256(
-            Path(ref.path).read_bytes() + repr(sorted(shapes.items())).encode() + str(seed).encode()
+            model_digest(ref.path).encode() + repr(sorted(shapes.items())).encode() + str(seed).encode()
         ).hexdigest()[:20]
         how = "onnx.reference in float64, ConvTranspose from the spec (harness.core.convtranspose)"
 

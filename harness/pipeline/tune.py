@@ -1,7 +1,7 @@
 """`convtx tune`: MetaSchedule-tune models for TVM into the committed database (tuning/).
 
 Each model is prepared (export, inputs, float64 reference) in a worker process, and each of its lowerings is
-tuned in a fresh interpreter (`python -m harness.backends.tvm.tuning drive SPEC`, which reports one JSON line):
+tuned in a fresh interpreter (`python -m harness.backends.tvm drive SPEC`, which reports one JSON line):
 torch and TVM never share a process. One workload TVM cannot take fails alone; the others go on.
 """
 
@@ -135,7 +135,7 @@ def _tune_in_child(label, lowering, path, prep, target, trials, budget_s, thread
     }
     env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
     p = subprocess.run(
-        [sys.executable, "-m", "harness.backends.tvm.tuning", "drive", json.dumps(spec)],
+        [sys.executable, "-m", "harness.backends.tvm", "drive", json.dumps(spec)],
         env=env,
         stdout=subprocess.PIPE,
         text=True,

@@ -102,8 +102,10 @@ class WorkerClient:
         env = dict(os.environ)
         env.update(self.env)
         env["PYTHONUNBUFFERED"] = "1"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")
+        from harness.core import safefs
+
+        safefs.ensure_dir(self.log_path.parent)
+        self._log = safefs.open_append(self.log_path, binary=True)
         self.proc = subprocess.Popen(
             [*self.prefix, sys.executable, "-m", "harness.pipeline.worker"],
             stdin=subprocess.PIPE,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.core import safefs
 from harness.core.errors import ConvtxError
 from harness.core.rundir import Run, read_run
 from harness.report.analysis import RunView
@@ -37,15 +38,14 @@ def load_extras(run_dir: Path) -> dict:
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    safefs.write_atomic(path, data)
 
 
 def write_report(run_dir: Path, html: bool = True) -> Path:
     """Write the reports; returns the path of report.md. `html=False` skips the HTML and plots (fast)."""
     run_dir = Path(run_dir)
     run = load_run(run_dir)
+    safefs.refuse_links_in(run_dir)  # a received run directory: nothing is written through a link in it
     plots = None
     if html:
         from harness.report.plots import render_plots
@@ -55,8 +55,7 @@ def write_report(run_dir: Path, html: bool = True) -> Path:
     out = run_dir / "report.md"
     _write(out, render_markdown(report).encode("utf-8"))
     if html:
-        plot_dir = run_dir / "plots"
-        plot_dir.mkdir(exist_ok=True)
+        plot_dir = safefs.ensure_dir(run_dir / "plots")
         for name, png in plots.items():
             _write(plot_dir / f"{name}.png", png)
         _write(run_dir / "report.html", render_html(report).encode("utf-8"))

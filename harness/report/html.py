@@ -4,8 +4,8 @@ as PNG data URIs). Pure: Report -> text; the same report gives the same bytes.""
 from __future__ import annotations
 
 import base64
-from html import escape
 
+from harness.core import text as esc
 from harness.report.tables import HTML, VERDICTS, Block, Cell, Fields, Figure, Paragraph, Report, Rich, Table
 
 CSS = """
@@ -32,7 +32,7 @@ _TAG = {"code": "code", "strong": "strong", "small": "small"}
 
 
 def _e(x) -> str:
-    return escape(str(x), quote=True)
+    return esc.html(x)
 
 
 def _attrs(cls: str = "", title: str = "", **more: str) -> str:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from harness.core import text as esc
 from harness.report.tables import MARKDOWN, Block, Cell, Fields, Figure, Paragraph, Report, Rich, Table
 
-_SET = {"code": "`{}`", "strong": "**{}**"}
+
+def _span(s) -> str:
+    if s.kind == "code":
+        return esc.markdown_code(s.text)
+    if s.kind == "strong":
+        return f"**{esc.markdown_line(s.text)}**"
+    return esc.markdown_line(s.text)
 
 
 def text(r: Rich) -> str:
-    return "".join(_SET.get(s.kind, "{}").format(s.text) for s in r)
+    """Rich text on one Markdown line; every span's text escaped (harness/core/text.py): text from files (node
+    names, run ids, reasons) cannot open a tag, a link or code, nor end a table cell or the line."""
+    return "".join(_span(s) for s in r)
 
 
 def cell_text(c: Cell) -> str:
-    """A cell on one line of a pipe table: `|` escaped, line breaks as spaces."""
-    return text(c.content).replace("|", "\\|").replace("\n", " ")
+    return text(c.content)
 
 
 def _row(cells: list[str]) -> str:
@@ -22,7 +30,7 @@ def _row(cells: list[str]) -> str:
 
 def table_lines(t: Table) -> list[str]:
     L = [text(t.caption), ""] if t.caption else []
-    L.append(_row([c.name for c in t.columns]))
+    L.append(_row([esc.markdown_cell(c.name) for c in t.columns]))
     L.append("|" + "".join("---:|" if c.numeric else "---|" for c in t.columns))
     L += [_row([cell_text(c) for c in row]) for row in t.rows]
     return L
@@ -32,9 +40,9 @@ def block_lines(b: Block) -> list[str]:
     if isinstance(b, Table):
         return table_lines(b)
     if isinstance(b, Fields):
-        return [f"- **{k}**: {v}" for k, v in b.items]
+        return [f"- **{esc.markdown_line(k)}**: {esc.markdown_line(v)}" for k, v in b.items]
     if isinstance(b, Figure):
-        return [f"![{b.caption}]({b.path})"]
+        return [f"![{esc.markdown_line(b.caption)}]({esc.markdown_line(b.path).replace(' ', '%20')})"]
     assert isinstance(b, Paragraph)
     return [text(b.content)]
 

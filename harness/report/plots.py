@@ -44,7 +44,8 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 8, "svg.hashsalt": "convtx", "figure.dpi": 100})
+    # text.parse_math off: labels are plain text (a model name with `$` once started mathtext and crashed)
+    plt.rcParams.update({"font.size": 8, "svg.hashsalt": "convtx", "figure.dpi": 100, "text.parse_math": False})
     return plt
 
 

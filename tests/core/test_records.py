@@ -181,7 +181,7 @@ def test_a_complete_but_bad_last_line_is_an_error_not_a_torn_one(tmp_path):
     with pytest.raises(ConvtxError, match=r"results.jsonl:2: not a result record"):
         read_results(path)
     path.write_text(_rec(1).to_line() + '\n{"schema": 1, "case_id": "x"}\n')
-    with pytest.raises(ConvtxError, match=r"results.jsonl:2: not a result record \(TypeError"):
+    with pytest.raises(ConvtxError, match=r"results.jsonl:2: not a result record \(ValueError: run_id is missing"):
         read_results(path)
 
 

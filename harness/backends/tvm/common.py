@@ -95,7 +95,9 @@ def cache_path(art: ModelArtifact, target: dict, version: str) -> Path | None:
     source of the harness code that builds libraries (LIBRARY_SOURCES)."""
     if art.cache_dir is None:
         return None
-    h = hashlib.sha256(Path(art.onnx_path).read_bytes())
+    from harness.core.onnx_io import model_digest
+
+    h = hashlib.sha256(model_digest(art.onnx_path).encode())
     code = cache.source_digest(LIBRARY_SOURCES)
     h.update(
         json.dumps(

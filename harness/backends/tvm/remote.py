@@ -16,6 +16,7 @@ Only TVM backends run remotely: the other engines have no RPC runtime, and a cas
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import time
@@ -37,6 +38,86 @@ class RemoteLost(RuntimeError):
     """The remote server went away (or failed) during a case; the case is an error naming the server."""
 
 
+MAX_ANSWER_BYTES = 1 << 20  # a tracker's summary of a large farm is a few kB
+
+
+class Malformed(ValueError):
+    """A tracker's answer that is not what TVM's tracker protocol sends."""
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
+    """`n` bytes, all of them before `deadline` (time.monotonic): a tracker that drips its bytes cannot hold
+    a caller longer than the deadline (a timeout per receive could, indefinitely)."""
+    out = bytearray()
+    while len(out) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        sock.settimeout(left)
+        chunk = sock.recv(min(n - len(out), 65536))
+        if not chunk:
+            raise ConnectionError("connection closed mid-answer")
+        out += chunk
+    return bytes(out)
+
+
+def _recv_answer(sock: socket.socket, deadline: float):
+    """One framed JSON answer (int32 length + JSON), size-capped and decoded, or Malformed."""
+    size = struct.unpack("<i", _recv_exact(sock, 4, deadline))[0]
+    if not 0 < size <= MAX_ANSWER_BYTES:
+        raise Malformed(f"an answer of {size} bytes")
+    data = _recv_exact(sock, size, deadline)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Malformed(f"not JSON ({type(e).__name__})") from None
+
+
+def _summary_of(value) -> dict:
+    """The SUMMARY answer's payload, checked: {server_info: [{key: str, addr: [host, port]}...], ...}."""
+    from tvm.rpc import base
+
+    if not (isinstance(value, list) and len(value) == 2 and value[0] == base.TrackerCode.SUCCESS):
+        raise Malformed(f"{str(value)[:80]!r} is not a summary")
+    s = value[1]
+    if not isinstance(s, dict) or not isinstance(s.get("server_info", []), list):
+        raise Malformed("a summary without a server list")
+    for i in s.get("server_info", []):
+        addr = i.get("addr") if isinstance(i, dict) else None
+        if not (
+            isinstance(i, dict)
+            and isinstance(i.get("key", ""), str)
+            and isinstance(addr, list)
+            and len(addr) == 2
+            and isinstance(addr[0], str)
+            and isinstance(addr[1], int)
+        ):
+            raise Malformed(f"a server entry {str(i)[:80]!r}")
+    if not isinstance(s.get("queue_info", {}), dict):
+        raise Malformed("a summary with a malformed queue")
+    return s
+
+
+def _session_of(value) -> tuple[str, int, str]:
+    """The REQUEST answer's (host, port, matchkey), checked."""
+    from tvm.rpc import base
+
+    if not (isinstance(value, list) and len(value) == 2 and value[0] == base.TrackerCode.SUCCESS):
+        raise Malformed(f"{str(value)[:80]!r} is not a session")
+    v = value[1]
+    if not (
+        isinstance(v, list)
+        and len(v) == 3
+        and isinstance(v[0], str)
+        and isinstance(v[1], int)
+        and not isinstance(v[1], bool)
+        and 0 < v[1] < 65536
+        and isinstance(v[2], str)
+    ):
+        raise Malformed(f"a session address {str(v)[:80]!r}")
+    return v[0], v[1], v[2]
+
+
 def parse_tracker(text: str) -> tuple[str, int]:
     host, sep, port = (text or "").rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -44,17 +125,33 @@ def parse_tracker(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _tracker_socket(host: str, port: int, timeout: float) -> socket.socket:
+def _tracker_socket(host: str, port: int, timeout: float, deadline: float | None = None) -> socket.socket:
     from tvm.rpc import base
 
-    sock = socket.create_connection((host, port), timeout=timeout)
-    sock.settimeout(timeout)
-    sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
-    magic = struct.unpack("<i", base.recvall(sock, 4))[0]
+    deadline = deadline if deadline is not None else time.monotonic() + timeout
+    sock = socket.create_connection((host, port), timeout=max(0.01, min(timeout, deadline - time.monotonic())))
+    try:
+        sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+        magic = struct.unpack("<i", _recv_exact(sock, 4, deadline))[0]
+    except BaseException:
+        sock.close()
+        raise
     if magic != base.RPC_TRACKER_MAGIC:
         sock.close()
         raise ConnectionError("not a TVM RPC tracker (wrong magic)")
     return sock
+
+
+def _ask(host: str, port: int, message: list, connect_timeout: float, deadline: float):
+    """One exchange with the tracker: connect, send `message`, read one answer, all before `deadline`."""
+    from tvm.rpc import base
+
+    sock = _tracker_socket(host, port, connect_timeout, deadline)
+    try:
+        base.sendjson(sock, message)
+        return _recv_answer(sock, deadline)
+    finally:
+        sock.close()
 
 
 def tracker_summary(addr: str, timeout: float = CONNECT_TIMEOUT_S) -> dict:
@@ -63,21 +160,20 @@ def tracker_summary(addr: str, timeout: float = CONNECT_TIMEOUT_S) -> dict:
     from tvm.rpc import base
 
     host, port = parse_tracker(addr)
+    deadline = time.monotonic() + timeout
     try:
-        sock = _tracker_socket(host, port, timeout)
-        try:
-            base.sendjson(sock, [base.TrackerCode.SUMMARY])
-            value = base.recvjson(sock)
-        finally:
-            sock.close()
+        return _summary_of(_ask(host, port, [base.TrackerCode.SUMMARY], timeout, deadline))
+    except TimeoutError:
+        raise ConvtxError(
+            f"--rpc-tracker {addr}: the tracker did not answer within the {timeout:g} s deadline"
+        ) from None
+    except Malformed as e:
+        raise ConvtxError(f"--rpc-tracker {addr}: a malformed answer from the tracker ({e})") from None
     except (OSError, ConnectionError, struct.error) as e:
         raise ConvtxError(
             f"--rpc-tracker {addr}: no RPC tracker reachable ({type(e).__name__}: {e}); start one "
-            f"with `python -m tvm.exec.rpc_tracker --port {port}`"
+            f"with `python -m tvm.exec.rpc_tracker --host 127.0.0.1 --port {port}`"
         ) from None
-    if not (isinstance(value, list) and value and value[0] == base.TrackerCode.SUCCESS):
-        raise ConvtxError(f"--rpc-tracker {addr}: unexpected answer from the tracker: {value!r}")
-    return value[1]
 
 
 def servers_for(summary: dict, key: str) -> list[str]:
@@ -108,28 +204,23 @@ def request_session(addr: str, key: str, session_timeout: float, wait_s: float =
 
     host, port = parse_tracker(addr)
     t0 = time.monotonic()
+    deadline = t0 + wait_s
     last = ""
     for _ in range(REQUEST_ATTEMPTS):
-        left = wait_s - (time.monotonic() - t0)
+        left = deadline - time.monotonic()
         if left <= 0:
             break
         try:
-            sock = _tracker_socket(host, port, min(CONNECT_TIMEOUT_S, left))
-            sock.settimeout(left)
-            try:
-                base.sendjson(sock, [base.TrackerCode.REQUEST, key, "", 1])
-                value = base.recvjson(sock)
-            finally:
-                sock.close()
+            value = _ask(host, port, [base.TrackerCode.REQUEST, key, "", 1], min(CONNECT_TIMEOUT_S, left), deadline)
+            url, sport, matchkey = _session_of(value)
         except TimeoutError:
             raise RemoteLost(
                 f"no server under key {key!r} became free within {wait_s:.0f} s (tracker {addr})"
             ) from None
+        except Malformed as e:
+            raise RemoteLost(f"tracker {addr}: a malformed answer to the request for key {key!r} ({e})") from None
         except (OSError, ConnectionError, struct.error) as e:
             raise RemoteLost(f"tracker {addr} unreachable: {type(e).__name__}: {e}") from None
-        if not (isinstance(value, list) and value and value[0] == base.TrackerCode.SUCCESS):
-            raise RemoteLost(f"tracker {addr} refused the request for key {key!r}: {value!r}")
-        url, sport, matchkey = value[1]
         server = f"{url}:{sport}"
         try:
             sess = rpc.connect(url, sport, matchkey, session_timeout=session_timeout)

@@ -11,7 +11,7 @@ timed alone, its share of the model's latency (time per call × calls) is record
 are left out, and MetaSchedule's gradient scheduler, whose objective is Σ calls × measured latency over the
 tuned tasks, spends the trials on whichever task currently costs the model most.
 
-Tuning runs in a child process (`python -m harness.backends.tvm.tuning worker SPEC.json`): a budget is a wall-clock
+Tuning runs in a child process (`python -m harness.backends.tvm worker SPEC.json`): a budget is a wall-clock
 limit on it, and because MetaSchedule appends each measured record to the JSON files at once, killing it
 loses at most the batch in flight — `convtx tune` again resumes from the records already there.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from harness.backends.base import ModelArtifact, UnsupportedModel
 from harness.backends.tvm.common import TvmBackend, cache_path, engine_info, export_cached, host_target, relax_module
-from harness.core import cache
+from harness.core import cache, safefs
 from harness.core.config import RunConfig
 from harness.core.errors import ConvtxError
 
@@ -40,7 +40,12 @@ TRIALS_PER_ITER = 16  # small rounds: a workload's trials reach more of its task
 
 
 def target_slug(target: dict) -> str:
-    return f"{target.get('kind', 'llvm')}-{target.get('mcpu', 'generic')}-{target.get('num-cores', 'x')}c"
+    """The database's folder name; its parts may come from a remote or a command line, so each must be a
+    plain file name (docs/security.md)."""
+    parts = [str(target.get("kind", "llvm")), str(target.get("mcpu", "generic")), str(target.get("num-cores", "x"))]
+    for what, v in zip(("kind", "mcpu", "num-cores"), parts):
+        safefs.component(v, what, "the TVM target")
+    return f"{parts[0]}-{parts[1]}-{parts[2]}c"
 
 
 def db_dir(target: dict, tvm_version: str, root: Path | None = None) -> Path:
@@ -130,8 +135,21 @@ def has_record(db, task, target: dict) -> bool:
     return db.query_tuning_record(task.dispatched[0], tvm.target.Target(target), "main") is not None
 
 
-def task_table(tasks, target: dict, db=None, timed: bool = True) -> list[TaskInfo]:
-    costs = [(_time_task(t, target) if timed else None) for t in tasks]
+def _task_ms(task, target: dict, decisions) -> float:
+    """Per call, what tvm-llvm runs for the task: the default schedule where it was measured faster, else the
+    loop nest (harness/backends/tvm/defaults.py, the per-machine decisions the builds use); with no
+    decisions at hand, the loop nest timed alone."""
+    if decisions is not None:
+        from harness.backends.tvm import defaults
+
+        ms = defaults.decision(task.task_name, task.dispatched[0]["main"], target, decisions).default_ms
+        if ms is not None:
+            return ms
+    return _time_task(task, target)
+
+
+def task_table(tasks, target: dict, db=None, timed: bool = True, decisions=None) -> list[TaskInfo]:
+    costs = [(_task_ms(t, target, decisions) if timed else None) for t in tasks]
     total = sum(c * t.weight for c, t in zip(costs, tasks)) if timed else None
     return [
         TaskInfo(
@@ -224,7 +242,7 @@ def _run_worker(
     env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
     # the tuner's progress (its per-round task table) goes to stderr: stdout carries this process's result
     p = subprocess.Popen(
-        [sys.executable, "-m", "harness.backends.tvm.tuning", "worker", str(spec_path)],
+        [sys.executable, "-m", "harness.backends.tvm", "worker", str(spec_path)],
         env=env,
         start_new_session=True,
         stdout=sys.stderr,
@@ -257,15 +275,19 @@ def tune_workload(
     db_root: Path | None,
     work_root: Path,
     say=print,
+    decisions_dir: Path | None = None,
 ) -> TuneResult:
     import tvm
+
+    from harness.backends.tvm import defaults
 
     d = db_dir(target, tvm.__version__, db_root)
     db = open_db(d)
     mod = relax_module(onnx_path, shapes, dtypes)
     tasks = extract(mod, target)
-    say(f"[tune] {label} / {lowering}: {len(tasks)} tasks; timing each untuned to weigh it ...")
-    table = task_table(tasks, target, db)
+    decisions = defaults.Decisions(defaults.decisions_file(decisions_dir, target)) if decisions_dir else None
+    say(f"[tune] {label} / {lowering}: {len(tasks)} tasks; weighing each by what tvm-llvm runs untuned ...")
+    table = task_table(tasks, target, db, decisions=decisions)
     for t in sorted(table, key=lambda t: -(t.share or 0)):
         say(
             f"[tune]   {t.share * 100:5.1f}%  {t.ms_per_call:9.3f} ms x{t.calls}  {t.name}"
@@ -291,7 +313,7 @@ def tune_workload(
         "threads": threads,
     }
     spec_path = work / "spec.json"
-    spec_path.write_text(json.dumps(spec, indent=2))
+    safefs.write_atomic(spec_path, json.dumps(spec, indent=2))
     seconds, stopped = _run_worker(spec_path, budget_s, threads, work, label, say)
     db = open_db(d)  # re-read what the child appended
     after = tuning_state(mod, target, db)
@@ -314,9 +336,7 @@ def _update_index(d: Path, res: TuneResult) -> None:
     index["target"] = res.target
     index["workloads"] = [w for w in index["workloads"] if (w["model"], w["lowering"]) != key] + [entry]
     index["total_seconds"] = round(sum(w.get("seconds_total", w["seconds"]) for w in index["workloads"]), 1)
-    tmp = path.with_name("index.json.tmp")
-    tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
-    tmp.replace(path)
+    safefs.write_atomic(path, json.dumps(index, indent=1, sort_keys=True))
 
 
 def survey(spec: dict) -> list[dict]:
@@ -380,7 +400,7 @@ def tune_tasks(spec: dict) -> dict:
         "threads": spec["threads"],
     }
     path = work / "spec-tasks.json"
-    path.write_text(json.dumps(worker_spec, indent=2))
+    safefs.write_atomic(path, json.dumps(worker_spec, indent=2))
     say = lambda m: print(m, file=sys.stderr, flush=True)
     seconds, stopped = _run_worker(path, spec.get("budget_s"), spec["threads"], work, spec["label"], say)
     return {"tasks": spec["tasks"], "seconds": round(seconds, 1), "stopped_by_budget": stopped, "db": str(d)}
@@ -415,6 +435,7 @@ def main(argv=None) -> int:
                 None,
                 Path(spec["work_root"]),
                 say=lambda m: print(m, file=sys.stderr, flush=True),
+                decisions_dir=Path(spec["decisions_dir"]) if spec.get("decisions_dir") else None,
             )
         except ConvtxError as e:
             print(f"convtx: error: {e}", file=sys.stderr)
@@ -429,9 +450,7 @@ def main(argv=None) -> int:
             return 1
         print(json.dumps(asdict(res)))
         return 0
-    print(
-        "usage: python -m harness.backends.tvm.tuning worker SPEC.json (internal; use `convtx tune`)", file=sys.stderr
-    )
+    print("usage: python -m harness.backends.tvm worker SPEC.json (internal; use `convtx tune`)", file=sys.stderr)
     return 2
 
 
