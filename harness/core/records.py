@@ -43,6 +43,13 @@ def _num(v: Any) -> float | None:
     return _req(v)
 
 
+def _count(v: Any, what: str) -> int:
+    """An integer field of a record read from a file (a `<script>` here once reached report.html raw)."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{what} must be an integer, not {type(v).__name__} {str(v)[:40]!r}")
+    return v
+
+
 def _req(v: Any) -> float:
     """A float field that a record must have: a number, or a non-finite float written as a string."""
     if isinstance(v, str):
@@ -209,7 +216,7 @@ class Latency:
             p90=_req(d["p90"]),
             p99=_req(d["p99"]),
             iqr=_req(d["iqr"]),
-            n=d.get("n", len(d.get("samples") or ())),
+            n=_count(d.get("n", len(d.get("samples") or ())), "latency_ms.n"),
             reference=ReferenceTiming.from_json(d["reference"]) if d.get("reference") else None,
             ratio_to_reference=_num(d.get("ratio_to_reference")),
         )

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core import safefs
 from harness.perfgate.compare import (
     DEFAULT_THRESHOLD_PCT,
     Side,
@@ -507,7 +508,7 @@ def main(argv=None) -> int:
     if args.cmd == "swap":
         rows = swapped(args.run, args.baseline)
         if args.json:
-            args.json.write_text(json.dumps(rows, indent=1) + "\n")
+            safefs.write_atomic(args.json, json.dumps(rows, indent=1) + "\n")
         print(
             "| lowering run as native | case | ratio to the baseline | threshold | verdict |\n|---|---|---:|---:|---|"
         )
@@ -517,7 +518,7 @@ def main(argv=None) -> int:
     if args.cmd == "validity":
         res = validity(args.counts, args.time)
         if args.json:
-            args.json.write_text(json.dumps(res, indent=1) + "\n")
+            safefs.write_atomic(args.json, json.dumps(res, indent=1) + "\n")
         print(render_validity(res))
         return 0
     if args.cmd == "collect":
@@ -542,7 +543,7 @@ def main(argv=None) -> int:
         res = suggest(args.out, _cycles(args.cycles), args.group, args.floor, args.margin)
         text = json.dumps(res, indent=1) + "\n"
         if args.json:
-            args.json.write_text(text)
+            safefs.write_atomic(args.json, text)
         print(text, end="")
         return 0
     thr = load_thresholds(args.per_case, args.threshold or DEFAULT_THRESHOLD_PCT)
@@ -550,7 +551,7 @@ def main(argv=None) -> int:
         thr = replace(thr, default_pct=args.threshold, counts=Thresholds(args.threshold, ()))
     res = analyse(args.out, thr, _cycles(args.cycles), args.group)
     if args.json:
-        args.json.write_text(json.dumps(res, indent=1) + "\n")
+        safefs.write_atomic(args.json, json.dumps(res, indent=1) + "\n")
     print(render(res))
     return 0
 

@@ -45,7 +45,7 @@ def test_report_refuses_a_run_directory_holding_a_link(tmp_path, victim, name):
     assert not (run / "report.html").exists() or (run / "report.html").is_symlink()
 
 
-@pytest.mark.parametrize("name", [".lock", "results.jsonl", "logs"])
+@pytest.mark.parametrize("name", [".lock", "results.jsonl", "logs", "logs/worker-ort-cpu.log"])
 def test_resume_refuses_a_run_directory_holding_a_link(tmp_path, victim, name):
     """`.lock -> file` had the file replaced by a pid; `results.jsonl -> file` truncated it (a torn last line
     is cut before appending); `logs -> folder` appended worker logs there."""
@@ -56,12 +56,15 @@ def test_resume_refuses_a_run_directory_holding_a_link(tmp_path, victim, name):
         target = victim
     elif name == "logs":
         target = victim.parent
+    elif name.startswith("logs/"):
+        (run / "logs").mkdir(exist_ok=True)
+        target = victim
     else:
         target = victim
     (run / name).symlink_to(target)
     before = victim.read_text()
     p = run_cli("bench", "--resume", str(run), "--build-dir", str(tmp_path / "b"))
-    assert_one_line_error(p, name, "symbolic link")
+    assert_one_line_error(p, name.split("/")[-1], "symbolic link")
     assert victim.read_text() == before
     assert sorted(os.listdir(victim.parent)) == ["victim.txt"]
 
@@ -178,3 +181,30 @@ def test_make_quotes_the_run_folder(tmp_path):
     )
     line = next(ln for ln in p.stdout.splitlines() if "convtx report" in ln)
     assert f"'z;touch {tmp_path}/PWNED;#'" in line, line
+
+
+def test_a_restored_cache_entry_that_is_a_link_is_not_trusted_nor_written_through(tmp_path, victim):
+    """A build cache restored by CI holding `entry -> file` (and its digest): not a hit, the link is removed
+    (not its target), and the rebuilt entry is a file of its own."""
+    from harness.core import cache
+
+    d = tmp_path / "compiled"
+    d.mkdir()
+    entry = d / "model-tvm-abc.so"
+    entry.symlink_to(victim)
+    (d / "model-tvm-abc.so.sha256").write_text(cache._digest(victim) + "\n")
+    assert not cache.is_valid(entry)
+    assert not entry.exists() and victim.read_text() == VICTIM
+    tmp = cache.tmp_path(entry)
+    tmp.write_bytes(b"library")
+    cache.commit(tmp, entry)
+    assert cache.is_valid(entry) and not entry.is_symlink() and victim.read_text() == VICTIM
+
+
+def test_a_remote_s_cpu_name_cannot_steer_the_tuning_database_s_folder():
+    pytest.importorskip("tvm")
+    from harness.backends.tvm.tuning import db_dir
+
+    assert db_dir({"kind": "llvm", "mcpu": "znver2", "num-cores": 2}, "0.27").name == "llvm-znver2-2c"
+    with pytest.raises(ConvtxError, match="mcpu"):
+        db_dir({"kind": "llvm", "mcpu": "../../../etc", "num-cores": 2}, "0.27")

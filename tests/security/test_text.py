@@ -62,13 +62,20 @@ def _assert_tables_keep_their_shape(md: str) -> None:
         assert cells == width, ln
 
 
-def test_a_record_whose_fields_have_the_wrong_type_is_a_one_line_error(tmp_path):
+@pytest.mark.parametrize("field", ["batch", "n"])
+def test_a_record_whose_fields_have_the_wrong_type_is_a_one_line_error(tmp_path, field):
     """`batch` and `n` once carried `<script>` into report.html; a record's typed fields are checked."""
     run = write_run(tmp_path / "r")
-    _edit_records(run, batch="<script>alert(1)</script>")
+    lines = (run / "results.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    if field == "n":
+        rec["latency_ms"]["n"] = "<script>alert(1)</script>"
+    else:
+        rec[field] = "<script>alert(1)</script>"
+    (run / "results.jsonl").write_text("\n".join([json.dumps(rec), *lines[1:]]) + "\n")
     p = run_cli("report", str(run))
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
-    assert "results.jsonl:1" in p.stderr and "batch" in p.stderr
+    assert "results.jsonl:1" in p.stderr and field in p.stderr
     assert not (run / "report.html").exists()
 
 
