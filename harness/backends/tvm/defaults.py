@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.backends.tvm.schedule import SCHEDULED
-from harness.core import cache
+from harness.core import cache, safefs
 
 RTOL = 1e-4  # of the largest |value| of an output: float32 reassociation in a long reduction stays far below
 MIN_GAIN = 1.0  # used only when strictly faster than the unscheduled kernel
@@ -226,7 +226,7 @@ class Decisions:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             body = json.dumps(self.known[key], sort_keys=True)
             line = json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest(), "d": body}) + "\n"
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = safefs.open_fd(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # a restored cache: no links
             try:
                 os.write(fd, line.encode())
             finally:
@@ -410,6 +410,7 @@ def decisions_file(cache_dir: Path, target_d: dict) -> Path:
     import tvm
 
     slug = f"{target_d.get('mcpu', 'generic')}-{target_d.get('num-cores', 'x')}c"
+    safefs.component(slug, "target CPU", "the TVM target")  # a remote's CPU name is not a path
     return cache_dir / f"default-schedule-tvm-{tvm.__version__}-{slug}.jsonl"
 
 
