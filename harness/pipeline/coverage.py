@@ -12,7 +12,7 @@ that can win has more than `max_untuned` of its latency in untuned tasks.
    Greedily, the untuned task with the largest Σ over candidate workloads of its share of that workload's
    latency is next, until every candidate is at or under `max_untuned`.
 3. **Tune** the next tasks of the plan (a few at a time, `trials_per_task` each) in MetaSchedule's child
-   process, into the committed database; survey again (the database and the decisions are re-read), plan
+   process, into the committed database; survey again the workloads that hold a task just tuned (the database is re-read), plan
    again, until the plan is empty or the budget is spent. Everything MetaSchedule measures is appended to
    the database at once, so a stop loses at most the batch in flight and running it again resumes.
 
@@ -235,16 +235,21 @@ def tune_coverage(
     done = 0
     db = None
     tuned_s = 0.0  # seconds spent tuning since coverage.json was last written
+    surveyed: dict[str, Workload] = {}
+    stale = set(sources)  # workloads to survey (again): all at first, then those holding a task just tuned
     while True:
-        workloads = []
         for key, (path, prep) in sources.items():
+            if key not in stale:
+                continue
             label, lw = key.rsplit("/", 1)
             try:
-                workloads.append(survey(label, lw, path, prep, target, threads, build))
+                surveyed[key] = survey(label, lw, path, prep, target, threads, build)
             except ConvtxError as e:
                 failed.append(str(e))
+                surveyed.pop(key, None)
                 say(f"[tune] {key}: survey FAILED — {e}")
-        sources = {k: v for k, v in sources.items() if any(w.key == k for w in workloads)}
+        sources = {k: v for k, v in sources.items() if k in surveyed}
+        workloads = [surveyed[k] for k in sources]
         p = plan(workloads, max_untuned, within)
         table = coverage_table(workloads, p)
         db = _write_coverage(table, p, target, threads, tuned_s)
@@ -261,6 +266,8 @@ def tune_coverage(
             say("[tune] the budget is spent; the coverage above is what the database holds (run again to resume)")
             break
         by_source = group_by_source(p.steps[:batch], workloads)
+        tuned_now = {s.workload for s in p.steps[:batch]}
+        stale = {w.key for w in workloads if any(t.workload in tuned_now for t in w.tasks)}
         for src, steps in by_source.items():
             path, prep = sources[src]
             label, lw = src.rsplit("/", 1)
