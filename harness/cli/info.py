@@ -16,9 +16,24 @@ def add_list(sub) -> None:
 
 
 def add_export(sub) -> None:
-    sp = sub.add_parser("export", help="export zoo models to ONNX")
-    sp.add_argument("models", nargs="*", metavar="MODEL", help="zoo name or name@size (default: all)")
-    sp.add_argument("--out", default="build/export")
+    sp = sub.add_parser(
+        "export",
+        help="export zoo models to ONNX; with --format, a run directory as CSV or pytest-benchmark JSON",
+    )
+    sp.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL|RUN_DIR",
+        help="zoo name or name@size (default: all); with --format, one run directory",
+    )
+    sp.add_argument("--out", default="build/export", help="folder for the ONNX files")
+    sp.add_argument(
+        "--format",
+        choices=("csv", "pytest-benchmark"),
+        help="export RUN_DIR's records instead: csv (the DataFrame of harness.load_run) or pytest-benchmark "
+        "(the JSON `pytest-benchmark compare` reads)",
+    )
+    sp.add_argument("-o", "--output", metavar="FILE", help="with --format: the file to write")
     sp.add_argument("--batches")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--build-dir", default="build")
@@ -105,6 +120,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.format:
+        return _export_run(args)
     from harness.core.records import fmt_metric
     from harness.pipeline.export import export_zoo
     from harness.pipeline.sweep import zoo_ref
@@ -122,6 +139,19 @@ def cmd_export(args) -> int:
                 err = f" rel_l2 {fmt_metric(r['rel_l2'], '.1e')} vs PyTorch float64" if "rel_l2" in r else ""
                 why = f" — {r['reason']}" if r.get("reason") else ""
                 print(f"    {name:<12} {r['status']}{err}{why}")
+    return 0
+
+
+def _export_run(args) -> int:
+    from harness.core.errors import ConvtxError
+    from harness.report.export import export_run
+
+    if len(args.models) != 1 or not args.output:
+        raise ConvtxError("export --format FORMAT takes one RUN_DIR and -o FILE")
+    out = Path(args.output)
+    writable_parent(out)
+    path, n = export_run(args.models[0], args.format, out)
+    print(f"{path}: {n} {'rows' if args.format == 'csv' else 'benchmarks'} ({args.format})")
     return 0
 
 
