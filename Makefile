@@ -7,6 +7,9 @@ STAMP := $(VENV)/.convtx-installed
 SUITE ?= default
 RUN ?= $(shell ls -1d reports/runs/*/ 2>/dev/null | tail -n 1)
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+BENCH_AA_ROUNDS ?= 10
+BENCH_AA_OUT ?= build/bench-aa
 # a variable given on the command line, as one shell word (RUN='z;echo …;#' was once run by the shell)
 q = '$(subst ','\'',$(1))'
 
@@ -29,7 +32,7 @@ STUDY_OUT ?= build/perf-study
 RPC_OUT ?= build/rpc-demo
 RPC_KILL ?=
 
-.PHONY: all setup setup-tools bench lint test test-heavy tune report report-check equivalence chaos conformance fuzz clean \
+.PHONY: all setup setup-tools bench benchmarks benchmarks-aa lint test test-heavy tune report report-check equivalence chaos conformance fuzz clean \
 	perf-check perf-baseline perf-study perf-study-time setup-cuda bench-cuda build-cuda rpc-demo
 
 all: test
@@ -78,8 +81,8 @@ rpc-demo: $(STAMP)
 # and format check, mypy on harness/core. `make test` runs them first.
 lint: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check harness models tests
-	$(BIN)/ruff format --check harness models tests
+	$(BIN)/ruff check harness models tests benchmarks
+	$(BIN)/ruff format --check harness models tests benchmarks
 	$(BIN)/mypy
 
 # Two tiers (README "Tests"): `make test` runs the first (everything not marked heavy: minutes);
@@ -99,6 +102,16 @@ setup-tools:
 	@command -v valgrind >/dev/null && ls /usr/include/valgrind/callgrind.h /usr/local/include/valgrind/callgrind.h 2>/dev/null | grep -q . || \
 		{ $$(command -v sudo || true) apt-get update -qq && $$(command -v sudo || true) apt-get install -y -qq valgrind; }
 	@command -v nvcc >/dev/null || echo "note: nvcc missing: install the CUDA toolkit (tests marked requires_nvcc need it)"
+
+# The gate suite's cases as pytest-benchmark benchmarks (benchmarks/; docs/perf-gate.md): BENCH_ARGS go to pytest,
+# e.g. BENCH_ARGS="--benchmark-autosave" then BENCH_ARGS="--benchmark-compare --benchmark-compare-fail=median:10%"
+benchmarks: $(STAMP)
+	$(BIN)/python -m pytest benchmarks -p no:cacheprovider $(BENCH_ARGS)
+
+# A/A false alarms of pytest-benchmark's percentage gate: BENCH_AA_ROUNDS rounds of benchmarks/, every pair compared
+benchmarks-aa: $(STAMP)
+	$(BIN)/python -m harness.perfgate.study pytest-benchmark-aa $(call q,$(BENCH_AA_OUT)) --rounds $(BENCH_AA_ROUNDS) \
+		--json $(call q,$(BENCH_AA_OUT))/aa.json
 
 # MetaSchedule-tune the suite's models for this host into tuning/ (commit the result); resumable
 # coverage-driven (docs/tuning.md): tasks across the suite's models and lowerings, until no lowering that can

@@ -454,6 +454,67 @@ def _cycles(text: str | None) -> range | None:
     return range(int(lo), int(hi or lo) + 1)
 
 
+def pytest_benchmark_collect(out: Path, rounds: int, repo: Path) -> list[Path]:
+    """`rounds` runs of the pytest-benchmark suite (benchmarks/, the gate suite's cases), each a fresh pytest
+    process writing its JSON (out/round-NN.json), resumable (a round already written is kept)."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(1, rounds + 1):
+        f = out / f"round-{i:02d}.json"
+        if not f.exists():
+            cmd = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "benchmarks",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--benchmark-json={f}",
+            ]
+            p = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False)
+            if p.returncode != 0:
+                raise SystemExit(
+                    f"round {i}: pytest failed (exit {p.returncode}):\n{p.stdout[-2000:]}{p.stderr[-2000:]}"
+                )
+        files.append(f)
+    return files
+
+
+def pytest_benchmark_aa(files: list[Path], check: str = "median:10%") -> dict:
+    """A/A false alarms of pytest-benchmark's `--benchmark-compare-fail=CHECK` (its own check objects,
+    pytest_benchmark.utils.parse_compare_fail): every ordered pair of rounds of the same code (the earlier as
+    the saved run) is a comparison; it is a false alarm when any case fails the check, as CI would see it."""
+    from pytest_benchmark.utils import parse_compare_fail
+
+    chk = parse_compare_fail(check)
+    runs = [{b["name"]: b["stats"] for b in json.loads(f.read_text())["benchmarks"]} for f in files]
+    comparisons = alarms = case_checks = case_alarms = 0
+    worst: dict[str, float] = {}
+    for a, b in itertools.combinations(range(len(runs)), 2):
+        comparisons += 1
+        failed = False
+        for name, cur in runs[b].items():
+            if name not in runs[a]:
+                continue
+            case_checks += 1
+            pct = chk.compute(cur, runs[a][name])
+            worst[name] = max(worst.get(name, -1e9), pct)
+            if chk.fails(cur, runs[a][name]):
+                case_alarms += 1
+                failed = True
+        alarms += failed
+    return {
+        "check": check,
+        "rounds": len(runs),
+        "comparisons": comparisons,
+        "false_alarms": alarms,
+        "case_checks": case_checks,
+        "case_false_alarms": case_alarms,
+        "worst_increase_pct": {k: round(v, 1) for k, v in sorted(worst.items())},
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.perfgate.study", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -504,7 +565,27 @@ def main(argv=None) -> int:
     w.add_argument("run", type=Path, help="a run (counted or timed) with several lowerings")
     w.add_argument("--baseline", type=Path, default=Path("reports/baseline"))
     w.add_argument("--json", type=Path)
+    pb = sub.add_parser(
+        "pytest-benchmark-aa",
+        help="A/A false alarms of pytest-benchmark's --benchmark-compare-fail over rounds of benchmarks/",
+    )
+    pb.add_argument("out", type=Path)
+    pb.add_argument("--rounds", type=int, default=10)
+    pb.add_argument("--check", default="median:10%")
+    pb.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if args.cmd == "pytest-benchmark-aa":
+        res = pytest_benchmark_aa(pytest_benchmark_collect(args.out, args.rounds, Path.cwd()), args.check)
+        if args.json:
+            safefs.write_atomic(args.json, json.dumps(res, indent=1) + "\n")
+        print(
+            f"pytest-benchmark --benchmark-compare-fail={res['check']}, {res['rounds']} rounds of the same code: "
+            f"{res['false_alarms']}/{res['comparisons']} comparisons raised a false alarm "
+            f"({res['case_false_alarms']}/{res['case_checks']} case checks)"
+        )
+        for k, v in res["worst_increase_pct"].items():
+            print(f"  {k}: worst median increase {v:+.1f}%")
+        return 0
     if args.cmd == "swap":
         rows = swapped(args.run, args.baseline)
         if args.json:

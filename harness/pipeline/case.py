@@ -165,6 +165,26 @@ def numerics_of(cmp, policy: str) -> Numerics:
     )
 
 
+def case_artifact(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir: Path, details: dict):
+    """What `backend` compiles for this case: the model under `lowering`, rewritten where the engine needs it
+    (`details` gains `lowering` and `rewrites`), with the compile cache under `build_dir`."""
+    path, lowered = lowered_path(prep, lowering, build_dir)
+    details["lowering"] = lowered
+    if backend.needs_rewrites:
+        path, rewrites = rewritten_path(path, backend.needs_rewrites, build_dir)
+        if rewrites:
+            details["rewrites"] = rewrites
+    return ModelArtifact(
+        path,
+        prep.input_shapes,
+        prep.input_dtypes,
+        prep.ref.name if prep.ref.is_zoo else None,
+        prep.ref.size,
+        cfg.seed,
+        cache_dir=str(build_dir / "compiled"),
+    )
+
+
 def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run_id: str, build_dir: Path) -> Record:
     key = case_key(prep, lowering, backend_id, cfg, run_id)
     details: dict = {"reference": prep.reference, "onnx": Path(prep.onnx_path).name}
@@ -190,22 +210,8 @@ def _run_case(
 ) -> Record:
     stage = "lower"
     try:
-        path, lowered = lowered_path(prep, lowering, build_dir)
-        details["lowering"] = lowered
-        if backend.needs_rewrites:
-            path, rewrites = rewritten_path(path, backend.needs_rewrites, build_dir)
-            if rewrites:
-                details["rewrites"] = rewrites
-        flops_performed = _performed_flops(path, prep)
-        art = ModelArtifact(
-            path,
-            prep.input_shapes,
-            prep.input_dtypes,
-            prep.ref.name if prep.ref.is_zoo else None,
-            prep.ref.size,
-            cfg.seed,
-            cache_dir=str(build_dir / "compiled"),
-        )
+        art = case_artifact(prep, lowering, backend, cfg, build_dir, details)
+        flops_performed = _performed_flops(art.onnx_path, prep)
         stage = "compile"
         if backend.availability():
             backend.load()  # engine import time is not compile time
