@@ -234,7 +234,6 @@ def tune_coverage(
             sources[f"{ref.label}/{lw}"] = (path, prep)
     done = 0
     db = None
-    tuned_s = 0.0  # seconds spent tuning since coverage.json was last written
     surveyed: dict[str, Workload] = {}
     stale = set(sources)  # workloads to survey (again): all at first, then those holding a task just tuned
     while True:
@@ -252,8 +251,7 @@ def tune_coverage(
         workloads = [surveyed[k] for k in sources]
         p = plan(workloads, max_untuned, within)
         table = coverage_table(workloads, p)
-        db = _write_coverage(table, p, target, threads, tuned_s)
-        tuned_s = 0.0
+        db = _write_coverage(table, p, target, threads)
         worst = max(p.before.values(), default=0.0)
         say(
             f"[tune] coverage: {len(workloads)} workloads, {len(p.steps)} tasks to tune for <= {max_untuned:.0%} "
@@ -282,8 +280,8 @@ def tune_coverage(
                 "budget_s": left(),
             }
             r = _child(["tune-tasks", json.dumps(spec)], threads)
-            if r.returncode == 0:
-                tuned_s += json.loads(r.stdout.strip().splitlines()[-1])["seconds"]
+            if r.returncode == 0:  # counted at once: a run stopped mid-round keeps the time it spent
+                _add_tuning_seconds(Path(db), json.loads(r.stdout.strip().splitlines()[-1])["seconds"])
             else:
                 failed.append(f"{src}: tuning {[s.task for s in steps]} failed (exit {r.returncode})")
                 say(f"[tune] {src}: tuning FAILED (exit {r.returncode})")
@@ -293,9 +291,20 @@ def tune_coverage(
     return Coverage(table, done, len(p.steps), round(time.monotonic() - t0, 1), db, tuple(failed))
 
 
-def _write_coverage(table: list[dict], p: Plan, target: dict | None, threads: int, tuned_s: float) -> str:
+def _add_tuning_seconds(d: Path, seconds: float) -> None:
+    """coverage.json's `tuning_seconds_total` += seconds (after each tuning child, so that no stop loses it)."""
+    path = d / "coverage.json"
+    try:
+        cov = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    cov["tuning_seconds_total"] = round(float(cov.get("tuning_seconds_total", 0.0)) + seconds, 1)
+    safefs.write_atomic(path, json.dumps(cov, indent=1, sort_keys=True))
+
+
+def _write_coverage(table: list[dict], p: Plan, target: dict | None, threads: int) -> str:
     """coverage.json beside the database: the last survey's table, the plan left, and the tuning time spent
-    on this database in all (`tuning_seconds_total`, summed over runs)."""
+    on this database in all (`tuning_seconds_total`, summed over runs and rounds)."""
     import tvm
 
     from harness.backends.tvm.common import host_target
@@ -316,7 +325,7 @@ def _write_coverage(table: list[dict], p: Plan, target: dict | None, threads: in
         "candidates": p.candidates,
         "workloads": table,
         "plan_left": [asdict(s) for s in p.steps],
-        "tuning_seconds_total": round(total + tuned_s, 1),
+        "tuning_seconds_total": round(total, 1),
     }
     safefs.write_atomic(path, json.dumps(out, indent=1, sort_keys=True))
     return str(d)
