@@ -60,7 +60,12 @@ def add_tune(sub) -> None:
         default=2.0,
         help="with --coverage: a lowering can win when within this factor of the model's fastest (default 2)",
     )
-    sp.add_argument("--budget-minutes", type=float, default=None, help="wall-clock budget for everything")
+    sp.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=90.0,
+        help="wall-clock budget for everything, survey included (default 90; 0: none)",
+    )
     sp.add_argument("--threads", type=int, default=None, help="threads (default: usable CPUs)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--build-dir", default="build")
@@ -105,6 +110,8 @@ def cmd_tune(args) -> int:
                 safefs.component(str(target[k]), k, "--target")
     models = [m for a in args.models for m in csv_list(a)] or list(get_suite(args.suite).models)
     build = writable_dir(Path(args.build_dir), "build directory")
+    if args.budget_minutes < 0:
+        raise ConvtxError(f"--budget-minutes {args.budget_minutes:g}: expected minutes >= 0 (0: no budget)")
     budget = args.budget_minutes * 60 if args.budget_minutes else None
     if args.coverage:
         return _tune_coverage(args, models, target, threads, budget, build)

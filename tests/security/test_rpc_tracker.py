@@ -50,7 +50,7 @@ class FakeTracker:
                     break
                 c.sendall(self.answer[i : i + 1])
                 time.sleep(self.delay)
-        except OSError:
+        except (OSError, struct.error):  # the client gave up (a deadline) or was not a tracker client
             pass
         finally:
             c.close()
