@@ -1,6 +1,6 @@
 """Writing into folders that came from someone else (a received run directory, a restored build cache).
 
-Three rules, for every file convtx writes (docs/security.md):
+Two rules, for every file convtx writes (docs/security.md):
 
 - **Never through a link.** A file is written by creating a fresh temporary file in the target folder
   (`mkstemp`: exclusive creation, so a planted link cannot be followed) and renaming it over the name; a file
@@ -10,7 +10,6 @@ Three rules, for every file convtx writes (docs/security.md):
 - **Never under a name a file chose.** A name read from a received file (a model name in run.json, an `mcpu`
   a remote reported) becomes a path component only through `component`, which refuses separators, `..`,
   control characters and anything outside a small alphabet.
-- **Never outside the folder.** `inside` checks a joined path against its root after resolving.
 """
 
 from __future__ import annotations
@@ -37,14 +36,6 @@ def component(name: str, what: str, where: str | Path) -> str:
             f"no separators, no '..')"
         )
     return name
-
-
-def inside(root: Path, path: Path, where: str | Path) -> Path:
-    """`path`, refused unless it resolves inside `root`."""
-    r, p = Path(root).resolve(), Path(path).resolve()
-    if p != r and r not in p.parents:
-        raise ConvtxError(f"{where}: {path} lies outside {root}; refused")
-    return Path(path)
 
 
 def refuse_link(path: Path) -> Path:
