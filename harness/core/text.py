@@ -2,8 +2,8 @@
 
 A model's node names, a run id, a reason string, a `batch` field: all of it comes from files that may have
 been received from someone else (docs/security.md). Each medium has one function here and every writer of
-that medium goes through it: the HTML report (`html`), Markdown tables and lines (`markdown_cell`,
-`markdown_line`, `markdown_code`) and the terminal (`terminal`, `TerminalStream` for the CLI's streams).
+that medium goes through it: the HTML report (`html`), Markdown (`markdown_line` for lines and table cells,
+`markdown_code`) and the terminal (`terminal`, `TerminalStream` for the CLI's streams).
 Plot labels are drawn with matplotlib's mathtext off (`text.parse_math`, harness/report/plots.py).
 """
 
@@ -36,14 +36,9 @@ _MD_SPECIAL = re.compile(r"([\\`*\[\]<>|])")  # what can end a cell, open a link
 
 
 def markdown_line(s: object) -> str:
-    """For Markdown running text: one line, Markdown's and HTML's special characters escaped (GitHub renders
+    """For Markdown running text and pipe-table cells: one line (a `|` or a line break cannot end a cell), Markdown's and HTML's special characters escaped (GitHub renders
     inline HTML, so `<` matters as much as `|`)."""
     return _MD_SPECIAL.sub(r"\\\1", terminal(s).replace("\t", " "))
-
-
-def markdown_cell(s: object) -> str:
-    """For a cell of a Markdown pipe table (as `markdown_line`: a `|` or a line break cannot end the cell)."""
-    return markdown_line(s)
 
 
 def markdown_code(s: object) -> str:

@@ -30,7 +30,7 @@ def _row(cells: list[str]) -> str:
 
 def table_lines(t: Table) -> list[str]:
     L = [text(t.caption), ""] if t.caption else []
-    L.append(_row([esc.markdown_cell(c.name) for c in t.columns]))
+    L.append(_row([esc.markdown_line(c.name) for c in t.columns]))
     L.append("|" + "".join("---:|" if c.numeric else "---|" for c in t.columns))
     L += [_row([cell_text(c) for c in row]) for row in t.rows]
     return L

@@ -106,7 +106,7 @@ def test_convtx_lower_prints_a_node_name_s_control_characters_as_escapes(tmp_pat
     "s", ["a|b", "x\ny", "<img src=x onerror=alert(1)>", "`code`", "[link](javascript:x)", "\x1b[2K", "tab\there"]
 )
 def test_markdown_cells_hold_one_cell_of_one_line(s):
-    cell = text.markdown_cell(s)
+    cell = text.markdown_line(s)
     assert "\n" not in cell and "\x1b" not in cell
     assert "|" not in cell.replace("\\|", "")
     assert "<" not in cell.replace("\\<", "")
