@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import ConvtxError
+from harness.core.markdown import table_lines
 from harness.core.records import Record
 from harness.core.rundir import read_run
+from harness.core.tables import Column, Table, code
 
 DEFAULT_THRESHOLD_PCT = 10.0
 # counts (bench --counts) move by about 1% between processes (docs/perf-gate.md measured it), not by tens
@@ -661,38 +663,88 @@ def render_markdown(c: Comparison) -> str:
         out.append(f"> ⚠ {line}")
     if c.context:
         out.append("")
-    compared = [x for x in c.cases if x.stats]
-    if compared:
-        order = {"regression": 0, "numerics": 1, "unconfirmed": 2, "improvement": 3, "fixed": 4, "no change": 5}
-        out += [
-            "| case | baseline | current | ratio | 95% interval | p (slower) | rounds | threshold | verdict |",
-            "|---|---:|---:|---:|---|---:|---:|---:|---|",
-        ]
-        for x in sorted(compared, key=lambda x: (order.get(x.verdict, 9), -x.stats["ratio"])):
-            s = x.stats
-            mark = {
-                "regression": "❌ regression",
-                "improvement": "🚀 improvement",
-                "fixed": "✅ fixed",
-                "unconfirmed": "⚠ slower once, not confirmed",
-            }.get(x.verdict, "no change")
-            out.append(
-                f"| `{x.case_id}` | {_fmt_value(s['baseline'], c.mode)} | {_fmt_value(s['current'], c.mode)} "
-                f"| {s['ratio']:.3f} | {s['ci'][0]:.3f}–{s['ci'][1]:.3f} | {_fmt_p(s['p_slower'])} "
-                f"| {len(s['baseline_rounds'])}/{len(s['current_rounds'])} | {x.threshold_pct:g}% | {mark} |"
-            )
-        out.append("")
-    other = [x for x in c.cases if not x.stats]
-    if other:
-        out += ["| case | baseline | current | verdict | note |", "|---|---|---|---|---|"]
-        for x in other:
-            v = "❌ numerics" if x.verdict == "numerics" else x.verdict
-            out.append(
-                f"| `{x.case_id}` | {x.baseline_status or '—'} | {x.current_status or '—'} | {v} | "
-                f"{x.note.replace('|', '/')} |"
-            )
-        out.append("")
+    compared, other = comparison_frames(c)
+    if len(compared):
+        out += table_lines(Table.from_frame(compared, COMPARED_COLUMNS)) + [""]
+    if len(other):
+        out += table_lines(Table.from_frame(other, OTHER_COLUMNS)) + [""]
     return "\n".join(out)
+
+
+_ORDER = {"regression": 0, "numerics": 1, "unconfirmed": 2, "improvement": 3, "fixed": 4, "no change": 5}
+_MARKS = {
+    "regression": "❌ regression",
+    "improvement": "🚀 improvement",
+    "fixed": "✅ fixed",
+    "unconfirmed": "⚠ slower once, not confirmed",
+}
+COMPARED_COLUMNS = [
+    Column("case"),
+    Column("baseline", numeric=True),
+    Column("current", numeric=True),
+    Column("ratio", numeric=True),
+    Column("95% interval"),
+    Column("p (slower)", numeric=True),
+    Column("rounds", numeric=True),
+    Column("threshold", numeric=True),
+    Column("verdict"),
+]
+OTHER_COLUMNS = [Column(n) for n in ("case", "baseline", "current", "verdict", "note")]
+
+
+def comparison_frames(c: Comparison):
+    """The comparison as two pandas DataFrames, as the summary shows them: the cases compared (worst verdict
+    first, then the largest ratio), and the cases that could not be (a status only on one side, numerics)."""
+    import pandas as pd
+
+    compared = pd.DataFrame(
+        [
+            {
+                "case": code(x.case_id),
+                "baseline": _fmt_value(x.stats["baseline"], c.mode),
+                "current": _fmt_value(x.stats["current"], c.mode),
+                "ratio": f"{x.stats['ratio']:.3f}",
+                "interval": f"{x.stats['ci'][0]:.3f}–{x.stats['ci'][1]:.3f}",
+                "p": _fmt_p(x.stats["p_slower"]),
+                "rounds": f"{len(x.stats['baseline_rounds'])}/{len(x.stats['current_rounds'])}",
+                "threshold": f"{x.threshold_pct:g}%",
+                "verdict": _MARKS.get(x.verdict, "no change"),
+                "_order": _ORDER.get(x.verdict, 9),
+                "_ratio": x.stats["ratio"],
+            }
+            for x in c.cases
+            if x.stats
+        ],
+        columns=[
+            "case",
+            "baseline",
+            "current",
+            "ratio",
+            "interval",
+            "p",
+            "rounds",
+            "threshold",
+            "verdict",
+            "_order",
+            "_ratio",
+        ],
+    )
+    compared = compared.sort_values(["_order", "_ratio"], ascending=[True, False], kind="stable")
+    other = pd.DataFrame(
+        [
+            {
+                "case": code(x.case_id),
+                "baseline": x.baseline_status or "—",
+                "current": x.current_status or "—",
+                "verdict": "❌ numerics" if x.verdict == "numerics" else x.verdict,
+                "note": x.note,
+            }
+            for x in c.cases
+            if not x.stats
+        ],
+        columns=["case", "baseline", "current", "verdict", "note"],
+    )
+    return compared.drop(columns=["_order", "_ratio"]), other
 
 
 def _fmt_p(p: float) -> str:

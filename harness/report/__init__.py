@@ -2,7 +2,7 @@
 
 `write_report(RUN)` writes RUN/report.md (fits a PR comment), RUN/report.html (self-contained, plots
 embedded) and RUN/plots/*.png — both reports drawn from one model of the run (report/sections.py builds
-it, report/tables.py defines it)."""
+it, core/tables.py defines it)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 from harness.core import safefs
 from harness.core.errors import ConvtxError
+from harness.core.markdown import render_markdown
 from harness.core.rundir import Run, read_run
 from harness.report.analysis import RunView
 from harness.report.html import render_html
-from harness.report.markdown import render_markdown
 from harness.report.sections import build_report
 
 

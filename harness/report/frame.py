@@ -9,7 +9,7 @@ run.json, never from the report.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from harness.core.records import Record
@@ -101,9 +101,17 @@ def row_of(rec: Record, meta: dict) -> dict:
 
 def frame_of(runs: Iterable[Run]):
     """The records of `runs` as one DataFrame (COLUMNS, in order, with their dtypes)."""
+    return _typed([row_of(r, dict(run.meta)) for run in runs for r in run.records])
+
+
+def frame_of_records(meta: Mapping, records: Iterable[Record]):
+    """One run's records (as read, with its run.json) as the frame: what the report's tables are built from."""
+    return _typed([row_of(r, dict(meta)) for r in records])
+
+
+def _typed(rows: list[dict]):
     import pandas as pd
 
-    rows = [row_of(r, dict(run.meta)) for run in runs for r in run.records]
     df = pd.DataFrame(rows, columns=[c for c, _, _ in COLUMNS])
     for col, dtype in DTYPES.items():
         if dtype.startswith("datetime"):

@@ -1,4 +1,4 @@
-"""report.html: the report model (report/tables.py) as one self-contained file (styles inline, plots embedded
+"""report.html: the report model (core/tables.py) as one self-contained file (styles inline, plots embedded
 as PNG data URIs). Pure: Report -> text; the same report gives the same bytes."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from harness.core import text as esc
-from harness.report.tables import HTML, VERDICTS, Block, Cell, Fields, Figure, Paragraph, Report, Rich, Table
+from harness.core.tables import HTML, VERDICTS, Block, Cell, Fields, Figure, Paragraph, Report, Rich, Table
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1280px;color:#222;

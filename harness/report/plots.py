@@ -59,7 +59,9 @@ def _png(fig) -> bytes:
 
 
 def latency_png(v: RunView) -> bytes | None:
-    models = [(m, b) for m, b in v.models if any(r.latency_ms is not None for r in v.of_model(m, b))]
+    timed = v.frame[v.frame["median_ms"].notna()]
+    with_latency = set(zip(timed["label"], timed["batch"]))
+    models = [mb for mb in v.models if mb in with_latency]
     if not models:
         return None
     plt = _plt()
@@ -188,7 +190,7 @@ def error_heatmap_png(v: RunView) -> bytes | None:
 
 
 def roofline_png(v: RunView) -> bytes | None:
-    pts = [r for r in v.records if r.latency_ms is not None and r.gflops and r.min_bytes]
+    pts = [r for r in v.frame["record"] if r.latency_ms is not None and r.gflops and r.min_bytes]
     if not pts:
         return None
     plt = _plt()

@@ -1,4 +1,4 @@
-"""What the report says: each section built from a run as the table model (report/tables.py).
+"""What the report says: each section built from a run as the table model (core/tables.py).
 
 Pure functions of (run.json, records, filed extras, plots). Both renderers draw the Report built here; a
 block marked `only=` is one medium's own view (the HTML's correctness matrix, latency table and plots, the
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pandas as pd
+
 from harness.checking.numerics import POLICY
 from harness.core.records import STATUSES, Record, fmt_metric
 from harness.core.rundir import Run
-from harness.report.analysis import RunView, model_label, no_convtranspose
-from harness.report.plots import PLOTS
-from harness.report.tables import (
+from harness.core.tables import (
     HTML,
     MARKDOWN,
     STAR,
@@ -33,6 +33,8 @@ from harness.report.tables import (
     small,
     strong,
 )
+from harness.report.analysis import RunView, model_label, no_convtranspose
+from harness.report.plots import PLOTS
 
 NAV = (
     ("summary", "summary"),
@@ -89,7 +91,7 @@ def build_report(run: Run, extras: Mapping | None = None, plots: Mapping[str, by
             no_convtranspose_section(records),
             declined_section(records),
             counts_section(records),
-            tuning_section(records),
+            tuning_section(v),
             cuda_section(records),
             remote_section(records),
             conformance_section(extras or {}),
@@ -173,34 +175,48 @@ def _hidden(r: Record | None) -> bool:
     return r is None or (no_convtranspose(r) and r.status == "skipped")
 
 
+def _cells(v: RunView, fn) -> pd.Series:
+    """`fn(record)` of every case, as a column aligned with the run's frame."""
+    return pd.Series([fn(r) for r in v.frame["record"]], index=v.frame.index, dtype=object)
+
+
+def _nonempty_rows(wide: pd.DataFrame) -> pd.DataFrame:
+    return wide[[any(c.text for c in row) for row in wide.itertuples(index=False)]]
+
+
+def _list_cell(r: Record) -> Cell:
+    if _hidden(r):
+        return Cell()
+    if r.numerics is None:
+        return Cell(_MARK[r.status], r.status)
+    metrics = f" {fmt_metric(r.numerics.rel_l2, '.1e')} ({fmt_metric(r.numerics.max_abs, '.1e')})"
+    return Cell(_MARK[r.status] + rich(metrics), r.status)
+
+
 def correctness_list(v: RunView) -> Section:
     """Markdown: a row per model × lowering, a column per backend: verdict, rel_l2 (max abs)."""
-    rows = []
-    for model, batch in v.models:
-        for lw in v.lowerings:
-            cells = []
-            for b in v.backends:
-                r = v.get(model, batch, lw, b)
-                if _hidden(r):
-                    cells.append(Cell())
-                elif r.numerics is not None:
-                    cells.append(
-                        Cell(
-                            _MARK[r.status]
-                            + rich(
-                                f" {fmt_metric(r.numerics.rel_l2, '.1e')} ({fmt_metric(r.numerics.max_abs, '.1e')})"
-                            ),
-                            r.status,
-                        )
-                    )
-                else:
-                    cells.append(Cell(_MARK[r.status], r.status))
-            if any(c.text for c in cells):
-                rows.append([model, batch, lw, *cells])
+    wide = _nonempty_rows(v.grid(_cells(v, _list_cell), ["model", "lowering"], ["backend"], fill=Cell()))
     return _section(
         "Correctness (relative L2 error vs float64 reference, max abs error)",
-        Table.of(["model", _n("batch"), "lowering", *v.backends], rows),
+        Table.from_frame(wide.reset_index(), ["model", _n("batch"), "lowering", *v.backends]),
         only=MARKDOWN,
+    )
+
+
+def _matrix_cell(r: Record) -> Cell:
+    if _hidden(r):
+        return Cell(tip="not run: no ConvTranspose", numeric=False)
+    if r.numerics is not None:
+        tip = (
+            f"{r.case_id}: rel_l2 {fmt_metric(r.numerics.rel_l2, '.2e')}, max abs "
+            f"{fmt_metric(r.numerics.max_abs, '.2e')}" + (f" — {r.reason}" if r.reason else "")
+        )
+        return cell(fmt_metric(r.numerics.rel_l2, ".0e") + ("" if r.status == "ok" else " ✗"), style=r.status, tip=tip)
+    return cell(
+        {"skipped": "skip", "error": "error"}.get(r.status, r.status),
+        style=r.status,
+        tip=f"{r.case_id}: {r.reason}",
+        numeric=False,
     )
 
 
@@ -208,38 +224,9 @@ def correctness_matrix(v: RunView) -> Section:
     """HTML: one row per model; a column group per backend with a column per lowering it ran; each cell the
     relative L2 error coloured by verdict (the case, both errors and the reason on hover)."""
     tol = POLICY["float32"]
-    cols = [
-        (b, lw) for b in v.backends for lw in v.lowerings if any(not _hidden(v.get(m, bt, lw, b)) for m, bt in v.models)
-    ]
-    rows = []
-    for model, batch in v.models:
-        cells = []
-        for b, lw in cols:
-            r = v.get(model, batch, lw, b)
-            if _hidden(r):
-                cells.append(Cell(tip="not run: no ConvTranspose" if r is not None else "", numeric=False))
-            elif r.numerics is not None:
-                tip = (
-                    f"{r.case_id}: rel_l2 {fmt_metric(r.numerics.rel_l2, '.2e')}, max abs "
-                    f"{fmt_metric(r.numerics.max_abs, '.2e')}" + (f" — {r.reason}" if r.reason else "")
-                )
-                cells.append(
-                    cell(
-                        fmt_metric(r.numerics.rel_l2, ".0e") + ("" if r.status == "ok" else " ✗"),
-                        style=r.status,
-                        tip=tip,
-                    )
-                )
-            else:
-                cells.append(
-                    cell(
-                        {"skipped": "skip", "error": "error"}.get(r.status, r.status),
-                        style=r.status,
-                        tip=f"{r.case_id}: {r.reason}",
-                        numeric=False,
-                    )
-                )
-        rows.append([model, batch, *cells])
+    shown = v.grid(_cells(v, lambda r: not _hidden(r)), ["model"], ["backend", "lowering"], fill=False)
+    cols = [c for c in shown.columns if shown[c].any()]
+    wide = v.grid(_cells(v, _matrix_cell), ["model"], ["backend", "lowering"], fill=Cell(numeric=False))[cols]
     columns = [
         Column("model"),
         _n("batch"),
@@ -255,7 +242,7 @@ def correctness_matrix(v: RunView) -> Section:
             f"model without ConvTranspose runs only natively)."
         ),
         _para(*(Span(s, s) for s in ("ok", "mismatch", "error", "skipped")), style="legend"),
-        Table.of(columns, rows, dense=True),
+        Table.from_frame(wide.reset_index(), columns, dense=True),
         anchor="correctness",
         only=HTML,
     )
@@ -263,25 +250,35 @@ def correctness_matrix(v: RunView) -> Section:
 
 def best_section(v: RunView) -> Section:
     """Per model × backend, the engine's fastest verified case: speed-up vs ort-cpu native, ★ or the gap."""
-    rows = []
-    for model, batch in v.models:
-        cells = []
-        for c in v.best_per_backend(model, batch):
-            if c.record is None:
-                cells.append(
-                    cell("none verified ", small(f"({', '.join(c.states)})"), style="skipped")
-                    if c.states
-                    else cell("none verified", style="skipped")
-                )
-                continue
-            sp = "–" if c.speedup is None else f"{c.speedup:.2f}×"
-            lead = f"{c.record.lowering} {c.record.median_ms:.3f} ms "
-            cells.append(
-                cell(lead, small(f"({sp} "), STAR, small(")"), style="best")
-                if c.is_overall
-                else cell(lead, small(f"({sp}, {c.gap:.2f}× the best)"))
-            )
-        rows.append([model, batch, *cells])
+    f = v.frame
+    overall = f[f["best_of_model"]].set_index(["label", "batch"])["median_ms"]
+    mine = f[f["best_of_backend"]]
+    gap = mine["median_ms"].to_numpy() / overall.reindex(pd.MultiIndex.from_frame(mine[["label", "batch"]])).to_numpy()
+
+    def best_cell(r: Record, gap: float, is_overall: bool) -> Cell:
+        sp = v.speedup(r)
+        sp_text = "–" if sp is None else f"{sp:.2f}×"
+        lead = f"{r.lowering} {r.median_ms:.3f} ms "
+        if is_overall:
+            return cell(lead, small(f"({sp_text} "), STAR, small(")"), style="best")
+        return cell(lead, small(f"({sp_text}, {gap:.2f}× the best)"))
+
+    cells = pd.Series(
+        [best_cell(r, g, o) for r, g, o in zip(mine["record"], gap, mine["best_of_model"])], index=mine.index
+    )
+    wide = v.grid(cells, ["model"], ["backend"])
+    # an engine with no verified case: the states its cases had
+    states = f.pivot_table(
+        index=["label", "batch"], columns="backend", values="status", aggfunc=lambda s: tuple(sorted(set(s)))
+    ).reindex(index=wide.index, columns=wide.columns)
+    none = states.map(
+        lambda st: (
+            cell("none verified ", small(f"({', '.join(st)})"), style="skipped")
+            if isinstance(st, tuple) and st
+            else cell("none verified", style="skipped")
+        )
+    )
+    wide = wide.where(wide.notna(), none)
     return _section(
         "Best verified configuration per model × backend",
         _para(
@@ -296,40 +293,37 @@ def best_section(v: RunView) -> Section:
             "engines, and each other engine's gap to it.",
             only=HTML,
         ),
-        Table.of(["model", _n("batch"), *v.backends], rows),
+        Table.from_frame(wide.reset_index(), ["model", _n("batch"), *v.backends]),
         anchor="best",
     )
 
 
 def latency_grid(v: RunView) -> Section:
     """Markdown: per model a lowering × backend grid of median ms and useful GFLOP/s, ★ on the best verified."""
+
+    def grid_cell(r: Record, is_best: bool) -> Cell:
+        if r.latency_ms is None:
+            return Cell() if _hidden(r) else cell(r.status, style=r.status)
+        bad = "" if r.status == "ok" else f" ({r.status})"
+        return cell(
+            f"{r.median_ms:.3f}",
+            *((" ", STAR) if is_best else ()),
+            f" ({fmt_metric(r.gflops, '.1f')}){bad}",
+            style="best" if is_best else "",
+        )
+
+    f = v.frame
+    cells = pd.Series([grid_cell(r, b) for r, b in zip(f["record"], f["best_of_model"])], index=f.index)
+    wide = v.grid(cells, ["model", "lowering"], ["backend"], fill=Cell())
     tables = []
     for model, batch in v.models:
         best = v.best_verified(model, batch)
-        rows = []
-        for lw in v.lowerings:
-            cells = []
-            for b in v.backends:
-                r = v.get(model, batch, lw, b)
-                if r is None or r.latency_ms is None:
-                    cells.append(Cell() if _hidden(r) else cell(r.status, style=r.status))
-                    continue
-                bad = "" if r.status == "ok" else f" ({r.status})"
-                cells.append(
-                    cell(
-                        f"{r.median_ms:.3f}",
-                        *((" ", STAR) if r is best else ()),
-                        f" ({fmt_metric(r.gflops, '.1f')}){bad}",
-                        style="best" if r is best else "",
-                    )
-                )
-            if any(c.text for c in cells):
-                rows.append([lw, *cells])
         caption = rich(
             strong(f"{model}, batch {batch}"),
             f" — best verified: {best.lowering} on {best.backend}, {best.median_ms:.3f} ms" if best else "",
         )
-        tables.append(Table.of(["lowering", *map(_n, v.backends)], rows, caption=caption))
+        rows = _nonempty_rows(wide.xs((model, batch), level=("label", "batch")))
+        tables.append(Table.from_frame(rows.reset_index(), ["lowering", *map(_n, v.backends)], caption=caption))
     return _section(
         "Latency by lowering × backend (median ms; useful GFLOP/s)",
         _para(
@@ -341,112 +335,72 @@ def latency_grid(v: RunView) -> Section:
     )
 
 
-def _timed(v: RunView):
-    """(model, batch, lowering, backend, record, best of its model) of every timed case, in grid order."""
-    for model, batch in v.models:
-        best = v.best_verified(model, batch)
-        for lw in v.lowerings:
-            for b in v.backends:
-                r = v.get(model, batch, lw, b)
-                if r is not None and r.latency_ms is not None:
-                    yield model, batch, lw, b, r, best
+def timed_frame(v: RunView) -> pd.DataFrame:
+    """Every timed case in grid order (model, lowering, backend as first seen), with the columns both latency
+    tables show, formatted: speed-up vs the model's ort-cpu native case, % of peak, FLOPs done/useful."""
+    f = v.frame
+    t = f[f["median_ms"].notna()].copy()
+    rank = {
+        "lowering": {x: i for i, x in enumerate(v.lowerings)},
+        "backend": {x: i for i, x in enumerate(v.backends)},
+    }
+    order = [
+        (v.models.index((lb, bt)), rank["lowering"][lw], rank["backend"][be])
+        for lb, bt, lw, be in zip(t["label"], t["batch"], t["lowering"], t["backend"])
+    ]
+    t["_order"] = order
+    t = t.sort_values("_order", kind="stable")
+    base = f[(f["lowering"] == "native") & (f["backend"] == "ort-cpu")].set_index(["label", "batch"])["median_ms"]
+    t["base_ms"] = base.reindex(pd.MultiIndex.from_frame(t[["label", "batch"]])).to_numpy()
+    sp = t["base_ms"] / t["median_ms"]
+    t["vs_ort"] = ["–" if not b or pd.isna(b) else f"{x:.2f}×" for b, x in zip(t["base_ms"], sp)]
+    t["peak"] = ["–" if p is None else f"{p:.1f}" for p in map(v.pct_peak, t["record"])]
+    t["waste"] = [f"{r.flops_performed / r.flops:.2f}" if r.flops and r.flops_performed else "–" for r in t["record"]]
+    t["median"] = [f"{x:.3f}" for x in t["median_ms"]]
+    t["spread"] = [f"{a:.3f}–{b:.3f}" for a, b in zip(t["p10_ms"], t["p90_ms"])]
+    t["iqr"] = [f"{x:.3f}" for x in t["iqr_ms"]]
+    t["gflops_text"] = [fmt_metric(r.gflops, ".2f") for r in t["record"]]
+    t["compile"] = [fmt_metric(r.compile_s, ".2f") for r in t["record"]]
+    t["verdict"] = [cell(r.status, style=r.status, tip=r.reason or "") for r in t["record"]]
+    return t
 
 
-def _speed(v: RunView, r: Record) -> tuple[str, str, str]:
-    """The speed-up vs ort-cpu native, % of peak, and FLOPs done/useful of a timed case, as text."""
-    sp, pk = v.speedup(r), v.pct_peak(r)
-    return (
-        "–" if sp is None else f"{sp:.2f}×",
-        "–" if pk is None else f"{pk:.1f}",
-        f"{r.flops_performed / r.flops:.2f}" if r.flops and r.flops_performed else "–",
-    )
+# the latency tables' columns: (timed_frame column, report.md header, report.html header; None: not shown)
+_LATENCY_COLUMNS = (
+    ("label", "model", "model"),
+    ("batch", _n("batch"), _n("batch")),
+    ("lowering", "lowering", "lowering"),
+    ("backend", "backend", "backend"),
+    ("median", _n("median"), _n("median ms")),
+    ("spread", "p10–p90", _n("p10–p90 ms")),
+    ("iqr", _n("IQR"), None),
+    ("n", _n("n"), _n("n")),
+    ("vs_ort", _n("vs ort-cpu"), _n("vs ort-cpu native")),
+    ("gflops_text", _n("GFLOP/s"), _n("useful GFLOP/s")),
+    ("peak", _n("% peak"), _n("% of peak")),
+    ("waste", _n("FLOPs done/useful"), _n("FLOPs done/useful")),
+    ("compile", _n("compile s"), _n("compile s")),
+    ("verdict", "verdict", "verdict"),
+)
+
+
+def _latency_frame_table(t: pd.DataFrame, medium: int) -> Table:
+    cols = [(c, head[medium]) for c, *head in _LATENCY_COLUMNS if head[medium] is not None]
+    return Table.from_frame(t[[c for c, _ in cols]], [h for _, h in cols])
 
 
 def latency_detail(v: RunView) -> Section:
-    rows = []
-    for model, batch, lw, b, r, _ in _timed(v):
-        lat = r.latency_ms
-        sp, pk, waste = _speed(v, r)
-        rows.append(
-            [
-                model,
-                batch,
-                lw,
-                b,
-                f"{lat.median:.3f}",
-                f"{lat.p10:.3f}–{lat.p90:.3f}",
-                f"{lat.iqr:.3f}",
-                lat.n,
-                sp,
-                fmt_metric(r.gflops, ".2f"),
-                pk,
-                waste,
-                fmt_metric(r.compile_s, ".2f"),
-                cell(r.status, style=r.status, tip=r.reason or ""),
-            ]
-        )
-    columns = [
-        "model",
-        _n("batch"),
-        "lowering",
-        "backend",
-        _n("median"),
-        "p10–p90",
-        _n("IQR"),
-        _n("n"),
-        _n("vs ort-cpu"),
-        _n("GFLOP/s"),
-        _n("% peak"),
-        _n("FLOPs done/useful"),
-        _n("compile s"),
-        "verdict",
-    ]
     return _section(
         "Latency detail (ms per inference; speed-up vs ort-cpu native of the same model)",
-        Table.of(columns, rows),
+        _latency_frame_table(timed_frame(v), 0),
         only=MARKDOWN,
     )
 
 
 def latency_table(v: RunView) -> Section:
     """HTML: every timed case, ★ and bold on each model's best verified one, the verdict coloured."""
-    rows = []
-    for model, batch, lw, b, r, best in _timed(v):
-        lat = r.latency_ms
-        sp, pk, waste = _speed(v, r)
-        median = cell(f"{lat.median:.3f}", " ", STAR, style="best") if r is best else f"{lat.median:.3f}"
-        rows.append(
-            [
-                model,
-                batch,
-                lw,
-                b,
-                median,
-                f"{lat.p10:.3f}–{lat.p90:.3f}",
-                lat.n,
-                sp,
-                fmt_metric(r.gflops, ".2f"),
-                pk,
-                waste,
-                fmt_metric(r.compile_s, ".2f"),
-                cell(r.status, style=r.status, tip=r.reason or ""),
-            ]
-        )
-    columns = [
-        "model",
-        _n("batch"),
-        "lowering",
-        "backend",
-        _n("median ms"),
-        _n("p10–p90 ms"),
-        _n("n"),
-        _n("vs ort-cpu native"),
-        _n("useful GFLOP/s"),
-        _n("% of peak"),
-        _n("FLOPs done/useful"),
-        _n("compile s"),
-        "verdict",
-    ]
+    t = timed_frame(v)
+    t["median"] = [cell(m, " ", STAR, style="best") if b else m for m, b in zip(t["median"], t["best_of_model"])]
     peak = f"{v.peak_gflops:.1f} GFLOP/s" if v.peak_gflops else "not measured"
     return _section(
         "Latency",
@@ -455,7 +409,7 @@ def latency_table(v: RunView) -> Section:
             f"land in the output; % of peak is against this run's measured fp32 peak ({peak}). FLOPs "
             f"done/useful shows the work a lowering wastes (zero insertion multiplies by zeros)."
         ),
-        Table.of(columns, rows),
+        _latency_frame_table(t, 1),
         anchor="latency",
         only=HTML,
     )
@@ -543,29 +497,35 @@ def tvm_versus_section(v: RunView) -> Section | None:
     default CPU schedule (tvm-llvm) and with the database (tvm-llvm-tuned) — as a ratio to min(ORT, OpenVINO)."""
     if not any(b.startswith("tvm-llvm") for b in v.backends):
         return None
-    rows = []
-    for model, batch in v.models:
-        best = {b: v.best_verified(model, batch, b) for b in ("ort-cpu", "openvino-cpu", "tvm-llvm", "tvm-llvm-tuned")}
-        bar = [r.median_ms for b, r in best.items() if b in ("ort-cpu", "openvino-cpu") and r is not None]
-        floor = min(bar) if bar else None
+    engines = ["ort-cpu", "openvino-cpu", "tvm-llvm", "tvm-llvm-tuned"]
+    f = v.frame
+    mine = f[f["best_of_backend"] & f["backend"].isin(engines)]
+    ms = v.grid(mine["median_ms"], ["model"], ["backend"]).reindex(columns=engines).astype(float)
+    text = v.grid(
+        pd.Series([f"{m:.3f} ({lw})" for m, lw in zip(mine["median_ms"], mine["lowering"])], index=mine.index),
+        ["model"],
+        ["backend"],
+    ).reindex(columns=engines)
+    floor = ms[["ort-cpu", "openvino-cpu"]].min(axis=1)  # the bar: the faster runtime
+    share = v.grid(mine["tuned_share"].astype(object), ["model"], ["backend"]).reindex(columns=engines)
 
-        tuned = best["tvm-llvm-tuned"]
-        share = ((tuned.details.get("default_schedule") or {}).get("tuned_share")) if tuned else None
-        ms = {b: "–" if r is None else f"{r.median_ms:.3f} ({r.lowering})" for b, r in best.items()}
-        ratio = {b: "–" if r is None or floor is None else f"{r.median_ms / floor:.2f}×" for b, r in best.items()}
-        rows.append(
-            [
-                model,
-                batch,
-                ms["ort-cpu"],
-                ms["openvino-cpu"],
-                ms["tvm-llvm"],
-                ratio["tvm-llvm"],
-                ms["tvm-llvm-tuned"],
-                ratio["tvm-llvm-tuned"],
-                "–" if share is None else f"{share * 100:.0f}%",
-            ]
-        )
+    def ratio(col: str) -> list[str]:
+        return ["–" if pd.isna(x) else f"{x:.2f}×" for x in ms[col] / floor]
+
+    table = pd.DataFrame(
+        {
+            "ort-cpu": text["ort-cpu"],
+            "openvino-cpu": text["openvino-cpu"],
+            "tvm-llvm": text["tvm-llvm"],
+            "tvm-llvm ratio": ratio("tvm-llvm"),
+            "tvm-llvm-tuned": text["tvm-llvm-tuned"],
+            "tvm-llvm-tuned ratio": ratio("tvm-llvm-tuned"),
+            "share": ["–" if pd.isna(x) else f"{x * 100:.0f}%" for x in share["tvm-llvm-tuned"]],
+        },
+        index=ms.index,
+    ).astype(object)
+    table = table.where(table.notna(), "–")
+    rows = table.reset_index()
     return _section(
         "TVM against the CPU runtimes",
         _para(
@@ -575,7 +535,8 @@ def tvm_versus_section(v: RunView) -> Section | None:
             "right, kernel by kernel (docs/tuning.md); tvm-llvm-tuned applies the committed MetaSchedule database, "
             "and the last column is the share of its latency in tuned kernels."
         ),
-        Table.of(
+        Table.from_frame(
+            rows,
             [
                 "model",
                 _n("batch"),
@@ -587,7 +548,6 @@ def tvm_versus_section(v: RunView) -> Section | None:
                 _n("÷ min(ORT, OV)"),
                 _n("tuned share"),
             ],
-            rows,
         ),
         anchor="tvm",
     )
@@ -638,27 +598,33 @@ def profile_section(v: RunView, top: int = 5) -> Section | None:
     )
 
 
-def tuning_section(records: list[Record]) -> Section | None:
+def tuning_section(v: RunView) -> Section | None:
     """Which TVM cases ran with the committed MetaSchedule database, and how much of the model it covered."""
-    tuned = [r for r in records if r.backend == "tvm-llvm-tuned"]
-    if not tuned:
+    f = v.frame
+    tuned = f[f["backend"] == "tvm-llvm-tuned"]
+    if tuned.empty:
         return None
-    by = {(model_label(r), r.batch, r.lowering, r.backend): r for r in records}
-    rows = []
-    for r in tuned:
-        t = r.details.get("tuning") or {}
-        state = t.get("state") or ("untuned" if r.status == "skipped" else r.status)
-        untuned = ", ".join(t.get("untuned_tasks", [])[:4]) + (" …" if len(t.get("untuned_tasks", [])) > 4 else "")
-        base = by.get((model_label(r), r.batch, r.lowering, "tvm-llvm"))
-        ratio = (
-            f"{base.median_ms / r.median_ms:.1f}× faster"
-            if base and base.latency_ms is not None and r.latency_ms is not None
-            else "–"
-        )
-        med = f"{r.median_ms:.3f}" if r.latency_ms is not None else "–"
-        rows.append(
-            [code(r.case_id), state, f"{t.get('tasks_tuned', 0)}/{t.get('tasks', '?')}", untuned or "–", med, ratio]
-        )
+    # each tuned case beside its model's tvm-llvm case under the same lowering
+    untuned = f[f["backend"] == "tvm-llvm"][["label", "batch", "lowering", "median_ms"]]
+    t = tuned.merge(untuned, on=["label", "batch", "lowering"], how="left", suffixes=("", "_untuned"))
+    info = [r.details.get("tuning") or {} for r in t["record"]]
+
+    def listed(names: list[str]) -> str:
+        return ", ".join(names[:4]) + (" …" if len(names) > 4 else "")
+
+    rows = pd.DataFrame(
+        {
+            "case": [code(c) for c in t["case_id"]],
+            "state": [i.get("state") or ("untuned" if st == "skipped" else st) for i, st in zip(info, t["status"])],
+            "tasks": [f"{i.get('tasks_tuned', 0)}/{i.get('tasks', '?')}" for i in info],
+            "untuned": [listed(i.get("untuned_tasks", [])) or "–" for i in info],
+            "median": ["–" if pd.isna(m) else f"{m:.3f}" for m in t["median_ms"]],
+            "ratio": [
+                "–" if pd.isna(b) or pd.isna(m) else f"{b / m:.1f}× faster"
+                for b, m in zip(t["median_ms_untuned"], t["median_ms"])
+            ],
+        }
+    )
     return _section(
         "TVM tuning coverage (tvm-llvm-tuned)",
         _para(
@@ -667,7 +633,9 @@ def tuning_section(records: list[Record]) -> Section | None:
             code("convtx tune"),
             ", docs/tuning.md).",
         ),
-        Table.of(["case", "state", _n("tasks tuned"), "untuned tasks", _n("median ms"), _n("vs tvm-llvm")], rows),
+        Table.from_frame(
+            rows, ["case", "state", _n("tasks tuned"), "untuned tasks", _n("median ms"), _n("vs tvm-llvm")]
+        ),
     )
 
 

@@ -14,6 +14,7 @@ from harness.perfgate.compare import (
     load_thresholds,
     machine_slug,
     pick_baseline,
+    comparison_frames,
     render_markdown,
 )
 
@@ -88,7 +89,12 @@ def test_numerical_failure_fails_the_gate_whatever_the_speed(tmp_path):
     v = verdicts(comp)
     assert v["m@1/phase/ort-cpu/b1"] == "numerics" and v["m@1/native/tvm-llvm/b1"] == "numerics"
     assert {c.case_id for c in comp.failed} == {"m@1/phase/ort-cpu/b1", "m@1/native/tvm-llvm/b1"}
-    assert "2 numerical failure(s)" in render_markdown(comp)
+    md = render_markdown(comp)
+    assert "2 numerical failure(s)" in md
+    # the summary's tables are the comparison's frames (pandas) drawn by the report's Markdown renderer
+    compared, other = comparison_frames(comp)
+    assert list(other["verdict"]) == ["❌ numerics", "❌ numerics"] and len(compared) + len(other) == len(comp.cases)
+    assert "| `m@1/phase/ort-cpu/b1` | ok | mismatch | ❌ numerics |" in md
     # the reverse direction: fixed, and a case that mismatched in both is reported, not failed
     back = compare(cur, base, Thresholds(10, ()))
     assert verdicts(back)["m@1/phase/ort-cpu/b1"] == "fixed" and not back.failed

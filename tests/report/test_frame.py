@@ -101,3 +101,27 @@ def test_export_names_its_problem_in_one_line(tmp_path):
     a, _ = _runs(tmp_path)
     assert_one_line_error(run_cli("export", str(a), "--format", "csv"), "-o FILE")
     assert_one_line_error(run_cli("export", str(tmp_path / "nope"), "--format", "csv", "-o", "x.csv"), "nope")
+
+
+def test_a_table_from_a_frame_takes_its_columns_groups_and_missing_values():
+    """Table.from_frame, what every report table is built with: a two-level column index becomes
+    (group, name), numeric dtypes right-aligned, a missing value an empty cell, cells kept as they are."""
+    import pandas as pd
+
+    from harness.core.markdown import table_lines
+    from harness.core.tables import Cell, Table, cell
+
+    df = pd.DataFrame(
+        {("", "model"): ["a", "b"], ("ort", "ms"): [1.5, None], ("tvm", "ms"): [cell("x", style="best"), None]}
+    )
+    t = Table.from_frame(df)
+    assert [(c.group, c.name, c.numeric) for c in t.columns] == [
+        ("", "model", False),
+        ("ort", "ms", True),
+        ("tvm", "ms", False),
+    ]
+    assert [c.text for c in t.rows[0]] == ["a", "1.5", "x"] and t.rows[0][2].style == "best"
+    assert t.rows[1][1] == Cell() and t.rows[1][2] == Cell()
+    assert table_lines(t)[:3] == ["| model | ms | ms |", "|---|---:|---|", "| a | 1.5 | x |"]
+    with pytest.raises(ValueError, match="2 column names for a frame of 3 columns"):
+        Table.from_frame(df, ["a", "b"])

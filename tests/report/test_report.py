@@ -14,10 +14,10 @@ from harness.measure.timing import latency_of
 from harness.report import write_report
 from harness.report.analysis import RunView
 from harness.report.html import render_html
-from harness.report.markdown import cell_text, render_markdown
-from harness.report.markdown import text as md_text
+from harness.core.markdown import cell_text, render_markdown
+from harness.core.markdown import text as md_text
 from harness.report.sections import build_report
-from harness.report.tables import plain
+from harness.core.tables import plain
 
 
 def _lat(median, spread=0.1):

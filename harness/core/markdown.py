@@ -1,9 +1,9 @@
-"""report.md: the report model (report/tables.py) as Markdown that fits a PR comment. Pure: Report -> text."""
+"""report.md: the report model (core/tables.py) as Markdown that fits a PR comment. Pure: Report -> text."""
 
 from __future__ import annotations
 
 from harness.core import text as esc
-from harness.report.tables import MARKDOWN, Block, Cell, Fields, Figure, Paragraph, Report, Rich, Table
+from harness.core.tables import MARKDOWN, Block, Cell, Fields, Figure, Paragraph, Report, Rich, Table
 
 
 def _span(s) -> str:

@@ -1,8 +1,9 @@
 """The report's one model: sections of paragraphs and tables, built once (report/sections.py) and drawn by
-both renderers (report/markdown.py, report/html.py), so the two reports cannot say different things.
+both renderers (core/markdown.py, report/html.py), so the two reports cannot say different things.
 
-A table is named columns and rows of cells — the shape of a data frame (`Table.of(columns, rows)` takes
-plain values, as `Table.from_frame` will). A cell is rich text (spans) with an optional semantic style: a
+A table is named columns and rows of cells — the shape of a data frame: `Table.from_frame(df)` takes a pandas
+DataFrame (the report's tables are built with pandas from the run's frame, report/frame.py), `Table.of(columns,
+rows)` plain rows. A cell is rich text (spans) with an optional semantic style: a
 verdict colour, the best case, a hover tip, numeric alignment. Nothing here knows Markdown or HTML.
 
 Where the two reports differ on purpose (the HTML's correctness matrix and plots, the Markdown's latency
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 MARKDOWN, HTML = "markdown", "html"
 VERDICTS = ("ok", "mismatch", "error", "skipped")
@@ -128,6 +130,33 @@ class Table:
         """A table from column names (or Columns) and rows of plain values or cells."""
         cols = tuple(c if isinstance(c, Column) else Column(c) for c in columns)
         return Table(cols, tuple(tuple(as_cell(v) for v in row) for row in rows), **kw)
+
+    @staticmethod
+    def from_frame(df: Any, columns: Sequence[Column | str] | None = None, **kw: Any) -> Table:
+        """A table from a pandas DataFrame, a column per frame column, in order: `columns` names them (and says
+        which are numeric) where given, else the frame's own names, a two-level column index becoming
+        (group, name) and numeric dtypes numeric. Cells are `as_cell` of the values, a missing value
+        (None, NaN, NA) an empty cell."""
+        import pandas as pd
+
+        if columns is None:
+            cols: list[Column] = []
+            for i, name in enumerate(df.columns):
+                numeric = pd.api.types.is_numeric_dtype(df.dtypes.iloc[i]) and not pd.api.types.is_bool_dtype(
+                    df.dtypes.iloc[i]
+                )
+                group, head = (str(name[0]), str(name[1])) if isinstance(name, tuple) else ("", str(name))
+                cols.append(Column(head, numeric=numeric, group=group))
+        else:
+            cols = [c if isinstance(c, Column) else Column(c) for c in columns]
+            if len(cols) != df.shape[1]:
+                raise ValueError(f"{len(cols)} column names for a frame of {df.shape[1]} columns")
+
+        def value(v: Any) -> CellLike:
+            return None if not isinstance(v, Cell | Span | str) and pd.api.types.is_scalar(v) and pd.isna(v) else v
+
+        rows = (tuple(as_cell(value(v)) for v in row) for row in df.itertuples(index=False, name=None))
+        return Table(tuple(cols), tuple(rows), **kw)
 
     def is_numeric(self, col: int, c: Cell) -> bool:
         return self.columns[col].numeric if c.numeric is None else c.numeric
