@@ -10,11 +10,11 @@ import pytest
 from harness.perfgate.compare import (
     Thresholds,
     compare,
+    comparison_frames,
     load_side,
     load_thresholds,
     machine_slug,
     pick_baseline,
-    comparison_frames,
     render_markdown,
 )
 

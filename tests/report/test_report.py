@@ -8,16 +8,16 @@ from html.parser import HTMLParser
 
 import pytest
 
+from harness.core.markdown import cell_text, render_markdown
+from harness.core.markdown import text as md_text
 from harness.core.records import CaseKey, Numerics, ResultsWriter, write_json_atomic
 from harness.core.rundir import read_run
+from harness.core.tables import plain
 from harness.measure.timing import latency_of
 from harness.report import write_report
 from harness.report.analysis import RunView
 from harness.report.html import render_html
-from harness.core.markdown import cell_text, render_markdown
-from harness.core.markdown import text as md_text
 from harness.report.sections import build_report
-from harness.core.tables import plain
 
 
 def _lat(median, spread=0.1):
