@@ -70,6 +70,57 @@ def test_the_reduction_becomes_a_vectorised_register_block_with_its_epilogue(tmp
     assert "T.vectorized" in text and "T.parallel" in text and "T.unroll" in text
 
 
+def _odd_grid_conv(tmp_path):
+    """A phase lowering's kind of conv: 32 output channels over a 17x17 grid (16 + 1: no whole vector along the
+    width on any ISA), weight 32x8x2x2."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(2).standard_normal((32, 8, 2, 2)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["X", "W"], ["Y"], pads=[1, 1, 1, 1])],
+        "odd",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 32, 17, 17])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    path = tmp_path / "odd.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_an_odd_grid_takes_the_channels_form_packed_weight_and_all(tmp_path, target):
+    """The channels form: vectors along the output channels, the weight packed so they are contiguous, a
+    register block of grid positions; the decision measures both forms, and whichever it keeps agrees with the
+    loop nest (the check is on every form it times)."""
+    from harness.backends.tvm import defaults
+    from harness.backends.tvm.schedule import schedule_func, vector_lanes
+
+    name, conv = next((n, f) for n, f in _kernels(_odd_grid_conv(tmp_path), target).items() if "conv2d" in n)
+    sched, outcome = schedule_func(conv, target, "channels")
+    assert sched is not None, outcome.blocks
+    red = next(v for v in outcome.blocks.values() if v.startswith("reduction:"))
+    lanes = vector_lanes(target)
+    assert red.startswith("reduction: channels: weight packed, register block 17x") and red.count(f"x{lanes},")
+    text = sched.script()
+    # the packed weight and the blocked accumulator: the channel split by the lanes, the lanes innermost
+    assert "T.vectorized(" in text and f"_global[v0 // T.int64({lanes}), v1, v2, v3, v0 % T.int64({lanes})] = " in text
+    assert f"conv2d_nchw_global[v0, v1 // T.int64({lanes}), v2, v3, v1 % T.int64({lanes})]" in text
+    spatial_only, _ = schedule_func(conv, target, "spatial")
+    assert spatial_only is not None and "channels" not in spatial_only.script()
+    dec = defaults.decide(name, conv, target)
+    assert dec.form in ("spatial", "channels") and dec.rel_err is not None and dec.rel_err <= defaults.RTOL, dec
+    assert set((dec.others or {}) | {dec.form: 0}) == {"spatial", "channels"}, dec
+
+
+def test_a_square_grid_has_no_channels_form(tmp_path, target):
+    """Where the output's innermost axis gives whole vectors, the first form is the only one."""
+    from harness.backends.tvm.schedule import schedule_func
+
+    conv = next(f for n, f in _kernels(_conv_model(tmp_path), target).items() if "conv2d_transpose" in n)
+    sched, outcome = schedule_func(conv, target, "channels")
+    assert sched is None and any("whole vectors" in v for v in outcome.blocks.values()), outcome.blocks
+
+
 def test_a_scheduled_kernel_that_disagrees_with_the_loop_nest_is_refused(tmp_path, target, monkeypatch):
     """The check is real: a 'schedule' that computes something else (here: the kernel of another model with the
     same signature, its epilogue dropped) is measured, found to disagree, and not used."""
@@ -82,7 +133,9 @@ def test_a_scheduled_kernel_that_disagrees_with_the_loop_nest_is_refused(tmp_pat
     name, conv = next((n, f) for n, f in kernels.items() if "conv2d_transpose" in n)
     wrong = next(f for n, f in other.items() if "conv2d_transpose" in n)  # no ReLU: negative values differ
     wrong_sched, _ = schedule.schedule_func(wrong, target)
-    monkeypatch.setattr(schedule, "schedule_func", lambda f, t: (wrong_sched, schedule.Outcome({"b": "swapped"})))
+    monkeypatch.setattr(
+        schedule, "schedule_func", lambda f, t, form="spatial": (wrong_sched, schedule.Outcome({"b": "swapped"}))
+    )
     dec = defaults.decide(name, conv, target)
     assert not dec.use and "disagrees" in dec.why and dec.rel_err > defaults.RTOL
 
@@ -92,13 +145,13 @@ def test_a_scheduled_kernel_that_is_not_faster_is_refused(tmp_path, target, monk
 
     kernels = _kernels(_conv_model(tmp_path), target)
     name, conv = next((n, f) for n, f in kernels.items() if "conv2d_transpose" in n)
-    real = defaults._timed_pair
+    real = defaults._timed
 
-    def slower(naive, sched, args, dev):
-        t_n, t_s, out_n, out_s = real(naive, sched, args, dev)
-        return t_n, t_n * 2, out_n, out_s  # the outputs are the real ones; only the clock is told
+    def slower(rts, args, dev):
+        times, outs = real(rts, args, dev)
+        return [times[0]] + [times[0] * 2] * (len(times) - 1), outs  # the outputs are real; only the clock is told
 
-    monkeypatch.setattr(defaults, "_timed_pair", slower)
+    monkeypatch.setattr(defaults, "_timed", slower)
     dec = defaults.decide(name, conv, target)
     assert not dec.use and "not faster" in dec.why
     assert dec.rel_err is not None and dec.rel_err <= defaults.RTOL  # it was right, only slower

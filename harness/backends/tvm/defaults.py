@@ -1,11 +1,11 @@
 """Building a Relax module for the CPU with the default schedule (harness/backends/tvm/schedule.py) wherever
 the MetaSchedule database has no record — and only where it is faster and right.
 
-Each fused kernel the database does not cover is scheduled, and the scheduled and the unscheduled kernel are
-built alone, run on the same random inputs and timed side by side on this machine. The scheduled one is
-used when its outputs agree with the unscheduled kernel's (float outputs within `RTOL` of the largest
-magnitude, others exactly) and it is faster; otherwise the kernel keeps its loop nest, and the build says
-which and why. The decision is kept in a per-machine file beside the compile cache, keyed by the kernel's
+Each fused kernel the database does not cover is scheduled in each of the schedule's forms that applies
+(schedule.FORMS), and the scheduled kernels and the unscheduled one are built alone, run on the same random
+inputs and timed side by side on this machine. The fastest scheduled one is used when its outputs agree with
+the unscheduled kernel's (float outputs within `RTOL` of the largest magnitude, others exactly) and it is
+faster; otherwise the kernel keeps its loop nest, and the build says which and why. The decision is kept in a per-machine file beside the compile cache, keyed by the kernel's
 structural hash, the target, the TVM version and the schedule's source, so a kernel is measured once per
 machine, not once per model that contains it.
 """
@@ -40,6 +40,8 @@ class Decision:
     scheduled_ms: float | None
     rel_err: float | None
     rules: dict
+    form: str = "spatial"  # the schedule's form (schedule.FORMS) that was measured fastest and right
+    others: dict | None = None  # form -> ms: the other forms that were right, for the record
 
     @property
     def default_ms(self) -> float | None:
@@ -77,34 +79,41 @@ def _build_kernel(func, target):
     return lib.jit() if hasattr(lib, "jit") else lib
 
 
-def _timed_pair(naive, sched, args, dev) -> tuple[float, float, list[np.ndarray], list[np.ndarray]]:
-    """Both kernels on copies of the same inputs, then timed in alternation (A B A B ...), the minimum of
-    each: a load on the machine slows both rounds alike instead of deciding for one. A slow loop nest gets
-    two rounds (the first call pays page faults), a fast one up to 7 rounds of at least 5 ms each."""
+def _timed(rts: list, args, dev) -> tuple[list[float], list[list[np.ndarray]]]:
+    """Every kernel (the unscheduled one first) on copies of the same inputs, then timed in alternation
+    (A B C A B C ...), the minimum of each: a load on the machine slows every round alike instead of deciding
+    for one. A kernel whose first call took over 0.1 s is timed by single calls, two rounds (the first call
+    paid page faults); the others by TVM's time evaluator, 7 rounds of 3 repeats of at least 5 ms each (the
+    warm minimum) — also when the loop nest beside them is slow, so a fast kernel's time is not one cold call."""
     import tvm
 
-    outs, tens = [], []
-    for rt in (naive, sched):
+    outs, tens, slow = [], [], []
+    for rt in rts:
         t = [tvm.runtime.tensor(a.copy(), dev) for a in args]
+        t0 = time.perf_counter()
         rt["main"](*t)
+        slow.append(time.perf_counter() - t0 > 0.1)
         tens.append(t)
         outs.append([x.numpy() for x in t])
-    best = [float("inf"), float("inf")]
-    t0 = time.perf_counter()
-    naive["main"](*tens[0])
-    slow = time.perf_counter() - t0 > 0.1
+    best = [float("inf")] * len(rts)
+    # each round's first repeat runs on caches the other kernels evicted: the minimum over 3 repeats is warm
     evals = [
-        None if slow else rt.time_evaluator("main", dev, number=1, repeat=1, min_repeat_ms=5) for rt in (naive, sched)
+        None if s else rt.time_evaluator("main", dev, number=1, repeat=3, min_repeat_ms=5) for rt, s in zip(rts, slow)
     ]
-    for _ in range(2 if slow else 7):
-        for i, rt in enumerate((naive, sched)):
+    for _ in range(2 if any(slow) else 7):
+        for i, rt in enumerate(rts):
             if evals[i] is None:
                 t0 = time.perf_counter()
                 rt["main"](*tens[i])
                 best[i] = min(best[i], (time.perf_counter() - t0) * 1e3)
             else:
-                best[i] = min(best[i], float(evals[i](*tens[i]).mean) * 1e3)
-    return best[0], best[1], outs[0], outs[1]
+                best[i] = min(best[i], min(evals[i](*tens[i]).results) * 1e3)
+    if any(slow):  # the fast kernels: the rest of their 7 rounds (the slow ones have had their two)
+        for _ in range(5):
+            for i, ev in enumerate(evals):
+                if ev is not None:
+                    best[i] = min(best[i], min(ev(*tens[i]).results) * 1e3)
+    return best, outs
 
 
 def _time_alone(rt, args, dev) -> float:
@@ -142,17 +151,24 @@ def _agree(naive: list[np.ndarray], sched: list[np.ndarray]) -> float:
 
 
 def decide(name: str, func, target_d: dict) -> Decision:
-    """Schedule one kernel, check it against the unscheduled one and time both (see the module docstring)."""
+    """Schedule one kernel in every form that applies (schedule.FORMS), check each against the unscheduled
+    kernel and time them side by side; the fastest that agrees and beats the loop nest is used (see the module
+    docstring)."""
     import tvm
 
-    from harness.backends.tvm.schedule import schedule_func
+    from harness.backends.tvm.schedule import FORMS, schedule_func
 
-    try:
-        sched, outcome = schedule_func(func, target_d)
-    except Exception as e:  # noqa: BLE001 — a kernel the rules cannot take keeps its loops
-        return Decision(
-            name, False, f"not scheduled: {type(e).__name__}: {str(e).splitlines()[0][:160]}", None, None, None, {}
-        )
+    forms = []
+    for form in FORMS:
+        try:
+            sched, outcome = schedule_func(func, target_d, form)
+        except Exception as e:  # noqa: BLE001 — a kernel the rules cannot take keeps its loops
+            if form == FORMS[0]:
+                why = f"not scheduled: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
+                return Decision(name, False, why, None, None, None, {})
+            continue
+        if sched is not None or form == FORMS[0]:
+            forms.append((form, sched, outcome))
     target = tvm.target.Target(target_d)
     dev = tvm.cpu(0)
     func = func.with_attr("global_symbol", "main")
@@ -161,30 +177,33 @@ def decide(name: str, func, target_d: dict) -> Decision:
         return Decision(name, False, f"not measured: a buffer has the invalid shape {bad}", None, None, None, {})
     args = _random_args(func)
     naive_rt = _build_kernel(func, target)
-    if sched is None:
-        return Decision(name, False, "no rule applies", _time_alone(naive_rt, args, dev), None, None, outcome.blocks)
-    try:
-        sched_rt = _build_kernel(sched.with_attr("global_symbol", "main"), target)
-    except Exception as e:  # noqa: BLE001 — TVM refusing to build the scheduled kernel: keep the loops, say why
-        why = f"scheduled kernel does not build: {str(e).strip().splitlines()[-1][:160]}"
-        return Decision(name, False, why, _time_alone(naive_rt, args, dev), None, None, outcome.blocks)
-    t_n, t_s, out_n, out_s = _timed_pair(naive_rt, sched_rt, args, dev)
-    err = _agree(out_n, out_s)
-    if not err <= RTOL:
-        return Decision(
-            name,
-            False,
-            f"scheduled kernel disagrees (relative error {err:.2e} > {RTOL:g})",
-            t_n,
-            t_s,
-            err,
-            outcome.blocks,
-        )
+    built, failed = [], []
+    for form, sched, outcome in forms:
+        if sched is None:
+            continue
+        try:
+            built.append((form, _build_kernel(sched.with_attr("global_symbol", "main"), target), outcome))
+        except Exception as e:  # noqa: BLE001 — TVM refusing to build a scheduled kernel: that form is out, say why
+            failed.append(f"{form}: scheduled kernel does not build: {str(e).strip().splitlines()[-1][:160]}")
+    rules = forms[0][2].blocks
+    if not built:
+        why = "; ".join(failed) or "no rule applies"
+        return Decision(name, False, why, _time_alone(naive_rt, args, dev), None, None, rules)
+    times, outs = _timed([naive_rt, *(rt for _, rt, _ in built)], args, dev)
+    t_n, tried = times[0], []
+    for (form, _, outcome), t_s, out_s in zip(built, times[1:], outs[1:]):
+        tried.append((form, t_s, _agree(outs[0], out_s), outcome.blocks))
+    right = [x for x in tried if x[2] <= RTOL]
+    if not right:
+        form, t_s, err, rules = min(tried, key=lambda x: x[2])
+        why = f"scheduled kernel disagrees (relative error {err:.2e} > {RTOL:g})"
+        return Decision(name, False, why, t_n, t_s, err, rules, form)
+    form, t_s, err, rules = min(right, key=lambda x: x[1])
+    others = {f: round(t, 4) for f, t, e, _ in tried if f != form and e <= RTOL}
     if not t_s * MIN_GAIN < t_n:
-        return Decision(
-            name, False, f"scheduled kernel is not faster ({t_s:.3f} vs {t_n:.3f} ms)", t_n, t_s, err, outcome.blocks
-        )
-    return Decision(name, True, "scheduled", t_n, t_s, err, outcome.blocks)
+        why = f"scheduled kernel is not faster ({t_s:.3f} vs {t_n:.3f} ms)"
+        return Decision(name, False, why, t_n, t_s, err, rules, form, others)
+    return Decision(name, True, "scheduled", t_n, t_s, err, rules, form, others)
 
 
 def _key(func, target_d: dict) -> str:
@@ -302,7 +321,7 @@ def schedule_untuned(mod, target_d: dict, decisions: Decisions, tuned: dict[str,
             continue
         dec = decision(gv.name_hint, func, target_d, decisions)
         if dec.use:
-            sched, _ = schedule_func(func, target_d)
+            sched, _ = schedule_func(func, target_d, dec.form)
             out[gv] = sched
             used.append(gv.name_hint)
         else:
