@@ -247,3 +247,30 @@ def test_an_invalid_model_is_left_to_tvm_which_says_what_it_says(tmp_path, targe
     art, _ = artifact_of(path, tmp_path / "compiled")
     with pytest.raises(Exception, match="cannot make uint from negative value"):
         get_backend("tvm-llvm").compile(art, RunConfig(threads=1))
+
+
+def test_a_database_record_is_used_only_when_it_beats_the_default_here_and_agrees(tmp_path, target, monkeypatch):
+    """A record's kernel against tvm-llvm's choice for the same kernel, side by side on this machine: a record
+    that computes something else is refused whatever its speed, and the verdict is kept (not measured again)."""
+    from harness.backends.tvm import defaults, schedule
+
+    kernels = _kernels(_conv_model(tmp_path, relu=True), target)
+    name, conv = next((n, f) for n, f in kernels.items() if "conv2d_transpose" in n)
+    (tmp_path / "other").mkdir()
+    other = _kernels(_conv_model(tmp_path / "other", relu=False), target)
+    wrong = next(f for n, f in other.items() if "conv2d_transpose" in n)  # no ReLU: negative values differ
+    decisions = defaults.Decisions(tmp_path / "d.jsonl")
+    dec = defaults.decision(name, conv, target, decisions)
+    as_record, _ = schedule.schedule_func(conv, target, "spatial")  # a "record": a scheduled kernel of conv itself
+    rd = defaults.record_against_default(name, conv, as_record, dec, target, decisions)
+    assert rd.form == "record" and rd.naive_ms and rd.scheduled_ms and rd.rel_err <= 2 * defaults.RTOL, rd
+    assert rd.use == (rd.scheduled_ms < rd.naive_ms) and (rd.use or "record is not faster" in rd.why), rd
+    bad = defaults.record_against_default(name, conv, schedule.schedule_func(wrong, target)[0], dec, target, decisions)
+    assert not bad.use and "record disagrees" in bad.why, bad
+
+    def no_timing(*a, **k):
+        raise AssertionError("kept verdicts are not measured again")
+
+    monkeypatch.setattr(defaults, "_timed", no_timing)
+    again = defaults.Decisions(tmp_path / "d.jsonl")
+    assert defaults.record_against_default(name, conv, as_record, dec, target, again) == rd

@@ -206,14 +206,65 @@ def decide(name: str, func, target_d: dict) -> Decision:
     return Decision(name, True, "scheduled", t_n, t_s, err, rules, form, others)
 
 
-def _key(func, target_d: dict) -> str:
+def _key(func, target_d: dict, other=None) -> str:
+    """The decision's key: the kernel's structure, the target, TVM's version, this code; with `other` (a record's
+    scheduled kernel), the key of that record against this kernel's default."""
     import tvm
     import tvm_ffi
 
     # the kernel's name is not part of it: a fused module's function and MetaSchedule's extracted task are one
     h = hashlib.sha256(str(tvm_ffi.structural_hash(func.with_attr("global_symbol", "main"))).encode())
     h.update(json.dumps([target_d, tvm.__version__, cache.source_digest(SOURCES)], sort_keys=True).encode())
+    if other is not None:
+        h.update(b"record:" + str(tvm_ffi.structural_hash(other.with_attr("global_symbol", "main"))).encode())
     return h.hexdigest()[:24]
+
+
+def record_against_default(name: str, func, tuned, dec: Decision, target_d: dict, decisions: Decisions) -> Decision:
+    """A database record's kernel (`tuned`, MetaSchedule's schedule of `func`) against what tvm-llvm runs for
+    `func` (`dec`: the default schedule in its form, or the loop nest), both built here, timed side by side and
+    the record's outputs checked against the default's. `use` says whether the record is used; `naive_ms` is
+    the default's time, `scheduled_ms` the record's — both measured on this machine, in one alternation, where
+    the database's own time was measured during a search, maybe on another day under another load. Kept in the
+    decisions file like a decision."""
+    import tvm
+
+    from harness.backends.tvm.schedule import schedule_func
+
+    key = _key(func, target_d, tuned)
+    got = decisions.get(key)
+    if got is not None:
+        return got
+    func = func.with_attr("global_symbol", "main")
+    default = schedule_func(func, target_d, dec.form)[0] if dec.use else func
+    target, dev = tvm.target.Target(target_d), tvm.cpu(0)
+    try:
+        rts = [_build_kernel((default or func).with_attr("global_symbol", "main"), target)]
+        rts.append(_build_kernel(tuned.with_attr("global_symbol", "main"), target))
+    except Exception as e:  # noqa: BLE001 — a record TVM cannot build here is not used; say why
+        out = Decision(
+            name,
+            False,
+            f"record does not build: {str(e).strip().splitlines()[-1][:160]}",
+            None,
+            None,
+            None,
+            {},
+            "record",
+        )
+    else:
+        (t_d, t_r), outs = _timed(rts, _random_args(func), dev)
+        err = _agree(outs[0], outs[1])
+        if not err <= 2 * RTOL:  # the default is itself within RTOL of the loop nest
+            out = Decision(name, False, f"record disagrees (relative error {err:.2e})", t_d, t_r, err, {}, "record")
+        elif not t_r < t_d:
+            out = Decision(
+                name, False, f"record is not faster ({t_r:.3f} vs {t_d:.3f} ms)", t_d, t_r, err, {}, "record"
+            )
+        else:
+            out = Decision(name, True, "record", t_d, t_r, err, {}, "record")
+    decisions.put(key, out)
+    return out
 
 
 class Decisions:
@@ -367,6 +418,7 @@ def build(mod, target_d: dict, decisions_path: Path | None, database=None):
         )(mod)
     tuned: dict[str, float | None] = {}
     slower: dict[str, tuple[float, float]] = {}  # kernel -> (record ms, default ms): the record not used
+    refused: dict[str, str] = {}  # kernel -> why a record was not used (it disagrees, it does not build)
     if database is not None:
         before = fused
         with database, target, tvm.transform.PassContext(opt_level=3):
@@ -375,15 +427,22 @@ def build(mod, target_d: dict, decisions_path: Path | None, database=None):
         for gv, func in fused.functions_items():
             if not (isinstance(func, tirx.PrimFunc) and func.attrs.get(SCHEDULED)):
                 continue
-            rec_ms = _record_ms(database, before[gv], target_d)
-            # a record slower than the default schedule on this machine (few trials, another CPU's search)
-            # is not used: the kernel goes back to the default schedule's decision
-            dec = decision(gv.name_hint, before[gv], target_d, decisions) if runs_here(target_d) else None
-            if rec_ms is not None and dec is not None and dec.default_ms is not None and dec.default_ms < rec_ms:
-                fused[gv] = before[gv]
-                slower[gv.name_hint] = (round(rec_ms, 4), round(dec.default_ms, 4))
+            if not runs_here(target_d):  # a remote CPU: nothing to measure here, the database is trusted
+                tuned[gv.name_hint] = _record_ms(database, before[gv], target_d)
+                continue
+            # the record against the default schedule's choice for the kernel, side by side on this machine: a
+            # record from a short search, or one whose time was measured under another load, can lose to it;
+            # then the kernel goes back to the default schedule's decision
+            dec = decision(gv.name_hint, before[gv], target_d, decisions)
+            rd = record_against_default(gv.name_hint, before[gv], func, dec, target_d, decisions)
+            if rd.use:
+                tuned[gv.name_hint] = rd.scheduled_ms
+                continue
+            fused[gv] = before[gv]
+            if rd.naive_ms is not None and rd.scheduled_ms is not None and rd.why.startswith("record is not faster"):
+                slower[gv.name_hint] = (round(rd.scheduled_ms, 4), round(rd.naive_ms, 4))
             else:
-                tuned[gv.name_hint] = rec_ms
+                refused[gv.name_hint] = rd.why
     # outside any pass context: each kernel is built and run alone
     if runs_here(target_d):
         fused, summary = schedule_untuned(fused, target_d, Decisions(decisions_path), tuned)
@@ -395,6 +454,8 @@ def build(mod, target_d: dict, decisions_path: Path | None, database=None):
         }
     if database is not None:
         summary["records_slower_than_default"] = slower
+        if refused:
+            summary["records_refused"] = refused
     rest = tvm.transform.Sequential(rp.dataflow_lower_passes(target) + rp.finalize_passes(target))
     with target, tvm.transform.PassContext(opt_level=3):
         ex = relax.build(fused, target=target, relax_pipeline=rest)
