@@ -345,7 +345,12 @@ def write_reproducer(
         f"{_SNIPPET.get(backend, '')}"
         f'print("engine output shape", y.shape)\n'
         f'if "ref:0" in data.files:\n    ref = data["ref:0"]\n    print("reference shape   ", ref.shape)\n'
-        f'    if ref.shape == y.shape:\n        print("max |engine - reference|", float(np.abs(y - ref).max()))\n',
+        f"    if ref.shape == y.shape:\n"
+        f"        same = np.isnan(y) & np.isnan(ref) | (y == ref)  # NaN/Inf where the reference has the same: agreement\n"
+        f'        print("elements NaN/Inf where the reference is not, or differing where it is NaN/Inf:",\n'
+        f"              int(np.count_nonzero(~same & ~(np.isfinite(y) & np.isfinite(ref)))))\n"
+        f"        fin = np.isfinite(y) & np.isfinite(ref)\n"
+        f'        print("max |engine - reference| where both are finite", float(np.abs(y - ref)[fin].max(initial=0.0)))\n',
     )
     return f"{class_id}.py"
 

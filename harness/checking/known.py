@@ -224,6 +224,56 @@ def match(
     return next(iter(matches(backend, lowering, attrs, p, kind)), None)
 
 
+@dataclass(frozen=True)
+class GraphDivergence:
+    """A divergence that a node's attributes alone do not show: it needs the graph around the node (what
+    produces its input). Matched on the model a case ran; a mismatching case that matches says so."""
+
+    id: str
+    backends: tuple[str, ...]
+    lowerings: tuple[str, ...]
+    applies: Callable[[object], bool]  # the ONNX model (onnx.ModelProto) the case ran
+    reason: str
+    reproducer: str
+
+
+def _zero_pad_into_strided_convtranspose(model) -> bool:
+    """A constant-mode Pad (zero: no value input, or none given) whose output is a ConvTranspose's data input,
+    the ConvTranspose with a stride above 1."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    for n in model.graph.node:
+        if n.op_type != "ConvTranspose":
+            continue
+        strides = next((list(a.ints) for a in n.attribute if a.name == "strides"), [])
+        pad = producer.get(n.input[0])
+        if pad is None or pad.op_type != "Pad" or not any(s > 1 for s in strides):
+            continue
+        mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
+        value = next((a.f for a in pad.attribute if a.name == "value"), 0.0)
+        if mode == b"constant" and value == 0.0 and (len(pad.input) < 3 or not pad.input[2]):
+            return True
+    return False
+
+
+GRAPH_LEDGER: tuple[GraphDivergence, ...] = (
+    GraphDivergence(
+        "openvino-pad-fused-into-strided-convtranspose",
+        ("openvino-cpu",),
+        ("native", "explicit_pads"),  # the lowerings without a ConvTranspose feed the Pad to a Conv: exact
+        _zero_pad_into_strided_convtranspose,
+        "OpenVINO fuses a zero Pad in front of a ConvTranspose into the node's pads as for a Conv, wrong with "
+        "stride > 1: the output is shorter by (stride - 1) x the padding (1-D x 3, Pad 1+1, w 2, stride 2, "
+        "pads 1+1: length 6 instead of 8)",
+        "docs/upstream/openvino_pad_convtranspose_fusion.py",
+    ),
+)
+
+
+def graph_matches(backend: str, lowering: str, model) -> tuple[GraphDivergence, ...]:
+    """Every graph-ledger entry about this (backend, lowering) whose pattern the model holds."""
+    return tuple(e for e in GRAPH_LEDGER if backend in e.backends and lowering in e.lowerings and e.applies(model))
+
+
 # Known failures of the CUDA build (`convtx build`, `make build-cuda`): (id, case-id glob, substring of the nvcc
 # error, explanation, reproducer). A failure that matches is reported as known and does not fail the command;
 # an unmatched one does.

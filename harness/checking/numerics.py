@@ -2,9 +2,12 @@
 
 Policy (float32 on CPU): an output passes when
   - its shape equals the reference's,
+  - where the reference is NaN, +Inf or -Inf the output holds the same (NaN where the reference has NaN is
+    agreement: a model whose weights hold NaN computes NaN; anything else there is a mismatch),
   - it has no NaN/Inf where the reference is finite,
-  - relative L2 error ||out - ref|| / ||ref|| <= rel_l2, and
-  - |out - ref| <= atol + rtol * |ref| elementwise.
+  - relative L2 error ||out - ref|| / ||ref|| <= rel_l2 over the reference's finite elements, and
+  - |out - ref| <= atol + rtol * |ref| elementwise over the reference's finite elements.
+A failing output says how many elements fail which rule and where the first (or worst) of them is.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class OutputComparison:
     worst_index: tuple[int, ...] | None
     nonfinite: int  # NaN/Inf in the output where the reference is finite
     reason: str = ""
+    special_mismatches: int = 0  # where the reference is NaN/Inf, elements of the output that are not the same
 
     def __bool__(self) -> bool:
         return self.passed
@@ -98,34 +102,56 @@ def compare_output(index: int, out: np.ndarray, ref: np.ndarray, tol: Tolerance)
     o = out.astype(np.float64)
     r = ref.astype(np.float64)
     finite_ref = np.isfinite(r)
-    nonfinite = int(np.count_nonzero(~np.isfinite(o) & finite_ref))
-    diff = np.abs(o - r)
-    diff = np.where(np.isnan(diff) & ~finite_ref & (np.isnan(o) == np.isnan(r)), 0.0, diff)
-    if diff.size == 0:
+    special = ~finite_ref  # NaN/Inf in the reference: the output must hold the same value there
+    same_special = special & ((np.isnan(o) & np.isnan(r)) | (o == r))
+    special_bad = special & ~same_special
+    special_mismatches = int(np.count_nonzero(special_bad))
+    nonfinite_at = ~np.isfinite(o) & finite_ref
+    nonfinite = int(np.count_nonzero(nonfinite_at))
+    if o.size == 0:
         return OutputComparison(index, True, out.shape, ref.shape, 0.0, 0.0, 0.0, 0, None, 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = diff / np.abs(r)
-    rel = np.where(diff == 0, 0.0, rel)
-    max_abs = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff)))
-    max_rel = float(np.nanmax(np.where(np.isnan(rel), np.inf, rel)))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(finite_ref, np.abs(o - r), 0.0)  # NaN where the output is NaN and the reference finite
+        diff = np.where(special_bad, np.inf, diff)
+        with np.errstate(divide="ignore"):
+            rel = np.where(diff == 0, 0.0, diff / np.abs(np.where(finite_ref, r, 1.0)))
+    inf_nan = np.where(np.isnan(diff), np.inf, diff)
+    max_abs = float(np.max(inf_nan))
+    max_rel = float(np.max(np.where(np.isnan(rel), np.inf, rel)))
     ref_norm = float(np.linalg.norm(r[finite_ref]))
     err_norm = float(np.linalg.norm(np.where(np.isfinite(diff), diff, 0.0)))
     rel_l2 = err_norm / ref_norm if ref_norm > 0 else (0.0 if err_norm == 0 else float("inf"))
-    if nonfinite:
+    if nonfinite or special_mismatches:
         rel_l2 = float("inf")
-    bad = ~(diff <= tol.atol + tol.rtol * np.abs(r))
-    mismatches = int(np.count_nonzero(bad))
-    worst = tuple(
-        int(i) for i in np.unravel_index(int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff))), diff.shape)
-    )
+    with np.errstate(invalid="ignore"):
+        outside = finite_ref & np.isfinite(o) & ~(diff <= tol.atol + tol.rtol * np.abs(np.where(finite_ref, r, 0.0)))
+    mismatches = int(np.count_nonzero(outside)) + nonfinite + special_mismatches
     reasons = []
     if nonfinite:
-        reasons.append(f"{nonfinite} NaN/Inf where the reference is finite")
-    if rel_l2 > tol.rel_l2:
-        reasons.append(f"rel_l2 {rel_l2:.3g} > {tol.rel_l2:g}")
-    if mismatches:
+        at = _first(nonfinite_at)
         reasons.append(
-            f"{mismatches}/{diff.size} elements outside atol {tol.atol:g} + rtol {tol.rtol:g}"
+            f"{nonfinite} NaN/Inf where the reference is finite (first at {list(at)}: {o[at]:.7g} vs {r[at]:.7g})"
+        )
+    if special_mismatches:
+        at = _first(special_bad)
+        reasons.append(
+            f"{special_mismatches} elements differ where the reference is NaN/Inf (first at {list(at)}: "
+            f"{o[at]:.7g} vs {r[at]:.7g})"
+        )
+    worst = None
+    if np.any(outside):
+        fin = np.where(outside, diff, -1.0)
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(fin)), diff.shape))
+    elif np.any(nonfinite_at | special_bad):
+        worst = _first(nonfinite_at | special_bad)
+    else:
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(inf_nan)), diff.shape))
+    if rel_l2 > tol.rel_l2 and not (nonfinite or special_mismatches):
+        reasons.append(f"rel_l2 {rel_l2:.3g} > {tol.rel_l2:g}")
+    n_out = int(np.count_nonzero(outside))
+    if n_out:
+        reasons.append(
+            f"{n_out}/{diff.size} elements outside atol {tol.atol:g} + rtol {tol.rtol:g}"
             f" (worst at {list(worst)}: {o[worst]:.7g} vs {r[worst]:.7g})"
         )
     return OutputComparison(
@@ -140,7 +166,13 @@ def compare_output(index: int, out: np.ndarray, ref: np.ndarray, tol: Tolerance)
         worst,
         nonfinite,
         "; ".join(reasons),
+        special_mismatches,
     )
+
+
+def _first(mask: np.ndarray) -> tuple[int, ...]:
+    """The index of the first True element of `mask` (C order)."""
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), mask.shape))
 
 
 def compare(outputs: list[np.ndarray], refs: list[np.ndarray], dtype: str = "float32") -> Comparison:

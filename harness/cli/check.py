@@ -81,6 +81,11 @@ def cmd_validate(args) -> int:
     ]
     if args.json:
         safefs.write_atomic(json_path, json.dumps([r.to_json() for r in records], indent=2) + "\n")
+    from harness.pipeline.sanitize import summary
+
+    sanitation = next((r.details["sanitation"] for r in records if r.details.get("sanitation")), None)
+    if sanitation:
+        print(f"sanitation: {summary(sanitation)}")
     print(f"{'case':<44} {'status':<9} {'rel_l2':>9} {'max_abs':>9}  reason")
     for r in records:
         n = r.numerics

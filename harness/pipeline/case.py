@@ -165,6 +165,23 @@ def numerics_of(cmp, policy: str) -> Numerics:
     )
 
 
+def _known_in_graph(path: str, backend: str, lowering: str, details: dict) -> str:
+    """For a mismatch: the graph-ledger entries (harness/checking/known.py) the model the case ran holds — put
+    in `details.known` and said in the reason, with the reproducer; '' when none."""
+    import onnx
+
+    from harness.checking.known import graph_matches
+
+    try:
+        found = graph_matches(backend, lowering, onnx.load(path, load_external_data=False))
+    except Exception:  # noqa: BLE001 — the ledger explains; failing to read it changes no verdict
+        return ""
+    if not found:
+        return ""
+    details["known"] = [{"id": e.id, "reproducer": e.reproducer} for e in found]
+    return "".join(f" — known: {e.id} ({e.reproducer})" for e in found)
+
+
 def case_artifact(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir: Path, details: dict):
     """What `backend` compiles for this case: the model under `lowering`, rewritten where the engine needs it
     (`details` gains `lowering` and `rewrites`), with the compile cache under `build_dir`."""
@@ -196,6 +213,8 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
             k: {f: v[f] for f in ("status", "reason", "rel_l2") if f in v}
             for k, v in (prep.export.get("exporters") or {}).items()
         }
+    if prep.sanitation:
+        details["sanitation"] = prep.sanitation
     backend = get_backend(backend_id)
     held: list = []
     try:
@@ -211,6 +230,14 @@ def _run_case(
     stage = "lower"
     try:
         art = case_artifact(prep, lowering, backend, cfg, build_dir, details)
+        low = details["lowering"]
+        if lowering != "native" and low.get("convtranspose_nodes", 0) and not low.get("lowered"):
+            # nothing was lowered: the graph is the native one, and its native case measures it — not this name
+            n = low["convtranspose_nodes"]
+            why = low["declined"][0]["reason"] if low.get("declined") else "no reason given"
+            return key.record(
+                "skipped", f"{lowering} declined every ConvTranspose ({n} of {n}; first: {why})", details=details
+            )
         flops_performed = _performed_flops(art.onnx_path, prep)
         stage = "compile"
         if backend.availability():
@@ -271,9 +298,12 @@ def _run_case(
             if cfg.profile_runs and cmp.passed:
                 stage = "profile"
                 details["profile"] = _profile(compiled, feeds, cfg.profile_runs)
+        reason = cmp.reason
+        if not cmp.passed:
+            reason += _known_in_graph(art.onnx_path, key.backend, lowering, details)
         return key.record(
             "ok" if cmp.passed else "mismatch",
-            cmp.reason,
+            reason,
             numerics=numerics_of(cmp, policy),
             latency_ms=latency,
             counts=counts,

@@ -48,6 +48,7 @@ class Prepared:
     export: dict = field(default_factory=dict)
     conv_transpose_nodes: int = 0
     min_bytes: int | None = None  # compulsory memory traffic: inputs + weights + outputs, once each
+    sanitation: dict = field(default_factory=dict)  # a file model: what harness/pipeline/sanitize.py did
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -158,6 +159,11 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         how = "onnx.reference in float64, ConvTranspose from the spec (harness.core.convtranspose)"
 
     feeds = synthesise_inputs(specs, shapes, seed)
+    sanitation: dict = {}
+    if not ref.is_zoo:  # bound, folded and checked in ORT before anything lowers or compiles it
+        from harness.pipeline.sanitize import sanitize
+
+        onnx_path, sanitation = sanitize(ref.path, model, shapes, feeds, build_dir)
 
     def expected() -> list[np.ndarray]:
         if ref.is_zoo:
@@ -165,7 +171,7 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         return onnx_reference(fix_input_shapes(model, shapes), feeds)
 
     data_path = build_dir / "data" / f"{ref.label.replace('@', '-')}-b{batch}-{key}.npz"
-    return prepared_from_arrays(
+    prep = prepared_from_arrays(
         ref,
         batch,
         model,
@@ -178,6 +184,7 @@ def prepare(ref: ModelRef, batch: int, seed: int, build_dir: Path) -> Prepared:
         flops=count_flops(fix_input_shapes(model, shapes), useful=True),
         export=export_info,
     )
+    return replace(prep, sanitation=sanitation)
 
 
 def _weight_bytes(model) -> int:

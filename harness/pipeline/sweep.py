@@ -71,10 +71,15 @@ def _file_batch(ref: ModelRef, shapes: dict) -> int:
 
 def file_ref(path: str, overrides: dict[str, tuple[int, ...]]) -> ModelRef:
     """Check an ONNX file now (one-line errors, exit 2) and return its reference with concrete shapes."""
-    from harness.core.onnx_io import graph_inputs, load_model, resolve_shapes
+    from harness.core.memory import check_inputs
+    from harness.core.onnx_io import fix_input_shapes, graph_inputs, load_model, resolve_shapes
 
     model = load_model(path)
-    shapes = resolve_shapes(graph_inputs(model), overrides, path)
+    specs = graph_inputs(model)
+    shapes = resolve_shapes(specs, overrides, path)
+    dtypes = {s.name: s.dtype for s in specs}
+    check_inputs(path, shapes, dtypes)  # before shape inference: a 640 GB input is refused at once
+    check_inputs(path, shapes, dtypes, fix_input_shapes(model, shapes))
     return ModelRef(name=Path(path).stem, path=str(Path(path).resolve()), shapes=tuple(shapes.items()))
 
 

@@ -89,6 +89,7 @@ def build_report(run: Run, extras: Mapping | None = None, plots: Mapping[str, by
         s
         for s in (
             no_convtranspose_section(records),
+            sanitation_section(records),
             declined_section(records),
             counts_section(records),
             tuning_section(v),
@@ -150,8 +151,8 @@ def summary_lines(meta: Mapping, records: list[Record]) -> list[tuple[str, str]]
         ),
         (
             "tolerance (float32 vs float64 reference)",
-            f"rel_l2 ≤ {tol.rel_l2:g} and |out − ref| ≤ {tol.atol:g} + {tol.rtol:g}·|ref|; NaN/Inf where the "
-            f"reference is finite fails",
+            f"rel_l2 ≤ {tol.rel_l2:g} and |out − ref| ≤ {tol.atol:g} + {tol.rtol:g}·|ref| where the reference is "
+            f"finite; NaN/Inf there fails; where it is NaN/±Inf the output must hold the same",
         ),
         ("cases", f"{len(records)} — " + ", ".join(f"{n} {s}" for s, n in counts.items())),
     ]
@@ -433,6 +434,36 @@ def no_convtranspose_section(records: list[Record]) -> Section | None:
         "Models without ConvTranspose",
         _para(lead + " and the others are recorded as skipped.", only=MARKDOWN),
         _para(lead + ".", only=HTML),
+    )
+
+
+def sanitation_section(records: list[Record]) -> Section | None:
+    """What sanitation (harness/pipeline/sanitize.py) did to each file model, once per model."""
+    seen: dict[str, dict] = {}
+    for r in records:
+        if r.details.get("sanitation") and model_label(r) not in seen:
+            seen[model_label(r)] = r.details["sanitation"]
+    if not seen:
+        return None
+    rows = [
+        [
+            code(m),
+            f"{d['nodes_before']} → {d['nodes_after']}",
+            ", ".join(f"{op} {n}" for op, n in d.get("folded", {}).items()),
+            f"{d['opset'][0]} → {d['opset'][1]}" if d.get("opset") else d.get("opset_kept", "–"),
+            d.get("validated", ""),
+            d.get("uses", ""),
+        ]
+        for m, d in seen.items()
+    ]
+    return _section(
+        "Sanitation of the ONNX files",
+        _para(
+            "Each file model is bound to its input shapes, folded (onnxscript's optimizer) and checked against the "
+            "original in ONNX Runtime before any engine or lowering sees it; every case is still checked against "
+            "the float64 reference of the original file."
+        ),
+        Table.of(["model", "nodes", "folded away", "opset", "check", "cases use"], rows),
     )
 
 

@@ -28,6 +28,8 @@ def _ledger_reproducers() -> dict[str, list[str]]:
     for e in known.LEDGER:
         if e.reproducer.startswith(UPSTREAM):
             by_script.setdefault(e.reproducer, []).append(e.id)
+    for g in known.GRAPH_LEDGER:
+        by_script.setdefault(g.reproducer, []).append(g.id)
     for kid, *_, repro in known.CUDA_BUILD_LEDGER:
         by_script.setdefault(repro, []).append(kid)
     for x in conformance.LEDGER:

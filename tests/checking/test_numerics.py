@@ -41,6 +41,39 @@ def test_nan_where_reference_is_finite_never_passes():
     assert not c and c.outputs[0].nonfinite == 1 and c.rel_l2 == float("inf")
 
 
+def test_nan_and_inf_where_the_reference_has_the_same_are_agreement():
+    """A model whose weights hold NaN computes NaN: the same NaN (and the same +-Inf) in the output is agreement,
+    not 'mismatch: 64/578 outside tolerance (worst 7.96 vs 7.96)'."""
+    ref = np.array([[1.0, np.nan, 3.0], [np.inf, -np.inf, 6.0]])
+    c = compare([ref.astype(np.float32)], [ref])
+    assert c, c.reason
+    o = c.outputs[0]
+    assert o.mismatches == 0 and o.special_mismatches == 0 and o.max_abs == 0.0 and c.rel_l2 == 0.0
+
+
+def test_nan_where_the_reference_is_finite_and_a_finite_value_where_it_is_nan_say_how_many_and_where():
+    ref = np.array([[1.0, np.nan, 3.0], [np.inf, -np.inf, 6.0]])
+    out = ref.copy()
+    out[0, 1] = 2.0  # finite where the reference is NaN
+    out[1, 0] = -np.inf  # the wrong infinity
+    out[1, 2] = np.nan  # NaN where the reference is finite
+    c = compare([out], [ref])
+    o = c.outputs[0]
+    assert not c and o.nonfinite == 1 and o.special_mismatches == 2 and o.mismatches == 3, o
+    assert "1 NaN/Inf where the reference is finite (first at [1, 2]: nan vs 6)" in c.reason, c.reason
+    assert "2 elements differ where the reference is NaN/Inf (first at [0, 1]: 2 vs nan)" in c.reason, c.reason
+    assert "outside atol" not in c.reason  # the finite elements agree: no made-up 'worst x vs x'
+
+
+def test_a_finite_error_beside_agreeing_nans_names_the_finite_worst():
+    ref = np.array([np.nan, 1.0, 2.0, np.nan])
+    out = np.array([np.nan, 1.0, 2.5, np.nan])
+    c = compare([out], [ref])
+    o = c.outputs[0]
+    assert not c and o.mismatches == 1 and o.worst_index == (2,) and "(worst at [2]: 2.5 vs 2)" in c.reason
+    assert o.max_abs == 0.5
+
+
 def test_small_relative_error_within_policy_passes_and_larger_fails():
     rng = np.random.default_rng(0)
     ref = rng.standard_normal(1000)
@@ -56,3 +89,34 @@ def test_worst_output_sets_the_scalar_metrics():
     a = np.ones(4)
     c = compare([a, a + 1e-3], [a, a])
     assert c.outputs[0] and not c.outputs[1] and abs(c.max_abs - 1e-3) < 1e-12
+
+
+def test_a_model_with_nan_weights_agrees_natively_and_zero_insertion_spreads_the_nan():
+    """End to end on ORT: NaN in one weight of a stride-2 ConvTranspose. Natively ORT computes NaN exactly where
+    the float64 reference does (agreement); under zero_insert every inserted zero meets the NaN weight
+    (0 * NaN = NaN), so NaN reaches outputs whose reference is finite, and the verdict says how many and where."""
+    import onnx
+    import onnxruntime as ort
+
+    from harness.checking.reference import onnx_reference
+    from harness.lowerings import get_lowering
+
+    from ..helpers import convtranspose_model
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((2, 3, 3, 3))
+    w[0, 1, 1, 1] = np.nan
+    m = convtranspose_model((1, 2, 5, 5), w, strides=[2, 2])
+    feeds = {"X": rng.standard_normal((1, 2, 5, 5)).astype(np.float32)}
+    ref = onnx_reference(m, feeds)
+    assert np.isnan(ref[0]).any() and np.isfinite(ref[0]).any()
+
+    def run(model):
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return sess.run(None, feeds)
+
+    native = compare(run(m), ref)
+    assert native, native.reason
+    lowered = compare(run(get_lowering("zero_insert").apply(onnx.load_from_string(m.SerializeToString())).model), ref)
+    o = lowered.outputs[0]
+    assert not lowered and o.nonfinite > 0 and "NaN/Inf where the reference is finite (first at" in lowered.reason

@@ -1,6 +1,7 @@
 """Bad input: one line on stderr naming the file or value and what was expected, exit 2, no traceback,
 nothing half-written."""
 
+import numpy as np
 import pytest
 
 from ..helpers import assert_one_line_error, make_convtranspose_model, run_cli
@@ -84,6 +85,42 @@ def test_symbolic_dims_need_shape(tmp_path):
         "symbolic",
         "--shape X=Nx4x5x5",
     )
+
+
+def test_an_input_larger_than_memory_is_refused_once_up_front(tmp_path):
+    """1x4x200000x200000 float32 is 596 GiB: refused before anything is allocated or written (no
+    `MemoryError: Unable to allocate` per case), one line naming the file, the input, the bytes and the memory."""
+    path = make_convtranspose_model(tmp_path / "big.onnx", x_shape=(1, 4, 200000, 200000), strides=[2, 2])
+    out = tmp_path / "v.json"
+    build = tmp_path / "build"
+    proc = run_cli("validate", str(path), "--backends", "ort-cpu", "--json", str(out), "--build-dir", str(build))
+    line = assert_one_line_error(proc, "big.onnx", "input 'X' 1x4x200000x200000 float32 needs 596.0 GiB", "available")
+    assert "MemoryError" not in line
+    assert not out.exists() and not build.exists(), "nothing written"
+    runs = tmp_path / "runs"
+    proc = run_cli(
+        "bench", "--models", str(path), "--backends", "ort-cpu", "--out", str(runs), "--build-dir", str(build)
+    )
+    assert_one_line_error(proc, "big.onnx", "needs 596.0 GiB")
+    assert not runs.exists()
+
+
+def test_a_reference_larger_than_memory_is_refused_up_front():
+    """Small inputs, a huge graph: the float64 reference keeps every tensor, and the check adds them up from
+    shape inference (here an available memory of 1 GiB is given to the check itself)."""
+    from harness.core.errors import ConvtxError
+    from harness.core.memory import check_inputs
+    from harness.core.onnx_io import fix_input_shapes
+
+    from ..helpers import convtranspose_model
+
+    m = convtranspose_model((1, 4, 512, 512), np.ones((4, 64, 3, 3)), dim_param="N", strides=[4, 4])
+    shapes = {"X": (1, 4, 512, 512)}
+    check_inputs("m.onnx", shapes, {"X": "float32"}, available=1 << 30)  # 4 MiB of inputs: fine alone
+    with pytest.raises(
+        ConvtxError, match=r"m.onnx: the float64 reference needs at least \d\.\d GiB .* 1\.0 GiB available"
+    ):
+        check_inputs("m.onnx", shapes, {"X": "float32"}, fix_input_shapes(m, shapes), available=1 << 30)
 
 
 def test_shape_that_contradicts_the_model(tmp_path):

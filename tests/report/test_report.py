@@ -353,3 +353,30 @@ def test_tvm_against_the_runtimes_and_where_the_time_goes(tmp_path):
     assert first[1].startswith("conv1 (Conv) 0.120 ms, 100%") and first[3].startswith("ct (ConvTranspose) 0.200 ms")
     html = (tmp_path / "report.html").read_text()
     assert "TVM against the CPU runtimes" in html and "Where the time goes" in html
+
+
+def test_the_report_says_what_sanitation_did_per_file_model(tmp_path):
+    san = {
+        "nodes_before": 15,
+        "nodes_after": 3,
+        "folded": {"Shape": 1, "Gather": 1, "Sqrt": 1},
+        "opset": [11, 18],
+        "validated": "onnxruntime: agrees with the original (max |Δ| 4.8e-07)",
+        "uses": "sanitised",
+    }
+    recs = [
+        dataclasses.replace(r, details={**r.details, "sanitation": san})
+        for r in (_rec("codec", "native", "ort-cpu", median=0.1), _rec("codec", "phase", "ort-cpu", median=0.1))
+    ]
+    write_json_atomic(tmp_path / "run.json", META)
+    with ResultsWriter(tmp_path / "results.jsonl") as w:
+        for r in RECORDS[:1] + recs:
+            w.append(r)
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "Sanitation of the ONNX files" in md
+    rows = [ln for ln in md.splitlines() if ln.startswith("| `codec@32`")]
+    assert rows == [
+        "| `codec@32` | 15 → 3 | Gather 1, Shape 1, Sqrt 1 | 11 → 18 | onnxruntime: agrees with the "
+        "original (max \\|Δ\\| 4.8e-07) | sanitised |"
+    ], rows
