@@ -64,12 +64,33 @@ def convert_opset(model, source: str):
     return converted, [have, TARGET_OPSET], ""
 
 
-def fold(model):
-    """Constant and shape folding and dead-node removal by onnxscript's optimizer, shapes inferred after."""
-    import onnx
-    import onnxscript.optimizer
+SHAPE_HELPER_ELEMENTS = 8192  # a ConstantOfShape up to this size is a shape computation's helper: folded
 
-    out = onnxscript.optimizer.optimize(model)
+
+def _shape_helper(node) -> bool | None:
+    """onnxscript keeps every ConstantOfShape (so as not to grow a model by a large constant); a small one is part
+    of a shape computation (torch.onnx writes pads and Reshape targets with them) and is folded."""
+    if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx") or not node.inputs:
+        return None
+    shape = node.inputs[0].const_value if node.inputs[0] is not None else None
+    if shape is None:
+        return None
+    return bool(int(np.prod(shape.numpy(), dtype=np.int64)) <= SHAPE_HELPER_ELEMENTS) or None
+
+
+def fold(model):
+    """Constant and shape folding and dead-node removal by onnxscript's optimizer (small ConstantOfShape
+    included: `_shape_helper`), twice over, shapes inferred after."""
+    import onnx
+    import onnx_ir as ir
+    import onnxscript.optimizer
+    from onnxscript.optimizer import _constant_folding
+
+    m = ir.serde.deserialize_model(model)
+    for _ in range(2):
+        _constant_folding.fold_constants(m, onnx_shape_inference=True, should_fold=_shape_helper)
+        onnxscript.optimizer.optimize(m)
+    out = ir.serde.serialize_model(m)
     try:
         out = onnx.shape_inference.infer_shapes(out, strict_mode=False, data_prop=True)
     except Exception:  # noqa: BLE001 — inference helps the lowerings; its failure is not a verdict

@@ -242,3 +242,13 @@ def test_a_lowering_that_declined_every_node_says_so_and_is_not_measured_under_i
     native, phase = records["wt/native/ort-cpu/b1"], records["wt/phase/ort-cpu/b1"]
     assert native.status == "ok", native.reason
     assert phase.status == "skipped" and "phase declined every ConvTranspose (1 of 1; first: weight 'w'" in phase.reason
+
+
+def test_a_small_constant_of_shape_is_folded_with_the_rest_of_a_shape_computation(tmp_path):
+    """onnxscript keeps every ConstantOfShape; torch.onnx computes pads with small ones (EnCodec's SEANet
+    decoder kept 13 of them and its ConvTranspose inputs lost their shapes), so a small one is folded."""
+    from harness.pipeline.sanitize import fold
+
+    m = onnx.load(str(shape_ops_decoder(tmp_path)))
+    ops = [n.op_type for n in fold(m).graph.node]
+    assert "ConstantOfShape" not in ops and "Shape" not in ops and "Expand" not in ops, ops
