@@ -234,14 +234,18 @@ def _reduction(sch, b, lanes: int, outcome: Outcome, form: str = "spatial") -> N
     outcome.blocks[name] = "reduction: " + ", ".join(how)
 
 
+def _lanes_innermost(d: int, lanes: int):
+    """The index map that splits dim `d` by `lanes` and puts the lanes innermost: [.., c, ..] -> [.., c/L, .., c%L]."""
+    return lambda *i: (*i[:d], i[d] // lanes, *i[d + 1 :], i[d] % lanes)
+
+
 def _accumulate(sch, b, outer: list, reds: list, how: list[str], blocked: tuple[int, int] | None = None) -> None:
     """The accumulator: a local tile, written back once per tile with the epilogue inlined into the write-back;
     the outer loops fused and parallel; the init split off. `blocked` (dim, lanes): the accumulator's dim is
     split so that its lanes are innermost (a vector of channels is contiguous, not strided)."""
     wb = sch.cache_write(b, 0, "global")
     if blocked is not None:
-        d, L = blocked
-        sch.transform_layout(b, ("write", 0), lambda *i: (*i[:d], i[d] // L, *i[d + 1 :], i[d] % L))
+        sch.transform_layout(b, ("write", 0), _lanes_innermost(*blocked))
     sch.reverse_compute_at(wb, outer[-1])
     for c in sch.get_consumers(wb):
         try:
@@ -305,15 +309,12 @@ def _channels_plan(blk, ivars, kinds, extents, vec, f_vec, lanes) -> _Plan | str
     return "no output axis that is a multiple of the lanes and indexes one input alone"
 
 
-def _ivars_of(blk) -> list:
-    return [iv.var for iv in blk.iter_vars]
-
-
 def _channels(sch, b, loops, spatial, red, plan: _Plan, lanes: int, outcome: Outcome, name: str) -> None:
     """Tile the reduction in the channels form (see the module's docstring)."""
-    L, dim = lanes, plan.dim
+    L = lanes
+    chan_var = sch.get(b).iter_vars[plan.chan].var
     packed = sch.cache_read(b, plan.weight, "global")
-    sch.transform_layout(packed, ("write", 0), lambda *i: (*i[:dim], i[dim] // L, *i[dim + 1 :], i[dim] % L))
+    sch.transform_layout(packed, ("write", 0), _lanes_innermost(plan.dim, L))
     ploops = sch.get_loops(packed)
     sch.parallel(sch.fuse(*ploops[: max(1, len(ploops) - 1)]) if len(ploops) > 2 else ploops[0])
     outer, inner = [], []
@@ -334,9 +335,7 @@ def _channels(sch, b, loops, spatial, red, plan: _Plan, lanes: int, outcome: Out
     for r in [*inner, chan_inner[0]]:
         sch.unroll(r)
     how = [f"channels: weight packed, register block {plan.r}x{plan.v}x{L}"]
-    out_dim = [
-        d for d, rg in enumerate(sch.get(b).writes[0].region) if _ivars_of(sch.get(b))[plan.chan] in _vars_in(rg.min)
-    ]
+    out_dim = [d for d, rg in enumerate(sch.get(b).writes[0].region) if chan_var in _vars_in(rg.min)]
     _accumulate(sch, b, outer, reds, how, (out_dim[0], L) if len(out_dim) == 1 else None)
     outcome.blocks[name] = "reduction: " + ", ".join(how)
 
