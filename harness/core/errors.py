@@ -15,3 +15,9 @@ class UnknownNameError(ConvtxError):
 
 class BadModelError(ConvtxError):
     """An ONNX file that cannot be used: missing, empty, not a model, fails the checker, bad shapes."""
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message` — an engine's or a library's exception as one line for a record."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:limit] if text else ''}"

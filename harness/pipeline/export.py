@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.core import cache
+from harness.core.errors import first_line
 
 OPSET = 18  # Col2Im needs 18; every engine here supports it
 EXPORT_VERSION = 2  # bump when this file changes how models are exported
@@ -63,11 +64,6 @@ def cache_key(spec, size: int, batch: int, seed: int) -> str:
     return h.hexdigest()[:20]
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:300] if text else ''}"
-
-
 def _run_exporter(name: str, module, args, names: list[str]):
     import onnx
     import torch
@@ -109,7 +105,7 @@ def _agreement(model, feeds: dict, refs: list) -> dict:
         sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         outs = sess.run(None, feeds)
     except Exception as e:  # noqa: BLE001 — an engine refusing the file is recorded, not fatal
-        return {"status": "unchecked", "reason": f"onnxruntime could not run it: {_first_line(e)}"}
+        return {"status": "unchecked", "reason": f"onnxruntime could not run it: {first_line(e)}"}
     c = compare(outs, refs)
     out = {"status": "agrees" if c.passed else "disagrees", "rel_l2": c.rel_l2, "max_abs": c.max_abs}
     if not c.passed:
@@ -147,7 +143,7 @@ def export_zoo(spec, size: int, batch: int, seed: int, cache_dir: Path) -> Expor
             m = _run_exporter(name, module, args, names)
             onnx.checker.check_model(m)
         except Exception as e:  # noqa: BLE001 — any exporter failure is recorded and the next one tried
-            results[name] = {"status": "failed", "reason": f"{name} export failed: {_first_line(e)}"}
+            results[name] = {"status": "failed", "reason": f"{name} export failed: {first_line(e)}"}
             continue
         models[name] = m
         hist: dict[str, int] = {}

@@ -31,15 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from harness.core import cache
-from harness.core.errors import ConvtxError
+from harness.core.errors import ConvtxError, first_line
+from harness.lowerings.common import opset_of
 
 MIN_OPSET = 13  # below it: converted (the lowerings emit opset-13 forms; engines drop the oldest opsets)
 TARGET_OPSET = 18  # what the conversion writes: the zoo's opset, which every engine here runs (Col2Im too)
 SOURCES = (Path(__file__),)
-
-
-def _opset(model) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def convert_opset(model, source: str):
@@ -48,7 +45,7 @@ def convert_opset(model, source: str):
     more declines with its reason), and the third value says why."""
     from onnx import version_converter
 
-    have = _opset(model)
+    have = opset_of(model)
     if have >= TARGET_OPSET:
         return model, None, ""
     try:
@@ -108,11 +105,6 @@ def _ort_outputs(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(o) for o in sess.run(None, feeds)]
 
 
-def _first_line(e: BaseException) -> str:
-    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
-
-
 def validate(original, sanitised, feeds: dict[str, np.ndarray]) -> tuple[bool | None, str]:
     """(True: they agree, False: they do not or the sanitised graph fails, None: ORT cannot run the original;
     the words for the record)."""
@@ -121,11 +113,11 @@ def validate(original, sanitised, feeds: dict[str, np.ndarray]) -> tuple[bool | 
     try:
         want = _ort_outputs(original, feeds)
     except Exception as e:  # noqa: BLE001 — ORT cannot judge: say so
-        return None, f"not validated: onnxruntime cannot run the original ({_first_line(e)})"
+        return None, f"not validated: onnxruntime cannot run the original ({first_line(e, 200)})"
     try:
         got = _ort_outputs(sanitised, feeds)
     except Exception as e:  # noqa: BLE001
-        return False, f"onnxruntime cannot run the sanitised graph ({_first_line(e)})"
+        return False, f"onnxruntime cannot run the sanitised graph ({first_line(e, 200)})"
     c = compare(got, want, "float32")
     if not c:
         return False, f"the sanitised graph differs from the original in onnxruntime ({c.reason})"

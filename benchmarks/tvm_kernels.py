@@ -1,0 +1,99 @@
+"""The default CPU schedule kernel by kernel: for an ONNX file, each fused TVM kernel's loop nest and every
+schedule form (harness/backends/tvm/schedule.py FORMS), optionally with other register-block row counts,
+built alone and timed by TVM's evaluator (min and median over repeats, warm). For working on the schedule;
+the per-kernel numbers of docs/tuning.md come from it.
+
+    python benchmarks/tvm_kernels.py MODEL.onnx [--kernel SUBSTRING] [--rows 4,8] [--top 6] [--threads 2]
+
+`convtx lower --lowering phase -o X.onnx Y.onnx` and `convtx export --out DIR name@size` make the inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def fused_kernels(path: str, target_d: dict):
+    """(name, PrimFunc, calls) of every fused kernel of the file, as tvm-llvm's build splits it."""
+    import onnx
+    import tvm
+    from tvm import relax, tirx
+    from tvm.relax.backend.cpu_generic import pipeline as rp
+
+    from harness.backends.tvm import defaults
+    from harness.backends.tvm.common import relax_module
+    from harness.core.onnx_io import graph_inputs
+
+    specs = graph_inputs(onnx.load(path, load_external_data=False))
+    mod = relax_module(path, {s.name: tuple(s.shape) for s in specs}, {s.name: s.dtype for s in specs})
+    target = tvm.target.Target(target_d)
+    passes = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant()]
+    passes += [relax.transform.FuseOps(), relax.transform.FuseTIR()]
+    with target, tvm.transform.PassContext(opt_level=3):
+        fused = tvm.transform.Sequential([*rp.library_dispatch_passes(target), *passes])(mod)
+    calls = defaults._calls(fused)
+    return [
+        (gv.name_hint, f, calls.get(gv.name_hint, 1))
+        for gv, f in fused.functions_items()
+        if isinstance(f, tirx.PrimFunc)
+    ]
+
+
+def time_kernel(func, target_d: dict, args, repeat: int = 15) -> tuple[float, float]:
+    import numpy as np
+    import tvm
+
+    from harness.backends.tvm import defaults
+
+    rt = defaults._build_kernel(func.with_attr("global_symbol", "main"), tvm.target.Target(target_d))
+    t = [tvm.runtime.tensor(a.copy(), tvm.cpu()) for a in args]
+    rt["main"](*t)
+    r = np.array(rt.time_evaluator("main", tvm.cpu(), number=3, repeat=repeat, min_repeat_ms=5)(*t).results) * 1e3
+    return float(r.min()), float(np.median(r))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--kernel", default="", help="only kernels whose name contains this")
+    ap.add_argument("--rows", default="", help="also the spatial form with these register-block rows, e.g. 4,8")
+    ap.add_argument("--top", type=int, default=6, help="the kernels with the most loop-nest time (calls x ms)")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))
+
+    from harness.backends.tvm import defaults, schedule
+    from harness.backends.tvm.common import host_target
+
+    target_d = host_target(a.threads)
+    lanes = schedule.vector_lanes(target_d)
+    kernels = [k for k in fused_kernels(a.model, target_d) if a.kernel in k[0]]
+    timed = []
+    for name, func, calls in kernels:
+        args = defaults._random_args(func.with_attr("global_symbol", "main"))
+        timed.append((calls * time_kernel(func, target_d, args, repeat=3)[0], name, func, calls, args))
+    timed.sort(key=lambda x: -x[0])
+    for naive, name, func, calls, args in timed[: a.top]:
+        print(f"{name}  x{calls}  loop nest {naive / calls:.3f} ms")
+        variants = [(form, None) for form in schedule.FORMS]
+        variants += [("spatial", int(r)) for r in a.rows.split(",") if r]
+        base_rows = schedule.REG_BLOCK.get(lanes, 4)
+        for form, rows in variants:
+            if rows is not None:
+                schedule.REG_BLOCK[lanes] = rows
+            try:
+                sched, outcome = schedule.schedule_func(func, target_d, form)
+            finally:
+                schedule.REG_BLOCK[lanes] = base_rows
+            rule = next((v for v in outcome.blocks.values() if v.startswith(("reduction", "kept ("))), "")
+            label = form + (f" rows={rows}" if rows else "")
+            if sched is None:
+                print(f"  {label:16s} -          {rule}")
+                continue
+            lo, med = time_kernel(sched, target_d, args)
+            print(f"  {label:16s} min {lo:8.3f} med {med:8.3f} ms  {rule}")
+
+
+if __name__ == "__main__":
+    main()
