@@ -1,7 +1,8 @@
 """The default CPU schedule kernel by kernel: for an ONNX file, each fused TVM kernel's loop nest and every
 schedule form (harness/backends/tvm/schedule.py FORMS), optionally with other register-block row counts,
 built alone and timed by TVM's evaluator (min and median over repeats, warm). For working on the schedule;
-the per-kernel numbers of docs/tuning.md come from it.
+the per-kernel numbers of docs/tuning.md come from it. A constant weight that the schedule packs is packed
+beforehand, as tvm-llvm packs it at build time.
 
     python benchmarks/tvm_kernels.py MODEL.onnx [--kernel SUBSTRING] [--rows 4,8] [--top 6] [--threads 2]
 
@@ -18,8 +19,7 @@ def fused_kernels(path: str, target_d: dict):
     """(name, PrimFunc, calls) of every fused kernel of the file, as tvm-llvm's build splits it."""
     import onnx
     import tvm
-    from tvm import relax, tirx
-    from tvm.relax.backend.cpu_generic import pipeline as rp
+    from tvm import tirx
 
     from harness.backends.tvm import defaults
     from harness.backends.tvm.common import relax_module
@@ -27,26 +27,23 @@ def fused_kernels(path: str, target_d: dict):
 
     specs = graph_inputs(onnx.load(path, load_external_data=False))
     mod = relax_module(path, {s.name: tuple(s.shape) for s in specs}, {s.name: s.dtype for s in specs})
-    target = tvm.target.Target(target_d)
-    passes = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant()]
-    passes += [relax.transform.FuseOps(), relax.transform.FuseTIR()]
-    with target, tvm.transform.PassContext(opt_level=3):
-        fused = tvm.transform.Sequential([*rp.library_dispatch_passes(target), *passes])(mod)
-    calls = defaults._calls(fused)
+    fused = defaults.fuse(mod, tvm.target.Target(target_d))
+    calls, free = defaults._calls(fused), defaults.layout_free(fused)
     return [
-        (gv.name_hint, f, calls.get(gv.name_hint, 1))
+        (gv.name_hint, defaults.with_layout_free(f, free.get(gv.name_hint)), calls.get(gv.name_hint, 1))
         for gv, f in fused.functions_items()
         if isinstance(f, tirx.PrimFunc)
     ]
 
 
 def time_kernel(func, target_d: dict, args, repeat: int = 15) -> tuple[float, float]:
+    """(min, median) ms of the kernel as tvm-llvm runs it: a weight packed at build time is packed beforehand."""
     import numpy as np
     import tvm
 
     from harness.backends.tvm import defaults
 
-    rt = defaults._build_kernel(func.with_attr("global_symbol", "main"), tvm.target.Target(target_d))
+    rt, args, _ = defaults._runnable(func, args, tvm.target.Target(target_d))
     t = [tvm.runtime.tensor(a.copy(), tvm.cpu()) for a in args]
     rt["main"](*t)
     r = np.array(rt.time_evaluator("main", tvm.cpu(), number=3, repeat=repeat, min_repeat_ms=5)(*t).results) * 1e3

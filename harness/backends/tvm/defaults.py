@@ -8,6 +8,11 @@ the unscheduled kernel's (float outputs within `RTOL` of the largest magnitude, 
 faster; otherwise the kernel keeps its loop nest, and the build says which and why. The decision is kept in a per-machine file beside the compile cache, keyed by the kernel's
 structural hash, the target, the TVM version and the schedule's source, so a kernel is measured once per
 machine, not once per model that contains it.
+
+A kernel parameter that is a constant at every call (a weight) is marked layout-free (schedule.LAYOUT_FREE)
+before the kernel is decided, so the decision is for the kernel as it is called. Where a schedule packs such a
+weight (the channels form), the packing is split off by TVM's SplitLayoutRewritePreproc and folded by
+FoldConstant at build time; the kernel is then measured as it runs, on a weight packed beforehand.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.backends.tvm.schedule import SCHEDULED
+from harness.backends.tvm.schedule import LAYOUT_FREE, PREPACK, SCHEDULED
 from harness.core import cache, safefs
 
 RTOL = 1e-4  # of the largest |value| of an output: float32 reassociation in a long reduction stays far below
@@ -79,16 +84,18 @@ def _build_kernel(func, target):
     return lib.jit() if hasattr(lib, "jit") else lib
 
 
-def _timed(rts: list, args, dev) -> tuple[list[float], list[list[np.ndarray]]]:
-    """Every kernel (the unscheduled one first) on copies of the same inputs, then timed in alternation
+def _timed(kernels: list, dev) -> tuple[list[float], list[list[np.ndarray]]]:
+    """Every kernel, (runtime module, its arguments) with the unscheduled one first, on copies of the same
+    inputs (a kernel whose weight is packed beforehand gets it packed), then timed in alternation
     (A B C A B C ...), the minimum of each: a load on the machine slows every round alike instead of deciding
     for one. A kernel whose first call took over 0.1 s is timed by single calls, two rounds (the first call
     paid page faults); the others by TVM's time evaluator, 7 rounds of 3 repeats of at least 5 ms each (the
     warm minimum) — also when the loop nest beside them is slow, so a fast kernel's time is not one cold call."""
     import tvm
 
+    rts = [rt for rt, _ in kernels]
     outs, tens, slow = [], [], []
-    for rt in rts:
+    for rt, args in kernels:
         t = [tvm.runtime.tensor(a.copy(), dev) for a in args]
         t0 = time.perf_counter()
         rt["main"](*t)
@@ -131,11 +138,14 @@ def _time_alone(rt, args, dev) -> float:
     return float(rt.time_evaluator("main", dev, number=1, repeat=5, min_repeat_ms=5)(*t).min) * 1e3
 
 
-def _agree(naive: list[np.ndarray], sched: list[np.ndarray]) -> float:
-    """The worst relative difference over every argument after the call — the inputs are the same copies in
-    both, so this is the outputs' (inf where shapes, NaN placement or integers differ)."""
+def _agree(naive: list[np.ndarray], sched: list[np.ndarray], skip: tuple[int, ...] = ()) -> float:
+    """The worst relative difference over every argument after the call but `skip` (a weight one of them
+    received packed) — the inputs are the same copies in both, so this is the outputs' (inf where shapes, NaN
+    placement or integers differ)."""
     worst = 0.0
-    for a, b in zip(naive, sched):
+    for i, (a, b) in enumerate(zip(naive, sched)):
+        if i in skip:
+            continue
         if a.shape != b.shape:
             return float("inf")
         if not np.issubdtype(a.dtype, np.floating):
@@ -148,6 +158,70 @@ def _agree(naive: list[np.ndarray], sched: list[np.ndarray]) -> float:
         scale = max(float(np.max(np.abs(fa), initial=0.0)), 1e-30)
         worst = max(worst, float(np.max(np.abs(fa - fb), initial=0.0)) / scale)
     return worst
+
+
+def _blocks(func) -> list:
+    import tvm
+    from tvm import s_tir
+
+    sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+    return [sch.get(b) for b in sch.get_child_blocks(sch.get_sblock("root", "main"))]
+
+
+def split_prepack(func):
+    """(compute kernel, packing kernel, indices of the weights it packs) for a scheduled kernel with a block
+    marked PREPACK, as TVM's SplitLayoutRewritePreproc splits it inside a model (here around one call of the
+    kernel, its outputs the trailing parameters as call_tir has them); None when it has no such block."""
+    from tvm import relax
+    from tvm.s_tir import meta_schedule as ms
+
+    blocks = _blocks(func)
+    if not any(PREPACK in blk.annotations for blk in blocks):
+        return None
+    params = list(func.params)
+    written = {i for i, p in enumerate(params) if any(w.source.same_as(p) for blk in blocks for w in blk.writes)}
+    n_in = len(params) - len(written)
+    if written != set(range(n_in, len(params))):
+        return None
+    info = [relax.TensorType([int(d) for d in a.shape], str(a.dtype)) for a in ms.arg_info.ArgInfo.from_prim_func(func)]
+    bb = relax.BlockBuilder()
+    args = [relax.Var(f"a{i}", info[i]) for i in range(n_in)]
+    with bb.function("main", args):
+        gv = bb.add_func(func.with_attr("global_symbol", "kernel"), "kernel")
+        bb.emit_func_output(bb.emit(relax.call_tir(gv, args, info[n_in:] if len(written) > 1 else info[n_in])))
+    split = relax.transform.SplitLayoutRewritePreproc()(bb.get())
+    by_name = {g.name_hint: f for g, f in split.functions_items()}
+    compute, pack = by_name.get("kernel_prepacked"), by_name.get("kernel_weight_prepack")
+    if compute is None or pack is None:
+        return None
+    shapes = [[int(d) for d in a.shape] for a in ms.arg_info.ArgInfo.from_prim_func(compute)]
+    packed = tuple(i for i, (a, b) in enumerate(zip(info, shapes)) if [int(d) for d in a.shape] != b)
+    return compute.with_attr("global_symbol", "main"), pack.with_attr("global_symbol", "main"), packed
+
+
+def _runnable(sched, args: list[np.ndarray], target):
+    """(runtime module, its arguments, indices of packed weights) for a scheduled kernel: as it is, or — where it
+    packs a constant weight — its compute part on the weight packed beforehand by its packing part."""
+    import tvm
+
+    split = split_prepack(sched)
+    if split is None:
+        return _build_kernel(sched.with_attr("global_symbol", "main"), target), args, ()
+    compute, pack, idx = split
+    pack_rt, dev = _build_kernel(pack, target), tvm.cpu(0)
+    outs = [tvm.runtime.tensor(np.zeros([int(d) for d in a.shape], str(a.dtype)), dev) for a in _arg_info(compute, idx)]
+    pack_rt["main"](*[tvm.runtime.tensor(args[i].copy(), dev) for i in idx], *outs)
+    packed = list(args)
+    for i, t in zip(idx, outs):
+        packed[i] = t.numpy()
+    return _build_kernel(compute, target), packed, idx
+
+
+def _arg_info(func, idx):
+    from tvm.s_tir import meta_schedule as ms
+
+    info = ms.arg_info.ArgInfo.from_prim_func(func)
+    return [info[i] for i in idx]
 
 
 def decide(name: str, func, target_d: dict) -> Decision:
@@ -182,17 +256,17 @@ def decide(name: str, func, target_d: dict) -> Decision:
         if sched is None:
             continue
         try:
-            built.append((form, _build_kernel(sched.with_attr("global_symbol", "main"), target), outcome))
+            built.append((form, *_runnable(sched, args, target), outcome))
         except Exception as e:  # noqa: BLE001 — TVM refusing to build a scheduled kernel: that form is out, say why
             failed.append(f"{form}: scheduled kernel does not build: {str(e).strip().splitlines()[-1][:160]}")
     rules = forms[0][2].blocks
     if not built:
         why = "; ".join(failed) or "no rule applies"
         return Decision(name, False, why, _time_alone(naive_rt, args, dev), None, None, rules)
-    times, outs = _timed([naive_rt, *(rt for _, rt, _ in built)], args, dev)
+    times, outs = _timed([(naive_rt, args), *((rt, a) for _, rt, a, _, _ in built)], dev)
     t_n, tried = times[0], []
-    for (form, _, outcome), t_s, out_s in zip(built, times[1:], outs[1:]):
-        tried.append((form, t_s, _agree(outs[0], out_s), outcome.blocks))
+    for (form, _, _, packed, outcome), t_s, out_s in zip(built, times[1:], outs[1:]):
+        tried.append((form, t_s, _agree(outs[0], out_s, packed), outcome.blocks))
     right = [x for x in tried if x[2] <= RTOL]
     if not right:
         form, t_s, err, rules = min(tried, key=lambda x: x[2])
@@ -238,9 +312,10 @@ def record_against_default(name: str, func, tuned, dec: Decision, target_d: dict
     func = func.with_attr("global_symbol", "main")
     default = schedule_func(func, target_d, dec.form)[0] if dec.use else func
     target, dev = tvm.target.Target(target_d), tvm.cpu(0)
+    args = _random_args(func)
     try:
-        rts = [_build_kernel((default or func).with_attr("global_symbol", "main"), target)]
-        rts.append(_build_kernel(tuned.with_attr("global_symbol", "main"), target))
+        d_rt, d_args, packed = _runnable(default or func, args, target)
+        kernels = [(d_rt, d_args), (_build_kernel(tuned.with_attr("global_symbol", "main"), target), args)]
     except Exception as e:  # noqa: BLE001 — a record TVM cannot build here is not used; say why
         out = Decision(
             name,
@@ -253,8 +328,8 @@ def record_against_default(name: str, func, tuned, dec: Decision, target_d: dict
             "record",
         )
     else:
-        (t_d, t_r), outs = _timed(rts, _random_args(func), dev)
-        err = _agree(outs[0], outs[1])
+        (t_d, t_r), outs = _timed(kernels, dev)
+        err = _agree(outs[0], outs[1], packed)
         if not err <= 2 * RTOL:  # the default is itself within RTOL of the loop nest
             out = Decision(name, False, f"record disagrees (relative error {err:.2e})", t_d, t_r, err, {}, "record")
         elif not t_r < t_d:
@@ -344,6 +419,32 @@ def _calls(mod) -> dict[str, int]:
     return counts
 
 
+def layout_free(mod) -> dict[str, list[int]]:
+    """Per PrimFunc, the indices of its parameters that are a Relax constant at every call (the weights): what
+    TVM's AttachAttrLayoutFreeBuffers computes per call site, here over all of a kernel's calls so that each
+    kernel stays one function (and one decision)."""
+    from tvm import ir, relax
+
+    sites: dict[str, set[int]] = {}
+
+    def visit(node):
+        if isinstance(node, relax.Call) and isinstance(node.op, ir.Op) and node.op.name == "relax.call_tir":
+            gv, args = node.args[0], node.args[1]
+            if isinstance(gv, ir.GlobalVar) and isinstance(args, relax.Tuple):
+                const = {i for i, a in enumerate(args.fields) if isinstance(a, ir.expr.Constant)}
+                sites[gv.name_hint] = sites[gv.name_hint] & const if gv.name_hint in sites else const
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return {k: sorted(v) for k, v in sites.items() if v}
+
+
+def with_layout_free(func, free: list[int] | None):
+    """The kernel with its constant parameters marked (schedule.LAYOUT_FREE), as it is decided and scheduled."""
+    return func.with_attr(LAYOUT_FREE, [int(i) for i in free]) if free else func
+
+
 def _record_ms(database, func, target_d: dict) -> float | None:
     """The database's best measured time (ms) for this kernel, None when it has no valid record."""
     import tvm
@@ -364,12 +465,13 @@ def schedule_untuned(mod, target_d: dict, decisions: Decisions, tuned: dict[str,
     from harness.backends.tvm.schedule import schedule_func
 
     out = mod
-    calls = _calls(mod)
+    calls, free = _calls(mod), layout_free(mod)
     used, kept = [], []
     naive_ms = default_ms = 0.0
     for gv, func in mod.functions_items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get(SCHEDULED):
             continue
+        func = with_layout_free(func, free.get(gv.name_hint))
         dec = decision(gv.name_hint, func, target_d, decisions)
         if dec.use:
             sched, _ = schedule_func(func, target_d, dec.form)
@@ -400,22 +502,11 @@ def build(mod, target_d: dict, decisions_path: Path | None, database=None):
     runs, so database keys match), apply `database` when given, the default schedule for every kernel still
     unscheduled, then Relax's own lowering. Returns (executable, summary)."""
     import tvm
-    from tvm import relax, tirx
-    from tvm.relax.backend.cpu_generic import pipeline as rp  # the CPU pipeline's own pass lists
+    from tvm import tirx
     from tvm.relax.transform import MetaScheduleApplyDatabase
 
     target = tvm.target.Target(target_d)
-    with target, tvm.transform.PassContext(opt_level=3):
-        fused = tvm.transform.Sequential(
-            [
-                *rp.library_dispatch_passes(target),
-                relax.transform.LegalizeOps(),
-                relax.transform.AnnotateTIROpPattern(),
-                relax.transform.FoldConstant(),
-                relax.transform.FuseOps(),
-                relax.transform.FuseTIR(),
-            ]
-        )(mod)
+    fused = fuse(mod, target)
     tuned: dict[str, float | None] = {}
     slower: dict[str, tuple[float, float]] = {}  # kernel -> (record ms, default ms): the record not used
     refused: dict[str, str] = {}  # kernel -> why a record was not used (it disagrees, it does not build)
@@ -424,6 +515,7 @@ def build(mod, target_d: dict, decisions_path: Path | None, database=None):
         with database, target, tvm.transform.PassContext(opt_level=3):
             fused = MetaScheduleApplyDatabase()(fused)
         decisions = Decisions(decisions_path)
+        free = layout_free(before)
         for gv, func in fused.functions_items():
             if not (isinstance(func, tirx.PrimFunc) and func.attrs.get(SCHEDULED)):
                 continue
@@ -433,8 +525,9 @@ def build(mod, target_d: dict, decisions_path: Path | None, database=None):
             # the record against the default schedule's choice for the kernel, side by side on this machine: a
             # record from a short search, or one whose time was measured under another load, can lose to it;
             # then the kernel goes back to the default schedule's decision
-            dec = decision(gv.name_hint, before[gv], target_d, decisions)
-            rd = record_against_default(gv.name_hint, before[gv], func, dec, target_d, decisions)
+            default = with_layout_free(before[gv], free.get(gv.name_hint))  # the kernel as tvm-llvm decides it
+            dec = decision(gv.name_hint, default, target_d, decisions)
+            rd = record_against_default(gv.name_hint, default, func, dec, target_d, decisions)
             if rd.use:
                 tuned[gv.name_hint] = rd.scheduled_ms
                 continue
@@ -456,10 +549,63 @@ def build(mod, target_d: dict, decisions_path: Path | None, database=None):
         summary["records_slower_than_default"] = slower
         if refused:
             summary["records_refused"] = refused
+    fused = prepack(fused, target, summary)
+    return lower(fused, target), summary
+
+
+def fuse(mod, target):
+    """The Relax module legalised and fused into PrimFunc kernels (the same passes MetaSchedule's task
+    extraction runs, so database keys match), constants folded."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.backend.cpu_generic import pipeline as rp  # the CPU pipeline's own pass lists
+
+    with target, tvm.transform.PassContext(opt_level=3):
+        return tvm.transform.Sequential(
+            [
+                *rp.library_dispatch_passes(target),
+                relax.transform.LegalizeOps(),
+                relax.transform.AnnotateTIROpPattern(),
+                relax.transform.FoldConstant(),
+                relax.transform.FuseOps(),
+                relax.transform.FuseTIR(),
+            ]
+        )(mod)
+
+
+def lower(fused, target):
+    """Relax's own lowering of a fused (and scheduled) module to an executable."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.backend.cpu_generic import pipeline as rp
+
     rest = tvm.transform.Sequential(rp.dataflow_lower_passes(target) + rp.finalize_passes(target))
     with target, tvm.transform.PassContext(opt_level=3):
-        ex = relax.build(fused, target=target, relax_pipeline=rest)
-    return ex, summary
+        return relax.build(fused, target=target, relax_pipeline=rest)
+
+
+def prepack(mod, target, summary: dict):
+    """Weights packed at build time: every packing block the default schedule marked (schedule.PREPACK) split
+    into a kernel of its own by TVM's SplitLayoutRewritePreproc, then run on the constant weight by FoldConstant.
+    The summary counts the packed weights, and any packing left to run per call (a fold that did not happen)."""
+    import tvm
+    from tvm import relax
+
+    with target, tvm.transform.PassContext(opt_level=3):
+        split = relax.transform.SplitLayoutRewritePreproc()(mod)
+        if split.same_as(mod):
+            return mod
+        n = _count_calls(split, "_weight_prepack")
+        out = tvm.transform.Sequential([relax.transform.FoldConstant(), relax.transform.DeadCodeElimination()])(split)
+    left = _count_calls(out, "_weight_prepack")
+    summary["weights_packed_at_build"] = n - left
+    if left:
+        summary["weights_packed_per_call"] = left
+    return out
+
+
+def _count_calls(mod, suffix: str) -> int:
+    return sum(n for k, n in _calls(mod).items() if k.endswith(suffix))
 
 
 # ------------------------------------------------------------------------------------------------------

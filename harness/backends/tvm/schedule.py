@@ -38,6 +38,13 @@ REG_BLOCK = {16: 8, 8: 4}  # rows of the register block by lanes (x one vector: 
 VECTOR_BITS = {True: 512, False: 256}  # AVX-512 or AVX2 registers
 ACCUMULATORS = {16: 24, 8: 12}  # channels form: vector accumulators by lanes (of 32 zmm / 16 ymm registers)
 FORMS = ("spatial", "channels")
+# A kernel parameter that is a constant at every call (a weight) is listed in the PrimFunc's attribute
+# LAYOUT_FREE (TVM's name, as relax.transform.AttachAttrLayoutFreeBuffers sets it). The block that packs such a
+# weight is marked PREPACK, TVM's own mark for MetaSchedule's layout rewrite: relax.transform.
+# SplitLayoutRewritePreproc moves it into a function of its own and FoldConstant runs that at build time, so
+# the weight is packed once, not on every call (dcgan@64's 8 MB weight: measured, docs/tuning.md).
+LAYOUT_FREE = "layout_free_buffers"
+PREPACK = "meta_schedule.layout_rewrite_preproc"
 
 
 @dataclass
@@ -313,10 +320,13 @@ def _channels(sch, b, loops, spatial, red, plan: _Plan, lanes: int, outcome: Out
     """Tile the reduction in the channels form (see the module's docstring)."""
     L = lanes
     chan_var = sch.get(b).iter_vars[plan.chan].var
+    once = _layout_free(sch, b, plan.weight)
     packed = sch.cache_read(b, plan.weight, "global")
     sch.transform_layout(packed, ("write", 0), _lanes_innermost(plan.dim, L))
     ploops = sch.get_loops(packed)
     sch.parallel(sch.fuse(*ploops[: max(1, len(ploops) - 1)]) if len(ploops) > 2 else ploops[0])
+    if once:
+        sch.annotate(packed, PREPACK, 1)
     outer, inner = [], []
     for i in spatial:
         if i == plan.chan:
@@ -335,9 +345,22 @@ def _channels(sch, b, loops, spatial, red, plan: _Plan, lanes: int, outcome: Out
     for r in [*inner, chan_inner[0]]:
         sch.unroll(r)
     how = [f"channels: weight packed, register block {plan.r}x{plan.v}x{L}"]
+    if once:
+        how.append("weight packed at build time")
     out_dim = [d for d, rg in enumerate(sch.get(b).writes[0].region) if chan_var in _vars_in(rg.min)]
     _accumulate(sch, b, outer, reds, how, (out_dim[0], L) if len(out_dim) == 1 else None)
     outcome.blocks[name] = "reduction: " + ", ".join(how)
+
+
+def _layout_free(sch, b, read: int) -> bool:
+    """Whether the block's `read`-th input is a kernel parameter listed as LAYOUT_FREE (a constant at every
+    call), so that packing it can move to build time."""
+    func = sch.mod["main"]
+    free = func.attrs.get(LAYOUT_FREE) if func.attrs is not None else None
+    if not free:
+        return False
+    source = sch.get(b).reads[read].source
+    return any(source.same_as(func.params[int(i)]) for i in free)
 
 
 def _vectorize_tail(sch, b) -> None:
