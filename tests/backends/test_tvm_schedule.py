@@ -70,18 +70,22 @@ def test_the_reduction_becomes_a_vectorised_register_block_with_its_epilogue(tmp
     assert "T.vectorized" in text and "T.parallel" in text and "T.unroll" in text
 
 
-def _odd_grid_conv(tmp_path):
+def _odd_grid_conv(tmp_path, cumsum=False):
     """A phase lowering's kind of conv: 32 output channels over a 17x17 grid (16 + 1: no whole vector along the
-    width on any ISA), weight 32x8x2x2."""
+    width on any ISA), weight 32x8x2x2; `cumsum`: followed by a CumSum along the width (TVM's CPU pipeline
+    makes it an opaque scan kernel, as in segnet's index-free unpooling)."""
     from onnx import TensorProto, helper, numpy_helper
 
     w = np.random.default_rng(2).standard_normal((32, 8, 2, 2)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["X", "W"], ["C" if cumsum else "Y"], pads=[1, 1, 1, 1])]
+    if cumsum:
+        nodes.append(helper.make_node("CumSum", ["C", "axis"], ["Y"]))
     g = helper.make_graph(
-        [helper.make_node("Conv", ["X", "W"], ["Y"], pads=[1, 1, 1, 1])],
+        nodes,
         "odd",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8, 16, 16])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 32, 17, 17])],
-        [numpy_helper.from_array(w, "W")],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array(3, dtype=np.int64), "axis")],
     )
     path = tmp_path / "odd.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
@@ -274,3 +278,54 @@ def test_a_database_record_is_used_only_when_it_beats_the_default_here_and_agree
     monkeypatch.setattr(defaults, "_timed", no_timing)
     again = defaults.Decisions(tmp_path / "d.jsonl")
     assert defaults.record_against_default(name, conv, as_record, dec, target, again) == rd
+
+
+def test_a_constant_weight_is_packed_once_at_build_time(tmp_path, target):
+    """The channels form packs its weight; where the weight is a constant at every call (layout-free), the
+    packing block carries TVM's layout-rewrite mark, the kernel is measured as it runs (its compute part on a
+    weight packed beforehand, agreeing with the loop nest), and in the model SplitLayoutRewritePreproc +
+    FoldConstant leave no packing to run per call — and the model still matches the float64 reference. The
+    model also holds a cumsum kernel, on which TVM's pass alone would abort (WORKAROUND_LEDGER)."""
+    import tvm
+    from tvm import relax
+
+    from harness.backends.tvm import defaults
+    from harness.backends.tvm.common import relax_module
+    from harness.backends.tvm.schedule import PREPACK, schedule_func, vector_lanes
+
+    path = _odd_grid_conv(tmp_path, cumsum=True)
+    m = onnx.load(str(path))
+    specs = graph_inputs(m)
+    mod = relax_module(str(path), {s.name: tuple(s.shape) for s in specs}, {s.name: s.dtype for s in specs})
+    tgt = tvm.target.Target(target)
+    fused = defaults.fuse(mod, tgt)
+    free = defaults.layout_free(fused)
+    gv = next(g for g, f in fused.functions_items() if "conv2d" in g.name_hint)
+    assert any("cumsum" in g.name_hint for g, _ in fused.functions_items())
+    assert free[gv.name_hint] == [1], free  # W, the constant; X (0) and the output (2) are not
+    plain, _ = schedule_func(fused[gv], target, "channels")
+    assert PREPACK not in plain.script(), "a weight not known to be constant is packed inside the kernel"
+    sched, outcome = schedule_func(defaults.with_layout_free(fused[gv], free[gv.name_hint]), target, "channels")
+    assert any("weight packed at build time" in v for v in outcome.blocks.values()), outcome.blocks
+    compute, pack, idx = defaults.split_prepack(sched)
+    lanes = vector_lanes(target)
+    assert idx == (1,)
+    args = defaults._random_args(fused[gv].with_attr("global_symbol", "main"))
+    rt, packed_args, skip = defaults._runnable(sched, args, tgt)
+    assert packed_args[1].shape == (32 // lanes, 8, 2, 2, lanes) and skip == (1,)
+    np.testing.assert_array_equal(packed_args[1][1, :, :, :, 3], args[1][lanes + 3])  # W[o] at [o/L, ..., o%L]
+    (_, _), outs = defaults._timed(
+        [(defaults._build_kernel(fused[gv].with_attr("global_symbol", "main"), tgt), args), (rt, packed_args)],
+        tvm.cpu(0),
+    )
+    assert defaults._agree(outs[0], outs[1], skip) <= defaults.RTOL
+    fused[gv] = sched
+    summary: dict = {}
+    out = defaults.prepack(fused, tgt, summary)
+    assert summary == {"weights_packed_at_build": 1}, summary
+    assert not [k for k in defaults._calls(out) if k.endswith("_weight_prepack")]
+    vm = relax.VirtualMachine(defaults.lower(out, tgt), tvm.cpu())
+    feeds = {"X": np.random.default_rng(3).standard_normal((1, 8, 16, 16)).astype(np.float32)}
+    got = vm["main"](tvm.runtime.tensor(feeds["X"]))
+    got = got.numpy() if hasattr(got, "numpy") else got[0].numpy()
+    assert compare([got], onnx_reference(m, feeds), "float32").passed

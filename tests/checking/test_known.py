@@ -23,7 +23,8 @@ UPSTREAM = "docs/upstream/"
 
 def _ledger_reproducers() -> dict[str, list[str]]:
     """docs/upstream/*.py path -> the ids of the ledger entries it reproduces (the divergence ledger, the CUDA
-    build ledger, and the conformance ledger's reasons, which name their reproducer in the text)."""
+    build ledger, the workarounds, and the conformance ledger's reasons, which name their reproducer in the
+    text)."""
     by_script: dict[str, list[str]] = {}
     for e in known.LEDGER:
         if e.reproducer.startswith(UPSTREAM):
@@ -31,6 +32,8 @@ def _ledger_reproducers() -> dict[str, list[str]]:
     for g in known.GRAPH_LEDGER:
         by_script.setdefault(g.reproducer, []).append(g.id)
     for kid, *_, repro in known.CUDA_BUILD_LEDGER:
+        by_script.setdefault(repro, []).append(kid)
+    for kid, *_, repro in known.WORKAROUND_LEDGER:
         by_script.setdefault(repro, []).append(kid)
     for x in conformance.LEDGER:
         for repro in re.findall(r"docs/upstream/\w+\.py", x.reason):
@@ -49,6 +52,7 @@ ALWAYS = {
     "docs/upstream/tvm_cuda_explicit_pads_cache_write.py": ("LLVM: builds",),
 }
 REPRODUCED = {
+    "docs/upstream/tvm_split_layout_rewrite_opaque_kernel.py": ("legalised kernels ['cumsum']",),
     "docs/upstream/tvm_cuda_conv1d_shared_memory.py": ("REPRODUCED: largest __shared__ buffer 524288 bytes",),
     "docs/upstream/tvm_cuda_explicit_pads_cache_write.py": ("not properly inlined",),
 }

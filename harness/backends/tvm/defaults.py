@@ -175,9 +175,9 @@ def split_prepack(func):
     from tvm import relax
     from tvm.s_tir import meta_schedule as ms
 
-    blocks = _blocks(func)
-    if not any(PREPACK in blk.annotations for blk in blocks):
+    if not _has_prepack(func):
         return None
+    blocks = _blocks(func)
     params = list(func.params)
     written = {i for i, p in enumerate(params) if any(w.source.same_as(p) for blk in blocks for w in blk.writes)}
     n_in = len(params) - len(written)
@@ -587,14 +587,24 @@ def lower(fused, target):
 def prepack(mod, target, summary: dict):
     """Weights packed at build time: every packing block the default schedule marked (schedule.PREPACK) split
     into a kernel of its own by TVM's SplitLayoutRewritePreproc, then run on the constant weight by FoldConstant.
-    The summary counts the packed weights, and any packing left to run per call (a fold that did not happen)."""
-    import tvm
-    from tvm import relax
+    The summary counts the packed weights, and any packing left to run per call (a fold that did not happen).
 
+    The pass sees only the Relax functions and the marked kernels: TVM 0.27's SplitLayoutRewritePreproc
+    aborts on any PrimFunc without a root block of compute blocks — legalised cumsum, in segnet's index-free
+    unpooling, is one opaque block — even when there is nothing in it to split
+    (docs/upstream/tvm_split_layout_rewrite_opaque_kernel.py)."""
+    import tvm
+    from tvm import relax, tirx
+
+    marked = {gv for gv, f in mod.functions_items() if isinstance(f, tirx.PrimFunc) and _has_prepack(f)}
+    if not marked:
+        return mod
+    sub = tvm.IRModule({gv: f for gv, f in mod.functions_items() if gv in marked or isinstance(f, relax.Function)})
     with target, tvm.transform.PassContext(opt_level=3):
-        split = relax.transform.SplitLayoutRewritePreproc()(mod)
-        if split.same_as(mod):
-            return mod
+        split = relax.transform.SplitLayoutRewritePreproc()(sub)
+        for gv, f in mod.functions_items():
+            if gv not in marked and not isinstance(f, relax.Function):
+                split[gv] = f
         n = _count_calls(split, "_weight_prepack")
         out = tvm.transform.Sequential([relax.transform.FoldConstant(), relax.transform.DeadCodeElimination()])(split)
     left = _count_calls(out, "_weight_prepack")
@@ -602,6 +612,13 @@ def prepack(mod, target, summary: dict):
     if left:
         summary["weights_packed_per_call"] = left
     return out
+
+
+def _has_prepack(func) -> bool:
+    try:
+        return any(PREPACK in blk.annotations for blk in _blocks(func))
+    except Exception:  # noqa: BLE001 — a kernel without a root block (legalised cumsum): nothing of ours in it
+        return False
 
 
 def _count_calls(mod, suffix: str) -> int:

@@ -99,6 +99,19 @@ def extract(mod, target: dict):
     return ms.relax_integration.extract_tasks(fused, t)
 
 
+def default_kernels(mod, target: dict, tasks) -> dict:
+    """task name -> the task's kernel as tvm-llvm decides it: its constant parameters marked layout-free
+    (harness/backends/tvm/defaults.py), so a weight the default schedule packs is packed at build time here too."""
+    import tvm
+    from tvm import relax
+
+    from harness.backends.tvm import defaults
+
+    with tvm.target.Target(target):
+        free = defaults.layout_free(relax.get_pipeline("zero")(mod))
+    return {t.task_name: defaults.with_layout_free(t.dispatched[0]["main"], free.get(t.task_name)) for t in tasks}
+
+
 @dataclass(frozen=True)
 class TaskInfo:
     name: str
@@ -135,21 +148,23 @@ def has_record(db, task, target: dict) -> bool:
     return db.query_tuning_record(task.dispatched[0], tvm.target.Target(target), "main") is not None
 
 
-def _task_ms(task, target: dict, decisions) -> float:
+def _task_ms(task, target: dict, decisions, kernel=None) -> float:
     """Per call, what tvm-llvm runs for the task: the default schedule where it was measured faster, else the
     loop nest (harness/backends/tvm/defaults.py, the per-machine decisions the builds use); with no
     decisions at hand, the loop nest timed alone."""
     if decisions is not None:
         from harness.backends.tvm import defaults
 
-        ms = defaults.decision(task.task_name, task.dispatched[0]["main"], target, decisions).default_ms
+        func = task.dispatched[0]["main"] if kernel is None else kernel
+        ms = defaults.decision(task.task_name, func, target, decisions).default_ms
         if ms is not None:
             return ms
     return _time_task(task, target)
 
 
-def task_table(tasks, target: dict, db=None, timed: bool = True, decisions=None) -> list[TaskInfo]:
-    costs = [(_task_ms(t, target, decisions) if timed else None) for t in tasks]
+def task_table(tasks, target: dict, db=None, timed: bool = True, decisions=None, kernels=None) -> list[TaskInfo]:
+    kernels = kernels or {}
+    costs = [(_task_ms(t, target, decisions, kernels.get(t.task_name)) if timed else None) for t in tasks]
     total = sum(c * t.weight for c, t in zip(costs, tasks)) if timed else None
     return [
         TaskInfo(
@@ -287,7 +302,7 @@ def tune_workload(
     tasks = extract(mod, target)
     decisions = defaults.Decisions(defaults.decisions_file(decisions_dir, target)) if decisions_dir else None
     say(f"[tune] {label} / {lowering}: {len(tasks)} tasks; weighing each by what tvm-llvm runs untuned ...")
-    table = task_table(tasks, target, db, decisions=decisions)
+    table = task_table(tasks, target, db, decisions=decisions, kernels=default_kernels(mod, target, tasks))
     for t in sorted(table, key=lambda t: -(t.share or 0)):
         say(
             f"[tune]   {t.share * 100:5.1f}%  {t.ms_per_call:9.3f} ms x{t.calls}  {t.name}"
@@ -356,8 +371,10 @@ def survey(spec: dict) -> list[dict]:
     decisions = defaults.Decisions(defaults.decisions_file(Path(spec["decisions_dir"]), target))
     t = tvm.target.Target(target)
     rows = []
-    for task in extract(mod, target):
-        dec = defaults.decision(task.task_name, task.dispatched[0]["main"], target, decisions)
+    tasks = extract(mod, target)
+    kernels = default_kernels(mod, target, tasks)
+    for task in tasks:
+        dec = defaults.decision(task.task_name, kernels[task.task_name], target, decisions)
         rec = db.query_tuning_record(task.dispatched[0], t, "main") if db is not None else None
         secs = [float(x) for x in (rec.run_secs or [])] if rec is not None else []
         rows.append(
