@@ -4,7 +4,8 @@ built alone and timed by TVM's evaluator (min and median over repeats, warm). Fo
 the per-kernel numbers of docs/tuning.md come from it. A constant weight that the schedule packs is packed
 beforehand, as tvm-llvm packs it at build time.
 
-    python benchmarks/tvm_kernels.py MODEL.onnx [--kernel SUBSTRING] [--rows 4,8] [--top 6] [--threads 2]
+    python benchmarks/tvm_kernels.py MODEL.onnx [--kernel SUBSTRING] [--rows 4,8] [--vectors 2,4] [--top 6]
+                                     [--threads 2]
 
 `convtx lower --lowering phase -o X.onnx Y.onnx` and `convtx export --out DIR name@size` make the inputs.
 """
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("--kernel", default="", help="only kernels whose name contains this")
     ap.add_argument("--rows", default="", help="also the spatial form with these register-block rows, e.g. 4,8")
+    ap.add_argument("--vectors", default="", help="also the spatial form with these vectors per row, e.g. 2,4")
     ap.add_argument("--top", type=int, default=6, help="the kernels with the most loop-nest time (calls x ms)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -75,16 +77,23 @@ def main() -> None:
         print(f"{name}  x{calls}  loop nest {naive / calls:.3f} ms")
         variants = [(form, None) for form in schedule.FORMS]
         variants += [("spatial", int(r)) for r in a.rows.split(",") if r]
+        rows_v = (a.rows or str(schedule.REG_BLOCK.get(lanes, 4))).split(",")
+        variants += [("spatial", (int(r), int(v))) for r in rows_v for v in a.vectors.split(",") if v and r]
         base_rows = schedule.REG_BLOCK.get(lanes, 4)
         for form, rows in variants:
+            nv = 1
+            if isinstance(rows, tuple):
+                rows, nv = rows
             if rows is not None:
                 schedule.REG_BLOCK[lanes] = rows
+            base_v, schedule.VECTORS[lanes] = schedule.VECTORS.get(lanes, 1), nv
             try:
                 sched, outcome = schedule.schedule_func(func, target_d, form)
             finally:
                 schedule.REG_BLOCK[lanes] = base_rows
+                schedule.VECTORS[lanes] = base_v
             rule = next((v for v in outcome.blocks.values() if v.startswith(("reduction", "kept ("))), "")
-            label = form + (f" rows={rows}" if rows else "")
+            label = form + (f" rows={rows}" if rows else "") + (f" v={nv}" if nv > 1 else "")
             if sched is None:
                 print(f"  {label:16s} -          {rule}")
                 continue

@@ -116,6 +116,24 @@ def test_an_odd_grid_takes_the_channels_form_packed_weight_and_all(tmp_path, tar
     assert set((dec.others or {}) | {dec.form: 0}) == {"spatial", "channels"}, dec
 
 
+def test_a_wide_output_takes_two_vectors_per_row_and_every_form_is_measured(tmp_path, target):
+    """Form wide: where the output's innermost axis holds two vectors (32 wide at 16 lanes, 16 at 8), the
+    register block is rows x 2 vectors; the decision measures it beside the first form, and whichever it keeps
+    agrees with the loop nest."""
+    from harness.backends.tvm import defaults
+    from harness.backends.tvm.schedule import WIDE, schedule_func, vector_lanes
+
+    name, conv = next((n, f) for n, f in _kernels(_conv_model(tmp_path), target).items() if "conv2d_transpose" in n)
+    sched, outcome = schedule_func(conv, target, "wide")
+    lanes = vector_lanes(target)
+    assert sched is not None, outcome.blocks
+    red = next(v for v in outcome.blocks.values() if v.startswith("reduction:"))
+    assert red.startswith("reduction: wide: register block ") and f"x{WIDE[lanes]}x{lanes}," in red, red
+    dec = defaults.decide(name, conv, target)
+    assert dec.rel_err is not None and dec.rel_err <= defaults.RTOL, dec
+    assert set((dec.others or {}) | {dec.form: 0}) == {"spatial", "wide"}, dec
+
+
 def test_a_square_grid_has_no_channels_form(tmp_path, target):
     """Where the output's innermost axis gives whole vectors, the first form is the only one."""
     from harness.backends.tvm.schedule import schedule_func

@@ -23,7 +23,8 @@ kernel's structure alone (no measurement, no search), in the manner of a hand-wr
 
 A block the rules cannot take keeps its loop nest (the rule that failed is recorded); a kernel whose schedule
 fails as a whole is left untouched. `apply` is a Relax module pass; `schedule_func` does one PrimFunc and
-says what it did, for one of `FORMS` ("spatial": the first form for every reduction; "channels": the second
+says what it did, for one of `FORMS` ("spatial": the first form for every reduction; "wide": the same with two
+vectors per register-block row where the output's innermost axis holds them; "channels": the second
 where it applies, None when it applies nowhere). Which form a kernel runs, or none, is decided per kernel by
 measurement and a check of its output against the unscheduled kernel (harness/backends/tvm/defaults.py).
 """
@@ -36,8 +37,12 @@ SCHEDULED = "tirx.is_scheduled"  # the attribute TVM 0.27 (MetaSchedule, dlight)
 REG_BLOCK = {16: 8, 8: 4}  # rows of the register block by lanes (x one vector: the accumulators in registers);
 # 8 rows on AVX-512 measured 10-25% faster than 4 on unet/subpixel/cae/vol3d convs (znver4); AVX2 as before
 VECTOR_BITS = {True: 512, False: 256}  # AVX-512 or AVX2 registers
+VECTORS = {16: 1, 8: 1}  # form spatial: vectors along the output's innermost axis per register-block row
+# form wide: two vectors per row (8 x 2 x 16 = 16 zmm accumulators): 15-20% faster than 8 x 1 on unet@256's
+# 3x3 convs, 8 x 4 spills (znver5, benchmarks/tvm_kernels.py --vectors 2,4; docs/tuning.md)
+WIDE = {16: 2, 8: 2}
 ACCUMULATORS = {16: 24, 8: 12}  # channels form: vector accumulators by lanes (of 32 zmm / 16 ymm registers)
-FORMS = ("spatial", "channels")
+FORMS = ("spatial", "wide", "channels")
 # A kernel parameter that is a constant at every call (a weight) is listed in the PrimFunc's attribute
 # LAYOUT_FREE (TVM's name, as relax.transform.AttachAttrLayoutFreeBuffers sets it). The block that packs such a
 # weight is marked PREPACK, TVM's own mark for MetaSchedule's layout rewrite: relax.transform.
@@ -203,8 +208,12 @@ def _reduction(sch, b, lanes: int, outcome: Outcome, form: str = "spatial") -> N
         rows = REG_BLOCK.get(lanes, 4)
         if reg is not None and _factor(extents[reg], rows) > 1:
             splits[reg] = _factor(extents[reg], rows)
-        splits[vec] = f_vec
-        how = [f"register block {splits.get(reg, 1)}x{f_vec}"]
+        # form wide where the innermost axis holds two vectors or more; a block where it holds one is scheduled
+        # as in the spatial form (the kernel is wide only if some block is)
+        nv = _factor(ev // f_vec, (WIDE if form == "wide" else VECTORS).get(lanes, 1))
+        splits[vec] = f_vec * nv
+        rb = f"{splits.get(reg, 1)}x{nv}x{f_vec}" if nv > 1 else f"{splits.get(reg, 1)}x{f_vec}"
+        how = [("wide: " if nv > 1 and form == "wide" else "") + f"register block {rb}"]
     else:
         # no axis worth a vector (a 5x5 map, a global reduction): a scalar register block still breaks the one
         # accumulator's dependency chain — up to 8 along an axis some input does not depend on, times the
@@ -221,15 +230,21 @@ def _reduction(sch, b, lanes: int, outcome: Outcome, form: str = "spatial") -> N
         if vec is not None and vec != reg and 2 <= extents[vec] <= 8:
             splits[vec] = extents[vec]
         how = ["scalar register block " + "x".join(str(f) for f in splits.values())]
-    outer, inner = [], []
+    outer, inner, mid = [], [], []
     for i in spatial:
-        if i in splits:
+        if i == vec and f_vec >= 4 and splits[i] > f_vec:  # several vectors along the innermost axis
+            o, m, r = sch.split(loops[i], [None, splits[i] // f_vec, f_vec])
+            outer.append(o)
+            mid.append(m)
+            inner.append((i, r))
+        elif i in splits:
             o, r = sch.split(loops[i], [None, splits[i]])
             outer.append(o)
             inner.append((i, r))
         else:
             outer.append(loops[i])
     order = [r for i, r in sorted(inner, key=lambda x: list(splits).index(x[0]))]
+    order = order[:-1] + mid + order[-1:]
     reds = [loops[i] for i in red]
     sch.reorder(*outer, *reds, *order)
     if f_vec >= 4:
@@ -408,6 +423,6 @@ def schedule_func(func, target: dict, form: str = "spatial"):
             outcome.blocks[name] = f"kept ({type(e).__name__}: {_why(e)})"
     if not outcome.changed:
         return None, outcome
-    if form == "channels" and not any("channels:" in v and not v.startswith("kept") for v in outcome.blocks.values()):
+    if form in ("wide", "channels") and not any(v.startswith(f"reduction: {form}:") for v in outcome.blocks.values()):
         return None, outcome
     return sch.mod["main"].with_attr(SCHEDULED, True), outcome
