@@ -347,3 +347,55 @@ def test_a_constant_weight_is_packed_once_at_build_time(tmp_path, target):
     got = vm["main"](tvm.runtime.tensor(feeds["X"]))
     got = got.numpy() if hasattr(got, "numpy") else got[0].numpy()
     assert compare([got], onnx_reference(m, feeds), "float32").passed
+
+
+def test_a_prime_extent_takes_position_blocks_with_a_tail(tmp_path, target):
+    """A phase conv whose output is 257 wide (prime: no divisor to block by) takes the channels form with
+    blocks of schedule.TAIL positions, the last cut short — and agrees with the loop nest."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from harness.backends.tvm import defaults
+    from harness.backends.tvm.schedule import TAIL, schedule_func
+
+    w = np.random.default_rng(4).standard_normal((32, 8, 2)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["X", "W"], ["Y"], pads=[1, 1])],
+        "prime",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8, 256])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 32, 257])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    path = tmp_path / "prime.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    name, conv = next((n, f) for n, f in _kernels(path, target).items() if "conv1d" in n)
+    sched, outcome = schedule_func(conv, target, "channels")
+    red = next(v for v in outcome.blocks.values() if v.startswith("reduction:"))
+    assert f"register block {TAIL}x" in red, red
+    dec = defaults.decide(name, conv, target)
+    assert dec.rel_err is not None and dec.rel_err <= defaults.RTOL, dec
+    assert "channels" in set((dec.others or {}) | {dec.form: 0}), dec
+
+
+def test_a_short_channel_axis_is_blocked_whole(tmp_path, target):
+    """A 1x1 conv to 12 channels: its output channels fit one register block (schedule.WHOLE_ROWS), so each
+    input vector is loaded once, not once per block of rows."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from harness.backends.tvm.schedule import REG_BLOCK, WHOLE_ROWS, _factor, schedule_func, vector_lanes
+
+    w = np.random.default_rng(5).standard_normal((12, 24, 1, 1)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["X", "W"], ["Y"])],
+        "pointwise",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 24, 32, 32])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 12, 32, 32])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    path = tmp_path / "pw.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    conv = next(f for n, f in _kernels(path, target).items() if "conv2d" in n)
+    _, outcome = schedule_func(conv, target, "spatial")
+    red = next(v for v in outcome.blocks.values() if v.startswith("reduction:"))
+    lanes = vector_lanes(target)
+    rows = 12 if WHOLE_ROWS[lanes] >= 12 else _factor(12, REG_BLOCK[lanes])  # AVX2: too few registers for 12
+    assert red.startswith(f"reduction: register block {rows}x{lanes}"), red

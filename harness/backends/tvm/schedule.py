@@ -41,6 +41,10 @@ VECTORS = {16: 1, 8: 1}  # form spatial: vectors along the output's innermost ax
 # form wide: two vectors per row (8 x 2 x 16 = 16 zmm accumulators): 15-20% faster than 8 x 1 on unet@256's
 # 3x3 convs, 8 x 4 spills (znver5, benchmarks/tvm_kernels.py --vectors 2,4; docs/tuning.md)
 WIDE = {16: 2, 8: 2}
+# one vector per row: an axis up to this long is blocked whole (dwdecoder@256's 1x1 conv 24 -> 12 channels at
+# 256x256, 6 rows 0.876 ms, 12 rows 0.484 ms: the input is read once; znver5)
+WHOLE_ROWS = {16: 16, 8: 8}
+TAIL = 8  # channels form: positions per register block where the extent has no divisor of 4 or more
 ACCUMULATORS = {16: 24, 8: 12}  # channels form: vector accumulators by lanes (of 32 zmm / 16 ymm registers)
 FORMS = ("spatial", "wide", "channels")
 # A kernel parameter that is a constant at every call (a weight) is listed in the PrimFunc's attribute
@@ -205,12 +209,14 @@ def _reduction(sch, b, lanes: int, outcome: Outcome, form: str = "spatial") -> N
         cands = [i for i in spatial if i != vec and extents[i] >= 2 and ivars[i] not in used]
         cands = cands or [i for i in spatial if i != vec and extents[i] >= 2]
         reg = cands[-1] if cands else None
-        rows = REG_BLOCK.get(lanes, 4)
-        if reg is not None and _factor(extents[reg], rows) > 1:
-            splits[reg] = _factor(extents[reg], rows)
         # form wide where the innermost axis holds two vectors or more; a block where it holds one is scheduled
         # as in the spatial form (the kernel is wide only if some block is)
         nv = _factor(ev // f_vec, (WIDE if form == "wide" else VECTORS).get(lanes, 1))
+        rows = REG_BLOCK.get(lanes, 4)
+        if reg is not None and nv == 1 and extents[reg] <= WHOLE_ROWS.get(lanes, 8):
+            rows = extents[reg]  # the whole axis in one block: each input vector is loaded once, not once per block
+        if reg is not None and _factor(extents[reg], rows) > 1:
+            splits[reg] = _factor(extents[reg], rows)
         splits[vec] = f_vec * nv
         rb = f"{splits.get(reg, 1)}x{nv}x{f_vec}" if nv > 1 else f"{splits.get(reg, 1)}x{f_vec}"
         how = [("wide: " if nv > 1 and form == "wide" else "") + f"register block {rb}"]
@@ -322,6 +328,11 @@ def _channels_plan(blk, ivars, kinds, extents, vec, f_vec, lanes) -> _Plan | str
         # against 1 x 16 2.05 ms on dcgan's 17x17 phase conv), then vectors of channels: up to 2 beside three or
         # more positions, up to 8 alone (each costs a weight load per step)
         r = max(d for d in range(1, min(ext, budget) + 1) if ext % d == 0)
+        if r < 4 and ext > TAIL:
+            # an extent with no divisor worth a block (257 is prime, 129 = 3 x 43): blocks of TAIL positions,
+            # the last one cut short by a predicate (wave1d@8192's 257-wide phase conv: 1 x 8 x 16 0.456 ms,
+            # 8 x 2 x 16 with the tail 0.167 ms; 12 or 16 positions 0.38 / 0.25 ms; znver5)
+            r = TAIL
         groups = extents[c] // lanes
         cap = min(budget // r, 2 if r >= 3 else 8)
         v = max(d for d in range(1, min(groups, cap) + 1) if groups % d == 0)
