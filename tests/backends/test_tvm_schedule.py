@@ -399,3 +399,44 @@ def test_a_short_channel_axis_is_blocked_whole(tmp_path, target):
     lanes = vector_lanes(target)
     rows = 12 if WHOLE_ROWS[lanes] >= 12 else _factor(12, REG_BLOCK[lanes])  # AVX2: too few registers for 12
     assert red.startswith(f"reduction: register block {rows}x{lanes}"), red
+
+
+def _grouped_odd_conv(tmp_path, group: int, out_per_group: int):
+    """A grouped conv over a 17x17 grid: 8 input channels per group, `out_per_group` outputs per group."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    m = group * out_per_group
+    w = np.random.default_rng(6).standard_normal((m, 8, 2, 2)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["X", "W"], ["Y"], pads=[1, 1, 1, 1], group=group)],
+        "grouped",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8 * group, 16, 16])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, m, 17, 17])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    path = tmp_path / f"g{group}x{out_per_group}.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_a_grouped_conv_takes_the_channels_form_when_a_block_stays_in_one_group(tmp_path, target):
+    """The input of a grouped conv is indexed by the output channel through c // (outputs per group): the
+    channels form applies when a block of lanes x v channels lies in one group (one input value serves it),
+    and agrees with the loop nest; with fewer outputs per group than lanes it does not apply."""
+    from harness.backends.tvm import defaults
+    from harness.backends.tvm.schedule import schedule_func, vector_lanes
+
+    lanes = vector_lanes(target)
+    name, conv = next(
+        (n, f) for n, f in _kernels(_grouped_odd_conv(tmp_path, 2, 3 * lanes), target).items() if "conv2d" in n
+    )
+    sched, outcome = schedule_func(conv, target, "channels")
+    assert sched is not None, outcome.blocks
+    red = next(v for v in outcome.blocks.values() if v.startswith("reduction:"))
+    assert red.startswith(f"reduction: channels: weight packed, register block 17x1x{lanes}"), red
+    dec = defaults.decide(name, conv, target)
+    assert dec.rel_err is not None and dec.rel_err <= defaults.RTOL, dec
+    assert "channels" in set((dec.others or {}) | {dec.form: 0}), dec
+    small = next(f for n, f in _kernels(_grouped_odd_conv(tmp_path, 4, lanes // 2), target).items() if "conv2d" in n)
+    none, outcome = schedule_func(small, target, "channels")
+    assert none is None and any("no output axis" in v for v in outcome.blocks.values()), outcome.blocks

@@ -12,13 +12,16 @@ kernel's structure alone (no measurement, no search), in the manner of a hand-wr
   output is split by the vector width and vectorised, an axis the vector-loaded input does not depend on
   (a conv's output channel, a matmul's row) is split by `REG_BLOCK` rows and unrolled, both are moved inside the
   reduction loops, the accumulator is a small local buffer (cache_write) written back — with the kernel's
-  epilogue inlined into that write-back — and the remaining spatial loops are fused and run in parallel;
+  epilogue inlined into that write-back — and the remaining spatial loops are fused and run in parallel; a
+  row axis of up to WHOLE_ROWS is blocked whole; form `wide` takes two vectors per row;
 - a reduction whose output's innermost axis gives no whole vector (a phase lowering's S+1 grid: 17, 33,
-  257, 2049 wide) has a second form, `channels`: the vector runs along an output axis that the broadcast input
-  does not use and whose extent is a multiple of the lanes (a conv's output channels), the one input indexed
-  by it (the weight) is packed inside the kernel so that axis is innermost (`W[o, i, k] -> Wp[o/L, i, k, o%L]`,
-  as oneDNN's blocked layouts do), and the register block is `R` positions of the innermost axis times `V`
-  vectors of channels, R x V accumulators sized by the ISA's registers;
+  257, 2049 wide) has a second form, `channels`: the vector runs along an output axis whose extent is a
+  multiple of the lanes (a conv's output channels) and that the broadcast input does not use — or uses only
+  through c // k, constant over a block of channels (a grouped conv) — the one input indexed by it alone (the
+  weight) is packed so that axis is innermost (`W[o, i, k] -> Wp[o/L, i, k, o%L]`, as oneDNN's blocked
+  layouts do; at build time where the weight is a constant, else inside the kernel), and the register block
+  is `R` positions of the innermost axis (blocks of 8 with a tail where it has no divisor) times `V` vectors
+  of channels, R x V accumulators sized by the ISA's registers;
 - every other block: its innermost axis vectorised, the rest fused and parallel.
 
 A block the rules cannot take keeps its loop nest (the rule that failed is recorded); a kernel whose schedule
@@ -314,13 +317,11 @@ def _channels_plan(blk, ivars, kinds, extents, vec, f_vec, lanes) -> _Plan | str
         if c == vec or extents[c] % lanes or extents[c] < lanes:
             continue
         users = [j for j, dims in enumerate(reads) if any(ivars[c] in d for d in dims)]
-        if len(users) != 1:
-            continue
-        dims = reads[users[0]]
-        at = [d for d, vs in enumerate(dims) if ivars[c] in vs]
-        region = blk.reads[users[0]].region
-        if len(at) != 1 or not region[at[0]].min.same_as(ivars[c]) or _int(region[at[0]].extent) != 1:
+        weights = [j for j in users if _indexed_alone(blk.reads[j].region, reads[j], ivars[c])]
+        if len(weights) != 1:
             continue  # the weight must be indexed by the channel alone, one element at a time
+        others = [blk.reads[j].region for j in users if j != weights[0]]
+        at = [d for d, vs in enumerate(reads[weights[0]]) if ivars[c] in vs]
         budget = ACCUMULATORS.get(lanes, 12)
         pos = vec if vec is not None and vec != c else None
         ext = extents[pos] if pos is not None else 1
@@ -335,11 +336,36 @@ def _channels_plan(blk, ivars, kinds, extents, vec, f_vec, lanes) -> _Plan | str
             r = TAIL
         groups = extents[c] // lanes
         cap = min(budget // r, 2 if r >= 3 else 8)
-        v = max(d for d in range(1, min(groups, cap) + 1) if groups % d == 0)
+        # a grouped conv's input is indexed by the channel too, through c // (channels per group): the block of
+        # lanes x v channels must lie in one group, so that one input value serves the whole block
+        vs = [d for d in range(1, min(groups, cap) + 1) if groups % d == 0]
+        vs = [d for d in vs if all(_block_invariant(rg, ivars[c], lanes * d) for rg in others)]
+        if not vs:
+            continue
+        v = max(vs)
         if r * v < 2:
             return "no register block of two or more accumulators"
-        return _Plan(c, pos, r, v, users[0], at[0])
+        return _Plan(c, pos, r, v, weights[0], at[0])
     return "no output axis that is a multiple of the lanes and indexes one input alone"
+
+
+def _indexed_alone(region, dims_vars, c) -> bool:
+    """Whether a read is indexed by `c` in one dim, by `c` itself, one element at a time."""
+    at = [d for d, vs in enumerate(dims_vars) if c in vs]
+    return len(at) == 1 and region[at[0]].min.same_as(c) and _int(region[at[0]].extent) == 1
+
+
+def _block_invariant(region, c, block: int) -> bool:
+    """Whether every index of the read stays the same over an aligned block of `block` consecutive values of
+    `c` (c = q * block + t, t < block: the simplified index has no t)."""
+    from tvm import ir, sym
+
+    q, t = ir.Var("q", "int64"), ir.Var("t", "int64")
+    ana = sym.Analyzer()
+    ana.bind(t, ir.Range.from_min_extent(0, block))
+    ana.bind(q, ir.Range.from_min_extent(0, 1 << 30))
+    ana.bind(c, q * block + t)
+    return all(t not in _vars_in(ana.simplify(rg.min)) for rg in region)
 
 
 def _channels(sch, b, loops, spatial, red, plan: _Plan, lanes: int, outcome: Outcome, name: str) -> None:
