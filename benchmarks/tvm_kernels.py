@@ -1,11 +1,11 @@
 """The default CPU schedule kernel by kernel: for an ONNX file, each fused TVM kernel's loop nest and every
-schedule form (harness/backends/tvm/schedule.py FORMS), optionally with other register-block row counts,
-built alone and timed by TVM's evaluator (min and median over repeats, warm). For working on the schedule;
-the per-kernel numbers of docs/tuning.md come from it. A constant weight that the schedule packs is packed
+schedule form (harness/backends/tvm/schedule.py FORMS), optionally with other register-block shapes, built
+alone and timed in one alternation per kernel (defaults._timed, as the decisions are; the minimum of 3 rounds).
+For working on the schedule; the per-kernel numbers of docs/tuning.md come from it. A constant weight that the schedule packs is packed
 beforehand, as tvm-llvm packs it at build time.
 
-    python benchmarks/tvm_kernels.py MODEL.onnx [--kernel SUBSTRING] [--rows 4,8] [--vectors 2,4] [--top 6]
-                                     [--threads 2]
+    python benchmarks/tvm_kernels.py MODEL.onnx [--kernel SUBSTRING] [--rows 4,8] [--vectors 2,4]
+                                     [--rows-outer] [--top 6] [--threads 2]
 
 `convtx lower --lowering phase -o X.onnx Y.onnx` and `convtx export --out DIR name@size` make the inputs.
 """
@@ -57,15 +57,19 @@ def main() -> None:
     ap.add_argument("--kernel", default="", help="only kernels whose name contains this")
     ap.add_argument("--rows", default="", help="also the spatial form with these register-block rows, e.g. 4,8")
     ap.add_argument("--vectors", default="", help="also the spatial form with these vectors per row, e.g. 2,4")
+    ap.add_argument("--rows-outer", action="store_true", help="also spatial and wide with the row blocks outermost")
     ap.add_argument("--top", type=int, default=6, help="the kernels with the most loop-nest time (calls x ms)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     os.environ.setdefault("TVM_NUM_THREADS", str(a.threads))
 
+    import tvm
+
     from harness.backends.tvm import defaults, schedule
     from harness.backends.tvm.common import host_target
 
     target_d = host_target(a.threads)
+    target = tvm.target.Target(target_d)
     lanes = schedule.vector_lanes(target_d)
     kernels = [k for k in fused_kernels(a.model, target_d) if a.kernel in k[0]]
     timed = []
@@ -75,30 +79,38 @@ def main() -> None:
     timed.sort(key=lambda x: -x[0])
     for naive, name, func, calls, args in timed[: a.top]:
         print(f"{name}  x{calls}  loop nest {naive / calls:.3f} ms")
-        variants = [(form, None) for form in schedule.FORMS]
-        variants += [("spatial", int(r)) for r in a.rows.split(",") if r]
+        variants = [(form, {}) for form in schedule.FORMS]
+        variants += [("spatial", {"REG_BLOCK": int(r)}) for r in a.rows.split(",") if r]
         rows_v = (a.rows or str(schedule.REG_BLOCK.get(lanes, 4))).split(",")
-        variants += [("spatial", (int(r), int(v))) for r in rows_v for v in a.vectors.split(",") if v and r]
-        base_rows = schedule.REG_BLOCK.get(lanes, 4)
-        for form, rows in variants:
-            nv = 1
-            if isinstance(rows, tuple):
-                rows, nv = rows
-            if rows is not None:
-                schedule.REG_BLOCK[lanes] = rows
-            base_v, schedule.VECTORS[lanes] = schedule.VECTORS.get(lanes, 1), nv
+        variants += [
+            ("spatial", {"REG_BLOCK": int(r), "VECTORS": int(v)}) for r in rows_v for v in a.vectors.split(",") if v
+        ]
+        variants += [(f, {"ROWS_INNERMOST": False}) for f in ("spatial", "wide") if a.rows_outer]
+        built = []
+        for form, knobs in variants:
+            saved = {k: getattr(schedule, k) for k in knobs}
+            for k, v in knobs.items():  # REG_BLOCK / VECTORS are per lanes, ROWS_INNERMOST a flag
+                setattr(schedule, k, {**saved[k], lanes: v} if isinstance(saved[k], dict) else v)
             try:
                 sched, outcome = schedule.schedule_func(func, target_d, form)
             finally:
-                schedule.REG_BLOCK[lanes] = base_rows
-                schedule.VECTORS[lanes] = base_v
+                for k, v in saved.items():
+                    setattr(schedule, k, v)
             rule = next((v for v in outcome.blocks.values() if v.startswith(("reduction", "kept ("))), "")
-            label = form + (f" rows={rows}" if rows else "") + (f" v={nv}" if nv > 1 else "")
+            label = " ".join([form, *(f"{k.lower()}={v}" for k, v in knobs.items())])
             if sched is None:
-                print(f"  {label:16s} -          {rule}")
+                print(f"  {label:28s} -          {rule}")
                 continue
-            lo, med = time_kernel(sched, target_d, args)
-            print(f"  {label:16s} min {lo:8.3f} med {med:8.3f} ms  {rule}")
+            rt, run_args, _ = defaults._runnable(sched, args, target)
+            built.append((label, rule, rt, run_args))
+        # every variant in one alternation (A B C A B C ..., the minimum of each): a load on the machine slows
+        # them all alike instead of deciding between them
+        best = [float("inf")] * len(built)
+        for _ in range(3):
+            times, _ = defaults._timed([(rt, run_args) for _, _, rt, run_args in built], tvm.cpu(0))
+            best = [min(x, y) for x, y in zip(best, times)]
+        for (label, rule, _, _), ms in zip(built, best):
+            print(f"  {label:28s} min {ms:8.3f} ms  {rule}")
 
 
 if __name__ == "__main__":
