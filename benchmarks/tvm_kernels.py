@@ -5,7 +5,7 @@ For working on the schedule; the per-kernel numbers of docs/tuning.md come from 
 beforehand, as tvm-llvm packs it at build time.
 
     python benchmarks/tvm_kernels.py MODEL.onnx [--kernel SUBSTRING] [--rows 4,8] [--vectors 2,4]
-                                     [--rows-outer] [--top 6] [--threads 2]
+                                     [--rows-outer] [--pack-per-call] [--top 6] [--threads 2]
 
 `convtx lower --lowering phase -o X.onnx Y.onnx` and `convtx export --out DIR name@size` make the inputs.
 """
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--rows", default="", help="also the spatial form with these register-block rows, e.g. 4,8")
     ap.add_argument("--vectors", default="", help="also the spatial form with these vectors per row, e.g. 2,4")
     ap.add_argument("--rows-outer", action="store_true", help="also spatial and wide with the row blocks outermost")
+    ap.add_argument("--pack-per-call", action="store_true", help="also channels with the weight packed in every call")
     ap.add_argument("--top", type=int, default=6, help="the kernels with the most loop-nest time (calls x ms)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -86,13 +87,16 @@ def main() -> None:
             ("spatial", {"REG_BLOCK": int(r), "VECTORS": int(v)}) for r in rows_v for v in a.vectors.split(",") if v
         ]
         variants += [(f, {"ROWS_INNERMOST": False}) for f in ("spatial", "wide") if a.rows_outer]
+        variants += [("channels", {"PACK_PER_CALL": True})] if a.pack_per_call else []
         built = []
         for form, knobs in variants:
-            saved = {k: getattr(schedule, k) for k in knobs}
-            for k, v in knobs.items():  # REG_BLOCK / VECTORS are per lanes, ROWS_INNERMOST a flag
-                setattr(schedule, k, {**saved[k], lanes: v} if isinstance(saved[k], dict) else v)
+            per_call = knobs.get("PACK_PER_CALL", False)  # the weight not marked constant: packed inside the kernel
+            saved = {k: getattr(schedule, k) for k in knobs if k != "PACK_PER_CALL"}
+            for k in saved:  # REG_BLOCK / VECTORS are per lanes, ROWS_INNERMOST a flag
+                setattr(schedule, k, {**saved[k], lanes: knobs[k]} if isinstance(saved[k], dict) else knobs[k])
             try:
-                sched, outcome = schedule.schedule_func(func, target_d, form)
+                f = func.with_attr(schedule.LAYOUT_FREE, []) if per_call else func
+                sched, outcome = schedule.schedule_func(f, target_d, form)
             finally:
                 for k, v in saved.items():
                     setattr(schedule, k, v)

@@ -173,17 +173,17 @@ def split_prepack(func):
     marked PREPACK, as TVM's SplitLayoutRewritePreproc splits it inside a model (here around one call of the
     kernel, its outputs the trailing parameters as call_tir has them); None when it has no such block."""
     from tvm import relax
-    from tvm.s_tir import meta_schedule as ms
 
-    if not _has_prepack(func):
+    blocks = _prepack_blocks(func)
+    if blocks is None:
         return None
-    blocks = _blocks(func)
     params = list(func.params)
     written = {i for i, p in enumerate(params) if any(w.source.same_as(p) for blk in blocks for w in blk.writes)}
     n_in = len(params) - len(written)
     if written != set(range(n_in, len(params))):
         return None
-    info = [relax.TensorType([int(d) for d in a.shape], str(a.dtype)) for a in ms.arg_info.ArgInfo.from_prim_func(func)]
+    shapes = _shapes(func)
+    info = [relax.TensorType(shape, dtype) for shape, dtype in shapes]
     bb = relax.BlockBuilder()
     args = [relax.Var(f"a{i}", info[i]) for i in range(n_in)]
     with bb.function("main", args):
@@ -194,9 +194,15 @@ def split_prepack(func):
     compute, pack = by_name.get("kernel_prepacked"), by_name.get("kernel_weight_prepack")
     if compute is None or pack is None:
         return None
-    shapes = [[int(d) for d in a.shape] for a in ms.arg_info.ArgInfo.from_prim_func(compute)]
-    packed = tuple(i for i, (a, b) in enumerate(zip(info, shapes)) if [int(d) for d in a.shape] != b)
+    packed = tuple(i for i, (a, b) in enumerate(zip(shapes, _shapes(compute))) if a != b)
     return compute.with_attr("global_symbol", "main"), pack.with_attr("global_symbol", "main"), packed
+
+
+def _shapes(func) -> list[tuple[list[int], str]]:
+    """(shape, dtype) of every parameter of a PrimFunc."""
+    from tvm.s_tir import meta_schedule as ms
+
+    return [([int(d) for d in a.shape], str(a.dtype)) for a in ms.arg_info.ArgInfo.from_prim_func(func)]
 
 
 def _runnable(sched, args: list[np.ndarray], target):
@@ -208,20 +214,13 @@ def _runnable(sched, args: list[np.ndarray], target):
     if split is None:
         return _build_kernel(sched.with_attr("global_symbol", "main"), target), args, ()
     compute, pack, idx = split
-    pack_rt, dev = _build_kernel(pack, target), tvm.cpu(0)
-    outs = [tvm.runtime.tensor(np.zeros([int(d) for d in a.shape], str(a.dtype)), dev) for a in _arg_info(compute, idx)]
-    pack_rt["main"](*[tvm.runtime.tensor(args[i].copy(), dev) for i in idx], *outs)
+    dev, shapes = tvm.cpu(0), _shapes(compute)
+    outs = [tvm.runtime.tensor(np.zeros(*shapes[i]), dev) for i in idx]
+    _build_kernel(pack, target)["main"](*[tvm.runtime.tensor(args[i].copy(), dev) for i in idx], *outs)
     packed = list(args)
     for i, t in zip(idx, outs):
         packed[i] = t.numpy()
     return _build_kernel(compute, target), packed, idx
-
-
-def _arg_info(func, idx):
-    from tvm.s_tir import meta_schedule as ms
-
-    info = ms.arg_info.ArgInfo.from_prim_func(func)
-    return [info[i] for i in idx]
 
 
 def decide(name: str, func, target_d: dict) -> Decision:
@@ -596,7 +595,7 @@ def prepack(mod, target, summary: dict):
     import tvm
     from tvm import relax, tirx
 
-    marked = {gv for gv, f in mod.functions_items() if isinstance(f, tirx.PrimFunc) and _has_prepack(f)}
+    marked = {gv for gv, f in mod.functions_items() if isinstance(f, tirx.PrimFunc) and _prepack_blocks(f) is not None}
     if not marked:
         return mod
     sub = tvm.IRModule({gv: f for gv, f in mod.functions_items() if gv in marked or isinstance(f, relax.Function)})
@@ -614,11 +613,13 @@ def prepack(mod, target, summary: dict):
     return out
 
 
-def _has_prepack(func) -> bool:
+def _prepack_blocks(func) -> list | None:
+    """The kernel's blocks when one of them is marked PREPACK, else None."""
     try:
-        return any(PREPACK in blk.annotations for blk in _blocks(func))
+        blocks = _blocks(func)
     except Exception:  # noqa: BLE001 — a kernel without a root block (legalised cumsum): nothing of ours in it
-        return False
+        return None
+    return blocks if any(PREPACK in blk.annotations for blk in blocks) else None
 
 
 def _count_calls(mod, suffix: str) -> int:

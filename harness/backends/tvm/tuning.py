@@ -86,30 +86,37 @@ def open_db(d: Path):
     )
 
 
-def extract(mod, target: dict):
-    """MetaSchedule tasks: the fused TIR functions after legalisation and fusion — the same passes
-    `compile_relax` runs before applying the database, so the keys match."""
+def _zero(mod, target: dict):
+    """Legalised and fused: the same passes `compile_relax` runs before applying the database, so keys match."""
     import tvm
     from tvm import relax
+
+    with tvm.target.Target(target):
+        return relax.get_pipeline("zero")(mod)
+
+
+def extract(mod, target: dict):
+    """MetaSchedule tasks: the fused TIR functions after legalisation and fusion."""
+    import tvm
     from tvm.s_tir import meta_schedule as ms
 
-    t = tvm.target.Target(target)
-    with t:
-        fused = relax.get_pipeline("zero")(mod)
-    return ms.relax_integration.extract_tasks(fused, t)
+    return ms.relax_integration.extract_tasks(_zero(mod, target), tvm.target.Target(target))
 
 
-def default_kernels(mod, target: dict, tasks) -> dict:
-    """task name -> the task's kernel as tvm-llvm decides it: its constant parameters marked layout-free
-    (harness/backends/tvm/defaults.py), so a weight the default schedule packs is packed at build time here too."""
+def extract_with_kernels(mod, target: dict) -> tuple[list, dict]:
+    """(tasks, task name -> the task's kernel as tvm-llvm decides it: its constant parameters marked
+    layout-free, harness/backends/tvm/defaults.py, so a weight the default schedule packs is packed at build
+    time here too), from one run of the passes."""
     import tvm
-    from tvm import relax
+    from tvm.s_tir import meta_schedule as ms
 
     from harness.backends.tvm import defaults
 
-    with tvm.target.Target(target):
-        free = defaults.layout_free(relax.get_pipeline("zero")(mod))
-    return {t.task_name: defaults.with_layout_free(t.dispatched[0]["main"], free.get(t.task_name)) for t in tasks}
+    fused = _zero(mod, target)
+    tasks = ms.relax_integration.extract_tasks(fused, tvm.target.Target(target))
+    free = defaults.layout_free(fused)
+    kernels = {t.task_name: defaults.with_layout_free(t.dispatched[0]["main"], free.get(t.task_name)) for t in tasks}
+    return tasks, kernels
 
 
 @dataclass(frozen=True)
@@ -299,10 +306,10 @@ def tune_workload(
     d = db_dir(target, tvm.__version__, db_root)
     db = open_db(d)
     mod = relax_module(onnx_path, shapes, dtypes)
-    tasks = extract(mod, target)
+    tasks, kernels = extract_with_kernels(mod, target)
     decisions = defaults.Decisions(defaults.decisions_file(decisions_dir, target)) if decisions_dir else None
     say(f"[tune] {label} / {lowering}: {len(tasks)} tasks; weighing each by what tvm-llvm runs untuned ...")
-    table = task_table(tasks, target, db, decisions=decisions, kernels=default_kernels(mod, target, tasks))
+    table = task_table(tasks, target, db, decisions=decisions, kernels=kernels)
     for t in sorted(table, key=lambda t: -(t.share or 0)):
         say(
             f"[tune]   {t.share * 100:5.1f}%  {t.ms_per_call:9.3f} ms x{t.calls}  {t.name}"
@@ -371,8 +378,7 @@ def survey(spec: dict) -> list[dict]:
     decisions = defaults.Decisions(defaults.decisions_file(Path(spec["decisions_dir"]), target))
     t = tvm.target.Target(target)
     rows = []
-    tasks = extract(mod, target)
-    kernels = default_kernels(mod, target, tasks)
+    tasks, kernels = extract_with_kernels(mod, target)
     for task in tasks:
         dec = defaults.decision(task.task_name, kernels[task.task_name], target, decisions)
         rec = db.query_tuning_record(task.dispatched[0], t, "main") if db is not None else None
