@@ -33,10 +33,17 @@ class CTConfig:
     attrs: dict
     bias: bool
     symbolic_batch: bool
+    bias_len: int | None = None  # B's length when it is not M (an invalid node, made on purpose)
 
     @property
     def nd(self) -> int:
         return len(self.x_shape) - 2
+
+    @property
+    def b_shape(self) -> tuple[int, ...] | None:
+        if not self.bias:
+            return None
+        return (self.w_shape[1] * self.attrs.get("group", 1) if self.bias_len is None else self.bias_len,)
 
 
 def random_config(rng: np.random.Generator, name: str) -> CTConfig:
@@ -93,15 +100,14 @@ def build_model(cfg: CTConfig, seed: int = 0):
     inits = [numpy_helper.from_array(rng.standard_normal(cfg.w_shape).astype(np.float32), "W")]
     inputs = ["X", "W"]
     if cfg.bias:
-        m = cfg.w_shape[1] * cfg.attrs.get("group", 1)
-        inits.append(numpy_helper.from_array(rng.standard_normal(m).astype(np.float32), "B"))
+        inits.append(numpy_helper.from_array(rng.standard_normal(cfg.b_shape).astype(np.float32), "B"))
         inputs.append("B")
     x_dims = ["N" if cfg.symbolic_batch else cfg.x_shape[0], *cfg.x_shape[1:]]
     try:
-        p = resolve(cfg.attrs, cfg.x_shape, cfg.w_shape)
+        p = resolve(cfg.attrs, cfg.x_shape, cfg.w_shape, cfg.b_shape)
         y_dims = [x_dims[0], cfg.w_shape[1] * p.group, *p.output_spatial]
     except ValueError:  # an invalid model (the fuzzer makes some on purpose): leave its output shape open
-        y_dims = [x_dims[0], cfg.w_shape[1] * cfg.attrs.get("group", 1)] + [f"d{i}" for i in range(cfg.nd)]
+        y_dims = [x_dims[0], "m"] + [f"d{i}" for i in range(cfg.nd)]
     node = helper.make_node("ConvTranspose", inputs, ["Y"], name="convt", **cfg.attrs)
     graph = helper.make_graph(
         [node],

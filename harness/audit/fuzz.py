@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.audit.equivalence import CTConfig, build_model, random_config
+from harness.audit.invalid import random_invalid
 from harness.core import safefs
-from harness.core.convtranspose import resolve
+from harness.core.convtranspose import RULES, resolve, rule_broken
 
 
 @dataclass(frozen=True)
@@ -30,51 +31,47 @@ class FuzzConfig:
     cfg: CTConfig
     valid: bool  # the spec allows it (the reference computes it)
     edge: str = ""  # which edge family it was drawn from, "" for an ordinary one
+    rule: str | None = None  # invalid: the first rule of RULES (harness/core/convtranspose.py) it breaks
 
 
 def validity(cfg: CTConfig) -> bool:
-    try:
-        p = resolve(cfg.attrs, cfg.x_shape, cfg.w_shape)
-    except ValueError:
-        return False
-    # "output_padding must be less than the corresponding stride/dilation": read as the larger of the two
-    return all(op < max(s, d) for op, s, d in zip(p.output_padding, p.strides, p.dilations))
+    return rule_of(cfg) is None
+
+
+def rule_of(cfg: CTConfig) -> str | None:
+    """The first spec rule the configuration breaks (the one shared validation), None when it is valid."""
+    return rule_broken(cfg.attrs, cfg.x_shape, cfg.w_shape, cfg.b_shape)
+
+
+def judged(cfg: CTConfig, edge: str = "") -> FuzzConfig:
+    rule = rule_of(cfg)
+    return FuzzConfig(cfg, rule is None, edge, rule)
 
 
 def edge_config(rng: np.random.Generator, name: str) -> CTConfig:
-    """Configurations at the edges the spec text leaves to readers: output_padding >= stride (legal when
-    dilation is larger), output_padding >= both, and pads that leave an output size of 0 or less."""
+    """The edge the spec text leaves to readers: output_padding >= stride, legal when the dilation is larger."""
     base = random_config(rng, name)
     nd = base.nd
     a = {k: v for k, v in base.attrs.items() if k not in ("output_shape", "auto_pad", "output_padding")}
     s = list(a["strides"])
-    family = rng.choice(["op_ge_stride", "op_ge_both", "empty_output"])
     ax = int(rng.integers(0, nd))
-    if family == "op_ge_stride":
-        d = list(a.get("dilations", [1] * nd))
-        d[ax] = s[ax] + 1
-        a["dilations"] = d
-        a["output_padding"] = [s[i] if i == ax else 0 for i in range(nd)]
-    elif family == "op_ge_both":
-        d = a.get("dilations", [1] * nd)
-        a["output_padding"] = [max(s[i], d[i]) if i == ax else 0 for i in range(nd)]
-    else:
-        k = base.w_shape[2:]
-        d = a.get("dilations", [1] * nd)
-        full = [si * (i - 1) + di * (ki - 1) + 1 for si, i, di, ki in zip(s, base.x_shape[2:], d, k)]
-        pads = [0] * (2 * nd)
-        pads[ax] = full[ax] // 2 + 1
-        pads[ax + nd] = full[ax] - pads[ax] + int(rng.integers(0, 3))  # output size 0, -1 or -2
-        a["pads"] = pads
+    d = list(a.get("dilations", [1] * nd))
+    d[ax] = s[ax] + 1
+    a["dilations"] = d
+    a["output_padding"] = [s[i] if i == ax else 0 for i in range(nd)]
     return replace(base, attrs=a)
 
 
 def fuzz_config(rng: np.random.Generator, name: str) -> FuzzConfig:
-    if rng.random() < 0.15:
-        cfg = edge_config(rng, name)
-        return FuzzConfig(cfg, validity(cfg), "edge")
-    cfg = random_config(rng, name)
-    return FuzzConfig(cfg, validity(cfg))
+    """An ordinary valid configuration (80%), the output_padding edge (5%), or one breaking a spec rule, every rule
+    of RULES equally likely (15%: harness/audit/invalid.py's mutations)."""
+    r = rng.random()
+    if r < 0.05:
+        return judged(edge_config(rng, name), "edge")
+    if r < 0.20:
+        cfg, _ = random_invalid(rng, name)
+        return judged(cfg, "invalid")
+    return judged(random_config(rng, name))
 
 
 def features(cfg: CTConfig) -> tuple[str, ...]:
@@ -99,12 +96,13 @@ def features(cfg: CTConfig) -> tuple[str, ...]:
         f.append("output_shape")
     if a.get("auto_pad", "NOTSET") != "NOTSET":
         f.append(f"auto_pad={a['auto_pad']}")
-    try:
-        p = resolve(a, cfg.x_shape, cfg.w_shape)
+    rule = rule_of(cfg)
+    if rule is None:
+        p = resolve(a, cfg.x_shape, cfg.w_shape, cfg.b_shape)
         if any(b + e < 0 for b, e in zip(p.pads_begin, p.pads_end)):
             f.append("negative_total_padding")
-    except ValueError:
-        f.append("empty_output")
+    else:
+        f.append(f"invalid:{rule}")
     if cfg.bias:
         f.append("bias")
     if cfg.x_shape[0] > 1:
@@ -175,7 +173,7 @@ class Fuzzer:
             {"X": x},
             refs,
             self.out / "models" / f"{fc.cfg.name}.npz",
-            "float64 spec reference" if fc.valid else "invalid model: none",
+            "float64 spec reference" if fc.valid else f"none: invalid (rule {fc.rule}: {RULES[fc.rule]})",
         )
 
     def run(self, fc: FuzzConfig, backend: str, lowering: str, seed: int):
@@ -270,8 +268,8 @@ def shrink(
         for cand in _candidates(fc.cfg):
             if cand is None or tries >= budget:
                 continue
-            cfc = FuzzConfig(cand, validity(cand), fc.edge)
-            if cfc.valid != fc.valid:
+            cfc = judged(cand, fc.edge)
+            if cfc.valid != fc.valid or cfc.rule != fc.rule:  # an invalid case stays invalid by the same rule
                 continue
             tries += 1
             try:
@@ -332,13 +330,13 @@ def write_reproducer(
     expected = (
         "the float64 spec reference is in data['ref:0']"
         if fc.valid
-        else "the model is invalid under the ONNX spec: an engine should refuse it"
+        else f"the model is invalid under the ONNX spec (rule {fc.rule}: {RULES[fc.rule]}): an engine should refuse it"
     )
     safefs.write_atomic(
         out / f"{class_id}.py",
         f'"""convtx fuzz reproducer {class_id}: {backend}, lowering {lowering}: {kind}.\n'
         f"Attributes involved: {', '.join(attributes)}.\nConvTranspose: x {list(fc.cfg.x_shape)}, "
-        f'w {list(fc.cfg.w_shape)}, {json.dumps(fc.cfg.attrs)}, bias {fc.cfg.bias}.\n{expected}."""\n'
+        f'w {list(fc.cfg.w_shape)}, {json.dumps(fc.cfg.attrs)}, bias {list(fc.cfg.b_shape or []) or None}.\n{expected}."""\n'
         f"from pathlib import Path\n\nimport numpy as np\nimport onnx\n\n"
         f'here = Path(__file__).parent\nmodel_path = str(here / "{class_id}.onnx")\n'
         f'data = np.load(here / "{class_id}.npz")\nx = data["in:X"]\n'
@@ -378,6 +376,8 @@ def run_fuzz(
     coarse: dict[tuple, tuple] = {}
     n = fails = 0
     not_run: dict[str, dict] = {}
+    invalid: dict[str, dict[str, dict[str, int]]] = {}  # backend -> rule -> counts (native cases)
+    lowered_invalid: list[str] = []  # a lowering that rewrote an invalid node: a convtx bug
     try:
         for i in range(n_configs):
             fc = fuzz_config(rng, f"fz{i:05d}")
@@ -385,6 +385,13 @@ def run_fuzz(
                 for b in backends:
                     kind, rec = fz.run(fc, b, lw, seed + i)
                     n += 1
+                    if not fc.valid:
+                        if lw == "native":  # what the engine itself does with the node
+                            row = invalid.setdefault(b, {}).setdefault(fc.rule, dict.fromkeys(_INVALID_COLS, 0))
+                            row["cases"] += 1
+                            row[kind if kind in row else "refused"] += 1
+                        elif (rec.details or {}).get("lowering", {}).get("lowered"):
+                            lowered_invalid.append(f"{fc.cfg.name} ({fc.rule}): {lw}")
                     if kind == "not_run":
                         nr = not_run.setdefault(b, {"count": 0, "output_padding": 0, "reason": rec.reason})
                         nr["count"] += 1
@@ -410,11 +417,12 @@ def run_fuzz(
         for idx, ((b, lw, kind, attrs), c) in enumerate(sorted(classes.items())):
             cid = f"class{idx:02d}-{b}-{lw}-{kind}"
             small: FuzzConfig = c["smallest"]
-            try:
-                p = resolve(small.cfg.attrs, small.cfg.x_shape, small.cfg.w_shape)
-            except ValueError:
-                p = None
-            entry = match(b, lw, small.cfg.attrs, p, kind)
+            p = (
+                resolve(small.cfg.attrs, small.cfg.x_shape, small.cfg.w_shape, small.cfg.b_shape)
+                if small.valid
+                else None
+            )
+            entry = match(b, lw, small.cfg.attrs, p, kind, small.rule)
             rows.append(
                 {
                     "backend": b,
@@ -439,10 +447,15 @@ def run_fuzz(
         "classes": rows,
         "built_not_run": not_run,
         "unexplained": [r["reproducer"] for r in rows if not r["explained_by"]],
+        "invalid_by_rule": invalid,
+        "lowerings_that_rewrote_invalid_nodes": lowered_invalid,
     }
     safefs.write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     safefs.write_atomic(out / "summary.md", render(summary))
     return summary
+
+
+_INVALID_COLS = ("cases", "accepts_invalid", "internal_error_on_invalid", "crash_on_invalid", "refused")
 
 
 def render(s: dict) -> str:
@@ -468,4 +481,33 @@ def render(s: dict) -> str:
             f"| {r['class']} | {r['backend']} | {r['lowering']} | {', '.join(r['attributes'])} | {r['count']} | "
             f"`{r['reproducer']}` | {r['explained_by'] or '**unexplained**'} |"
         )
+    inv = s.get("invalid_by_rule") or {}
+    if inv:
+        engines = sorted(inv)
+        L += [
+            "",
+            "## Invalid nodes, by the spec rule they break (native: the engine's own ConvTranspose)",
+            "",
+            "Each cell: accepted (returned a tensor) / failed inside (internal error or crash) / of cases. An engine "
+            "should refuse every one; the lowerings decline them all"
+            + (
+                "."
+                if not s.get("lowerings_that_rewrote_invalid_nodes")
+                else f" — **but rewrote {len(s['lowerings_that_rewrote_invalid_nodes'])}**."
+            ),
+            "",
+            "| rule | " + " | ".join(engines) + " |",
+            "|---|" + "---:|" * len(engines),
+        ]
+        for rule in RULES:
+            cells = []
+            for b in engines:
+                c = inv[b].get(rule)
+                cells.append(
+                    "–"
+                    if not c
+                    else f"{c['accepts_invalid']} / {c['internal_error_on_invalid'] + c['crash_on_invalid']} / "
+                    f"{c['cases']}"
+                )
+            L.append(f"| {rule} | " + " | ".join(cells) + " |")
     return "\n".join(L) + "\n"

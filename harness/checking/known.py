@@ -29,6 +29,8 @@ class KnownDivergence:
     reproducer: str  # path in the repo
     always: bool = True  # every matching case fails (strict); False: some matching cases pass by chance
     kinds: tuple[str, ...] = ()  # fuzz failure kinds it explains (empty: any)
+    rules: tuple[str, ...] = ()  # about invalid nodes: the RULES (harness.core.convtranspose) they break; such an
+    # entry matches only invalid nodes that break one of these, an entry without rules only valid ones
 
 
 def _negative_same(attrs: dict, p: ConvTransposeParams | None) -> bool:
@@ -65,8 +67,8 @@ def _output_padding_ge_stride(attrs: dict, p: ConvTransposeParams | None) -> boo
     return p is not None and any(op >= s for op, s in zip(p.output_padding, p.strides))
 
 
-def _empty_output(attrs: dict, p: ConvTransposeParams | None) -> bool:
-    return p is None
+def _any(attrs: dict, p: ConvTransposeParams | None) -> bool:
+    return True
 
 
 def _same_any(attrs: dict, p: ConvTransposeParams | None) -> bool:
@@ -92,15 +94,33 @@ LEDGER: tuple[KnownDivergence, ...] = (
         kinds=("rejects_valid",),
     ),
     KnownDivergence(
-        "tvm-invalid-output-size-not-refused",
+        "tvm-accepts-invalid-convtranspose",
         ("tvm-llvm", "tvm-cuda"),
         ALL_LOWERINGS,
-        _empty_output,
-        "for pads that leave an output size of 0 (an invalid model) TVM returns an empty tensor, and for a "
-        "negative size it fails with an InternalError ('cannot make uint from negative value') instead of "
-        "refusing the model cleanly; lowerings decline such a node, so the engine's native ConvTranspose runs",
-        "build/fuzz (class accepts_invalid)",
-        kinds=("accepts_invalid", "internal_error_on_invalid"),
+        _any,
+        "TVM 0.27 runs ConvTranspose nodes the spec forbids and returns a tensor: kernel_shape that is not W's "
+        "spatial shape (its 4 values for a 4-D W), a stride list of the wrong length, negative dilations or pads, "
+        "pads of the wrong length, negative or too many output_padding values, an output_shape of the wrong "
+        "length, a bias longer than M (the output then has B's length in channels), an output size of 0; "
+        "lowerings decline an invalid node, so the engine's native ConvTranspose runs",
+        "docs/upstream/tvm_accepts_invalid_convtranspose.py",
+        always=False,
+        kinds=("accepts_invalid",),
+        rules=("kernel_shape", "strides", "dilations", "pads", "output_padding", "output_shape", "bias", "output_size"),
+    ),
+    KnownDivergence(
+        "tvm-internal-error-on-invalid-convtranspose",
+        ("tvm-llvm", "tvm-cuda"),
+        ALL_LOWERINGS,
+        _any,
+        "TVM 0.27 refuses some invalid ConvTranspose nodes only by failing inside: group 0 ('Check failed: "
+        "groups > 0'), a zero dilation ('Divide by zero'), too many strides or output_padding values ('Check "
+        "failed: strides.size() == 2', '... output_padding.size() == 2'), a negative output size (std::bad_alloc, or 'cannot "
+        "make uint from negative value') instead of a clean error naming the attribute",
+        "docs/upstream/tvm_internal_error_on_invalid_convtranspose.py",
+        always=False,
+        kinds=("internal_error_on_invalid", "crash_on_invalid"),
+        rules=("group", "strides", "dilations", "output_padding", "output_size"),
     ),
     KnownDivergence(
         "same-negative-total-padding-clamped",
@@ -144,15 +164,17 @@ LEDGER: tuple[KnownDivergence, ...] = (
         always=False,
     ),
     KnownDivergence(
-        "openvino-invalid-output-size-not-refused",
+        "openvino-accepts-invalid-convtranspose",
         ("openvino-cpu",),
         ALL_LOWERINGS,
-        _empty_output,
-        "for attributes the spec makes invalid (an output size of 0 or less, output_padding >= "
-        "max(stride, dilation)) OpenVINO returns a tensor instead of refusing the model; lowerings decline "
-        "such a node, so the engine's native ConvTranspose runs",
-        "build/fuzz (class accepts_invalid)",
+        _any,
+        "OpenVINO 2026.4 runs ConvTranspose nodes the spec forbids and returns a tensor: group 0, kernel_shape that "
+        "is not W's spatial shape, pads of the wrong length, output_padding >= max(stride, dilation) or negative, "
+        "an output size of 0; lowerings decline an invalid node, so the engine's native ConvTranspose runs",
+        "docs/upstream/openvino_accepts_invalid_convtranspose.py",
+        always=False,
         kinds=("accepts_invalid",),
+        rules=("group", "kernel_shape", "pads", "output_padding", "output_size"),
     ),
     KnownDivergence(
         "openvino-same-autopad-dynamic-batch",
@@ -169,9 +191,10 @@ LEDGER: tuple[KnownDivergence, ...] = (
         ("openvino-cpu",),
         ("native",),
         _output_shape_odd_padding,
-        "for a ConvTranspose with output_shape that is grouped or has output_padding, OpenVINO puts the odd "
-        "unit of total padding at the end (begin 0) where the spec's NOTSET rule puts it at the beginning; "
-        "group 1 without output_padding is right",
+        "for a ConvTranspose with output_shape that is grouped or has output_padding, OpenVINO puts the whole "
+        "total padding at the end (begin 0): a grouped node is wrong for any padding, even totals included "
+        "(group 2, total 2: the spec crops 1 at each end), one with output_padding where the spec puts the odd unit "
+        "at the beginning; group 1 without output_padding is right",
         "docs/upstream/openvino_output_shape_group.py",
         always=False,
     ),
@@ -184,6 +207,17 @@ LEDGER: tuple[KnownDivergence, ...] = (
         "spec) is zero-filled elsewhere by OpenVINO (e.g. x 1, k 1, output_shape 6: the spec puts the value at "
         "index 3)",
         "build/fuzz (class wrong_values, output_shape + negative_total_padding)",
+        always=False,
+    ),
+    KnownDivergence(
+        "openvino-output-shape-dynamic-batch",
+        ("openvino-cpu",),
+        ("native",),
+        _output_shape,
+        "with a symbolic batch dimension OpenVINO places the total padding of `output_shape` at the end (group 1 "
+        "included: x 3, k 1, output_shape 2 gives full[0:2] where the spec takes full[1:3]); a static batch is "
+        "right; only the symbolic-batch cases fail (found by `convtx fuzz --seed 0`)",
+        "docs/upstream/openvino_output_shape_dynamic_batch.py",
         always=False,
     ),
     KnownDivergence(
@@ -203,25 +237,36 @@ LEDGER: tuple[KnownDivergence, ...] = (
 
 
 def matches(
-    backend: str, lowering: str, attrs: dict, p: ConvTransposeParams | None, kind: str | None = None
+    backend: str,
+    lowering: str,
+    attrs: dict,
+    p: ConvTransposeParams | None,
+    kind: str | None = None,
+    rule: str | None = None,
 ) -> tuple[KnownDivergence, ...]:
     """Every entry about this (backend, lowering) whose configurations include `attrs` and, when `kind` is given,
-    that explains a failure of that kind (an entry without `kinds` explains any)."""
+    that explains a failure of that kind (an entry without `kinds` explains any). `rule`: the node is invalid
+    and breaks that rule (p is then None); only entries naming the rule match it."""
     return tuple(
         entry
         for entry in LEDGER
         if backend in entry.backends
         and lowering in entry.lowerings
         and (kind is None or not entry.kinds or kind in entry.kinds)
-        and entry.applies(attrs, p)
+        and ((rule in entry.rules) if rule is not None else (not entry.rules and entry.applies(attrs, p)))
     )
 
 
 def match(
-    backend: str, lowering: str, attrs: dict, p: ConvTransposeParams | None, kind: str | None = None
+    backend: str,
+    lowering: str,
+    attrs: dict,
+    p: ConvTransposeParams | None,
+    kind: str | None = None,
+    rule: str | None = None,
 ) -> KnownDivergence | None:
     """The first of `matches`, or None."""
-    return next(iter(matches(backend, lowering, attrs, p, kind)), None)
+    return next(iter(matches(backend, lowering, attrs, p, kind, rule)), None)
 
 
 @dataclass(frozen=True)
@@ -255,6 +300,14 @@ def _zero_pad_into_strided_convtranspose(model) -> bool:
     return False
 
 
+def _depth_to_space_on_zero_size(model) -> bool:
+    """A DepthToSpace in a model with a zero-size input dimension (an empty batch): its input is empty too."""
+    empty = any(
+        d.HasField("dim_value") and d.dim_value == 0 for vi in model.graph.input for d in vi.type.tensor_type.shape.dim
+    )
+    return empty and any(n.op_type == "DepthToSpace" for n in model.graph.node)
+
+
 GRAPH_LEDGER: tuple[GraphDivergence, ...] = (
     GraphDivergence(
         "openvino-pad-fused-into-strided-convtranspose",
@@ -265,6 +318,16 @@ GRAPH_LEDGER: tuple[GraphDivergence, ...] = (
         "stride > 1: the output is shorter by (stride - 1) x the padding (1-D x 3, Pad 1+1, w 2, stride 2, "
         "pads 1+1: length 6 instead of 8)",
         "docs/upstream/openvino_pad_convtranspose_fusion.py",
+    ),
+    GraphDivergence(
+        "tvm-depth-to-space-zero-size",
+        ("tvm-llvm", "tvm-cuda"),
+        ("phase",),  # the lowering that emits DepthToSpace (2-D, equal strides)
+        _depth_to_space_on_zero_size,
+        "TVM 0.27's ONNX frontend cannot import DepthToSpace on a tensor with a zero-size dimension ('The type is "
+        "not populated'): the phase lowering of a ConvTranspose with an empty batch fails to compile on TVM, where "
+        "ONNX Runtime and OpenVINO run it",
+        "docs/upstream/tvm_depth_to_space_zero_size.py",
     ),
 )
 

@@ -57,7 +57,7 @@ def _make_conv_transpose_op():
                 "pads": pads,
                 "strides": strides,
             }
-            p = resolve(attrs, X.shape, W.shape)
+            p = resolve(attrs, X.shape, W.shape, None if B is None else B.shape)
             return (conv_transpose(X, W, B, p).astype(X.dtype),)
 
     return ConvTranspose

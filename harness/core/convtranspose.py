@@ -33,51 +33,85 @@ class ConvTransposeParams:
         return self.pads_begin + self.pads_end
 
 
-def resolve(attrs: dict, x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> ConvTransposeParams:
-    """Explicit parameters from ONNX attributes (names as in the spec) and static shapes.
+class InvalidConvTranspose(ValueError):
+    """A ConvTranspose the spec forbids; `rule` is the key in RULES it breaks."""
 
-    x: N x C x D1 x ... ; w: C x M/group x k1 x ...
+    def __init__(self, rule: str, message: str):
+        super().__init__(f"invalid ConvTranspose (rule {rule}: {RULES[rule]}): {message}")
+        self.rule, self.detail = rule, message
+
+
+# The spec's constraints on one node (opset 11+, plus ONNX Runtime's documented rank+2 `output_shape`), in the
+# order they are checked: one validation shared by every lowering, the reference, the fuzzer and `validate`.
+RULES: dict[str, str] = {
+    "rank": "X and W have the same rank, at least 3",
+    "group": "group >= 1 divides C, and W.shape[0] = C",
+    "kernel_shape": "kernel_shape equals W's spatial dimensions",
+    "strides": "one stride >= 1 per spatial axis",
+    "dilations": "one dilation >= 1 per spatial axis",
+    "pads": "2 pads >= 0 per spatial axis",
+    "output_padding": "one output_padding per spatial axis, 0 <= value < max(stride, dilation)",
+    "output_shape": "one output_shape value >= 1 per spatial axis (or N, C and those)",
+    "auto_pad": "auto_pad is NOTSET, SAME_UPPER, SAME_LOWER or VALID",
+    "bias": "B has shape (M,), M = W.shape[1] * group",
+    "output_size": "every output spatial size is >= 1",
+}
+
+
+def _ints(attrs: dict, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    v = attrs.get(name)
+    return default if v is None or (not isinstance(v, int) and len(v) == 0) else tuple(int(x) for x in v)
+
+
+def resolve(
+    attrs: dict,
+    x_shape: tuple,
+    w_shape: tuple[int, ...],
+    b_shape: tuple[int, ...] | None = None,
+) -> ConvTransposeParams:
+    """Explicit parameters from ONNX attributes (names as in the spec) and static shapes, or
+    InvalidConvTranspose naming the first rule of RULES the node breaks.
+
+    x: N x C x D1 x ... (N may be symbolic: any non-int); w: C x M/group x k1 x ...; b: (M,) or None (no bias).
     """
+    if len(x_shape) < 3 or len(w_shape) != len(x_shape):
+        raise InvalidConvTranspose("rank", f"input rank {len(x_shape)}, weight rank {len(w_shape)}")
     nd = len(x_shape) - 2
-    if nd < 1 or len(w_shape) != nd + 2:
-        raise ValueError(f"ConvTranspose: input rank {len(x_shape)} and weight rank {len(w_shape)} do not fit")
     group = int(attrs.get("group", 1))
-    if x_shape[1] != w_shape[0] or x_shape[1] % group:
-        raise ValueError(f"ConvTranspose: {x_shape[1]} input channels vs weight {w_shape} with group {group}")
-    kernel = tuple(int(k) for k in attrs.get("kernel_shape") or w_shape[2:])
+    if group < 1 or x_shape[1] != w_shape[0] or x_shape[1] % group:
+        raise InvalidConvTranspose("group", f"{x_shape[1]} input channels, weight {list(w_shape)}, group {group}")
+    kernel = _ints(attrs, "kernel_shape", tuple(w_shape[2:]))
     if kernel != tuple(w_shape[2:]):
-        raise ValueError(f"ConvTranspose: kernel_shape {kernel} does not match weight shape {w_shape}")
-    strides = tuple(int(s) for s in attrs.get("strides") or (1,) * nd)
-    dilations = tuple(int(d) for d in attrs.get("dilations") or (1,) * nd)
-    out_pad = tuple(int(p) for p in attrs.get("output_padding") or (0,) * nd)
-    pads = tuple(int(p) for p in attrs.get("pads") or (0,) * (2 * nd))
+        raise InvalidConvTranspose("kernel_shape", f"kernel_shape {list(kernel)} vs weight shape {list(w_shape)}")
+    strides = _ints(attrs, "strides", (1,) * nd)
+    dilations = _ints(attrs, "dilations", (1,) * nd)
+    pads = _ints(attrs, "pads", (0,) * (2 * nd))
+    out_pad = _ints(attrs, "output_padding", (0,) * nd)
+    for name, v, n in (("strides", strides, nd), ("dilations", dilations, nd), ("pads", pads, 2 * nd)):
+        if len(v) != n or min(v) < (0 if name == "pads" else 1):
+            raise InvalidConvTranspose(name, f"{name} {list(v)} for {nd} spatial axes")
+    # the spec: "less than the corresponding stride/dilation"; read as the larger of the two
+    # (every engine here demands less than the stride: harness/checking/known.py records that)
+    if len(out_pad) != nd or any(op < 0 or op >= max(st, dl) for op, st, dl in zip(out_pad, strides, dilations)):
+        raise InvalidConvTranspose(
+            "output_padding",
+            f"output_padding {list(out_pad)} with max(stride, dilation) = "
+            f"{[max(a, b) for a, b in zip(strides, dilations)]}",
+        )
+    out_shape_attr = _ints(attrs, "output_shape", ())
+    if len(out_shape_attr) == nd + 2:  # tolerated: N, C given too (ORT accepts this form)
+        out_shape_attr = out_shape_attr[2:]
+    if out_shape_attr and (len(out_shape_attr) != nd or min(out_shape_attr) < 1):
+        raise InvalidConvTranspose("output_shape", f"output_shape {list(out_shape_attr)} for {nd} spatial axes")
     auto_pad = attrs.get("auto_pad", "NOTSET")
     if isinstance(auto_pad, bytes):
         auto_pad = auto_pad.decode()
-    out_shape_attr = tuple(int(v) for v in attrs.get("output_shape") or ())
-    if len(out_shape_attr) == nd + 2:  # tolerated: N, C given too (ORT accepts this form)
-        out_shape_attr = out_shape_attr[2:]
-    for name, v, n in (
-        ("strides", strides, nd),
-        ("dilations", dilations, nd),
-        ("output_padding", out_pad, nd),
-        ("pads", pads, 2 * nd),
-    ):
-        if len(v) != n:
-            raise ValueError(f"ConvTranspose: {name} has {len(v)} values, expected {n}")
-    if out_shape_attr and len(out_shape_attr) != nd:
-        raise ValueError(f"ConvTranspose: output_shape {out_shape_attr} does not have {nd} spatial dims")
     if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
-        raise ValueError(f"ConvTranspose: unknown auto_pad {auto_pad!r}")
+        raise InvalidConvTranspose("auto_pad", f"auto_pad {auto_pad!r}")
+    m = int(w_shape[1]) * group
+    if b_shape is not None and tuple(b_shape) != (m,):
+        raise InvalidConvTranspose("bias", f"B of shape {list(b_shape)} for M = {m} output channels")
 
-    for op, st, dl in zip(out_pad, strides, dilations):
-        # the spec: "less than the corresponding stride/dilation"; read as the larger of the two
-        # (every engine here demands less than the stride: harness/checking/known.py records that)
-        if op < 0 or op >= max(st, dl):
-            raise ValueError(
-                f"ConvTranspose: output_padding {list(out_pad)} must be less than "
-                f"max(stride, dilation) = {[max(a, b) for a, b in zip(strides, dilations)]}"
-            )
     in_sp = x_shape[2:]
     # the un-padded full extent: stride*(in-1) + output_padding + (k-1)*dilation + 1
     full = tuple(
@@ -98,8 +132,66 @@ def resolve(attrs: dict, x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> 
         begin, end = pads[:nd], pads[nd:]
     out_sp = tuple(f - b - e for f, b, e in zip(full, begin, end))
     if any(o <= 0 for o in out_sp):
-        raise ValueError(f"ConvTranspose: output spatial shape {out_sp} is empty")
+        raise InvalidConvTranspose("output_size", f"output spatial shape {list(out_sp)}")
     return ConvTransposeParams(kernel, strides, dilations, tuple(begin), tuple(end), out_pad, group, out_sp)
+
+
+def rule_broken(attrs: dict, x_shape: tuple, w_shape: tuple, b_shape: tuple | None = None) -> str | None:
+    """The first rule of RULES the node breaks, or None when it is valid."""
+    try:
+        resolve(attrs, x_shape, w_shape, b_shape)
+    except InvalidConvTranspose as e:
+        return e.rule
+    return None
+
+
+def node_shapes(model) -> dict[str, tuple]:
+    """Static-or-symbolic shapes of every tensor `model` (already through shape inference) declares, its
+    initializers and its Constant nodes' outputs: {name: (dim, ...)}, a dim an int or None."""
+    out: dict[str, tuple] = {}
+    g = model.graph
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            out[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
+    for t in g.initializer:
+        out[t.name] = tuple(int(d) for d in t.dims)
+    for n in g.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    out[n.output[0]] = tuple(int(d) for d in a.t.dims)
+    return out
+
+
+def invalid_nodes(model) -> list[tuple[str, InvalidConvTranspose]]:
+    """(node label, the rule it breaks) of every ConvTranspose of `model`'s main graph the spec forbids.
+    Judged on the shapes `model` declares (run shape inference first): a node whose input, weight or bias
+    rank is unknown is checked on its attributes alone, with input sizes that cannot empty the output."""
+    from onnx import helper
+
+    shapes = node_shapes(model)
+    bad = []
+    for node in model.graph.node:
+        if node.op_type != "ConvTranspose":
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        w = shapes.get(node.input[1]) if len(node.input) > 1 else None
+        x = shapes.get(node.input[0])
+        b = shapes.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if w is None or any(d is None for d in w):
+            continue  # nothing to check the attributes against
+        if x is None:
+            x = (None,) * len(w)
+        if len(x) == len(w):  # unknown sizes: the weight's channels, and an input too large to empty the output
+            x = (1, w[0] if x[1] is None else x[1]) + tuple(1 << 20 if d is None else d for d in x[2:])
+        if b is not None and any(d is None for d in b):
+            b = None
+        try:
+            resolve(attrs, tuple(x), tuple(w), b)
+        except InvalidConvTranspose as e:
+            bad.append((node.name or node.output[0], e))
+    return bad
 
 
 def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: ConvTransposeParams) -> np.ndarray:

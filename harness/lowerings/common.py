@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.core.convtranspose import ConvTransposeParams, resolve
+from harness.core.convtranspose import ConvTransposeParams, InvalidConvTranspose, resolve
 
 MIN_OPSET = 13  # Split/Squeeze/Unsqueeze/Pad/Slice with tensor inputs
 
@@ -35,22 +35,33 @@ class ConvTransposeNode:
     x: str  # input tensor name
     out: str  # output tensor name (the replacement must produce it)
     x_shape: tuple  # N x C x D...; N may be symbolic (str/None)
-    w: np.ndarray  # C x M/group x K...
-    b: np.ndarray | None  # M
+    w: np.ndarray | None  # C x M/group x K...; None: computed at run time (the tensor `w_name`)
+    b: np.ndarray | None  # M; None: no bias, or one computed at run time (`b_name`)
     p: ConvTransposeParams
     opset: int
+    w_name: str = ""  # a weight computed at run time (a graph input, DequantizeLinear of int8, ...)
+    b_name: str = ""  # a bias computed at run time
+    w_dims: tuple[int, ...] = ()  # the run-time weight's (static) shape
 
     @property
     def nd(self) -> int:
         return len(self.p.kernel_shape)
 
     @property
+    def w_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in (self.w.shape if self.w is not None else self.w_dims))
+
+    @property
+    def has_bias(self) -> bool:
+        return self.b is not None or bool(self.b_name)
+
+    @property
     def channels_in(self) -> int:
-        return int(self.w.shape[0])
+        return self.w_shape[0]
 
     @property
     def channels_out(self) -> int:
-        return int(self.w.shape[1]) * self.p.group
+        return self.w_shape[1] * self.p.group
 
     @property
     def in_spatial(self) -> tuple[int, ...]:
@@ -117,6 +128,10 @@ class Emitter:
     def reshape(self, t: str, dims: list[int], base: str = "reshape") -> str:
         return self.op("Reshape", [t, self.ints([0] + list(dims), "shape")], base)
 
+    def reshape_all(self, t: str, dims: list[int], base: str = "reshape") -> str:
+        """Reshape to exactly `dims` (no batch axis kept): for weights computed at run time."""
+        return self.op("Reshape", [t, self.ints(list(dims), "shape")], base)
+
     def pad(self, t: str, begin: list[int], end: list[int], base: str = "pad") -> str:
         if not any(begin) and not any(end):
             return t
@@ -174,42 +189,59 @@ def extract(model, node, shapes: dict) -> ConvTransposeNode:
     if opset < MIN_OPSET:
         raise Decline(f"model opset {opset} < {MIN_OPSET} (lowerings emit opset-13 forms of Pad/Slice/Split)")
     w = weight_value(model, node.input[1])
-    if w is None:
-        raise Decline(
-            f"weight {node.input[1]!r} is computed at run time; lowerings need it as an initializer or Constant"
-        )
-    b = None
+    w_name, w_dims = ("", ()) if w is not None else (node.input[1], _runtime_shape(node.input[1], "weight", shapes))
+    b, b_name, b_dims = None, "", None
     if len(node.input) > 2 and node.input[2]:
         b = weight_value(model, node.input[2])
         if b is None:
-            raise Decline(
-                f"bias {node.input[2]!r} is computed at run time; lowerings need it as an initializer or Constant"
-            )
+            b_name, b_dims = node.input[2], _runtime_shape(node.input[2], "bias", shapes)
+        else:
+            b_dims = tuple(b.shape)
     if node.input[0] not in shapes:
         raise Decline(f"the shape of input {node.input[0]!r} is unknown (shape inference found none)")
     elem, x_shape = shapes[node.input[0]]
-    if elem != 1 or w.dtype != np.float32:
+    if elem != 1 or (w is not None and w.dtype != np.float32) or (b is not None and b.dtype != np.float32):
         raise Decline("only float32 ConvTranspose is lowered")
-    if len(x_shape) != w.ndim or any(not isinstance(d, int) or d <= 0 for d in x_shape[1:]):
+    w_rank = w.ndim if w is not None else len(w_dims)
+    if len(x_shape) != w_rank or len(x_shape) < 3:
+        raise Decline(str(InvalidConvTranspose("rank", f"input rank {len(x_shape)}, weight rank {w_rank}")))
+    if any(not isinstance(d, int) or d <= 0 for d in x_shape[1:]):
         raise Decline(
             f"input {node.input[0]!r} has shape {list(x_shape)}; channels and spatial dims must be "
             f"static (only the batch may be symbolic)"
         )
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     try:
-        p = resolve(attrs, (1,) + tuple(x_shape[1:]), tuple(w.shape))  # the batch does not matter
-    except ValueError as e:
+        p = resolve(attrs, (1,) + tuple(x_shape[1:]), tuple(w.shape) if w is not None else w_dims, b_dims)
+    except InvalidConvTranspose as e:  # the batch does not matter
         raise Decline(str(e)) from None
     return ConvTransposeNode(
         node.name or node.output[0],
         node.input[0],
         node.output[0],
         tuple(x_shape),
-        w.astype(np.float32),
-        None if b is None else b.astype(np.float32),
+        w,
+        b,
         p,
         opset,
+        w_name,
+        b_name,
+        tuple(w_dims),
     )
+
+
+def _runtime_shape(name: str, what: str, shapes: dict) -> tuple[int, ...]:
+    """The static shape of a weight or bias computed at run time, or Decline: a lowering builds its transform in
+    the graph (Reshape, Transpose, Slice, Gather), which needs the shape."""
+    elem, dims = shapes.get(name, (None, None))
+    if dims is None or any(not isinstance(d, int) for d in dims):
+        raise Decline(
+            f"{what} {name!r} is computed at run time and its shape is not static "
+            f"({'unknown' if dims is None else list(dims)}); a lowering transforms it in the graph by its shape"
+        )
+    if elem != 1:
+        raise Decline(f"only float32 ConvTranspose is lowered ({what} {name!r} has ONNX element type {elem})")
+    return tuple(dims)
 
 
 def rewrite(
@@ -274,6 +306,36 @@ def _drop_unused_initializers(m) -> None:
         m.graph.input.extend(inputs)
 
 
+# ------------------------------------------------------------------------------------ weights and bias
+
+
+def weight(em: Emitter, ct: ConvTransposeNode, base: str = "W") -> str:
+    """The weight as it is (C x M/group x K...): a constant of the rewrite, or the run-time tensor."""
+    return em.const(ct.w, base) if ct.w is not None else ct.w_name
+
+
+def bias(
+    em: Emitter, ct: ConvTransposeNode, shape: tuple[int, ...] = (-1,), repeat: int = 1, base: str = "bias"
+) -> str:
+    """The bias (M), each value repeated `repeat` times in a row (M*repeat: per phase), reshaped to `shape`:
+    a constant, or the run-time tensor through Reshape/Expand."""
+    if ct.b is not None:
+        return em.const(np.repeat(ct.b, repeat).reshape(shape), base)
+    t = ct.b_name
+    if repeat > 1:
+        t = em.reshape_all(t, [-1, 1], "bias_column")
+        t = em.op("Expand", [t, em.ints([1, repeat], "repeat")], "bias_repeated")
+    return em.reshape_all(t, list(shape), "bias") if tuple(shape) != (-1,) or repeat > 1 else t
+
+
+def group_swap(em: Emitter, t: str, shape: tuple[int, ...], group: int, base: str) -> str:
+    """C x M/g x R... -> M x C/g x R... (per group: in and out channels swapped), R any trailing dims."""
+    c, mg, rest = shape[0], shape[1], list(shape[2:])
+    t = em.reshape_all(t, [group, c // group, mg] + rest, f"{base}_groups")
+    t = em.op("Transpose", [t], f"{base}_swapped", perm=[0, 2, 1] + list(range(3, 3 + len(rest))))
+    return em.reshape_all(t, [group * mg, c // group] + rest, base)
+
+
 # ---------------------------------------------------------------------------------------------- windows
 
 
@@ -325,8 +387,8 @@ def finish(em: Emitter, ct: ConvTransposeNode, t: str, have_start, have_len, bia
         steps.append(("Mul", [em.const(np.zeros((), np.float32), "zero")], {}))
     if any(fill_b + fill_e):
         steps.append(("Pad", [em.ints(fill_b + fill_e, "pads")], {"mode": "constant"}))
-    if ct.b is not None and not bias_folded:
-        steps.append(("Add", [em.const(ct.b.reshape((-1,) + (1,) * ct.nd), "bias")], {}))
+    if ct.has_bias and not bias_folded:
+        steps.append(("Add", [bias(em, ct, (-1,) + (1,) * ct.nd)], {}))
     if not steps:  # `t` is already the output: let its producer write the output name
         producer = em.nodes[-1] if em.nodes else None
         if producer is not None and producer.output[0] == t:

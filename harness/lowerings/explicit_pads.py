@@ -6,14 +6,22 @@ left to interpret."""
 
 from __future__ import annotations
 
-from harness.lowerings.common import ConvTransposeNode, Emitter, clamped_crop, finish, window_fill_needed
+from harness.lowerings.common import (
+    ConvTransposeNode,
+    Emitter,
+    bias,
+    clamped_crop,
+    finish,
+    weight,
+    window_fill_needed,
+)
 
 
 def lower(em: Emitter, ct: ConvTransposeNode) -> None:
     p = ct.p
     cb, ce, have_len = clamped_crop(ct)
-    fold = ct.b is not None and not window_fill_needed(ct, cb, have_len)
-    inputs = [ct.x, em.const(ct.w, "W")] + ([em.const(ct.b, "B")] if fold else [])
+    fold = ct.has_bias and not window_fill_needed(ct, cb, have_len)
+    inputs = [ct.x, weight(em, ct)] + ([bias(em, ct, base="B")] if fold else [])
     t = em.op(
         "ConvTranspose",
         inputs,
@@ -24,4 +32,4 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
         group=p.group,
         pads=cb + ce,
     )
-    finish(em, ct, t, cb, have_len, bias_folded=fold or ct.b is None)
+    finish(em, ct, t, cb, have_len, bias_folded=fold or not ct.has_bias)

@@ -16,10 +16,20 @@ def columns(em: Emitter, ct: ConvTransposeNode) -> str:
     g, c, m = p.group, ct.channels_in, ct.channels_out
     cg, mg, pk = c // g, m // g, math.prod(p.kernel_shape)
     length = math.prod(ct.in_spatial)
-    wt = ct.w.reshape(g, cg, mg * pk).transpose(0, 2, 1)  # g x (M/g*PK) x C/g
+    if ct.w is not None:
+        wt = ct.w.reshape(g, cg, mg * pk).transpose(0, 2, 1)  # g x (M/g*PK) x C/g
+        if g == 1:
+            x = em.reshape(ct.x, [c, length], "x_matrix")
+            return em.op("MatMul", [em.const(np.ascontiguousarray(wt[0]), "W_matrix"), x], "columns")
+        x = em.reshape(ct.x, [g, cg, length], "x_groups")
+        cols = em.op("MatMul", [em.const(np.ascontiguousarray(wt), "W_matrices"), x], "columns_groups")
+        return em.reshape(cols, [m * pk, length], "columns")
+    # computed at run time: the same Reshape and Transpose in the graph
+    wt = em.reshape_all(ct.w_name, [g, cg, mg * pk], "W_rows")
+    wt = em.op("Transpose", [wt], "W_matrices", perm=[0, 2, 1])
     if g == 1:
         x = em.reshape(ct.x, [c, length], "x_matrix")
-        return em.op("MatMul", [em.const(np.ascontiguousarray(wt[0]), "W_matrix"), x], "columns")
+        return em.op("MatMul", [em.reshape_all(wt, [mg * pk, cg], "W_matrix"), x], "columns")
     x = em.reshape(ct.x, [g, cg, length], "x_groups")
-    cols = em.op("MatMul", [em.const(np.ascontiguousarray(wt), "W_matrices"), x], "columns_groups")
+    cols = em.op("MatMul", [wt, x], "columns_groups")
     return em.reshape(cols, [m * pk, length], "columns")

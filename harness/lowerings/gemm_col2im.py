@@ -24,4 +24,4 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
     )
     if one:
         t = em.reshape(t, [ct.channels_out, img[0]], "image_1d")
-    finish(em, ct, t, cb, img, bias_folded=ct.b is None)
+    finish(em, ct, t, cb, img, bias_folded=not ct.has_bias)

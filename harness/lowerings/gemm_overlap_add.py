@@ -61,4 +61,4 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
         z = em.op("Concat", stacked, "phases", axis=2)  # N x M x S x Q...
         z = em.reshape(z, [m] + list(p.strides) + q, "phases_split")
         z, _ = interleave(em, z, m, p.strides, q)
-    finish(em, ct, z, [0] * nd, [qq * s for qq, s in zip(q, p.strides)], bias_folded=ct.b is None)
+    finish(em, ct, z, [0] * nd, [qq * s for qq, s in zip(q, p.strides)], bias_folded=not ct.has_bias)

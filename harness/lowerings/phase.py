@@ -11,7 +11,15 @@ import itertools
 
 import numpy as np
 
-from harness.lowerings.common import ConvTransposeNode, Emitter, finish, interleave, phase_taps, window_fill_needed
+from harness.lowerings.common import (
+    ConvTransposeNode,
+    Emitter,
+    bias,
+    finish,
+    interleave,
+    phase_taps,
+    window_fill_needed,
+)
 
 
 def phase_weight(ct: ConvTransposeNode) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -34,14 +42,43 @@ def phase_weight(ct: ConvTransposeNode) -> tuple[np.ndarray, tuple[int, ...]]:
     return wf, T
 
 
+def phase_weight_in_graph(em: Emitter, ct: ConvTransposeNode) -> tuple[str, tuple[int, ...]]:
+    """`phase_weight` for a weight computed at run time, in ONNX ops: one zero appended to each spatial axis
+    (Pad), per axis a Gather of the taps of every phase — an s x T table of kernel indices, flipped, the zero's
+    index where a phase has no tap — then the groups' in and out channels swapped and the phases stacked as
+    output channels (Reshape, Transpose, Reshape)."""
+    p = ct.p
+    g, nd = p.group, ct.nd
+    c, mg = ct.channels_in, ct.w_shape[1]
+    taps = [phase_taps(k, s, d) for k, s, d in zip(p.kernel_shape, p.strides, p.dilations)]
+    T = tuple(t for t, _ in taps)
+    w = em.pad(ct.w_name, [0] * (2 + nd), [0, 0] + [1] * nd, "W_zero_tap")
+    for ax, ((tax, phases), k) in enumerate(zip(taps, p.kernel_shape)):
+        table = np.full((len(phases), tax), k, np.int64)  # index k: the appended zero
+        for r, pairs in enumerate(phases):
+            for t, kk in pairs:
+                table[r, tax - 1 - t] = kk  # flipped: correlation form
+        # the axes so far are C, M/g, (s, T) per axis done, then this axis at 2 + 2 * ax
+        w = em.op("Gather", [w, em.const(table, "phase_taps")], "W_phase_axis", axis=2 + 2 * ax)
+    # C x M/g x s1 x T1 x .. x sD x TD  ->  g x C/g x M/g x (s, T)...  ->  g x M/g x s... x C/g x T...
+    w = em.reshape_all(w, [g, c // g, mg] + [v for s, t in zip(p.strides, T) for v in (s, t)], "W_phase_groups")
+    perm = [0, 2] + [3 + 2 * ax for ax in range(nd)] + [1] + [4 + 2 * ax for ax in range(nd)]
+    w = em.op("Transpose", [w], "W_phase_order", perm=perm)
+    return em.reshape_all(w, [ct.channels_out * int(np.prod(p.strides)), c // g] + list(T), "W_phases"), T
+
+
 def lower(em: Emitter, ct: ConvTransposeNode) -> None:
     p = ct.p
-    wf, T = phase_weight(ct)
+    if ct.w is not None:
+        wf, T = phase_weight(ct)
+        w = em.const(wf, "W_phases")
+    else:
+        w, T = phase_weight_in_graph(em, ct)
     S = int(np.prod(p.strides))
     q = [i + t - 1 for i, t in zip(ct.in_spatial, T)]
     have_start, have_len = [0] * ct.nd, [qq * s for qq, s in zip(q, p.strides)]
-    fold = ct.b is not None and not window_fill_needed(ct, have_start, have_len)
-    inputs = [ct.x, em.const(wf, "W_phases")] + ([em.const(np.repeat(ct.b, S), "B_phases")] if fold else [])
+    fold = ct.has_bias and not window_fill_needed(ct, have_start, have_len)
+    inputs = [ct.x, w] + ([bias(em, ct, repeat=S, base="B_phases")] if fold else [])
     t = em.op(
         "Conv",
         inputs,
@@ -58,4 +95,4 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
         else:
             t = em.reshape(t, [ct.channels_out] + list(p.strides) + q, "phases_split")
             t, _ = interleave(em, t, ct.channels_out, p.strides, q)
-    finish(em, ct, t, have_start, have_len, bias_folded=fold or ct.b is None)
+    finish(em, ct, t, have_start, have_len, bias_folded=fold or not ct.has_bias)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.lowerings.common import ConvTransposeNode, Decline, Emitter
+from harness.lowerings.common import ConvTransposeNode, Decline, Emitter, bias, group_swap
 
 
 def conv_weight(w: np.ndarray, group: int) -> np.ndarray:
@@ -52,9 +52,21 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
             stops.append(hi)
     if axes:
         z = em.slice(z, axes, starts, stops, "crop_input")
-    inputs = [z, em.const(conv_weight(ct.w, p.group), "W_flipped")]
-    if ct.b is not None:
-        inputs.append(em.const(ct.b, "B"))
+    if ct.w is not None:
+        w = em.const(conv_weight(ct.w, p.group), "W_flipped")
+    else:  # computed at run time: the same transform in the graph (per-group swap, then a reversing Slice)
+        w = group_swap(em, ct.w_name, ct.w_shape, p.group, "W_swapped")
+        axes = list(range(2, 2 + ct.nd))
+        big = np.iinfo(np.int64).max
+        w = em.op(
+            "Slice",
+            [w, em.ints([-1] * ct.nd, "starts"), em.ints([-big] * ct.nd, "ends"), em.ints(axes, "axes"),
+             em.ints([-1] * ct.nd, "steps")],
+            "W_flipped",
+        )  # fmt: skip
+    inputs = [z, w]
+    if ct.has_bias:
+        inputs.append(bias(em, ct, base="B"))
     em.op(
         "Conv",
         inputs,

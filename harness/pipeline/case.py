@@ -166,7 +166,7 @@ def numerics_of(cmp, policy: str) -> Numerics:
 
 
 def _known_in_graph(path: str, backend: str, lowering: str, details: dict) -> str:
-    """For a mismatch: the graph-ledger entries (harness/checking/known.py) the model the case ran holds — put
+    """For a mismatch or an engine error: the graph-ledger entries (harness/checking/known.py) the model the case ran holds — put
     in `details.known` and said in the reason, with the reproducer; '' when none."""
     import onnx
 
@@ -228,6 +228,7 @@ def _run_case(
     prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir: Path, key: CaseKey, details: dict, held: list
 ) -> Record:
     stage = "lower"
+    art = None
     try:
         art = case_artifact(prep, lowering, backend, cfg, build_dir, details)
         low = details["lowering"]
@@ -319,4 +320,5 @@ def _run_case(
         details["traceback_tail"] = tb[-8:]
         msg = str(e).strip().splitlines()
         text = msg[-1] if msg else ""
-        return key.record("error", f"{stage}: {type(e).__name__}: {text}"[:500], details=details)
+        known = _known_in_graph(art.onnx_path, key.backend, lowering, details) if art is not None else ""
+        return key.record("error", f"{stage}: {type(e).__name__}: {text}"[:500] + known, details=details)

@@ -71,6 +71,8 @@ def _file_batch(ref: ModelRef, shapes: dict) -> int:
 
 def file_ref(path: str, overrides: dict[str, tuple[int, ...]]) -> ModelRef:
     """Check an ONNX file now (one-line errors, exit 2) and return its reference with concrete shapes."""
+    from harness.core.convtranspose import invalid_nodes
+    from harness.core.errors import BadModelError
     from harness.core.memory import check_inputs
     from harness.core.onnx_io import fix_input_shapes, graph_inputs, load_model, resolve_shapes
 
@@ -79,7 +81,12 @@ def file_ref(path: str, overrides: dict[str, tuple[int, ...]]) -> ModelRef:
     shapes = resolve_shapes(specs, overrides, path)
     dtypes = {s.name: s.dtype for s in specs}
     check_inputs(path, shapes, dtypes)  # before shape inference: a 640 GB input is refused at once
-    check_inputs(path, shapes, dtypes, fix_input_shapes(model, shapes))
+    fixed = fix_input_shapes(model, shapes)
+    check_inputs(path, shapes, dtypes, fixed)
+    bad = invalid_nodes(fixed)  # bad input, not a finding: which engines accept such nodes is fuzz's question
+    if bad:
+        (label, e), more = bad[0], f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise BadModelError(f"{path}: ConvTranspose node {label!r}{more}: {e}")
     return ModelRef(name=Path(path).stem, path=str(Path(path).resolve()), shapes=tuple(shapes.items()))
 
 

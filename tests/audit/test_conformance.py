@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from harness.audit.conformance import LEDGER, collect, expectation, judge
+from harness.audit.conformance import LEDGER, collect, expectation, judge, judge_invalid
+from harness.core.convtranspose import RULES
 
 from ..helpers import run_cli
 
@@ -46,4 +47,25 @@ def test_conformance_command_passes_against_the_ledger(backends, tmp_path):
     assert t["FAIL"] == 0 and t["XPASS"] == 0, [o for o in summary["outcomes"] if o["verdict"] in ("FAIL", "XPASS")]
     assert t["pass"] > 0
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr  # the ratchet holds only for a run of all lowerings
-    assert "Conformance" in (tmp_path / "conf" / "conformance.md").read_text()
+    md = (tmp_path / "conf" / "conformance.md").read_text()
+    assert "Conformance" in md and "## Invalid nodes" in md
+    # every rule's minimal invalid node ran; ORT refuses them all, TVM and OpenVINO accept some (in the ledger)
+    inv = summary["invalid"][backends]
+    assert set(inv) == set(RULES)
+    verdicts = [v for cases in inv.values() for _, v, _ in cases]
+    assert "FAIL" not in verdicts and "XPASS" not in verdicts
+    assert ("xfail" in verdicts) == (backends != "ort-cpu"), inv
+
+
+def test_an_invalid_node_is_judged_against_the_ledger_by_rule():
+    from harness.audit.invalid import EXAMPLES
+
+    bias = EXAMPLES["bias"][0]
+    refused = judge_invalid("tvm-llvm", "invalid.bias.x", "bias", bias, "error", "compile: ValueError: bias")
+    assert refused.verdict == "pass"
+    accepted = judge_invalid("tvm-llvm", "invalid.bias.x", "bias", bias, "ok", "")
+    assert accepted.verdict == "xfail" and "tvm-accepts-invalid-convtranspose" in accepted.reason
+    # ORT has no entry: were it to accept the node, that is a new failure
+    assert judge_invalid("ort-cpu", "invalid.bias.x", "bias", bias, "ok", "").verdict == "FAIL"
+    # OpenVINO refuses a wrong bias length: its entry does not name the rule
+    assert judge_invalid("openvino-cpu", "invalid.bias.x", "bias", bias, "ok", "").verdict == "FAIL"

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from harness.audit.equivalence import CTConfig
-from harness.audit.fuzz import edge_config, features, kind_of, validity
+from harness.audit.fuzz import edge_config, features, fuzz_config, kind_of, render, validity
+from harness.audit.invalid import random_invalid
+from harness.core.convtranspose import RULES, rule_broken
 
 from ..helpers import run_cli
 
@@ -30,9 +32,34 @@ def test_validity_follows_the_spec_text():
     too_big = CTConfig("b", (1, 1, 4), (1, 1, 3), {"strides": [2], "output_padding": [2]}, False, False)
     assert not validity(too_big)
     empty = CTConfig("c", (1, 1, 2), (1, 1, 1), {"pads": [1, 1]}, False, False)
-    assert not validity(empty) and "empty_output" in features(empty)
+    assert not validity(empty) and "invalid:output_size" in features(empty)
     rng = np.random.default_rng(0)
-    assert {edge_config(rng, "e").attrs.get("output_padding") is not None for _ in range(20)} == {True, False}
+    assert all(validity(edge_config(rng, "e")) for _ in range(20))  # output_padding >= stride, < dilation: legal
+
+
+def test_the_invalid_space_covers_every_rule():
+    """Each rule of the one validation can be drawn on its own: the mutation breaks that rule first."""
+    rng = np.random.default_rng(0)
+    for rule in RULES:
+        for i in range(10):
+            cfg, got = random_invalid(rng, f"r{i}", rule)
+            assert got == rule == rule_broken(cfg.attrs, cfg.x_shape, cfg.w_shape, cfg.b_shape)
+    drawn = [fuzz_config(rng, f"f{i}") for i in range(600)]
+    rules = {fc.rule for fc in drawn if not fc.valid}
+    assert rules == set(RULES), set(RULES) - rules
+    assert 0.1 < sum(not fc.valid for fc in drawn) / len(drawn) < 0.25
+    assert all("invalid:" + fc.rule in features(fc.cfg) for fc in drawn if not fc.valid)
+
+
+def test_the_summary_tabulates_invalid_nodes_per_engine():
+    row = dict(cases=3, accepts_invalid=2, internal_error_on_invalid=1, crash_on_invalid=0, refused=0)
+    s = {
+        "cases": 6, "configs": 2, "seconds": 1, "backends": ["tvm-llvm"], "lowerings": ["native"],
+        "failing_cases": 3, "classes": [], "invalid_by_rule": {"tvm-llvm": {"bias": row}},
+        "lowerings_that_rewrote_invalid_nodes": [],
+    }  # fmt: skip
+    md = render(s)
+    assert "| bias | 2 / 1 / 3 |" in md and "| strides | – |" in md
 
 
 @pytest.mark.heavy
@@ -60,9 +87,13 @@ def test_fuzz_finds_the_known_classes_and_explains_every_one(tmp_path):
     assert ("ort-cpu", "wrong_shape", "same-negative-total-padding-clamped") in found
     assert ("tvm-llvm", "wrong_shape", "same-negative-total-padding-clamped") in found
     assert ("ort-cpu", "rejects_valid", "output-padding-ge-stride-rejected") in found
-    assert ("tvm-llvm", "internal_error_on_invalid", "tvm-invalid-output-size-not-refused") in found
+    assert ("tvm-llvm", "accepts_invalid", "tvm-accepts-invalid-convtranspose") in found
     assert ("openvino-cpu", "wrong_shape", "same-negative-total-padding-clamped") in found
-    assert ("openvino-cpu", "accepts_invalid", "openvino-invalid-output-size-not-refused") in found
+    assert ("openvino-cpu", "accepts_invalid", "openvino-accepts-invalid-convtranspose") in found
+    assert s["lowerings_that_rewrote_invalid_nodes"] == []
+    inv = s["invalid_by_rule"]
+    assert all(c["accepts_invalid"] == 0 for c in inv["ort-cpu"].values()), inv["ort-cpu"]  # ORT refuses them all
+    assert sum(c["accepts_invalid"] for c in inv["tvm-llvm"].values()) > 0
     for c in s["classes"]:
         assert {"backend", "lowering", "class", "attributes", "count", "reproducer"} <= set(c)
         assert (tmp_path / "fz" / c["reproducer"]).exists()

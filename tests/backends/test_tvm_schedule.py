@@ -256,7 +256,7 @@ def test_the_committed_databases_are_listed_with_their_coverage(tmp_path):
 def test_an_invalid_model_is_left_to_tvm_which_says_what_it_says(tmp_path, target):
     """Pads that leave a negative output width (an invalid model): the default schedule measures nothing
     (a negative buffer cannot be allocated) and does not turn TVM's own error into one of ours; the build
-    fails with TVM's InternalError, which the fuzz ledger's `tvm-invalid-output-size-not-refused` names."""
+    fails with TVM's InternalError, which the fuzz ledger's `tvm-internal-error-on-invalid-convtranspose` names."""
     from harness.backends.tvm import defaults
 
     rng = np.random.default_rng(0)

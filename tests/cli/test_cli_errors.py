@@ -180,3 +180,30 @@ def test_report_on_a_results_file_from_a_newer_schema(tmp_path):
     (tmp_path / "results.jsonl").write_text(json.dumps({"schema": 2, "case_id": "a/native/ort-cpu/b1"}) + "\n")
     assert_one_line_error(run_cli("report", str(tmp_path)), "schema 2", "newer than this convtx")
     assert not (tmp_path / "report.md").exists()
+
+
+@pytest.mark.parametrize("command", ["validate", "bench"])
+def test_an_invalid_convtranspose_is_bad_input(command, tmp_path):
+    """A node the spec forbids (B of 2 values for M = 1, the issue's case): one line naming the file, the node and
+    the rule, exit 2, nothing written — which engines accept such nodes is conformance's and fuzz's question."""
+    from harness.audit.equivalence import CTConfig, build_model
+
+    cfg = CTConfig("bad", (1, 1, 1, 3), (1, 1, 1, 5), {}, True, False, bias_len=2)
+    (tmp_path / "bad.onnx").write_bytes(build_model(cfg).SerializeToString())
+    args = [str(tmp_path / "bad.onnx")] if command == "validate" else ["--models", str(tmp_path / "bad.onnx")]
+    out = ["--out", str(tmp_path / "run")] if command == "bench" else []
+    p = run_cli(command, *args, *out, "--backends", "ort-cpu", "--build-dir", str(tmp_path / "build"))
+    assert_one_line_error(p, "bad.onnx", "node 'convt'", "rule bias", "B of shape [2] for M = 1")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "build").exists()
+
+
+def test_lower_never_crashes_on_an_invalid_node(tmp_path):
+    """`convtx lower` on zero strides (phase divided by them before) declines the node and says why."""
+    from harness.audit.equivalence import CTConfig, build_model
+
+    cfg = CTConfig("z", (1, 1, 3, 3), (1, 1, 3, 3), {"strides": [0, 0]}, False, False)
+    (tmp_path / "z.onnx").write_bytes(build_model(cfg).SerializeToString())
+    for lowering in ("zero_insert", "phase", "gemm_overlap_add", "gemm_col2im", "explicit_pads"):
+        p = run_cli("lower", str(tmp_path / "z.onnx"), "--lowering", lowering, "-o", str(tmp_path / f"{lowering}.onnx"))
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+        assert "declined" in p.stdout + p.stderr and "rule strides" in p.stdout + p.stderr, p.stdout + p.stderr

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.core.convtranspose import conv_transpose, resolve
+from harness.audit.invalid import EXAMPLES, examples
+from harness.core.convtranspose import RULES, InvalidConvTranspose, conv_transpose, resolve, rule_broken
 
 _TORCH = {
     1: torch.nn.functional.conv_transpose1d,
@@ -66,19 +67,20 @@ def test_output_shape_with_batch_and_channels_is_tolerated():
     assert p.output_spatial == (10, 8)
 
 
-@pytest.mark.parametrize(
-    "attrs,msg",
-    [
-        ({"strides": [1, 1, 1]}, "strides"),
-        ({"auto_pad": "SAME"}, "auto_pad"),
-        ({"pads": [5, 5]}, "empty"),
-    ],
-)
-def test_bad_attributes_raise(attrs, msg):
-    with pytest.raises(ValueError, match=msg):
-        resolve(
-            attrs, (1, 1, 3, 3) if "strides" in attrs else (1, 1, 3), (1, 1, 3, 3) if "strides" in attrs else (1, 1, 3)
-        )
+@pytest.mark.parametrize("rule,cfg", examples(), ids=[f"{r}-{c.name}" for r, c in examples()])
+def test_every_spec_rule_is_checked_by_the_one_validation(rule, cfg):
+    """Each minimal invalid node breaks its rule and no earlier one: resolve() names it, rule_broken() agrees."""
+    with pytest.raises(InvalidConvTranspose, match=f"rule {rule}:") as e:
+        resolve(cfg.attrs, cfg.x_shape, cfg.w_shape, cfg.b_shape)
+    assert e.value.rule == rule == rule_broken(cfg.attrs, cfg.x_shape, cfg.w_shape, cfg.b_shape)
+    assert isinstance(e.value, ValueError) and "\n" not in str(e.value)
+
+
+def test_every_rule_has_an_example_and_valid_nodes_pass():
+    assert set(EXAMPLES) == set(RULES) and all(EXAMPLES[r] for r in RULES)
+    ok = resolve({"strides": [2], "output_padding": [1], "output_shape": [1, 1, 8]}, (0, 2, 4), (2, 3, 2), (3,))
+    assert ok.output_spatial == (8,)  # an empty batch and ORT's rank+2 output_shape are valid
+    assert rule_broken({"group": 2}, ("N", 4, 3), (4, 1, 3), (2,)) is None  # symbolic batch; M = 1 x 2
 
 
 def test_random_attributes_match_torch_float64():
@@ -101,9 +103,9 @@ def test_random_attributes_match_torch_float64():
         b = rng.standard_normal(m)
         attrs = {"strides": s, "dilations": d, "output_padding": op, "pads": pads + pads, "group": g}
         try:
-            p = resolve(attrs, x.shape, w.shape)
-        except ValueError as e:
-            p, refused = None, str(e)
+            p = resolve(attrs, x.shape, w.shape, b.shape)
+        except InvalidConvTranspose as e:
+            p, refused = None, e.rule
         try:
             ref = _TORCH[nd](
                 torch.tensor(x),
@@ -117,9 +119,9 @@ def test_random_attributes_match_torch_float64():
             ).numpy()
         except RuntimeError as e:
             # the oracle refuses it too, and both for the spec's one rule these attributes can break: the output
-            # size must be positive (resolve: "is empty"; torch: "Output size is too small")
+            # size must be positive (resolve: rule output_size; torch: "Output size is too small")
             assert p is None, f"{attrs} on x {x.shape}, w {w.shape}: torch refuses ({e}) what resolve accepts"
-            assert "is empty" in refused and "too small" in str(e), (refused, e)
+            assert refused == "output_size" and "too small" in str(e), (refused, e)
             refused_both += 1
             continue
         assert p is not None, f"{attrs} on x {x.shape}, w {w.shape}: resolve refuses ({refused}), torch accepts"

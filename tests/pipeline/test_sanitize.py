@@ -231,17 +231,46 @@ def test_exporter_shaped_graphs_verify_on_every_engine_and_lowering(tmp_path, ma
         assert r.details["sanitation"]["uses"] == "sanitised", r.details["sanitation"]
 
 
-def test_a_lowering_that_declined_every_node_says_so_and_is_not_measured_under_its_name(tmp_path):
-    """A weight computed from an input (not foldable): every lowering declines it; those cases are skipped with
-    the reason, and only the native case is a verdict."""
+def test_a_weight_computed_from_an_input_is_lowered_in_the_graph(tmp_path):
+    """A weight fed at run time (a graph input, not foldable): the lowering builds its transform in the graph, and
+    the case is verified against the float64 reference like any other."""
     w = h.make_tensor_value_info("w", T.FLOAT, [4, 2, 3, 3])
     x = h.make_tensor_value_info("x", T.FLOAT, [1, 4, 5, 5])
     y = _out(4)
     path = _save(tmp_path, "wt", [h.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2])], [x, w], [y], [])
     records = _validate(tmp_path, path, backends=("ort-cpu",), lowerings=("native", "phase"))
     native, phase = records["wt/native/ort-cpu/b1"], records["wt/phase/ort-cpu/b1"]
+    assert native.status == "ok" and phase.status == "ok", (native.reason, phase.reason)
+    assert phase.details["lowering"]["lowered"] == 1
+
+
+def test_a_lowering_that_declined_every_node_says_so_and_is_not_measured_under_its_name(tmp_path):
+    """The ConvTranspose's input has a data-dependent size (a Slice whose end is computed from the input's values:
+    nothing folds it, shape inference cannot know it): every lowering declines the node; those cases are skipped
+    with the reason, and only the native case is a verdict."""
+    x = h.make_tensor_value_info("x", T.FLOAT, [1, 4, 5, 5])
+    y = _out(4)
+    nodes = [
+        h.make_node("Abs", ["x"], ["ax"]),
+        h.make_node("ReduceMax", ["ax"], ["mx"], keepdims=0),
+        h.make_node("Add", ["mx", "hundred"], ["big"]),
+        h.make_node("Cast", ["big"], ["end"], to=T.INT64),
+        h.make_node("Reshape", ["end", "one"], ["ends"]),
+        h.make_node("Slice", ["x", "zero", "ends", "axis3"], ["xs"]),  # the whole width, but only at run time
+        h.make_node("ConvTranspose", ["xs", "W"], ["y"], strides=[2, 2]),
+    ]
+    inits = [
+        nh.from_array(np.float32(100.0), "hundred"),
+        nh.from_array(np.array([1], np.int64), "one"),
+        nh.from_array(np.array([0], np.int64), "zero"),
+        nh.from_array(np.array([3], np.int64), "axis3"),
+        nh.from_array(RNG.standard_normal((4, 2, 3, 3)).astype(np.float32), "W"),
+    ]
+    path = _save(tmp_path, "dd", nodes, [x], [y], inits)
+    records = _validate(tmp_path, path, backends=("ort-cpu",), lowerings=("native", "phase"))
+    native, phase = records["dd/native/ort-cpu/b1"], records["dd/phase/ort-cpu/b1"]
     assert native.status == "ok", native.reason
-    assert phase.status == "skipped" and "phase declined every ConvTranspose (1 of 1; first: weight 'w'" in phase.reason
+    assert phase.status == "skipped" and "phase declined every ConvTranspose (1 of 1; first: input 'xs'" in phase.reason
 
 
 def test_a_small_constant_of_shape_is_folded_with_the_rest_of_a_shape_computation(tmp_path):
