@@ -26,7 +26,10 @@ def test_judging_is_strict():
     assert all(e.reason for e in LEDGER)
 
 
-@pytest.mark.parametrize("backends", ["ort-cpu", "tvm-llvm", "openvino-cpu"])
+@pytest.mark.parametrize(
+    "backends",
+    ["ort-cpu", pytest.param("tvm-llvm", marks=pytest.mark.heavy), "openvino-cpu"],  # TVM compiles ~90 models: heavy
+)
 def test_conformance_command_passes_against_the_ledger(backends, tmp_path):
     out = tmp_path / "c.json"
     p = run_cli(
