@@ -52,3 +52,19 @@ def outcome(run, case) -> tuple[str, str]:
         first = (str(e).strip().splitlines() or [""])[0]
         return "refused", f"{type(e).__name__}: {first[:140]}"
     return "accepted", f"output shape {list(y.shape)}"
+
+
+def still_accepted(engine: str, run, cases) -> None:
+    """The verdict of an "accepts invalid nodes" reproducer: one line per case, then REPRODUCED while `engine` still
+    runs every one of `cases`, FIXED naming those it now refuses (docs/upstream/_verdict.py)."""
+    from _verdict import verdict
+
+    results = [(c[0], *outcome(run, c)) for c in cases]
+    for name, v, what in results:
+        print(f"{name}: {v} ({what})")
+    refused = [name for name, v, _ in results if v != "accepted"]
+    verdict(
+        not refused,
+        f"{engine} runs {len(results) - len(refused)} of {len(results)} invalid nodes"
+        + (f"; now refuses: {', '.join(refused)}" if refused else ""),
+    )

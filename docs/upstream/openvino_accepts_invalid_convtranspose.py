@@ -6,8 +6,7 @@ Prints REPRODUCED and exits 0 while OpenVINO still runs every one of them, FIXED
 line names which: narrow the ledger entry openvino-accepts-invalid-convtranspose in harness/checking/known.py).
 """
 
-from _invalid import outcome, run_openvino
-from _verdict import verdict
+from _invalid import run_openvino, still_accepted
 
 X, W = (1, 2, 3, 3), (2, 1, 2, 2)
 CASES = [
@@ -19,12 +18,4 @@ CASES = [
     ("negative output_padding", X, W, {"strides": [2, 2], "output_padding": [-1, 0]}),
     ("output size 0", X, W, {"pads": [2, 0, 2, 0]}),
 ]
-results = [(c[0], *outcome(run_openvino, c)) for c in CASES]
-for name, v, what in results:
-    print(f"{name}: {v} ({what})")
-refused = [name for name, v, _ in results if v != "accepted"]
-verdict(
-    not refused,
-    f"OpenVINO runs {len(results) - len(refused)} of {len(results)} invalid nodes"
-    + (f"; now refuses: {', '.join(refused)}" if refused else ""),
-)
+still_accepted("OpenVINO", run_openvino, CASES)

@@ -7,8 +7,7 @@ Prints REPRODUCED and exits 0 while TVM still runs every one of them, FIXED and 
 line names which: narrow the ledger entry harness/checking/known.py tvm-accepts-invalid-convtranspose).
 """
 
-from _invalid import outcome, run_tvm
-from _verdict import verdict
+from _invalid import run_tvm, still_accepted
 
 X, W = (1, 2, 3, 3), (2, 1, 2, 2)
 CASES = [
@@ -23,12 +22,4 @@ CASES = [
     ("bias longer than M", (1, 1, 1, 3), (1, 1, 1, 5), {}, 2),
     ("output size 0", X, W, {"pads": [2, 0, 2, 0]}),
 ]
-results = [(c[0], *outcome(run_tvm, c)) for c in CASES]
-for name, verdict_, what in results:
-    print(f"{name}: {verdict_} ({what})")
-refused = [name for name, v, _ in results if v != "accepted"]
-verdict(
-    not refused,
-    f"TVM runs {len(results) - len(refused)} of {len(results)} invalid nodes"
-    + (f"; now refuses: {', '.join(refused)}" if refused else ""),
-)
+still_accepted("TVM", run_tvm, CASES)

@@ -257,16 +257,9 @@ def matches(
     )
 
 
-def match(
-    backend: str,
-    lowering: str,
-    attrs: dict,
-    p: ConvTransposeParams | None,
-    kind: str | None = None,
-    rule: str | None = None,
-) -> KnownDivergence | None:
-    """The first of `matches`, or None."""
-    return next(iter(matches(backend, lowering, attrs, p, kind, rule)), None)
+def match(*args, **kwargs) -> KnownDivergence | None:
+    """The first of `matches` (same arguments), or None."""
+    return next(iter(matches(*args, **kwargs)), None)
 
 
 @dataclass(frozen=True)
