@@ -147,7 +147,7 @@ CPU_BACKENDS = ("ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "torch-
 # On a machine without a GPU, tvm-cuda cases are built (and recorded "built, not run: <why>") and ort-cuda
 # cases say why they cannot run; where a GPU is, the same cases run.
 CUDA_BACKENDS = ("tvm-cuda", "ort-cuda")
-ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add")
+ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "phase_split", "gemm_col2im", "gemm_overlap_add")
 
 # every zoo model at a deployment-like size (the seed autoencoder also at its original 32 x 32)
 DEFAULT_MODELS = (

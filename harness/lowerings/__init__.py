@@ -12,7 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.core.errors import UnknownNameError
-from harness.lowerings import explicit_pads, gemm_col2im, gemm_overlap_add, maxpool_indices, native, phase, zero_insert
+from harness.lowerings import (
+    explicit_pads,
+    gemm_col2im,
+    gemm_overlap_add,
+    maxpool_indices,
+    native,
+    phase,
+    phase_split,
+    zero_insert,
+)
 from harness.lowerings.common import LoweringResult, rewrite
 
 
@@ -44,6 +53,11 @@ LOWERINGS: dict[str, Lowering] = {
         "phase",
         "sub-pixel decomposition: one fused Conv over prod(stride) phases, DepthToSpace/Reshape interleave",
         phase.lower,
+    ),
+    "phase_split": Lowering(
+        "phase_split",
+        "sub-pixel decomposition: one Conv per phase with only its own taps and rows, Concat + DepthToSpace(DCR)",
+        phase_split.lower,
     ),
     "gemm_col2im": Lowering("gemm_col2im", "MatMul with the kernel matrix, then Col2Im (opset 18)", gemm_col2im.lower),
     "gemm_overlap_add": Lowering(
