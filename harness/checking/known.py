@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.core.config import ALL_LOWERINGS
 from harness.core.convtranspose import ConvTransposeParams
 
 
@@ -79,7 +80,6 @@ def _output_shape_odd_padding(attrs: dict, p: ConvTransposeParams | None) -> boo
     return bool(attrs.get("output_shape")) and (attrs.get("group", 1) > 1 or any(attrs.get("output_padding", [])))
 
 
-ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "gemm_col2im", "gemm_overlap_add")
 
 LEDGER: tuple[KnownDivergence, ...] = (
     KnownDivergence(
@@ -315,10 +315,10 @@ GRAPH_LEDGER: tuple[GraphDivergence, ...] = (
     GraphDivergence(
         "tvm-depth-to-space-zero-size",
         ("tvm-llvm", "tvm-cuda"),
-        ("phase",),  # the lowering that emits DepthToSpace (2-D, equal strides)
+        ("phase", "phase_split"),  # the lowerings that emit DepthToSpace (2-D, equal strides)
         _depth_to_space_on_zero_size,
         "TVM 0.27's ONNX frontend cannot import DepthToSpace on a tensor with a zero-size dimension ('The type is "
-        "not populated'): the phase lowering of a ConvTranspose with an empty batch fails to compile on TVM, where "
+        "not populated'): the phase and phase_split lowerings of a ConvTranspose with an empty batch fails to compile on TVM, where "
         "ONNX Runtime and OpenVINO run it",
         "docs/upstream/tvm_depth_to_space_zero_size.py",
     ),

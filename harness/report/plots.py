@@ -28,6 +28,7 @@ MARKERS = {
     "explicit_pads": "s",
     "zero_insert": "v",
     "phase": "D",
+    "phase_split": "X",
     "gemm_col2im": "^",
     "gemm_overlap_add": "P",
 }

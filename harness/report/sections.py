@@ -57,6 +57,7 @@ _SHORT = {
     "explicit_pads": "pads",
     "zero_insert": "zero-ins",
     "phase": "phase",
+    "phase_split": "phase-split",
     "gemm_col2im": "col2im",
     "gemm_overlap_add": "ovl-add",
 }

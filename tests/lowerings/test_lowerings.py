@@ -293,10 +293,33 @@ def test_phase_never_multiplies_inserted_zeros_and_zero_insert_does():
     assert useful == 2 * 16 * 16 * 8 * 4 * 4
     ratios = {
         lw: count_flops(onnx.shape_inference.infer_shapes(get_lowering(lw).apply(model).model)) / useful
-        for lw in ("phase", "zero_insert", "gemm_col2im", "explicit_pads")
+        for lw in ("phase", "phase_split", "zero_insert", "gemm_col2im", "explicit_pads")
     }
-    assert ratios["phase"] == 1.0 and ratios["gemm_col2im"] == 1.0 and ratios["explicit_pads"] == 1.0
+    assert ratios["phase"] == ratios["phase_split"] == ratios["gemm_col2im"] == ratios["explicit_pads"] == 1.0
     assert 3.5 < ratios["zero_insert"] <= 4.0
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, attrs, phase_ratio",
+    [
+        ((1, 16, 8, 8), (16, 8, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}, 2.45),
+        ((1, 16, 4, 4), (16, 8, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, 2.04),
+    ],
+    ids=["vae-k3s2-ragged", "dcgan-k4s2-small-grid"],
+)
+def test_phase_split_multiplies_no_zero_tap_and_no_grid_row_outside_the_window(x_shape, w_shape, attrs, phase_ratio):
+    """Where `phase` pads ragged phases with zero taps and computes in + T - 1 grid rows per phase, phase_split
+    multiplies exactly what gemm_col2im does (useful products plus those at the input's border)."""
+    from harness.measure.flops import count_flops
+
+    model = convtranspose_model(x_shape, np.ones(w_shape, np.float32), **attrs)
+    useful = count_flops(onnx.shape_inference.infer_shapes(model), useful=True)
+
+    def ratio(lw):
+        return count_flops(onnx.shape_inference.infer_shapes(get_lowering(lw).apply(model).model)) / useful
+
+    assert ratio("phase") == pytest.approx(phase_ratio, abs=0.01)
+    assert ratio("phase_split") == ratio("gemm_col2im") < 1.35
 
 
 def test_useful_flops_exclude_products_cropped_by_pads():
@@ -360,6 +383,10 @@ def test_an_empty_batch_is_valid_and_phase_on_tvm_is_a_known_failure(tmp_path):
         assert y.shape == (0, 3, 6, 6), (lowering, y.shape)
     phase = get_lowering("phase").apply(model).model
     assert [e.id for e in graph_matches("tvm-llvm", "phase", phase)] == ["tvm-depth-to-space-zero-size"]
+    split = get_lowering("phase_split").apply(model).model
+    assert [e.id for e in graph_matches("tvm-llvm", "phase_split", split)] == ["tvm-depth-to-space-zero-size"]
+    with pytest.raises(Exception, match="type is not populated"):
+        run_on("tvm-llvm", split, {"X": x}, tmp_path, "phase-split-empty")
     assert (
         graph_matches("tvm-llvm", "phase", get_lowering("phase").apply(convtranspose_model((1, 2, 3, 3), w)).model)
         == ()

@@ -57,15 +57,16 @@ def llvm_target(desc: dict, fallback: dict) -> tuple[dict, str]:
     return fallback, "this host's (the remote did not say what its CPU is)"
 
 
-def relax_module(onnx_path: str, shapes: dict, dtypes: dict):
-    """The ONNX file as a Relax module with its shapes fixed; an operator TVM's frontend lacks is
-    UnsupportedModel (the case is skipped with TVM's reason)."""
+def relax_module(onnx_path: str, shapes: dict, dtypes: dict, fast_math: bool = True):
+    """The ONNX file as a Relax module with its shapes fixed, exp/tanh/sigmoid made vectorisable for the CPU
+    (fastmath.py; `fast_math=False` for CUDA); an operator TVM's frontend lacks is UnsupportedModel (the case
+    is skipped with TVM's reason)."""
     import onnx
     import tvm
     from tvm.relax.frontend.onnx import from_onnx
 
     try:
-        return from_onnx(
+        mod = from_onnx(
             onnx.load(onnx_path),
             shape_dict={k: list(v) for k, v in shapes.items()},
             dtype_dict=dict(dtypes),
@@ -82,11 +83,17 @@ def relax_module(onnx_path: str, shapes: dict, dtypes: dict):
                 f"declined this MaxPool (see details.rewrites)"
             ) from None
         raise
+    if fast_math:
+        from harness.backends.tvm import fastmath
+
+        mod = fastmath.apply(mod)
+    return mod
 
 
 # The code that builds a library: its source is part of the library's cache key (cache.source_digest).
 LIBRARY_SOURCES = tuple(
-    Path(__file__).with_name(f"{m}.py") for m in ("common", "llvm", "cuda", "tuning", "schedule", "defaults")
+    Path(__file__).with_name(f"{m}.py")
+    for m in ("common", "llvm", "cuda", "tuning", "schedule", "defaults", "fastmath")
 )
 
 
@@ -119,12 +126,15 @@ def export_cached(ex, lib: Path | None) -> None:
 def engine_info(target: dict, cache_state: str) -> dict:
     import tvm
 
+    from harness.backends.tvm import fastmath
+
     return {
         "engine_version": tvm.__version__,
         "target": target,
         "runtime_threads": int(tvm.runtime.num_threads()),
         "tuned": "untuned",
         "pipeline": "legalised and fused; the default CPU schedule where faster and verified",
+        "fast_math": fastmath.FAST_MATH,
         "compile_cache": cache_state,
     }  # hit: compile_s is only the library's load time
 

@@ -101,7 +101,7 @@ class TvmCuda(TvmBackend):
         ex = None
         if state == "miss":
             ex = relax.build(
-                relax_module(art.onnx_path, art.input_shapes, art.input_dtypes),
+                relax_module(art.onnx_path, art.input_shapes, art.input_dtypes, fast_math=False),
                 target=tvm.target.Target(target_d, host=host),
             )
             src = kernel_source(ex)
