@@ -31,6 +31,7 @@ STUDY_OUT ?= build/perf-study
 # TVM RPC on loopback (docs/rpc.md)
 RPC_OUT ?= build/rpc-demo
 RPC_KILL ?=
+RPC_SERVERS ?= 2
 
 .PHONY: all setup setup-tools bench benchmarks benchmarks-aa lint test test-heavy tune report report-check equivalence chaos conformance fuzz clean \
 	perf-check perf-baseline perf-study perf-study-time setup-cuda bench-cuda build-cuda rpc-demo
@@ -69,10 +70,11 @@ build-cuda: $(STAMP)
 
 # A TVM RPC tracker and two RPC servers on loopback (1 thread each), the quick suite's models through them with
 # every lowering TVM runs (compiled here, run and timed on the servers), then all of it stopped, also on failure.
-# RPC_KILL=N: kill one busy server (SIGKILL, its whole process group) once N records exist.
+# RPC_KILL=N: kill one busy server (SIGKILL, its whole process group) once N records exist. RPC_SERVERS=N: N servers,
+# each pinned to its own CPU (cycling); cases run on all of them at once (docs/rpc.md, "Scale-out").
 rpc-demo: $(STAMP)
 	rm -rf $(call q,$(RPC_OUT))
-	$(BIN)/python -m harness.backends.tvm.rpc_local --servers 2 --key loopback --threads 1 --logs $(call q,$(RPC_OUT))-logs \
+	$(BIN)/python -m harness.backends.tvm.rpc_local --servers $(RPC_SERVERS) --pin --key loopback --threads 1 --logs $(call q,$(RPC_OUT))-logs \
 		--watch $(call q,$(RPC_OUT)) $(if $(RPC_KILL),--kill-one-after $(RPC_KILL)) -- \
 		$(BIN)/convtx bench --suite quick --backends tvm-llvm --lowerings native,explicit_pads,zero_insert,phase,gemm_overlap_add \
 		--threads 1 --no-calibrate --rpc-tracker {tracker} --rpc-key loopback --out $(call q,$(RPC_OUT))

@@ -33,6 +33,10 @@ def get_backend(name: str) -> Backend:
 def compile_case(backend: Backend, art: ModelArtifact, cfg: RunConfig) -> Compiled:
     """Compile `art` where the case runs: on this machine, or (`cfg.rpc_tracker`) for a device that TVM's RPC
     tracker hands out, through harness/backends/tvm/remote.py."""
+    if cfg.rpc_tracker and cfg.rpc_machine is not None:  # a remote sweep's compile-ahead: no session
+        from harness.backends.tvm.remote import build_for_machine
+
+        return build_for_machine(backend, art, cfg)
     if cfg.rpc_tracker:
         from harness.backends.tvm.remote import compile_remote
 

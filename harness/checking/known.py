@@ -80,7 +80,6 @@ def _output_shape_odd_padding(attrs: dict, p: ConvTransposeParams | None) -> boo
     return bool(attrs.get("output_shape")) and (attrs.get("group", 1) > 1 or any(attrs.get("output_padding", [])))
 
 
-
 LEDGER: tuple[KnownDivergence, ...] = (
     KnownDivergence(
         "output-padding-ge-stride-rejected",

@@ -127,6 +127,12 @@ def add_run_options(sp) -> None:
         help="run TVM cases on remote devices handed out by this TVM RPC tracker (docs/rpc.md)",
     )
     sp.add_argument("--rpc-key", metavar="KEY", help="the device key the RPC servers registered under")
+    sp.add_argument(
+        "--rpc-parallel",
+        type=int,
+        metavar="N",
+        help="cases in flight at once on the key's servers (default: one per server registered under the key)",
+    )
     sp.add_argument("--build-dir", default="build", help="content-addressed cache (default build/)")
 
 
@@ -145,6 +151,9 @@ def run_config(args, timing, profile_runs: int = 0):
     tracker, key = getattr(args, "rpc_tracker", None), getattr(args, "rpc_key", None)
     if key and not tracker:
         raise ConvtxError("--rpc-key needs --rpc-tracker HOST:PORT")
+    parallel = getattr(args, "rpc_parallel", None)
+    if parallel is not None and (not tracker or parallel < 1):
+        raise ConvtxError(f"--rpc-parallel {parallel}: expected a positive number of cases, with --rpc-tracker")
     if tracker:
         from harness.backends.tvm.remote import parse_tracker
 
@@ -167,6 +176,7 @@ def run_config(args, timing, profile_runs: int = 0):
         compile_only=getattr(args, "compile_only", False),
         rpc_tracker=tracker,
         rpc_key=key,
+        rpc_parallel=parallel,
         counter="callgrind" if getattr(args, "counts", False) else None,
         profile_runs=0 if getattr(args, "counts", False) or timing is None else profile_runs,
     )

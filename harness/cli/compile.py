@@ -3,6 +3,7 @@ and keep compiled artefacts."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -69,6 +70,12 @@ def add_tune(sub) -> None:
     sp.add_argument("--threads", type=int, default=None, help="threads (default: usable CPUs)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--build-dir", default="build")
+    sp.add_argument(
+        "--rpc-tracker",
+        metavar="HOST:PORT",
+        help="measure candidates on the devices of this TVM RPC tracker, one per server at once (docs/rpc.md)",
+    )
+    sp.add_argument("--rpc-key", metavar="KEY", help="the device key the RPC servers registered under")
     sp.set_defaults(func=cmd_tune)
 
 
@@ -113,10 +120,13 @@ def cmd_tune(args) -> int:
     if args.budget_minutes < 0:
         raise ConvtxError(f"--budget-minutes {args.budget_minutes:g}: expected minutes >= 0 (0: no budget)")
     budget = args.budget_minutes * 60 if args.budget_minutes else None
+    rpc = None
+    if args.rpc_tracker or args.rpc_key:
+        rpc, target = _tune_farm(args.rpc_tracker, args.rpc_key, target, threads)
     if args.coverage:
-        return _tune_coverage(args, models, target, threads, budget, build)
+        return _tune_coverage(args, models, target, threads, budget, build, rpc)
     lowerings = lowerings_arg(args.lowerings, ["native"])
-    res = tune(models, lowerings, target, args.trials, budget, threads, args.seed, build)
+    res = tune(models, lowerings, target, args.trials, budget, threads, args.seed, build, rpc=rpc)
     print(
         f"[tune] {len(res.workloads)} workloads in {res.seconds:.0f} s; database: {res.db or '-'}"
         + (f"; {len(res.failed)} failed:" if res.failed else ""),
@@ -127,7 +137,35 @@ def cmd_tune(args) -> int:
     return 1 if res.failed else 0
 
 
-def _tune_coverage(args, models, target, threads, budget, build) -> int:
+def _tune_farm(tracker: str | None, key: str | None, target: dict | None, threads: int) -> tuple[dict, dict]:
+    """`tune --rpc-tracker/--rpc-key`: every server under the key is asked what it is; they must be alike (a
+    database is for one kind of device), and the target is theirs unless --target names one. Returns (the
+    runner's farm, the target)."""
+    from harness.backends.tvm.common import host_target, llvm_target
+    from harness.backends.tvm.remote import check_tracker, probe_servers
+
+    if not tracker or not key:
+        raise ConvtxError("--rpc-tracker HOST:PORT and --rpc-key KEY go together")
+    info = check_tracker(tracker, key)
+    machines = probe_servers(tracker, key, len(info["servers"]))
+    if not machines:
+        raise ConvtxError(f"--rpc-tracker {tracker}: no server under key {key!r} could be reached")
+    kinds = {json.dumps(d, sort_keys=True) for d in machines.values()}
+    if len(kinds) > 1:
+        listed = "; ".join(f"{s}: {d}" for s, d in sorted(machines.items()))
+        raise ConvtxError(
+            f"--rpc-key {key}: the servers are not alike ({listed}); a database is for one kind of device: "
+            "register each kind under its own key and tune each"
+        )
+    desc = next(iter(machines.values()))
+    if target is None:
+        target, why = llvm_target(desc, host_target(threads))
+        print(f"[tune] target {json.dumps(target)} ({why})", file=sys.stderr)
+    print(f"[tune] {len(machines)} server(s) under key {key!r}: {', '.join(sorted(machines))}", file=sys.stderr)
+    return {"tracker": tracker, "key": key, "servers": len(machines)}, target
+
+
+def _tune_coverage(args, models, target, threads, budget, build, rpc=None) -> int:
     from harness.pipeline.coverage import tune_coverage
 
     if args.trials_per_task < 1:
@@ -146,6 +184,7 @@ def _tune_coverage(args, models, target, threads, budget, build) -> int:
         build,
         args.max_untuned,
         args.within,
+        rpc=rpc,
     )
     print(
         f"[tune] coverage: {res.steps_done} tasks tuned in {res.seconds:.0f} s, {res.steps_left} left; "

@@ -67,6 +67,11 @@ class RunConfig:
     # Remote devices through TVM's RPC tracker (harness/backends/tvm/remote.py): "HOST:PORT" and the servers' device key
     rpc_tracker: str | None = None
     rpc_key: str | None = None
+    # cases in flight at once on the key's servers (None: as many as the tracker has servers under the key)
+    rpc_parallel: int | None = None
+    # the sweep's compile-ahead only (harness/pipeline/farm.py): build for the remote machine this description
+    # names ({triple, cpu, vendor, threads, cuda}), without a session; never in run.json
+    rpc_machine: Mapping[str, Any] | None = None
     # `bench --counts`: "callgrind" — each CPU case is counted under valgrind (harness/measure/counting.py) instead of
     # timed by the clock; the record's `counts` holds the numbers, `latency_ms` stays None
     counter: str | None = None
@@ -88,7 +93,11 @@ class RunConfig:
             "inject_slowdown": [[glob, pct] for glob, pct in self.inject_slowdown],
             "cuda_arch": self.cuda_arch,
             "tf32": self.tf32,
-            "rpc": {"tracker": self.rpc_tracker, "key": self.rpc_key} if self.rpc_tracker or self.rpc_key else None,
+            "rpc": (
+                {"tracker": self.rpc_tracker, "key": self.rpc_key, "parallel": self.rpc_parallel}
+                if self.rpc_tracker or self.rpc_key
+                else None
+            ),
             "counter": {"tool": self.counter} if self.counter else None,
         }
         if self.prepare_timeout_s != RunConfig.prepare_timeout_s:
@@ -99,6 +108,8 @@ class RunConfig:
             d["compile_only"] = True
         if self.profile_runs:
             d["profile_runs"] = self.profile_runs
+        if self.rpc_machine is not None:
+            d["rpc_machine"] = dict(self.rpc_machine)
         return d
 
     @staticmethod
@@ -121,6 +132,8 @@ class RunConfig:
             compile_only=d.get("compile_only", False),
             rpc_tracker=rpc.get("tracker"),
             rpc_key=rpc.get("key"),
+            rpc_parallel=rpc.get("parallel"),
+            rpc_machine=d.get("rpc_machine"),
             counter=counter.get("tool"),
             profile_runs=int(d.get("profile_runs", 0)),
         )

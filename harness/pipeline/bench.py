@@ -105,7 +105,7 @@ def check_rpc(cfg: RunConfig, say: Say = _stderr) -> dict | None:
         return None
     from harness.backends.tvm.remote import check_tracker
 
-    info = check_tracker(cfg.rpc_tracker, cfg.rpc_key)
+    info = {**check_tracker(cfg.rpc_tracker, cfg.rpc_key), "parallel": cfg.rpc_parallel}
     say(
         f"convtx: RPC tracker {info['tracker']}, key {info['key']!r}: {len(info['servers'])} server(s) "
         f"{', '.join(info['servers'])}"

@@ -217,11 +217,14 @@ def run_case(prep: Prepared, lowering: str, backend_id: str, cfg: RunConfig, run
         details["sanitation"] = prep.sanitation
     backend = get_backend(backend_id)
     held: list = []
+    start = time.time()
     try:
-        return _run_case(prep, lowering, backend, cfg, build_dir, key, details, held)
+        rec = _run_case(prep, lowering, backend, cfg, build_dir, key, details, held)
     finally:
         for c in held:
             c.close()  # e.g. a remote session goes back to the tracker's pool
+    # when the case held its worker (and a remote server): epoch seconds, for overlap and busy-time accounting
+    return rec.with_details(wall={"start": round(start, 3), "end": round(time.time(), 3)})
 
 
 def _run_case(
@@ -321,4 +324,6 @@ def _run_case(
         msg = str(e).strip().splitlines()
         text = msg[-1] if msg else ""
         known = _known_in_graph(art.onnx_path, key.backend, lowering, details) if art is not None else ""
+        if getattr(e, "retryable", False):  # a remote server lost mid-case: the sweep may run it elsewhere
+            details["remote_lost"] = {"server": getattr(e, "server", None), "stage": stage}
         return key.record("error", f"{stage}: {type(e).__name__}: {text}"[:500] + known, details=details)

@@ -213,6 +213,7 @@ def tune_coverage(
     within: float = 2.0,
     batch: int = 8,
     say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    rpc: dict | None = None,
 ) -> Coverage:
     from harness.backends.tvm.tuning import TvmLlvmTuned
     from harness.pipeline.case import lowered_path, rewritten_path
@@ -274,7 +275,7 @@ def tune_coverage(
                 + ", ".join(f"{s.task} ({s.score:.1%})" for s in steps)
             )
             spec = {
-                **workload_spec(label, lw, path, prep, target, threads, build),
+                **workload_spec(label, lw, path, prep, target, threads, build, rpc),
                 "tasks": [s.task for s in steps],
                 "trials_per_task": trials_per_task,
                 "budget_s": left(),

@@ -6,8 +6,10 @@ lines of the worker's stderr); the worker is restarted and the sweep goes on.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -18,6 +20,7 @@ from harness.core.errors import ConvtxError
 from harness.core.records import CaseKey, Record, case_id, fmt_metric
 from harness.lowerings import get_lowering
 from harness.pipeline.case import case_key
+from harness.pipeline.farm import RemoteCase, run_remote
 from harness.pipeline.prepare import ModelRef, Prepared
 from harness.pipeline.worker import WorkerClient, WorkerDied
 
@@ -139,6 +142,16 @@ def run_case_isolated(
     return key.record("error", f"worker: {ans['error']}")
 
 
+def _say_farm(facts: dict, say: Callable[[str], None]) -> None:
+    d = facts.get("dispatch") or {}
+    per = ", ".join(f"{s} {n}" for s, n in sorted((d.get("cases_per_server") or {}).items())) or "none"
+    say(
+        f"convtx: remote phase: probe {facts.get('probe_s', 0):.1f} s, compile ahead {facts.get('compile_s', 0):.1f} s, "
+        f"dispatch {facts.get('dispatch_s', 0):.1f} s on {d.get('slots', 0)} slot(s); cases per server: {per}"
+        + (f"; {d['retried']} case(s) retried after a lost server" if d.get("retried") else "")
+    )
+
+
 def run_plan(
     plan: Plan,
     cfg: RunConfig,
@@ -159,6 +172,8 @@ def run_plan(
     cap = int(cfg.memory_cap_gib * 2**30) if cfg.memory_cap_gib else None
     avail = {b: BACKENDS[b].availability() for b in plan.backends}
     workers: dict[str, WorkerClient] = {}
+    on: Counter = Counter()  # remote server -> cases it ran
+    remote_cases: list[RemoteCase] = []  # a remote run's TVM cases: run together on every server at the end
     t_start = time.monotonic()
 
     def elapsed() -> str:
@@ -204,6 +219,10 @@ def run_plan(
             lat = f" {rec.counts.median / 1e6:.3f} M {rec.counts.metric}"
         num = f" rel_l2 {fmt_metric(rec.numerics.rel_l2, '.2g')}" if rec.numerics else ""
         why = f" — {rec.reason}" if rec.reason and rec.status != "ok" else ""
+        remote = rec.details.get("remote") or {}
+        if remote.get("server"):
+            on[remote["server"]] += 1
+            why += f" [on {remote['server']}: {on[remote['server']]} case(s) there]"
         say(f"[{len(records)}/{total} {elapsed()}] {rec.case_id}: {rec.status}{lat}{num}{why}")
 
     def prepare_one(ref: ModelRef, batch: int) -> tuple[Prepared | None, str, list[str]]:
@@ -248,6 +267,9 @@ def run_plan(
                         )
                     )
                     continue
+                if cfg.rpc_tracker and BACKENDS[b].remote_capable:
+                    remote_cases.append(RemoteCase(prep, lowering, b, key))
+                    continue
                 say(f"[{len(records)}/{total} {elapsed()}] running {key.case_id} ...")
                 if cfg.counter:
                     emit(run_counted(prep, lowering, b, key))
@@ -257,6 +279,13 @@ def run_plan(
                         worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg, run_id, build_dir, key
                     )
                 )
+        if remote_cases:
+            facts = run_remote(remote_cases, cfg, run_id, build_dir, worker, run_case_isolated, emit, say)
+            _say_farm(facts, say)
+            from harness.core import safefs
+
+            log_dir.mkdir(parents=True, exist_ok=True)  # the remote phase's facts, beside the workers' logs
+            safefs.write_atomic(log_dir / "farm.json", json.dumps(facts, indent=1, sort_keys=True))
     finally:
         for w in workers.values():
             w.close()

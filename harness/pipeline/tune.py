@@ -67,6 +67,7 @@ def tune(
     seed: int,
     build: Path,
     say: Callable[[str], None] = _stderr,
+    rpc: dict | None = None,
 ) -> Tuned:
     """Every model (zoo ref or .onnx path, at batch 1) under every lowering, `trials` MetaSchedule trials per
     workload, all within `budget_s` seconds of wall clock (None: no budget); `target` None: this host."""
@@ -95,6 +96,7 @@ def tune(
                     None if budget_s is None else budget_s - (time.monotonic() - t_all),
                     threads,
                     build,
+                    rpc,
                 )
             except ConvtxError as e:  # one workload TVM cannot take must not stop the others
                 failed.append(f"{ref.label}/{lw}: {e}")
@@ -110,10 +112,14 @@ def tune(
     return Tuned(tuple(results), tuple(failed), time.monotonic() - t_all)
 
 
-def workload_spec(label: str, lowering: str, path: str, prep: Prepared, target, threads: int, build: Path) -> dict:
+def workload_spec(
+    label: str, lowering: str, path: str, prep: Prepared, target, threads: int, build: Path, rpc: dict | None = None
+) -> dict:
     """What a TVM child process (harness/backends/tvm/tuning.py: drive, survey, tune-tasks) is told of a
-    workload: the lowered file, its inputs, the target (None: this host), threads and where to work."""
+    workload: the lowered file, its inputs, the target (None: this host), threads, where to work, and the RPC
+    farm that measures candidates (None: this host)."""
     return {
+        "rpc": rpc,
         "label": label,
         "lowering": lowering,
         "onnx": path,
@@ -126,10 +132,10 @@ def workload_spec(label: str, lowering: str, path: str, prep: Prepared, target, 
     }
 
 
-def _tune_in_child(label, lowering, path, prep, target, trials, budget_s, threads, build) -> dict:
+def _tune_in_child(label, lowering, path, prep, target, trials, budget_s, threads, build, rpc=None) -> dict:
     """Task timing and tuning import TVM: done in a fresh interpreter, which reports a JSON result."""
     spec = {
-        **workload_spec(label, lowering, path, prep, target, threads, build),
+        **workload_spec(label, lowering, path, prep, target, threads, build, rpc),
         "trials": trials,
         "budget_s": budget_s,
     }

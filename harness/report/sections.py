@@ -6,6 +6,7 @@ Markdown's correctness list, latency grid and detail)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import pandas as pd
@@ -726,13 +727,24 @@ def cuda_section(records: list[Record]) -> Section | None:
     )
 
 
+def _held(r: Record) -> tuple[float, float] | None:
+    """(from, to) epoch seconds during which the case held its server: session granted -> case closed."""
+    start, end = r.details["remote"].get("session_at"), (r.details.get("wall") or {}).get("end")
+    return (start, end) if start is not None and end is not None and end >= start else None
+
+
 def remote_section(records: list[Record]) -> Section | None:
-    """Remote devices (TVM RPC): which server ran how many cases, what it said it is, and what failed there."""
+    """Remote devices (TVM RPC): which server ran how many cases, what it said it is, how busy it was, what
+    failed there, and the sweep's speed-up over one device."""
     rs = [r for r in records if r.details.get("remote")]
     if not rs:
         return None
     rem = rs[0].details["remote"]
+    spans = [h for h in map(_held, rs) if h]
+    wall = (max(e for _, e in spans) - min(s for s, _ in spans)) if spans else 0.0
     rows = []
+    busy_total = 0.0
+    kinds = {json.dumps(r.details["remote"].get("machine") or {}, sort_keys=True) for r in rs}
     for server in sorted({r.details["remote"]["server"] for r in rs}):
         sr = [r for r in rs if r.details["remote"]["server"] == server]
         m = sr[0].details["remote"].get("machine") or {}
@@ -740,6 +752,8 @@ def remote_section(records: list[Record]) -> Section | None:
         if m.get("cuda"):
             desc += f", GPU {m['cuda'].get('name')} (sm {m['cuda'].get('compute_version')})"
         waits = sorted(r.details["remote"].get("session_wait_s") or 0.0 for r in sr)
+        busy = sum(e - s for s, e in (h for h in map(_held, sr) if h))
+        busy_total += busy
         rows.append(
             [
                 server,
@@ -748,6 +762,9 @@ def remote_section(records: list[Record]) -> Section | None:
                 sum(r.status == "ok" for r in sr),
                 sum(r.status == "mismatch" for r in sr),
                 sum(r.status == "error" for r in sr),
+                sum(bool(r.details.get("retry")) for r in sr),
+                f"{busy:.1f}",
+                f"{max(wall - busy, 0.0):.1f}" if spans else "–",
                 f"{waits[len(waits) // 2]:.2f}",
             ]
         )
@@ -765,9 +782,19 @@ def remote_section(records: list[Record]) -> Section | None:
                 _n("ok"),
                 _n("mismatch"),
                 _n("error"),
+                _n("retried here"),
+                _n("busy s"),
+                _n("idle s"),
                 _n("median session wait s"),
             ],
             rows,
+        ),
+        _para(
+            f"Remote phase: {wall:.1f} s from the first session to the last case's end; the servers were busy "
+            f"{busy_total:.1f} s in all, so one device would have needed about {busy_total / wall:.2f}x as long "
+            "(busy: from a case's session to its end, compile-ahead excluded)."
+            if wall > 0
+            else "No session times in these records (a run from before they were kept)."
         ),
         _para(
             "Compiled here, run and timed on the remote device (TVM's ",
@@ -777,6 +804,14 @@ def remote_section(records: list[Record]) -> Section | None:
             "remote device. Engines without TVM's RPC runtime are skipped in a remote run.",
         ),
     ]
+    if len(kinds) > 1:
+        blocks.append(
+            _para(
+                strong("The servers are not alike"),
+                f" ({len(kinds)} kinds of machine, above): each case ran on one server and its median is that "
+                "server's; compare latencies only between cases of one machine.",
+            )
+        )
     if lost:
         parts: list[str | Span] = ["Cases lost with their server: "]
         for i, r in enumerate(lost):

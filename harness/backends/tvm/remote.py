@@ -35,7 +35,14 @@ REQUEST_ATTEMPTS = 3  # a server handed out but gone by the time we connect: ask
 
 
 class RemoteLost(RuntimeError):
-    """The remote server went away (or failed) during a case; the case is an error naming the server."""
+    """The remote server went away (or failed) during a case; the case is an error naming the server. A remote
+    sweep runs such a case once more on another server (harness/pipeline/farm.py): `retryable`."""
+
+    retryable = True
+
+    def __init__(self, message: str, server: str | None = None):
+        super().__init__(message)
+        self.server = server
 
 
 MAX_ANSWER_BYTES = 1 << 20  # a tracker's summary of a large farm is a few kB
@@ -232,6 +239,78 @@ def request_session(addr: str, key: str, session_timeout: float, wait_s: float =
     )
 
 
+def probe_servers(addr: str, key: str, n: int, wait_s: float = 15.0) -> dict[str, dict]:
+    """What each of up to `n` servers under `key` says it is ({"host:port": describe()}): sessions are held
+    until all are open, so the tracker hands out a different server each time, then closed. A server busy
+    with someone else's session for longer than `wait_s` is left out."""
+    import gc
+
+    held, out = [], {}
+    try:
+        for _ in range(n):
+            try:
+                sess, server, _ = request_session(addr, key, session_timeout=60.0, wait_s=wait_s)
+            except RemoteLost:
+                break
+            held.append(sess)
+            out[server] = describe(sess)
+    finally:
+        held.clear()
+        gc.collect()  # sessions close when collected (RemoteTvmCompiled.close)
+    return out
+
+
+def session_for(cfg, need_gpu: bool):
+    """A session for one case: (session, server, seconds waited, what the server says it is). A case that
+    needs a GPU (tvm-cuda) goes to a server whose session shows one: servers without one are held while the
+    tracker is asked again, at most once per server registered under the key, then released; with none, the
+    case cannot run here (BackendUnavailable, one reason)."""
+    import gc
+
+    t0 = time.monotonic()
+    tries = 1
+    if need_gpu:
+        try:
+            tries = max(1, len(servers_for(tracker_summary(cfg.rpc_tracker), cfg.rpc_key)))
+        except ConvtxError as e:
+            raise RemoteLost(str(e)) from None
+    held, seen = [], []
+    try:
+        for _ in range(tries):
+            sess, server, _ = request_session(cfg.rpc_tracker, cfg.rpc_key, session_timeout=cfg.case_timeout_s)
+            desc = describe(sess)
+            if not need_gpu or desc.get("cuda"):
+                return sess, server, time.monotonic() - t0, desc
+            held.append(sess)
+            seen.append(server)
+    finally:
+        if held:  # servers without a GPU go back to the tracker (sessions close when collected)
+            held.clear()
+            gc.collect()
+    raise BackendUnavailable(
+        f"no server under key {cfg.rpc_key!r} shows a CUDA GPU (asked {', '.join(seen)}): a tvm-cuda case needs one"
+    )
+
+
+class BuiltForRemote(Compiled):
+    """The sweep's compile-ahead (RunConfig.rpc_machine): a library built and cached for a remote machine
+    without a session; nothing to run here."""
+
+    def __init__(self, info: dict):
+        super().__init__((), info)
+
+    def _run_impl(self, feeds):
+        raise BackendUnavailable("built for a remote device ahead of its case: it runs there, not here")
+
+
+def build_for_machine(backend, art, cfg) -> BuiltForRemote:
+    """Compile (into the content-addressed cache) what `compile_remote` will load for a server that describes
+    itself as `cfg.rpc_machine`, without asking the tracker for a session."""
+    backend.check(art, cfg)
+    _, _, info, _ = backend.remote_build(art, cfg, dict(cfg.rpc_machine))
+    return BuiltForRemote({**info, "built_for_remote": dict(cfg.rpc_machine)})
+
+
 def _remote_call(sess, name: str):
     try:
         return sess.get_function(name)()
@@ -273,7 +352,8 @@ class RemoteTvmCompiled(Compiled):
             text = str(e).strip().splitlines()
             raise RemoteLost(
                 f"remote {self.server} (key {self.info['remote']['key']}) failed during {what}: "
-                f"{type(e).__name__}: {text[-1] if text else ''}"[:400]
+                f"{type(e).__name__}: {text[-1] if text else ''}"[:400],
+                self.server,
             ) from None
 
     def _set_inputs(self, feeds) -> None:
@@ -346,8 +426,8 @@ def compile_remote(backend, art, cfg) -> RemoteTvmCompiled:
 
     backend.check(art, cfg)  # the engine is here and takes the model; remote-capable
     t0 = time.monotonic()
-    sess, server, waited = request_session(cfg.rpc_tracker, cfg.rpc_key, session_timeout=cfg.case_timeout_s)
-    desc = describe(sess)
+    sess, server, waited, desc = session_for(cfg, getattr(backend, "device", "cpu") == "cuda")
+    session_at = time.time()
     lib, ex, info, kind = backend.remote_build(art, cfg, desc)
     remote = {
         "tracker": cfg.rpc_tracker,
@@ -355,6 +435,7 @@ def compile_remote(backend, art, cfg) -> RemoteTvmCompiled:
         "server": server,
         "machine": desc,
         "session_wait_s": round(waited, 3),
+        "session_at": round(session_at, 3),  # epoch seconds: from here the server is this case's
         "timed_by": "time_evaluator on the remote device",
     }
     info = {**info, "remote": remote}
@@ -378,7 +459,8 @@ def compile_remote(backend, art, cfg) -> RemoteTvmCompiled:
         text = str(e).strip().splitlines()
         raise RemoteLost(
             f"remote {server} (key {cfg.rpc_key}) failed during upload/load: {type(e).__name__}: "
-            f"{text[-1] if text else ''}"[:400]
+            f"{text[-1] if text else ''}"[:400],
+            server,
         ) from None
     if kind == "cuda":
         remote["device"] = {"name": dev.device_name, "compute_version": dev.compute_version}

@@ -52,8 +52,9 @@ class LoopbackCluster:
         threads: int = 1,
         log_dir: Path | None = None,
         python: str = sys.executable,
+        pin: bool = False,
     ):
-        self.n, self.key, self.threads, self.python = servers, key, threads, python
+        self.n, self.key, self.threads, self.python, self.pin = servers, key, threads, python, pin
         self.log_dir = Path(log_dir) if log_dir else None
         self.port = free_port()
         self.tracker = f"127.0.0.1:{self.port}"
@@ -61,11 +62,19 @@ class LoopbackCluster:
         self.servers: list[subprocess.Popen] = []
         self.idle_members: dict[int, int] = {}
 
-    def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "w") if self.log_dir else subprocess.DEVNULL
-        env = {**os.environ, "TVM_NUM_THREADS": str(self.threads), "PYTHONUNBUFFERED": "1"}
+    def _spawn(
+        self, args: list[str], name: str, cpus: set[int] | None = None, threads: int | None = None
+    ) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "a") if self.log_dir else subprocess.DEVNULL
+        env = {**os.environ, "TVM_NUM_THREADS": str(threads or self.threads), "PYTHONUNBUFFERED": "1"}
         p = subprocess.Popen(
-            [self.python, "-m", *args], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            [self.python, "-m", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            # --pin: the server, and the session processes it forks, on its own CPU(s) (what `taskset -c` does)
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         self.procs.append(p)
         return p
@@ -88,26 +97,8 @@ class LoopbackCluster:
                 "tracker",
             )
             self._wait(lambda s: True, "the tracker to listen")
-            for i in range(self.n):
-                p = free_port()
-                self.servers.append(
-                    self._spawn(
-                        [
-                            "tvm.exec.rpc_server",
-                            "--tracker",
-                            self.tracker,
-                            "--key",
-                            self.key,
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            str(p),
-                            "--port-end",
-                            str(p + 100),
-                        ],
-                        f"server-{i + 1}",
-                    )
-                )
+            for _ in range(self.n):
+                self._server()
             self._wait(lambda s: len(self.registered(s)) >= self.n, f"{self.n} servers to register")
             time.sleep(0.5)
             self.idle_members = {p.pid: len(_pgid_members(p.pid)) for p in self.servers}
@@ -118,6 +109,32 @@ class LoopbackCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def _server(self, threads: int | None = None) -> subprocess.Popen:
+        i, p, threads = len(self.servers), free_port(), threads or self.threads
+        cpus = None
+        if self.pin:  # server i on CPU i (cycling), `threads` CPUs each where there are enough
+            usable = sorted(os.sched_getaffinity(0))
+            cpus = {usable[(i * threads + j) % len(usable)] for j in range(threads)}
+        proc = self._spawn(
+            ["tvm.exec.rpc_server", "--tracker", self.tracker, "--key", self.key, "--host", "127.0.0.1",
+             "--port", str(p), "--port-end", str(p + 100)],
+            f"server-{i + 1}",
+            cpus,
+            threads,
+        )  # fmt: skip
+        self.servers.append(proc)
+        return proc
+
+    def add_server(self, threads: int | None = None) -> subprocess.Popen:
+        """One more server under the key, mid-sweep (a device joining the farm), with its own TVM_NUM_THREADS
+        when given (a different machine, as far as the sweep can tell); returns once it registered."""
+        want = len(self.registered()) + 1
+        proc = self._server(threads)
+        self._wait(lambda s: len(self.registered(s)) >= want, "the new server to register")
+        time.sleep(0.3)
+        self.idle_members[proc.pid] = len(_pgid_members(proc.pid))
+        return proc
 
     def registered(self, summary: dict | None = None) -> list[str]:
         from harness.backends.tvm.remote import servers_for, tracker_summary
@@ -201,6 +218,7 @@ def main(argv=None) -> int:
     p.add_argument("--servers", type=int, default=2)
     p.add_argument("--key", default="loopback")
     p.add_argument("--threads", type=int, default=1, help="TVM_NUM_THREADS of each server (default 1)")
+    p.add_argument("--pin", action="store_true", help="pin server i to CPU i (cycling), as `taskset -c i` would")
     p.add_argument("--logs", type=Path, default=Path("build/rpc-logs"))
     p.add_argument("--timeout", type=float, default=3600, help="seconds CMD may run (default 3600)")
     p.add_argument(
@@ -217,10 +235,10 @@ def main(argv=None) -> int:
         p.error("give the command to run after --")
     if args.servers < 1:
         p.error("--servers: at least 1")
-    with LoopbackCluster(args.servers, args.key, args.threads, args.logs) as cl:
+    with LoopbackCluster(args.servers, args.key, args.threads, args.logs, pin=args.pin) as cl:
         print(
             f"rpc_local: tracker {cl.tracker}, {args.servers} servers under key {args.key!r}: "
-            f"{', '.join(cl.registered())}",
+            f"{', '.join(cl.registered())}" + (" (each pinned to its own CPU)" if args.pin else ""),
             file=sys.stderr,
         )
         cmd = [c.replace("{tracker}", cl.tracker) for c in cmd]

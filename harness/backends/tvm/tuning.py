@@ -235,10 +235,29 @@ def worker(spec: dict) -> int:
         max_trials_per_task=spec.get("trials_per_task") or spec["trials"],
         num_trials_per_iter=TRIALS_PER_ITER,
         builder=ms.builder.LocalBuilder(timeout_sec=90, initializer=_builder_initializer, max_workers=spec["threads"]),
-        runner=ms.runner.LocalRunner(timeout_sec=60),
+        runner=_runner(spec.get("rpc")),
         database=db,
     )
     return 0
+
+
+def _runner(rpc: dict | None):
+    """Where candidates are measured: here (LocalRunner), or on the devices of a TVM RPC tracker's key through
+    MetaSchedule's own RPCRunner, one candidate in flight per server (`convtx tune --rpc-tracker`)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    if not rpc:
+        return ms.runner.LocalRunner(timeout_sec=60)
+    host, _, port = rpc["tracker"].rpartition(":")
+    print(
+        f"[tune] measuring on the {rpc['servers']} server(s) under key {rpc['key']!r} of {rpc['tracker']}", flush=True
+    )
+    return ms.runner.RPCRunner(
+        rpc_config=ms.runner.RPCConfig(
+            tracker_host=host, tracker_port=int(port), tracker_key=rpc["key"], session_timeout_sec=60
+        ),
+        max_workers=max(1, int(rpc["servers"])),
+    )
 
 
 @dataclass(frozen=True)
@@ -298,6 +317,7 @@ def tune_workload(
     work_root: Path,
     say=print,
     decisions_dir: Path | None = None,
+    rpc: dict | None = None,
 ) -> TuneResult:
     import tvm
 
@@ -333,6 +353,7 @@ def tune_workload(
         "weights": weights,
         "trials": trials,
         "threads": threads,
+        "rpc": rpc,
     }
     spec_path = work / "spec.json"
     safefs.write_atomic(spec_path, json.dumps(spec, indent=2))
@@ -421,6 +442,7 @@ def tune_tasks(spec: dict) -> dict:
         "trials": spec["trials_per_task"] * n,
         "trials_per_task": spec["trials_per_task"],
         "threads": spec["threads"],
+        "rpc": spec.get("rpc"),
     }
     path = work / "spec-tasks.json"
     safefs.write_atomic(path, json.dumps(worker_spec, indent=2))
@@ -459,6 +481,7 @@ def main(argv=None) -> int:
                 Path(spec["work_root"]),
                 say=lambda m: print(m, file=sys.stderr, flush=True),
                 decisions_dir=Path(spec["decisions_dir"]) if spec.get("decisions_dir") else None,
+                rpc=spec.get("rpc"),
             )
         except ConvtxError as e:
             print(f"convtx: error: {e}", file=sys.stderr)
