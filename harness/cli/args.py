@@ -6,11 +6,11 @@ Imports only the standard library at load time (`convtx --help` stays fast); reg
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from harness.core.errors import ConvtxError
+from harness.measure.machine import usable_cpus
 
 
 def csv_list(text: str | None) -> list[str] | None:
@@ -18,13 +18,6 @@ def csv_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
     return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def default_memory_cap() -> float:

@@ -14,12 +14,12 @@ from harness.cli.args import (
     csv_list,
     lowerings_arg,
     run_config,
-    usable_cpus,
     writable_dir,
     writable_parent,
 )
 from harness.core import safefs
 from harness.core.errors import ConvtxError
+from harness.measure.machine import usable_cpus
 
 
 def add_build(sub) -> None:

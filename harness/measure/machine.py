@@ -28,12 +28,17 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def cpu_info() -> dict:
     info = {"machine": platform.machine(), "system": platform.system(), "logical_cpus": os.cpu_count()}
-    try:
-        info["usable_cpus"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        info["usable_cpus"] = os.cpu_count()
+    info["usable_cpus"] = usable_cpus()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         model, flags = None, []

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 from harness.backends import BACKENDS
 from harness.core.config import RunConfig
 from harness.core.records import CaseKey, Record
+from harness.measure.machine import usable_cpus
 from harness.pipeline.prepare import Prepared
 from harness.pipeline.worker import WorkerClient, WorkerDied
 
@@ -42,13 +42,6 @@ class RemoteCase:
     backend: str
     key: CaseKey
     lost: Record | None = None  # the first attempt's error record, when this is the retry
-
-
-def host_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _registered(cfg: RunConfig) -> list[str]:
@@ -172,7 +165,7 @@ def _compile_ahead(jobs, cfg, run_id, build_dir, worker, run_isolated) -> dict[s
     work = deque(jobs)
     lock = threading.Lock()
     failed: dict[str, Record] = {}
-    n = max(1, min(host_cores(), len(jobs)))
+    n = max(1, min(usable_cpus(), len(jobs)))
     clients = [worker(f"compile-{i + 1}") for i in range(n)]  # created here: the factory is not thread-safe
     for w in clients:
         w.start()  # and started here: a worker dies with the thread that started it
