@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from harness.backends import BACKENDS, get_backend
+from harness.core import safefs
 from harness.core.config import RunConfig
 from harness.core.errors import ConvtxError
 from harness.core.records import CaseKey, Record, case_id, fmt_metric
@@ -282,8 +283,6 @@ def run_plan(
         if remote_cases:
             facts = run_remote(remote_cases, cfg, run_id, build_dir, worker, run_case_isolated, emit, say)
             _say_farm(facts, say)
-            from harness.core import safefs
-
             log_dir.mkdir(parents=True, exist_ok=True)  # the remote phase's facts, beside the workers' logs
             safefs.write_atomic(log_dir / "farm.json", json.dumps(facts, indent=1, sort_keys=True))
     finally:
