@@ -300,6 +300,33 @@ def _depth_to_space_on_zero_size(model) -> bool:
     return empty and any(n.op_type == "DepthToSpace" for n in model.graph.node)
 
 
+def _grouped_conv_without_leading_pad(model) -> bool:
+    """A Conv with group > 1, more than one output channel per group and no leading (begin) pad: the kernel TVM's
+    CUDA Reduction rule schedules with its spatial split below the cross-thread reduction."""
+    from onnx import helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type != "Conv":
+            continue
+        att = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        group = int(att.get("group", 1))
+        if group <= 1 or att.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            continue
+        pads = list(att.get("pads", []))
+        if any(pads[: len(pads) // 2]):
+            continue
+        w = inits.get(n.input[1]) if len(n.input) > 1 else None
+        cout = int(w.dims[0]) if w is not None else None
+        if w is None:  # a weight computed in the graph: its shape from the value info, when known
+            vi = {v.name: v for v in (*model.graph.value_info, *model.graph.input)}.get(n.input[1])
+            dims = vi.type.tensor_type.shape.dim if vi is not None else []
+            cout = dims[0].dim_value if dims and dims[0].HasField("dim_value") else None
+        if cout is not None and cout // group > 1:
+            return True
+    return False
+
+
 GRAPH_LEDGER: tuple[GraphDivergence, ...] = (
     GraphDivergence(
         "openvino-pad-fused-into-strided-convtranspose",
@@ -320,6 +347,17 @@ GRAPH_LEDGER: tuple[GraphDivergence, ...] = (
         "not populated'): the phase and phase_split lowerings of a ConvTranspose with an empty batch fails to compile on TVM, where "
         "ONNX Runtime and OpenVINO run it",
         "docs/upstream/tvm_depth_to_space_zero_size.py",
+    ),
+    GraphDivergence(
+        "tvm-cuda-grouped-conv-cross-thread-reduction",
+        ("tvm-cuda",),
+        ALL_LOWERINGS,  # any graph holding such a Conv (phase_split's last phase of a grouped layer emits one)
+        _grouped_conv_without_leading_pad,
+        "TVM 0.27's CUDA default schedule (dlight Reduction) cannot build a grouped Conv with more than one output "
+        "channel per group and no leading pad: it splits the output channels and leaves the spatial split below "
+        "the threadIdx.x reduction loop ('Cross-thread reduction requires all the reduction-related loops to be "
+        "the deepest'); dwdecoder@256/phase_split's 96 -> 48, group 4, pads [0, 0, 1, 1] phase",
+        "docs/upstream/tvm_cuda_grouped_conv_cross_thread_reduction.py",
     ),
 )
 

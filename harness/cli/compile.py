@@ -285,8 +285,8 @@ def cmd_build(args) -> int:
     print(
         f"artefacts and build.json in {out}"
         + (
-            f"; {built.known} known nvcc failure(s) (harness/checking/known.py "
-            f"CUDA_BUILD_LEDGER), {built.failed} unexplained"
+            f"; {built.known} known failure(s) (harness/checking/known.py: CUDA_BUILD_LEDGER, GRAPH_LEDGER), "
+            f"{built.failed} unexplained"
             if built.known
             else ""
         )

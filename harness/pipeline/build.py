@@ -3,7 +3,8 @@
 Per case: the exported library, the generated kernel source and, where nvcc is found, the kernels compiled to
 a cubin for the target architecture (proof that the source compiles; ptxas' register and spill report kept),
 under OUT/<case-slug>/, and OUT/build.json listing them (docs/design.md). An nvcc failure that
-harness/checking/known.py's CUDA_BUILD_LEDGER explains is marked known rather than counted as a failure.
+harness/checking/known.py's CUDA_BUILD_LEDGER explains, or an engine failure its graph ledger explains, is marked
+known rather than counted as a failure.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Built:
     @property
     def known(self) -> int:
         """nvcc failures the ledger explains."""
-        return sum(1 for c in self.cases if (c.get("nvcc") or {}).get("known"))
+        return sum(1 for c in self.cases if (c.get("nvcc") or {}).get("known") or c.get("known"))
 
 
 def build_artifacts(plan: Plan, cfg: RunConfig, out: Path, build: Path) -> Built:
@@ -73,7 +74,9 @@ def build_artifacts(plan: Plan, cfg: RunConfig, out: Path, build: Path) -> Built
                         entry["nvcc"]["known"] = {"id": known[0], "why": known[1], "reproducer": known[2]}
                     else:
                         failed += 1
-        failed += r.status in ("error", "mismatch")
+        if r.details.get("known"):  # an engine failure the graph ledger explains (harness/checking/known.py)
+            entry["known"] = r.details["known"]
+        failed += r.status in ("error", "mismatch") and not r.details.get("known")
         cases.append(entry)
     write_json_atomic(out / "build.json", {"run_id": run_id, "nvcc": nvcc, "cases": cases})
     return Built(out, run_id, nvcc, tuple(cases), failed)

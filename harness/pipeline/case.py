@@ -322,7 +322,8 @@ def _run_case(
         tb = traceback.format_exc().strip().splitlines()
         details["traceback_tail"] = tb[-8:]
         msg = str(e).strip().splitlines()
-        text = msg[-1] if msg else ""
+        # TVM's internal errors end with a long traceback: the failed check is the line that says what broke
+        text = next((ln.strip() for ln in msg if "Check failed" in ln), msg[-1] if msg else "")
         known = _known_in_graph(art.onnx_path, key.backend, lowering, details) if art is not None else ""
         if getattr(e, "retryable", False):  # a remote server lost mid-case: the sweep may run it elsewhere
             details["remote_lost"] = {"server": getattr(e, "server", None), "stage": stage}

@@ -50,11 +50,13 @@ ALWAYS = {
     "docs/upstream/tvm_cuda_output_padding.py": ("built for sm_80",),
     "docs/upstream/tvm_cuda_conv1d_shared_memory.py": ("built for sm_80",),
     "docs/upstream/tvm_cuda_explicit_pads_cache_write.py": ("LLVM: builds",),
+    "docs/upstream/tvm_cuda_grouped_conv_cross_thread_reduction.py": ("2 -> 2, no pads: built for sm_80",),
 }
 REPRODUCED = {
     "docs/upstream/tvm_split_layout_rewrite_opaque_kernel.py": ("legalised kernels ['cumsum']",),
     "docs/upstream/tvm_cuda_conv1d_shared_memory.py": ("REPRODUCED: largest __shared__ buffer 524288 bytes",),
     "docs/upstream/tvm_cuda_explicit_pads_cache_write.py": ("not properly inlined",),
+    "docs/upstream/tvm_cuda_grouped_conv_cross_thread_reduction.py": ("Cross-thread reduction requires",),
 }
 
 

@@ -393,3 +393,25 @@ def test_an_empty_batch_is_valid_and_phase_on_tvm_is_a_known_failure(tmp_path):
     )
     with pytest.raises(Exception, match="type is not populated"):
         run_on("tvm-llvm", phase, {"X": x}, tmp_path, "phase-empty")
+
+
+def test_grouped_phase_conv_without_leading_pad_is_the_known_tvm_cuda_build_failure():
+    """phase_split lowers a grouped ConvTranspose with two output channels per group (dwdecoder's first layer) to
+    phase Convs, one without a leading pad: the graph ledger names the TVM CUDA build failure such a Conv meets
+    (tvm-cuda-grouped-conv-cross-thread-reduction, reproduced by its script), and only for tvm-cuda; a depthwise
+    layer (one output channel per group) does not match."""
+    from harness.checking.known import graph_matches
+
+    rng = np.random.default_rng(0)
+    grouped = convtranspose_model(
+        (1, 8, 4, 4), rng.standard_normal((8, 2, 4, 4)), group=4, strides=[2, 2], pads=[1, 1, 1, 1]
+    )
+    split = get_lowering("phase_split").apply(grouped).model
+    assert [e.id for e in graph_matches("tvm-cuda", "phase_split", split)] == [
+        "tvm-cuda-grouped-conv-cross-thread-reduction"
+    ]
+    assert graph_matches("tvm-llvm", "phase_split", split) == ()
+    depthwise = convtranspose_model(
+        (1, 8, 4, 4), rng.standard_normal((8, 1, 4, 4)), group=8, strides=[2, 2], pads=[1, 1, 1, 1]
+    )
+    assert graph_matches("tvm-cuda", "phase_split", get_lowering("phase_split").apply(depthwise).model) == ()
