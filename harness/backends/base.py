@@ -43,6 +43,12 @@ class BackendUnavailable(RuntimeError):
     """Raised by compile() when the backend cannot run here; the case becomes `skipped`."""
 
 
+class MeasureLater(Exception):
+    """A compile that must measure something on this machine (harness/backends/tvm/defaults.py: a kernel with no
+    kept default-schedule decision) while it runs beside other compiles (RunConfig.defer_measurement), whose
+    timings would be disturbed: the sweep compiles the case again, alone, when the machine is quiet."""
+
+
 class UnsupportedModel(RuntimeError):
     """The engine cannot take this model (e.g. an op it has no converter for); the case is `skipped`."""
 
@@ -160,6 +166,9 @@ class Backend:
     # bench --counts: compile in a native worker first (the build is cached), so the worker under valgrind
     # only loads it — compiling under valgrind would take many minutes (TVM)
     compile_before_counting: bool = False
+    # its compile is expensive and cached by content: a sweep builds its cases first, in parallel across the
+    # cores, and times them afterwards one at a time (harness/pipeline/ahead.py)
+    compiles_ahead: bool = False
     # graph rewrites (harness/lowerings, by name) the engine needs before it can take a model: applied by the
     # case after the lowering, recorded in the record's details and checked like any lowering
     needs_rewrites: tuple[str, ...] = ()

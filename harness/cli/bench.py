@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from harness.cli.args import (
@@ -154,7 +155,10 @@ def _plan(args):
     runs = suite.profile_runs if args.profile_runs is None else args.profile_runs
     if runs < 0:
         raise ConvtxError(f"--profile-runs {runs}: expected 0 (no profiles) or a positive number of inferences")
-    return suite, plan, run_config(args, timing=suite.timing, profile_runs=runs)
+    cfg = run_config(args, timing=suite.timing, profile_runs=runs)
+    if not suite.build_without_gpu and not args.backends:  # engines named on the command line: built as asked
+        cfg = replace(cfg, build_without_gpu=False)
+    return suite, plan, cfg
 
 
 def _write_report(run_dir: Path) -> Path:

@@ -16,19 +16,39 @@ from harness.core.errors import UnknownNameError
 class TimingConfig:
     """How one case is timed: `warmup` untimed runs, then runs until BOTH `min_repeats` samples and
     `min_time_s` seconds are reached, stopping early only at `max_time_s` (with at least 3 samples)
-    or at `max_repeats`."""
+    or at `max_repeats`.
+
+    With `rel_ci` set, timing stops as soon as it knows enough instead: once `min_repeats` samples and
+    `min_time_s` are reached, at the first sample where the distribution-free 95% confidence interval of the
+    median is within ±`rel_ci` of the median (harness/measure/timing.py `median_ci`); `max_time_s` is then the
+    case's time budget. Without it (None) the count-and-time protocol above holds: the performance gate's."""
 
     warmup: int = 3
     min_repeats: int = 10
     min_time_s: float = 1.0
     max_time_s: float = 30.0
     max_repeats: int = 2_000
+    rel_ci: float | None = None  # e.g. 0.01: stop when the median's 95% CI is within ±1%
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats:
             raise ValueError(f"inconsistent timing config {self}")
         if self.min_time_s < 0 or self.max_time_s < self.min_time_s:
             raise ValueError(f"inconsistent timing config {self}")
+        if self.rel_ci is not None and not 0 < self.rel_ci < 1:
+            raise ValueError(f"inconsistent timing config {self}: rel_ci must be in (0, 1)")
+
+    def rule(self) -> str:
+        """The stopping rule in words, as records and reports state it."""
+        if self.rel_ci is None:
+            return (
+                f"fixed: >= {self.min_repeats} calls and >= {self.min_time_s:g} s, "
+                f"at most {self.max_time_s:g} s or {self.max_repeats} calls"
+            )
+        return (
+            f"precision: median's 95% CI within ±{100 * self.rel_ci:g}% (after >= {self.min_repeats} calls and "
+            f"{self.min_time_s:g} s), budget {self.max_time_s:g} s or {self.max_repeats} calls"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -37,6 +57,7 @@ class TimingConfig:
             "min_time_s": self.min_time_s,
             "max_time_s": self.max_time_s,
             "max_repeats": self.max_repeats,
+            "rel_ci": self.rel_ci,
         }
 
     @staticmethod
@@ -64,6 +85,13 @@ class RunConfig:
     cuda_arch: str | None = None  # CUDA builds: sm_XX (default: device 0's, else cuda.DEFAULT_ARCH)
     tf32: bool = True  # ort-cuda: allow TF32 (ONNX Runtime's default); judged looser
     compile_only: bool = False  # `convtx build`: stop after compiling (no run, no timing)
+    # the sweep's parallel compile-ahead only: a kernel whose default-schedule decision is not kept is not measured
+    # (harness/backends/tvm/defaults.py MeasureLater); the case is compiled again alone. Never in run.json
+    defer_measurement: bool = False
+    # a CUDA case on a machine without a GPU: built and recorded "built, not run" (True), or skipped without
+    # building (False: the default suite, whose reader learns nothing from minutes of CUDA builds that cannot run;
+    # `make build-cuda` builds them)
+    build_without_gpu: bool = True
     # Remote devices through TVM's RPC tracker (harness/backends/tvm/remote.py): "HOST:PORT" and the servers' device key
     rpc_tracker: str | None = None
     rpc_key: str | None = None
@@ -106,6 +134,10 @@ class RunConfig:
             d["faults"] = [[case, kind] for case, kind in self.faults]
         if self.compile_only:
             d["compile_only"] = True
+        if self.defer_measurement:
+            d["defer_measurement"] = True
+        if not self.build_without_gpu:
+            d["build_without_gpu"] = False
         if self.profile_runs:
             d["profile_runs"] = self.profile_runs
         if self.rpc_machine is not None:
@@ -130,6 +162,8 @@ class RunConfig:
             cuda_arch=d.get("cuda_arch"),
             tf32=d.get("tf32", True),
             compile_only=d.get("compile_only", False),
+            defer_measurement=d.get("defer_measurement", False),
+            build_without_gpu=d.get("build_without_gpu", True),
             rpc_tracker=rpc.get("tracker"),
             rpc_key=rpc.get("key"),
             rpc_parallel=rpc.get("parallel"),
@@ -150,6 +184,7 @@ class Suite:
     batches: tuple[int, ...] = (1,)
     timing: TimingConfig = field(default_factory=TimingConfig)
     profile_runs: int = 0  # per-layer profiles of each verified case (RunConfig.profile_runs)
+    build_without_gpu: bool = True  # RunConfig.build_without_gpu, unless --backends names the engines
 
     def with_overrides(self, **kw) -> Suite:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
@@ -199,8 +234,14 @@ SUITES: dict[str, Suite] = {
         models=DEFAULT_MODELS,
         lowerings=ALL_LOWERINGS,
         backends=CPU_BACKENDS + CUDA_BACKENDS,
-        timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=10.0),
+        # until the median is known to ±2% (95% CI), at least 10 calls and 0.2 s, at most 2 s: replayed on the
+        # 223 timed cases of a fixed-protocol run (1 s each), this rule would have timed 62 s instead of 203 s,
+        # 18 cases ending at the budget
+        timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=0.2, max_time_s=2.0, rel_ci=0.02),
         profile_runs=10,
+        # without a GPU the CUDA cases say so in a line each, at once, instead of spending 4 minutes building
+        # libraries that cannot run here (`make build-cuda` builds and checks them)
+        build_without_gpu=False,
     ),
     # `make bench-cuda` on a GPU machine: the default suite's models on both CUDA engines, ORT's CPU EP as the
     # yardstick; `bench --require-gpu` refuses to report timings unless the CUDA cases ran on the device

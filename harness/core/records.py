@@ -187,6 +187,8 @@ class Latency:
     n: int
     reference: ReferenceTiming | None = None  # none on a remote device (the kernel would run here)
     ratio_to_reference: float | None = None  # median / reference.median: the machine-independent form
+    ci95: tuple[float, float] | None = None  # distribution-free 95% confidence interval of the median (ms)
+    stop: Mapping[str, Any] | None = None  # the stopping rule and what ended it: rule, by, ci95_rel, target_rel
 
     def to_json(self) -> dict:
         return {
@@ -202,6 +204,8 @@ class Latency:
             "n": self.n,
             "reference": self.reference.to_json() if self.reference else None,
             "ratio_to_reference": self.ratio_to_reference,
+            "ci95": list(self.ci95) if self.ci95 else None,
+            "stop": dict(self.stop) if self.stop else None,
         }
 
     @staticmethod
@@ -219,6 +223,8 @@ class Latency:
             n=_count(d.get("n", len(d.get("samples") or ())), "latency_ms.n"),
             reference=ReferenceTiming.from_json(d["reference"]) if d.get("reference") else None,
             ratio_to_reference=_num(d.get("ratio_to_reference")),
+            ci95=(_req(d["ci95"][0]), _req(d["ci95"][1])) if d.get("ci95") else None,
+            stop=dict(d["stop"]) if isinstance(d.get("stop"), Mapping) else None,
         )
 
 

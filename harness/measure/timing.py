@@ -1,4 +1,11 @@
-"""Timing: explicit warm-up, repetitions until a count AND a time budget, raw samples kept.
+"""Timing: explicit warm-up, repetitions until a count AND a time budget — or, with `TimingConfig.rel_ci`,
+until the median is known to a stated precision — raw samples kept.
+
+The precision rule is the distribution-free confidence interval of the median (order statistics of the
+binomial, no assumption on the shape of the distribution: latency samples are skewed and often bimodal on a
+shared machine), checked after each call once the minimum count and time are reached: a case whose calls agree
+stops after a few, a noisy one runs until its budget. Each record says which rule stopped it and the precision
+reached (`latency_ms.ci95`, `latency_ms.stop`), as Google Benchmark and pytest-benchmark bound their runs.
 
 `measure_interleaved` also times a fixed reference kernel between the case's calls, so that every case's
 latency can be expressed as a ratio to work that is the same on every machine and in every run (the
@@ -15,8 +22,62 @@ import numpy as np
 from harness.core.config import TimingConfig
 from harness.core.records import Latency, ReferenceTiming
 
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
 
-def latency_of(samples_ms, reference_ms=None) -> Latency:
+
+def median_ci(sorted_samples) -> tuple[float, float]:
+    """The distribution-free 95% confidence interval of the median of `sorted_samples` (ascending): the order
+    statistics of ranks n/2 ∓ 1.96·√n/2 (the normal approximation of Binomial(n, 1/2)), clipped to the sample
+    range; with fewer than 6 samples no interval is that narrow, and (min, max) is returned."""
+    n = len(sorted_samples)
+    if n < 6:
+        return float(sorted_samples[0]), float(sorted_samples[-1])
+    half = Z95 * n**0.5 / 2
+    lo = max(0, int(np.floor(n / 2 - half)) - 1)  # 0-based ranks
+    hi = min(n - 1, int(np.ceil(n / 2 + half)))
+    return float(sorted_samples[lo]), float(sorted_samples[hi])
+
+
+def rel_halfwidth(sorted_samples) -> float:
+    """Half the width of `median_ci` relative to the median."""
+    lo, hi = median_ci(sorted_samples)
+    med = float(np.median(sorted_samples))
+    return (hi - lo) / 2 / med if med > 0 else float("inf")
+
+
+def stop_of(samples_ms, cfg: TimingConfig) -> dict:
+    """Which rule ended the timing of these samples under `cfg`, and the precision reached: the record's
+    `latency_ms.stop`."""
+    s = sorted(samples_ms)
+    n, total_s = len(s), sum(s) / 1e3
+    rel = rel_halfwidth(s)
+    if cfg.rel_ci is not None and n >= cfg.min_repeats and total_s >= cfg.min_time_s and rel <= cfg.rel_ci:
+        by = "precision"
+    elif n >= cfg.max_repeats:
+        by = "count cap"
+    elif total_s >= cfg.max_time_s:
+        by = "time budget"
+    else:
+        by = "count and time" if cfg.rel_ci is None else "time budget"
+    return {
+        "rule": cfg.rule(),
+        "by": by,
+        "ci95_rel": round(rel, 5),
+        "target_rel": cfg.rel_ci,
+        "timed_s": round(total_s, 4),
+    }
+
+
+def _precise(samples: list[float], rel_ci: float) -> bool:
+    """The precision check, run after a call: every call while there are few samples, then every ~1/16th more
+    (sorting thousands of samples after each short call would cost more than the calls)."""
+    n = len(samples)
+    if n >= 64 and n % max(1, n // 16):
+        return False
+    return rel_halfwidth(sorted(samples)) <= rel_ci
+
+
+def latency_of(samples_ms, reference_ms=None, cfg: TimingConfig | None = None) -> Latency:
     """The statistics of raw per-call samples (ms) as a record's `latency_ms` (median, mean, stdev, min,
     p10/p90/p99, IQR, n, the samples themselves). `reference_ms`, the samples of REFERENCE_KERNEL timed between
     the calls (none for a remote device), gives the ratio the performance gate compares across machines."""
@@ -41,6 +102,8 @@ def latency_of(samples_ms, reference_ms=None) -> Latency:
         n=int(a.size),
         reference=ref,
         ratio_to_reference=float(q50) / ref.median if ref is not None else None,
+        ci95=median_ci(np.sort(a)),
+        stop=stop_of(a.tolist(), cfg) if cfg is not None else None,
     )
 
 
@@ -52,9 +115,9 @@ def measure(
 ) -> list[float]:
     """Call `fn` (which must block until its work is done) and return per-call times in ms.
 
-    Stops once both `min_repeats` samples and `min_time_s` of timed work are reached; stops earlier at
-    `max_time_s` (keeping at least 3 samples, so one very slow case cannot eat the whole budget), or at
-    `max_repeats`. Warm-up is `warmup` untimed calls, cut short (after the first) once it has taken
+    Stops once both `min_repeats` samples and `min_time_s` of timed work are reached — with `cfg.rel_ci`, only
+    once the median's 95% CI is also within ±rel_ci (or the budget is spent); stops earlier at `max_time_s`
+    (keeping at least 3 samples, so one very slow case cannot eat the whole budget), or at `max_repeats`. Warm-up is `warmup` untimed calls, cut short (after the first) once it has taken
     `min_time_s`: a case that takes seconds per call is warm after one. `after(ns)`, when given, is called
     after each timed call with its duration, outside the timed region.
     """
@@ -75,6 +138,8 @@ def measure(
         if after is not None:
             after(dt)
         enough = len(samples) >= cfg.min_repeats and total_ns >= min_ns
+        if enough and cfg.rel_ci is not None:
+            enough = _precise(samples, cfg.rel_ci)
         over = total_ns >= max_ns and len(samples) >= 3
         if enough or over:
             break

@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 
 from harness.backends import ModelArtifact, compile_case, get_backend
-from harness.backends.base import BackendUnavailable, UnsupportedModel
+from harness.backends.base import BackendUnavailable, MeasureLater, UnsupportedModel
 from harness.core import cache
 from harness.core.config import RunConfig
 from harness.core.onnx_io import model_digest
@@ -290,7 +290,7 @@ def _run_case(
             samples, ref, injected = compiled.time_interleaved(feeds, cfg.timing, ReferenceKernel(), pct)
             # with the same case expressed against fixed work timed in between its calls (harness/perfgate/compare.py);
             # none for a remote device: the kernel runs here, the case there (harness/backends/tvm/remote.py)
-            latency = latency_of(samples, ref or None)
+            latency = latency_of(samples, ref or None, cfg.timing)
             if pct:
                 details["injected_slowdown"] = {
                     "pct": pct,
@@ -316,6 +316,9 @@ def _run_case(
             flops_performed=flops_performed,
             details=details,
         )
+    except MeasureLater as e:  # a compile-ahead beside others: compiled again alone (harness/pipeline/sweep.py)
+        details["deferred"] = str(e)
+        return key.record("skipped", f"deferred: {e}", details=details)
     except (BackendUnavailable, UnsupportedModel) as e:
         return key.record("skipped", str(e), details=details, compile_s=details.pop("compile_s", None))
     except Exception as e:  # noqa: BLE001 — an engine's failure is this case's result

@@ -29,6 +29,7 @@ from harness.backends import BACKENDS
 from harness.core.config import RunConfig
 from harness.core.records import CaseKey, Record
 from harness.measure.machine import usable_cpus
+from harness.pipeline.ahead import run_pool
 from harness.pipeline.prepare import Prepared
 from harness.pipeline.worker import WorkerClient, WorkerDied
 
@@ -162,7 +163,6 @@ def _warm(w: WorkerClient, backends: list[str]) -> None:
 def _compile_ahead(jobs, cfg, run_id, build_dir, worker, run_isolated) -> dict[str, Record]:
     """Build every (case, machine) here, in parallel across the host's cores; the records of cases whose build
     did not succeed (skipped or error: the same would happen on the device), keyed by case."""
-    work = deque(jobs)
     lock = threading.Lock()
     failed: dict[str, Record] = {}
     n = max(1, min(usable_cpus(), len(jobs)))
@@ -170,30 +170,23 @@ def _compile_ahead(jobs, cfg, run_id, build_dir, worker, run_isolated) -> dict[s
     for w in clients:
         w.start()  # and started here: a worker dies with the thread that started it
 
-    def loop(w: WorkerClient) -> None:
-        while True:
+    def build(w: WorkerClient, job) -> None:
+        c, desc = job
+        with lock:
+            if c.key.case_id in failed:
+                return
+        try:
+            rec = run_isolated(
+                w, c.prep, c.lowering, c.backend, replace(cfg, compile_only=True, rpc_machine=desc), run_id,
+                build_dir, c.key,
+            )  # fmt: skip
+        except Exception as e:  # noqa: BLE001 — the case still gets its chance on the device
+            rec = c.key.record("ok", f"compile ahead failed here ({type(e).__name__}: {e}); built on dispatch")
+        if rec.status != "ok":
             with lock:
-                if not work:
-                    return
-                c, desc = work.popleft()
-                if c.key.case_id in failed:
-                    continue
-            try:
-                rec = run_isolated(
-                    w, c.prep, c.lowering, c.backend, replace(cfg, compile_only=True, rpc_machine=desc), run_id,
-                    build_dir, c.key,
-                )  # fmt: skip
-            except Exception as e:  # noqa: BLE001 — the case still gets its chance on the device
-                rec = c.key.record("ok", f"compile ahead failed here ({type(e).__name__}: {e}); built on dispatch")
-            if rec.status != "ok":
-                with lock:
-                    failed.setdefault(c.key.case_id, rec.with_details(compiled_ahead_for=desc))
+                failed.setdefault(c.key.case_id, rec.with_details(compiled_ahead_for=desc))
 
-    threads = [threading.Thread(target=loop, args=(w,), daemon=True) for w in clients]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_pool(jobs, clients, build)
     return failed
 
 

@@ -20,9 +20,12 @@ from harness.core.config import RunConfig
 from harness.core.errors import ConvtxError
 from harness.core.records import CaseKey, Record, case_id, fmt_metric
 from harness.lowerings import get_lowering
+from harness.measure.machine import usable_cpus
+from harness.pipeline.ahead import AheadCase, compile_local
 from harness.pipeline.case import case_key
 from harness.pipeline.farm import RemoteCase, run_remote
 from harness.pipeline.prepare import ModelRef, Prepared
+from harness.pipeline.progress import Eta, case_seconds
 from harness.pipeline.worker import WorkerClient, WorkerDied
 
 
@@ -143,6 +146,16 @@ def run_case_isolated(
     return key.record("error", f"worker: {ans['error']}")
 
 
+def cuda_probe():
+    from harness.measure import cuda
+
+    return cuda.probe()
+
+
+def gpu_here() -> bool:
+    return cuda_probe().runnable
+
+
 def _say_farm(facts: dict, say: Callable[[str], None]) -> None:
     d = facts.get("dispatch") or {}
     per = ", ".join(f"{s} {n}" for s, n in sorted((d.get("cases_per_server") or {}).items())) or "none"
@@ -163,23 +176,29 @@ def run_plan(
     say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
     done: frozenset[str] = frozenset(),
     prepared: dict[tuple[ModelRef, int], Prepared] | None = None,
+    past: dict[str, float] | None = None,
 ) -> list[Record]:
     """Run every case of `plan` whose id is not in `done`; each record is handed to `sink` as soon as it
     exists (the caller makes it durable before the next case starts). `prepared` supplies models whose
-    inputs and expected outputs are given (conformance tests) instead of exported and computed here."""
+    inputs and expected outputs are given (conformance tests) instead of exported and computed here. `past`:
+    case id -> seconds in earlier runs (harness/pipeline/progress.py), for the progress lines' ETA.
+
+    Per model: prepared (exported, float64 reference), its cases on engines that compile when a session is
+    created run and are timed one at a time; then the cases of engines that compile ahead (TVM) are built in
+    parallel across the cores (harness/pipeline/ahead.py) and afterwards timed one at a time, their builds now
+    cache hits."""
     records: list[Record] = []
     cases = [c for c in plan.cases() if case_id(c[0].label, c[2], c[3], c[1]) not in done]
     total = len(cases)
+    eta = Eta({case_id(c[0].label, c[2], c[3], c[1]): c[3] for c in cases}, past or {})
     cap = int(cfg.memory_cap_gib * 2**30) if cfg.memory_cap_gib else None
     avail = {b: BACKENDS[b].availability() for b in plan.backends}
     workers: dict[str, WorkerClient] = {}
     on: Counter = Counter()  # remote server -> cases it ran
     remote_cases: list[RemoteCase] = []  # a remote run's TVM cases: run together on every server at the end
-    t_start = time.monotonic()
 
     def elapsed() -> str:
-        sec = int(time.monotonic() - t_start)
-        return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}"
+        return eta.text()
 
     def worker(name: str, env: dict[str, str], prefix: list[str] | None = None) -> WorkerClient:
         if name not in workers:
@@ -215,6 +234,10 @@ def run_plan(
     def emit(rec: Record) -> None:
         records.append(rec)
         sink(rec)
+        try:
+            eta.done(rec.case_id, case_seconds(rec.details))
+        except (KeyError, TypeError, ValueError):  # a record that never held a worker (a skip): no time
+            eta.done(rec.case_id, None)
         lat = f" {rec.latency_ms.median:.3f} ms" if rec.latency_ms else ""
         if rec.counts:
             lat = f" {rec.counts.median / 1e6:.3f} M {rec.counts.metric}"
@@ -244,9 +267,49 @@ def run_plan(
             return Prepared.from_json(ans["prepared"]), "", []
         return None, ans["error"], []
 
+    def run_local(prep: Prepared, lowering: str, b: str, key: CaseKey) -> Record:
+        say(f"[{len(records)}/{total} {elapsed()}] running {key.case_id} ...")
+        return run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg, run_id, build_dir, key)
+
+    def ahead_worker(b: str, name: str, slot: int) -> WorkerClient:
+        return worker(name, BACKENDS[b].worker_env(cfg))
+
+    def build_then_time(prep: Prepared, todo: list[tuple[str, str, CaseKey]]) -> None:
+        """The model's cases of engines that compile ahead: built in parallel, then each timed alone."""
+        if not todo:
+            return
+        say(
+            f"[{len(records)}/{total} {elapsed()}] building {len(todo)} case(s) of {prep.ref.label} "
+            f"({', '.join(sorted({b for _, b, _ in todo}))}) on {min(usable_cpus(), len(todo))} core(s) before timing"
+        )
+        t0 = time.monotonic()
+        built = compile_local(
+            [AheadCase(prep, lw, b, key, (past or {}).get(key.case_id, 0.0)) for lw, b, key in todo],
+            cfg, run_id, build_dir, ahead_worker, run_case_isolated, say,
+        )  # fmt: skip
+        slots = min(usable_cpus(), len(todo))
+        say(f"[{len(records)}/{total} {elapsed()}] built {len(todo)} case(s) in {time.monotonic() - t0:.1f} s")
+        for lowering, b, key in todo:
+            pre = built[key.case_id]
+            w = pre.details.get("wall") or {}
+            ahead = {
+                "compile_s": pre.compile_s,
+                "wall_s": round(float(w.get("end", 0)) - float(w.get("start", 0)), 3),
+                "slots": slots,
+            }
+            if pre.status != "ok" or cfg.compile_only:  # its build is its result
+                emit(pre.with_details(compiled_ahead=ahead))
+                continue
+            rec = run_local(prep, lowering, b, key)
+            # the record's compile time is the build's; the timing run only loaded the cached library
+            load = rec.compile_s
+            rec = replace(rec, compile_s=pre.compile_s if pre.compile_s is not None else rec.compile_s)
+            emit(rec.with_details(compiled_ahead={**ahead, "load_s": load}))
+
     try:
         for ref, batch in dict.fromkeys((c[0], c[1]) for c in cases):
             prep, prep_error, tail = prepare_one(ref, batch)
+            later: list[tuple[str, str, CaseKey]] = []
             for _, _, lowering, b in [c for c in cases if c[:2] == (ref, batch)]:
                 key = case_key(prep or (ref, batch), lowering, b, cfg, run_id)
                 if prep is None:
@@ -268,18 +331,28 @@ def run_plan(
                         )
                     )
                     continue
+                if BACKENDS[b].device == "cuda" and not cfg.build_without_gpu and not gpu_here():
+                    emit(
+                        key.record(
+                            "skipped",
+                            f"no CUDA GPU here ({cuda_probe().reason}): not built in this run "
+                            "(`make build-cuda` builds the CUDA libraries without a GPU)",
+                        )
+                    )
+                    continue
                 if cfg.rpc_tracker and BACKENDS[b].remote_capable:
                     remote_cases.append(RemoteCase(prep, lowering, b, key))
                     continue
-                say(f"[{len(records)}/{total} {elapsed()}] running {key.case_id} ...")
                 if cfg.counter:
+                    say(f"[{len(records)}/{total} {elapsed()}] running {key.case_id} ...")
                     emit(run_counted(prep, lowering, b, key))
                     continue
-                emit(
-                    run_case_isolated(
-                        worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg, run_id, build_dir, key
-                    )
-                )
+                if BACKENDS[b].compiles_ahead:
+                    later.append((lowering, b, key))
+                    continue
+                emit(run_local(prep, lowering, b, key))
+            if prep is not None:
+                build_then_time(prep, later)
         if remote_cases:
             facts = run_remote(remote_cases, cfg, run_id, build_dir, worker, run_case_isolated, emit, say)
             _say_farm(facts, say)

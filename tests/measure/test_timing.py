@@ -134,3 +134,45 @@ def test_injected_slowdown_is_rescaled_when_the_wait_costs_more_than_itself():
     f = slowed(engine, 20, clock=clk)
     assert f.measured_pct == pytest.approx(20, abs=2)  # not 3 x 20%
     assert f.extra_ns < 0.2 * 2_000_000 / 2  # about a third of the naive wait
+
+
+def test_precision_rule_stops_a_steady_case_early_and_a_noisy_one_at_its_budget():
+    """rel_ci: a case whose calls agree stops at min_repeats (its median's CI is zero wide); one whose calls
+    scatter +-30% runs until its time budget; the record's stop says which, and the precision reached."""
+    from harness.measure.timing import stop_of
+
+    cfg = TimingConfig(warmup=0, min_repeats=10, min_time_s=0.01, max_time_s=1.0, rel_ci=0.02)
+    steady = FakeClock(1_000_000)  # 1 ms every call
+    s = measure(steady.fn, cfg, clock=steady)
+    assert len(s) == 10
+    st = stop_of(s, cfg)
+    assert st["by"] == "precision" and st["ci95_rel"] == 0 and "±2%" in st["rule"]
+
+    steps = iter([700_000, 1_300_000] * 10_000)  # alternately 0.7 and 1.3 ms: the CI never narrows to 2%
+
+    class Noisy(FakeClock):
+        def fn(self):
+            self.t += next(steps)
+
+    noisy = Noisy(0)
+    s = measure(noisy.fn, cfg, clock=noisy)
+    assert sum(s) == pytest.approx(1000, rel=0.01)  # ran until the 1 s budget
+    st = stop_of(s, cfg)
+    assert st["by"] == "time budget" and st["ci95_rel"] > 0.02
+    lat = latency_of(s, cfg=cfg)
+    assert lat.stop["by"] == "time budget" and lat.ci95[0] <= lat.median <= lat.ci95[1]
+
+
+def test_median_ci_is_the_binomial_order_statistics_interval():
+    """n = 100: ranks 40 and 61 (1-based) of 1..100 — the textbook interval; with fewer than 6 samples, the range."""
+    from harness.measure.timing import median_ci
+
+    assert median_ci([float(v) for v in range(1, 101)]) == (40.0, 61.0)
+    assert median_ci([1.0, 2.0, 3.0]) == (1.0, 3.0)
+
+
+def test_without_rel_ci_the_fixed_protocol_holds():
+    """The performance gate's protocol (no rel_ci): a steady case still runs until min_time_s."""
+    clk = FakeClock(1_000_000)
+    s = measure(clk.fn, TimingConfig(warmup=0, min_repeats=10, min_time_s=0.1, max_time_s=1.0), clock=clk)
+    assert len(s) == 100

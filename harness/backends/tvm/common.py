@@ -266,6 +266,7 @@ class TvmBackend(Backend):
     requires = ("tvm",)
     remote_capable = True
     compile_before_counting = True
+    compiles_ahead = True
     needs_rewrites = ("maxpool_indices",)  # 0.27's ONNX MaxPool has no Indices output
 
     def load(self) -> None:

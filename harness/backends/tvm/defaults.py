@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.backends.base import MeasureLater
 from harness.backends.tvm.schedule import LAYOUT_FREE, PREPACK, SCHEDULED
 from harness.core import cache, safefs
 
@@ -308,6 +309,7 @@ def record_against_default(name: str, func, tuned, dec: Decision, target_d: dict
     got = decisions.get(key)
     if got is not None:
         return got
+    decisions.need(name)
     func = func.with_attr("global_symbol", "main")
     default = schedule_func(func, target_d, dec.form)[0] if dec.use else func
     target, dev = tvm.target.Target(target_d), tvm.cpu(0)
@@ -344,16 +346,27 @@ def record_against_default(name: str, func, tuned, dec: Decision, target_d: dict
 class Decisions:
     """The per-machine record of decisions: JSON lines, appended, each carrying the sha256 of its own text, so a
     line that a crash tore or a disk corrupted is not believed (that kernel is measured again); the last good
-    line for a key wins."""
+    line for a key wins. `seeds`: committed files of decisions measured on this kind of machine (read only,
+    `committed_decisions`), read first. `defer`: a missing decision raises MeasureLater instead of being
+    measured."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, seeds: tuple[Path, ...] = (), defer: bool = False):
         self.path = path
+        self.defer = defer
         self.known: dict[str, dict] = {}
-        if path is not None and path.exists():
-            for raw in path.read_bytes().splitlines():
-                d = _checked(raw)
-                if d is not None:
-                    self.known[d["key"]] = d
+        for f in (*seeds, *([path] if path is not None else [])):
+            if f.exists():
+                for raw in f.read_bytes().splitlines():
+                    d = _checked(raw)
+                    if d is not None:
+                        self.known[d["key"]] = d
+
+    def need(self, name: str) -> None:
+        """About to measure kernel `name`: refused when deferred."""
+        if self.defer:
+            raise MeasureLater(
+                f"kernel {name} has no kept decision on this machine: measured when the machine is quiet"
+            )
 
     def get(self, key: str) -> Decision | None:
         d = self.known.get(key)
@@ -395,6 +408,7 @@ def decision(name: str, func, target_d: dict, decisions: Decisions) -> Decision:
     key = _key(func, target_d)
     dec = decisions.get(key)
     if dec is None:
+        decisions.need(name)
         dec = decide(name, func, target_d)
         decisions.put(key, dec)
     return dec
@@ -496,10 +510,11 @@ def schedule_untuned(mod, target_d: dict, decisions: Decisions, tuned: dict[str,
     return out, summary
 
 
-def build(mod, target_d: dict, decisions_path: Path | None, database=None):
+def build(mod, target_d: dict, decisions_path: Path | None, database=None, defer: bool = False):
     """relax.build of `mod` for `target_d`: legalise and fuse (the same passes MetaSchedule's task extraction
     runs, so database keys match), apply `database` when given, the default schedule for every kernel still
-    unscheduled, then Relax's own lowering. Returns (executable, summary)."""
+    unscheduled, then Relax's own lowering. Returns (executable, summary). `defer`: raise MeasureLater rather
+    than measure a kernel (a compile beside others)."""
     import tvm
     from tvm import tirx
     from tvm.relax.transform import MetaScheduleApplyDatabase
@@ -513,7 +528,7 @@ def build(mod, target_d: dict, decisions_path: Path | None, database=None):
         before = fused
         with database, target, tvm.transform.PassContext(opt_level=3):
             fused = MetaScheduleApplyDatabase()(fused)
-        decisions = Decisions(decisions_path)
+        decisions = Decisions(decisions_path, committed_decisions(target_d), defer)
         free = layout_free(before)
         for gv, func in fused.functions_items():
             if not (isinstance(func, tirx.PrimFunc) and func.attrs.get(SCHEDULED)):
@@ -537,7 +552,8 @@ def build(mod, target_d: dict, decisions_path: Path | None, database=None):
                 refused[gv.name_hint] = rd.why
     # outside any pass context: each kernel is built and run alone
     if runs_here(target_d):
-        fused, summary = schedule_untuned(fused, target_d, Decisions(decisions_path), tuned)
+        decisions = Decisions(decisions_path, committed_decisions(target_d), defer)
+        fused, summary = schedule_untuned(fused, target_d, decisions, tuned)
     else:  # a remote CPU: nothing can be measured or checked here, so nothing is changed
         summary = {
             "kernels_scheduled": 0,
@@ -648,6 +664,19 @@ def runs_here(target_d: dict) -> bool:
 def decisions_path(art, target_d: dict) -> Path | None:
     """The per-machine decisions beside the compile cache (None: caching off, decided afresh each build)."""
     return None if art.cache_dir is None else decisions_file(Path(art.cache_dir), target_d)
+
+
+def committed_decisions(target_d: dict) -> tuple[Path, ...]:
+    """The decisions committed for this kind of machine (`make decisions`), beside its tuning database:
+    tuning/tvm-<version>/<target slug>/default_schedule.jsonl. Like TVM's TopHub, a machine measured once
+    spares every fresh clone on it the measuring; a decision's key holds the kernel, the target, TVM's version
+    and this code, so one measured elsewhere or by other code never matches."""
+    import tvm
+
+    from harness.backends.tvm.tuning import db_dir
+
+    f = db_dir(target_d, tvm.__version__) / "default_schedule.jsonl"
+    return (f,) if f.exists() else ()
 
 
 def decisions_file(cache_dir: Path, target_d: dict) -> Path:

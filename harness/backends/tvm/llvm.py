@@ -30,7 +30,7 @@ class TvmLlvm(TvmBackend):
         if lib is not None and cache.is_valid(lib):
             return lib, None, {**engine_info(target_d, "hit"), **defaults.cached_summary(lib)}
         mod = relax_module(art.onnx_path, art.input_shapes, art.input_dtypes)
-        ex, summary = defaults.build(mod, target_d, defaults.decisions_path(art, target_d))
+        ex, summary = defaults.build(mod, target_d, defaults.decisions_path(art, target_d), defer=cfg.defer_measurement)
         export_cached(ex, lib)
         defaults.keep_summary(lib, summary)
         return lib, ex, {**engine_info(target_d, "miss" if lib else "off"), **defaults.info(summary)}

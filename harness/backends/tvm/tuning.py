@@ -500,6 +500,17 @@ def main(argv=None) -> int:
     return 2
 
 
+def _cached_state(path: Path | None) -> dict | None:
+    """A kept `tuning_state`, when its cache entry is whole."""
+    if path is None or not cache.is_valid(path):
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return state if isinstance(state, dict) and state.get("state") in ("tuned", "partly tuned", "untuned") else None
+
+
 class TvmLlvmTuned(TvmBackend):
     """TVM with the committed MetaSchedule database (`tuning/`) applied: the tuned schedule for every task the
     database has a record for, the default CPU schedule (harness/backends/tvm/defaults.py) for the rest. A workload with no record at all is skipped
@@ -520,16 +531,28 @@ class TvmLlvmTuned(TvmBackend):
                 f"no tuning database for TVM {tvm.__version__} on {target_slug(target_d)} "
                 f"(expected {d}); run `convtx tune`"
             )
-        mod = relax_module(art.onnx_path, art.input_shapes, art.input_dtypes)
-        db = open_db(d)
-        state = tuning_state(mod, target_d, db)
+        digest = hashlib.sha256(
+            (d / "database_tuning_record.json").read_bytes() + (d / "database_workload.json").read_bytes()
+        ).hexdigest()[:16]
+        lib = cache_path(art, {**target_d, "db": digest}, tvm.__version__)
+        # which of the workload's tasks the database covers: found once per (model, shapes, target, database) and
+        # kept beside the library (5 s of import and task extraction, for a case that is then skipped or a hit)
+        state_file = lib.with_name(lib.name + ".tuning-state.json") if lib is not None else None
+        state = _cached_state(state_file)
+        mod = db = None
+        if state is None:
+            mod = relax_module(art.onnx_path, art.input_shapes, art.input_dtypes)
+            db = open_db(d)
+            state = tuning_state(mod, target_d, db)
+            if state_file is not None:
+                tmp = cache.tmp_path(state_file)
+                tmp.write_text(json.dumps(state, sort_keys=True))
+                cache.commit(tmp, state_file)
         if state["state"] == "untuned":
             raise UnsupportedModel(
                 f"untuned: none of the workload's {state['tasks']} tasks has a record in {d} "
                 f"(tune it: convtx tune MODEL --lowerings LOWERING)"
             )
-        digest = hashlib.sha256((d / "database_tuning_record.json").read_bytes()).hexdigest()[:16]
-        lib = cache_path(art, {**target_d, "db": digest}, tvm.__version__)
         info = {
             **engine_info(target_d, "hit" if lib is not None and cache.is_valid(lib) else "miss"),
             "tuned": state["state"],
@@ -542,7 +565,12 @@ class TvmLlvmTuned(TvmBackend):
         }
         if lib is not None and cache.is_valid(lib):
             return lib, None, {**info, **defaults.cached_summary(lib)}
-        ex, summary = defaults.build(mod, target_d, defaults.decisions_path(art, target_d), database=db)
+        if mod is None:
+            mod = relax_module(art.onnx_path, art.input_shapes, art.input_dtypes)
+            db = open_db(d)
+        ex, summary = defaults.build(
+            mod, target_d, defaults.decisions_path(art, target_d), database=db, defer=cfg.defer_measurement
+        )
         export_cached(ex, lib)
         defaults.keep_summary(lib, summary)
         return lib, ex, {**info, **defaults.info(summary)}
