@@ -34,7 +34,7 @@ RPC_KILL ?=
 RPC_SERVERS ?= 2
 
 .PHONY: all setup setup-tools bench benchmarks benchmarks-aa lint test test-heavy tune report report-check equivalence chaos conformance fuzz clean \
-	perf-check perf-baseline perf-study perf-study-time setup-cuda bench-cuda build-cuda rpc-demo
+	perf-check perf-baseline perf-study perf-study-time setup-cuda bench-cuda build-cuda rpc-demo decisions test-all
 
 all: test
 
@@ -62,6 +62,18 @@ setup-cuda: $(STAMP)
 
 bench-cuda: setup-cuda
 	$(BIN)/convtx bench --suite cuda --require-gpu
+
+# The TVM default schedule's kernel decisions for this machine (harness/backends/tvm/defaults.py): the default
+# suite's TVM cases built on a quiet machine (each kernel without a decision measured alone), then committed beside
+# the tuning database (tuning/tvm-<version>/<target>/default_schedule.jsonl), so that a fresh clone on this kind
+# of machine measures none of them. Run it after changing schedule.py or defaults.py, whose digest keys them.
+DECISIONS_OUT ?= build/decisions
+decisions: $(STAMP)
+	rm -rf $(call q,$(DECISIONS_OUT))
+	$(BIN)/convtx bench --suite default --backends tvm-llvm,tvm-llvm-tuned --profile-runs 0 --no-calibrate \
+		--build-dir $(call q,$(DECISIONS_OUT)) --out $(call q,$(DECISIONS_OUT))/run
+	$(BIN)/python -m harness.backends.tvm.defaults commit $(call q,$(DECISIONS_OUT)) \
+		"$$($(BIN)/python -c 'from harness.measure.machine import usable_cpus; print(usable_cpus())')"
 
 # CUDA artefacts for the zoo without a GPU: libraries, kernel sources, nvcc cubins in build/artifacts
 build-cuda: $(STAMP)
@@ -96,6 +108,10 @@ test: $(STAMP) lint
 
 test-heavy: $(STAMP) setup-tools
 	$(BIN)/python -m pytest -m heavy $(PYTEST_ARGS)
+
+# both tiers: the fast one (`make test`) and the heavy one (tuning, valgrind counts, CUDA builds, RPC loops, long
+# fuzz, whole-suite sweeps; the `heavy` marker in pyproject.toml); CI runs both
+test-all: test test-heavy
 
 # The tools the tests need beyond the venv: valgrind (with its headers) for the counting tests, installed
 # when missing; nvcc comes with the CUDA toolkit, which this does not install (a test that needs it says

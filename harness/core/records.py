@@ -191,7 +191,7 @@ class Latency:
     stop: Mapping[str, Any] | None = None  # the stopping rule and what ended it: rule, by, ci95_rel, target_rel
 
     def to_json(self) -> dict:
-        return {
+        d = {
             "samples": list(self.samples),
             "median": self.median,
             "mean": self.mean,
@@ -204,9 +204,12 @@ class Latency:
             "n": self.n,
             "reference": self.reference.to_json() if self.reference else None,
             "ratio_to_reference": self.ratio_to_reference,
-            "ci95": list(self.ci95) if self.ci95 else None,
-            "stop": dict(self.stop) if self.stop else None,
         }
+        if self.ci95 is not None:  # written by the runs that know it (older records read back unchanged)
+            d["ci95"] = list(self.ci95)
+        if self.stop is not None:
+            d["stop"] = dict(self.stop)
+        return d
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Latency:

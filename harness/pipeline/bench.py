@@ -293,7 +293,9 @@ def _sweep(
         done = frozenset(r.case_id for r in done_records)
         meta.update(status="running")
         write_json_atomic(rd.meta_path, meta)  # resumable from here on, calibration included
+        t_cal = time.monotonic()
         _calibrate(meta, cfg, opts, say)
+        cal_s = time.monotonic() - t_cal
         write_json_atomic(rd.meta_path, meta)
         t0 = time.monotonic()
         say(
@@ -302,8 +304,18 @@ def _sweep(
         )
         if cfg.inject_slowdown:
             say(f"convtx bench: TEST-ONLY injected slowdown {cfg.inject_slowdown} (recorded in each record)")
+        from harness.pipeline.progress import history
+
+        phases: dict[str, float] = {"calibrate": cal_s}
         with ResultsWriter(rd.results_path) as w:
-            records = run_plan(plan, cfg, meta["run_id"], build, rd.path / "logs", sink=w.append, say=say, done=done)
+            records = run_plan(
+                plan, cfg, meta["run_id"], build, rd.path / "logs", sink=w.append, say=say, done=done,
+                past=history(rd.path.parent, exclude=rd.path), phases=phases,
+            )  # fmt: skip
+        # where the sweep's time went (seconds, summed over resumed sessions): prepare, compile ahead, the cases
+        # run one at a time (timing, checking, profiling), the remote phase
+        for k, v in phases.items():
+            meta.setdefault("phases_s", {})[k] = round(meta.get("phases_s", {}).get(k, 0.0) + v, 1)
         meta.update(
             status="complete", wall_s=round(meta.get("wall_s", 0) + time.monotonic() - t0, 1), finished=utc_now()
         )
@@ -320,10 +332,16 @@ def _sweep(
                     f"(first: {off[0].case_id}: {off[0].status} {off[0].reason}); results kept in {rd.path}"
                 )
                 return BenchResult(rd.path, 1)
+        t_rep = time.monotonic()
         report = opts.report(rd.path) if opts.report else None
+        phases["report"] = time.monotonic() - t_rep
     finally:
         rd.unlock()
     bad = sum(1 for r in records if r.status in ("mismatch", "error"))
+    say(
+        "convtx bench: where the time went: "
+        + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in phases.items() if v >= 0.5 or k == "cases")
+    )
     say(
         f"convtx bench: {len(records)} cases in {time.monotonic() - t0:.0f} s "
         f"({bad} mismatching or failed)" + (f"; report: {report}" if report else f" -> {rd.path}")

@@ -177,11 +177,14 @@ def run_plan(
     done: frozenset[str] = frozenset(),
     prepared: dict[tuple[ModelRef, int], Prepared] | None = None,
     past: dict[str, float] | None = None,
+    phases: dict[str, float] | None = None,
 ) -> list[Record]:
     """Run every case of `plan` whose id is not in `done`; each record is handed to `sink` as soon as it
     exists (the caller makes it durable before the next case starts). `prepared` supplies models whose
     inputs and expected outputs are given (conformance tests) instead of exported and computed here. `past`:
-    case id -> seconds in earlier runs (harness/pipeline/progress.py), for the progress lines' ETA.
+    case id -> seconds in earlier runs (harness/pipeline/progress.py), for the progress lines' ETA. `phases`
+    gains the seconds spent preparing models, compiling ahead, running cases one at a time and in the remote
+    phase (keys prepare, compile_ahead, cases, remote).
 
     Per model: prepared (exported, float64 reference), its cases on engines that compile when a session is
     created run and are timed one at a time; then the cases of engines that compile ahead (TVM) are built in
@@ -191,6 +194,11 @@ def run_plan(
     cases = [c for c in plan.cases() if case_id(c[0].label, c[2], c[3], c[1]) not in done]
     total = len(cases)
     eta = Eta({case_id(c[0].label, c[2], c[3], c[1]): c[3] for c in cases}, past or {})
+    spent: dict[str, float] = phases if phases is not None else {}
+
+    def count(phase: str, t0: float) -> None:
+        spent[phase] = spent.get(phase, 0.0) + time.monotonic() - t0
+
     cap = int(cfg.memory_cap_gib * 2**30) if cfg.memory_cap_gib else None
     avail = {b: BACKENDS[b].availability() for b in plan.backends}
     workers: dict[str, WorkerClient] = {}
@@ -269,7 +277,13 @@ def run_plan(
 
     def run_local(prep: Prepared, lowering: str, b: str, key: CaseKey) -> Record:
         say(f"[{len(records)}/{total} {elapsed()}] running {key.case_id} ...")
-        return run_case_isolated(worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg, run_id, build_dir, key)
+        t0 = time.monotonic()
+        try:
+            return run_case_isolated(
+                worker(b, BACKENDS[b].worker_env(cfg)), prep, lowering, b, cfg, run_id, build_dir, key
+            )
+        finally:
+            count("cases", t0)
 
     def ahead_worker(b: str, name: str, slot: int) -> WorkerClient:
         return worker(name, BACKENDS[b].worker_env(cfg))
@@ -283,10 +297,13 @@ def run_plan(
             f"({', '.join(sorted({b for _, b, _ in todo}))}) on {min(usable_cpus(), len(todo))} core(s) before timing"
         )
         t0 = time.monotonic()
-        built = compile_local(
+        try:
+            built = compile_local(
             [AheadCase(prep, lw, b, key, (past or {}).get(key.case_id, 0.0)) for lw, b, key in todo],
-            cfg, run_id, build_dir, ahead_worker, run_case_isolated, say,
-        )  # fmt: skip
+                cfg, run_id, build_dir, ahead_worker, run_case_isolated, say,
+            )  # fmt: skip
+        finally:
+            count("compile_ahead", t0)
         slots = min(usable_cpus(), len(todo))
         say(f"[{len(records)}/{total} {elapsed()}] built {len(todo)} case(s) in {time.monotonic() - t0:.1f} s")
         for lowering, b, key in todo:
@@ -308,7 +325,9 @@ def run_plan(
 
     try:
         for ref, batch in dict.fromkeys((c[0], c[1]) for c in cases):
+            t0 = time.monotonic()
             prep, prep_error, tail = prepare_one(ref, batch)
+            count("prepare", t0)
             later: list[tuple[str, str, CaseKey]] = []
             for _, _, lowering, b in [c for c in cases if c[:2] == (ref, batch)]:
                 key = case_key(prep or (ref, batch), lowering, b, cfg, run_id)
@@ -354,7 +373,9 @@ def run_plan(
             if prep is not None:
                 build_then_time(prep, later)
         if remote_cases:
+            t0 = time.monotonic()
             facts = run_remote(remote_cases, cfg, run_id, build_dir, worker, run_case_isolated, emit, say)
+            count("remote", t0)
             _say_farm(facts, say)
             log_dir.mkdir(parents=True, exist_ok=True)  # the remote phase's facts, beside the workers' logs
             safefs.write_atomic(log_dir / "farm.json", json.dumps(facts, indent=1, sort_keys=True))

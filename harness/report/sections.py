@@ -145,9 +145,7 @@ def summary_lines(meta: Mapping, records: list[Record]) -> list[tuple[str, str]]
         ),
         (
             "threads per engine",
-            f"{cfg.get('threads', '?')} · timing: {t.get('warmup', '?')} warm-up, then ≥ "
-            f"{t.get('min_repeats', '?')} runs and ≥ {t.get('min_time_s', '?')} s "
-            f"(cap {t.get('max_time_s', '?')} s)"
+            f"{cfg.get('threads', '?')} · timing: {_timing_text(t, records)}"
             if not cfg.get("counter")
             else f"{cfg.get('threads', '?')} · counted, not timed: {_counter_text(cfg['counter'])}",
         ),
@@ -158,6 +156,34 @@ def summary_lines(meta: Mapping, records: list[Record]) -> list[tuple[str, str]]
         ),
         ("cases", f"{len(records)} — " + ", ".join(f"{n} {s}" for s, n in counts.items())),
     ]
+
+
+def _timing_text(t: Mapping, records: list[Record]) -> str:
+    """The stopping rule, and the precision the timed cases reached: how many stopped at the target, the median
+    and the worst half-width of their medians' 95% confidence intervals."""
+    if t.get("rel_ci"):
+        rule = (
+            f"{t.get('warmup', '?')} warm-up, then until the median's 95% CI is within ±{100 * t['rel_ci']:g}% "
+            f"(≥ {t.get('min_repeats', '?')} runs and ≥ {t.get('min_time_s', '?')} s; budget {t.get('max_time_s', '?')} s)"
+        )
+    else:
+        rule = (
+            f"{t.get('warmup', '?')} warm-up, then ≥ {t.get('min_repeats', '?')} runs and ≥ {t.get('min_time_s', '?')} s "
+            f"(cap {t.get('max_time_s', '?')} s)"
+        )
+    stops = [r.latency_ms.stop for r in records if r.latency_ms is not None and r.latency_ms.stop]
+    if not stops:
+        return rule
+    rel = sorted(float(x.get("ci95_rel", 0.0)) for x in stops)
+    by = {}
+    for x in stops:
+        by[x.get("by", "?")] = by.get(x.get("by", "?"), 0) + 1
+    return (
+        f"{rule} · precision reached: median ±{100 * rel[len(rel) // 2]:.1f}%, worst ±{100 * rel[-1]:.1f}% "
+        f"(95% CI of the median, {len(rel)} timed cases; stopped by "
+        + ", ".join(f"{k} {n}" for k, n in sorted(by.items()))
+        + ")"
+    )
 
 
 def _counter_text(c: Mapping) -> str:

@@ -676,7 +676,57 @@ def committed_decisions(target_d: dict) -> tuple[Path, ...]:
     from harness.backends.tvm.tuning import db_dir
 
     f = db_dir(target_d, tvm.__version__) / "default_schedule.jsonl"
-    return (f,) if f.exists() else ()
+    try:
+        meta = json.loads(f.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return ()
+    # decisions of other code would never match a key: not read at all (`make decisions` measures them again)
+    return (f,) if f.exists() and meta.get("code") == cache.source_digest(SOURCES) else ()
+
+
+def commit_decisions(build_dir: Path, threads: int) -> Path:
+    """`make decisions`: the decisions a sweep measured under `build_dir` for this host (TVM's target for it
+    with `threads`), with the committed ones that are still current, become the committed ones, with what they
+    were measured with (code digest, TVM version, target, CPU) beside them."""
+    import platform
+
+    import tvm
+
+    from harness.backends.tvm.common import host_target
+    from harness.backends.tvm.tuning import db_dir
+
+    target_d = host_target(threads)
+    src = decisions_file(build_dir / "compiled", target_d)
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no decisions measured for {target_d} under {build_dir}")
+    by_key: dict[str, bytes] = {}  # the committed ones still current, then the new: the last for a key wins
+    for f in (*committed_decisions(target_d), src):
+        for ln in f.read_bytes().splitlines():
+            d = _checked(ln)
+            if d is not None:
+                by_key[d["key"]] = ln
+    lines = list(by_key.values())
+    out = db_dir(target_d, tvm.__version__) / "default_schedule.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    safefs.write_atomic(out, b"\n".join(lines).decode() + "\n")
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    meta = {
+        "code": cache.source_digest(SOURCES),
+        "tvm": tvm.__version__,
+        "target": target_d,
+        "cpu": cpu,
+        "decisions": len(lines),
+        "measured": time.strftime("%Y-%m-%d"),
+    }
+    safefs.write_atomic(out.with_suffix(".json"), json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return out
 
 
 def decisions_file(cache_dir: Path, target_d: dict) -> Path:
@@ -712,3 +762,14 @@ def cached_summary(lib: Path) -> dict:
 def info(summary: dict) -> dict:
     """The record's details for a build: how many kernels run the default schedule, which kept their loops."""
     return {"default_schedule": summary}
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "commit":
+        print(
+            "usage: python -m harness.backends.tvm.defaults commit BUILD_DIR THREADS (make decisions)", file=sys.stderr
+        )
+        sys.exit(2)
+    print(f"committed: {commit_decisions(Path(sys.argv[2]), int(sys.argv[3]))}")
