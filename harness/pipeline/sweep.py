@@ -321,7 +321,10 @@ def run_plan(
             # the record's compile time is the build's; the timing run only loaded the cached library
             load = rec.compile_s
             rec = replace(rec, compile_s=pre.compile_s if pre.compile_s is not None else rec.compile_s)
-            emit(rec.with_details(compiled_ahead={**ahead, "load_s": load}))
+            facts: dict = {"compiled_ahead": {**ahead, "load_s": load}}
+            if "compile_cache" in pre.details:  # the cache as the build found it (the timed run's load is a hit)
+                facts["compile_cache"] = pre.details["compile_cache"]
+            emit(rec.with_details(**facts))
 
     try:
         for ref, batch in dict.fromkeys((c[0], c[1]) for c in cases):

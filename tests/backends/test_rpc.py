@@ -221,6 +221,7 @@ def test_a_server_that_joins_mid_sweep_takes_cases_and_a_different_one_is_report
 
 @pytest.mark.heavy
 def test_tuning_measures_candidates_on_the_farm(tmp_path, monkeypatch, capfd):
+    from harness.backends.tvm import common as tvm_common
     from harness.backends.tvm import tuning
     from harness.backends.tvm.common import host_target
 
@@ -228,6 +229,7 @@ def test_tuning_measures_candidates_on_the_farm(tmp_path, monkeypatch, capfd):
 
     path = make_convtranspose_model(tmp_path / "ct.onnx", x_shape=(1, 8, 8, 8), w_shape=(8, 4, 3, 3), strides=[2, 2])
     monkeypatch.setattr(tuning, "ROOT", tmp_path / "tuning")
+    monkeypatch.setattr(tvm_common, "ROOT", tmp_path / "tuning")  # db_dir's
     with LoopbackCluster(servers=2, key="loopback", threads=1, log_dir=tmp_path / "rpc", pin=True) as cl:
         res = tuning.tune_workload(
             "ct", "native", str(path), {"X": (1, 8, 8, 8)}, {"X": "float32"}, host_target(1), trials=16,

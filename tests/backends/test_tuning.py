@@ -28,6 +28,7 @@ def _artifact(path):
 
 @pytest.mark.heavy
 def test_tuning_fills_the_database_and_the_tuned_backend_applies_it(tmp_path, monkeypatch):
+    from harness.backends.tvm import common as tvm_common
     from harness.backends.tvm import tuning
     from harness.backends.tvm.common import host_target
 
@@ -42,6 +43,7 @@ def test_tuning_fills_the_database_and_the_tuned_backend_applies_it(tmp_path, mo
     art, m = _artifact(path)
     target = host_target(1)
     monkeypatch.setattr(tuning, "ROOT", tmp_path / "tuning")
+    monkeypatch.setattr(tvm_common, "ROOT", tmp_path / "tuning")  # db_dir's
     with pytest.raises(UnsupportedModel, match="no tuning database"):
         get_backend("tvm-llvm-tuned").compile(art, RunConfig(threads=1))
 

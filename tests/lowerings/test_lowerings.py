@@ -138,6 +138,8 @@ def test_random_attributes_every_lowering_on_ort(cfg, seed, tmp_path):
     _check_config(cfg, seed, ["ort-cpu"], list(LOWERINGS), tmp_path)
 
 
+@pytest.mark.heavy  # six random ConvTransposes x seven lowerings built by TVM: 45 s; the golden cases run every
+# lowering on TVM in the fast tier
 @settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cfg=ct_configs(), seed=st.integers(0, 2**31 - 1))
 def test_random_attributes_every_lowering_on_tvm(cfg, seed, tmp_path):

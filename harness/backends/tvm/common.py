@@ -16,8 +16,23 @@ from pathlib import Path
 import numpy as np
 
 from harness.backends.base import Backend, BackendUnavailable, Compiled, LayerTime, ModelArtifact, UnsupportedModel
-from harness.core import cache
+from harness.core import cache, safefs
 from harness.core.config import RunConfig
+
+ROOT = Path(__file__).resolve().parents[3] / "tuning"  # the repository's tuning/: databases, decisions
+
+
+def target_slug(target: dict) -> str:
+    """The database's folder name; its parts may come from a remote or a command line, so each must be a
+    plain file name (docs/security.md)."""
+    parts = [str(target.get("kind", "llvm")), str(target.get("mcpu", "generic")), str(target.get("num-cores", "x"))]
+    for what, v in zip(("kind", "mcpu", "num-cores"), parts):
+        safefs.component(v, what, "the TVM target")
+    return f"{parts[0]}-{parts[1]}-{parts[2]}c"
+
+
+def db_dir(target: dict, tvm_version: str, root: Path | None = None) -> Path:
+    return Path(root or ROOT) / f"tvm-{tvm_version}" / target_slug(target)
 
 
 class BuiltNotRun(BackendUnavailable):

@@ -673,7 +673,7 @@ def committed_decisions(target_d: dict) -> tuple[Path, ...]:
     and this code, so one measured elsewhere or by other code never matches."""
     import tvm
 
-    from harness.backends.tvm.tuning import db_dir
+    from harness.backends.tvm.common import db_dir
 
     f = db_dir(target_d, tvm.__version__) / "default_schedule.jsonl"
     try:
@@ -692,8 +692,7 @@ def commit_decisions(build_dir: Path, threads: int) -> Path:
 
     import tvm
 
-    from harness.backends.tvm.common import host_target
-    from harness.backends.tvm.tuning import db_dir
+    from harness.backends.tvm.common import db_dir, host_target
 
     target_d = host_target(threads)
     src = decisions_file(build_dir / "compiled", target_d)

@@ -29,27 +29,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.backends.base import ModelArtifact, UnsupportedModel
-from harness.backends.tvm.common import TvmBackend, cache_path, engine_info, export_cached, host_target, relax_module
+from harness.backends.tvm.common import (
+    ROOT,
+    TvmBackend,
+    cache_path,
+    db_dir,
+    engine_info,
+    export_cached,
+    host_target,
+    relax_module,
+    target_slug,
+)
 from harness.core import cache, safefs
 from harness.core.config import RunConfig
 from harness.core.errors import ConvtxError
 
-ROOT = Path(__file__).resolve().parents[3] / "tuning"  # the repository's tuning/
 MIN_SHARE = 0.01  # tasks below 1% of the untuned latency are not tuned
 TRIALS_PER_ITER = 16  # small rounds: a workload's trials reach more of its tasks
-
-
-def target_slug(target: dict) -> str:
-    """The database's folder name; its parts may come from a remote or a command line, so each must be a
-    plain file name (docs/security.md)."""
-    parts = [str(target.get("kind", "llvm")), str(target.get("mcpu", "generic")), str(target.get("num-cores", "x"))]
-    for what, v in zip(("kind", "mcpu", "num-cores"), parts):
-        safefs.component(v, what, "the TVM target")
-    return f"{parts[0]}-{parts[1]}-{parts[2]}c"
-
-
-def db_dir(target: dict, tvm_version: str, root: Path | None = None) -> Path:
-    return Path(root or ROOT) / f"tvm-{tvm_version}" / target_slug(target)
 
 
 def databases(root: Path | None = None) -> list[dict]:
