@@ -298,10 +298,8 @@ def run_plan(
         )
         t0 = time.monotonic()
         try:
-            built = compile_local(
-            [AheadCase(prep, lw, b, key, (past or {}).get(key.case_id, 0.0)) for lw, b, key in todo],
-                cfg, run_id, build_dir, ahead_worker, run_case_isolated, say,
-            )  # fmt: skip
+            jobs = [AheadCase(prep, lw, b, key, (past or {}).get(key.case_id, 0.0)) for lw, b, key in todo]
+            built = compile_local(jobs, cfg, run_id, build_dir, ahead_worker, run_case_isolated, say)
         finally:
             count("compile_ahead", t0)
         slots = min(usable_cpus(), len(todo))
