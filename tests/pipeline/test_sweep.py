@@ -139,3 +139,34 @@ def test_prepared_from_arrays_writes_a_cache_entry_and_counts_what_cases_share(t
     assert calls == [] and again == prep  # a valid entry is reused: the function is not called
     prep = prepared_from_arrays(ref, 1, model, str(path), {name: 2 * x}, [np.ones(4, np.float32)], data, "given")
     assert np.array_equal(prep.load_data()[0][name], 2 * x)  # arrays in hand: rewritten
+
+
+def test_without_a_gpu_the_default_suite_says_so_for_cuda_cases_without_building_them(tmp_path):
+    """build_without_gpu False (the default suite): a CUDA case on a machine without a GPU is skipped at once,
+    naming why and where the CUDA builds are (`make build-cuda`); nothing is compiled. The bench CLI sets it
+    for the default suite only when --backends does not name the engines."""
+    import argparse
+    from dataclasses import replace
+
+    from harness.cli.bench import _plan
+    from harness.measure import cuda
+
+    if cuda.probe().runnable:
+        pytest.skip("a GPU is here: its cases run")
+    plan = Plan((zoo_ref("cae@16"),), ("native",), ("tvm-cuda", "ort-cuda"), (1,))
+    recs = _run(plan, tmp_path, replace(CFG, build_without_gpu=False))
+    assert [r.status for r in recs] == ["skipped", "skipped"]
+    tvm = recs[0]
+    assert tvm.reason.startswith("no CUDA GPU here (") and "make build-cuda" in tvm.reason
+    assert tvm.compile_s is None and not (tmp_path / "build" / "compiled").exists()
+
+    def args(**kw):
+        base = dict(
+            suite="default", models=None, lowerings=None, backends=None, batches=None, shape=None, profile_runs=None,
+            threads=1, memory_cap=None, case_timeout=900.0, seed=0,
+        )  # fmt: skip
+        return argparse.Namespace(**{**base, **kw})
+
+    assert _plan(args())[2].build_without_gpu is False
+    assert _plan(args(backends="tvm-cuda"))[2].build_without_gpu is True
+    assert _plan(args(suite="cuda"))[2].build_without_gpu is True
