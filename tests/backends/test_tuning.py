@@ -2,6 +2,7 @@
 models with a handful of trials (the real tuning is `make tune`; its numbers are in the benchmark)."""
 
 import json
+import os
 
 import numpy as np
 import onnx
@@ -83,6 +84,40 @@ def test_tuning_fills_the_database_and_the_tuned_backend_applies_it(tmp_path, mo
     db = tuning.open_db(d)
     mod = tuning.relax_module(str(path), art.input_shapes, art.input_dtypes)
     assert any(tuning.has_record(db, t, other) for t in tuning.extract(mod, other))
+    # the tuned backend's check reads the hashes off the JSON lines instead of parsing the database: same answer
+    assert tuning.state_by_hashes(mod, target, d) == tuning.tuning_state(mod, target, db)
+
+
+def test_tuning_state_from_the_databases_hash_lines(tmp_path):
+    """state_by_hashes: a task is tuned when the workload line with its hash has a record line pointing at it;
+    a workload without a record does not count; no workload of the model: untuned. (Its agreement with
+    MetaSchedule's own query on a real database: the heavy test above.)"""
+    from harness.backends.tvm import tuning
+    from harness.backends.tvm.common import host_target
+
+    path = make_convtranspose_model(tmp_path / "ct.onnx", x_shape=(1, 4, 4, 4), w_shape=(4, 2, 3, 3), strides=[2, 2])
+    art, _ = _artifact(path)
+    target = host_target(1)
+    mod = tuning.relax_module(str(path), art.input_shapes, art.input_dtypes)
+    hashes = tuning.task_hashes(mod, target)
+    assert hashes and all(h.isdigit() for h in hashes.values())
+    name, h = sorted(hashes.items())[0]
+    d = tmp_path / "db"
+    d.mkdir()
+
+    def write(workloads: list[str], records: list[int]) -> dict:
+        (d / "database_workload.json").write_text("".join(json.dumps([w, "payload"]) + "\n" for w in workloads))
+        (d / "database_tuning_record.json").write_text("".join(json.dumps([i, ["trace"]]) + "\n" for i in records))
+        os.utime(
+            d / "database_tuning_record.json", ns=(len(workloads) * 10**9, (len(workloads) + len(records)) * 10**9)
+        )
+        return tuning.state_by_hashes(mod, target, d)
+
+    assert write(["1", h], [])["state"] == "untuned"  # a workload without a record
+    got = write(["1", "2", h], [2, 0])
+    assert got["tasks_tuned"] == 1 and (got["state"] == "tuned") == (len(set(hashes.values())) == 1)
+    assert name not in got["untuned_tasks"]
+    assert write(["1", "2"], [0, 1])["state"] == "untuned"  # records, but for other workloads
 
 
 def test_tune_rejects_a_bad_target_in_one_line(tmp_path):
