@@ -25,7 +25,7 @@ from harness.pipeline.ahead import AheadCase, compile_local
 from harness.pipeline.case import case_key
 from harness.pipeline.farm import RemoteCase, run_remote
 from harness.pipeline.prepare import ModelRef, Prepared
-from harness.pipeline.progress import Eta, case_seconds
+from harness.pipeline.progress import Eta, case_parts
 from harness.pipeline.worker import WorkerClient, WorkerDied
 
 
@@ -176,13 +176,14 @@ def run_plan(
     say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
     done: frozenset[str] = frozenset(),
     prepared: dict[tuple[ModelRef, int], Prepared] | None = None,
-    past: dict[str, float] | None = None,
+    past: dict[str, tuple[float, float]] | None = None,
     phases: dict[str, float] | None = None,
 ) -> list[Record]:
     """Run every case of `plan` whose id is not in `done`; each record is handed to `sink` as soon as it
     exists (the caller makes it durable before the next case starts). `prepared` supplies models whose
     inputs and expected outputs are given (conformance tests) instead of exported and computed here. `past`:
-    case id -> seconds in earlier runs (harness/pipeline/progress.py), for the progress lines' ETA. `phases`
+    case id -> (run s, build share s) in earlier runs (harness/pipeline/progress.py), for the progress lines'
+    ETA and the builds' longest-first order. `phases`
     gains the seconds spent preparing models, compiling ahead, running cases one at a time and in the remote
     phase (keys prepare, compile_ahead, cases, remote).
 
@@ -243,7 +244,7 @@ def run_plan(
         records.append(rec)
         sink(rec)
         try:
-            eta.done(rec.case_id, case_seconds(rec.details))
+            eta.done(rec.case_id, case_parts(rec.details))
         except (KeyError, TypeError, ValueError):  # a record that never held a worker (a skip): no time
             eta.done(rec.case_id, None)
         lat = f" {rec.latency_ms.median:.3f} ms" if rec.latency_ms else ""
@@ -298,7 +299,7 @@ def run_plan(
         )
         t0 = time.monotonic()
         try:
-            jobs = [AheadCase(prep, lw, b, key, (past or {}).get(key.case_id, 0.0)) for lw, b, key in todo]
+            jobs = [AheadCase(prep, lw, b, key, (past or {}).get(key.case_id, (0.0, 0.0))[1]) for lw, b, key in todo]
             built = compile_local(jobs, cfg, run_id, build_dir, ahead_worker, run_case_isolated, say)
         finally:
             count("compile_ahead", t0)

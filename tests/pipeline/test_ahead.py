@@ -103,32 +103,54 @@ def test_one_core_builds_in_order_and_measures_at_once(monkeypatch):
     assert not any(mode for _, mode, _, _ in fake.spans)
 
 
+def test_eta_scales_each_engine_and_part_by_its_own_pace():
+    """A re-run: its TVM builds are cache hits (the build part all but vanishes), running takes what it took;
+    its ORT cases the same as before."""
+    past = {"o1": (1.0, 0.0), "o2": (1.0, 0.0), "t1": (1.0, 9.0), "t2": (2.0, 30.0)}
+    eta = Eta({"o1": "ort-cpu", "o2": "ort-cpu", "t1": "tvm-llvm", "t2": "tvm-llvm"}, past)
+    eta.done("o1", (1.0, 0.0))
+    eta.done("t1", (1.0, 0.09))
+    assert eta.remaining_s() == pytest.approx(1.0 + 2.0 + 0.3)
+
+
 def test_eta_from_earlier_runs_scaled_by_this_runs_pace_else_the_engines_mean():
     clock = [0.0]
-    past = {"a": 10.0, "b": 20.0, "c": 30.0}
+    past = {"a": (10.0, 0.0), "b": (20.0, 0.0), "c": (30.0, 0.0)}
     eta = Eta(
         {"a": "ort-cpu", "b": "ort-cpu", "c": "ort-cpu", "d": "tvm-llvm", "e": "tvm-llvm"}, past, lambda: clock[0]
     )
     assert eta.remaining_s() is None  # d and e: nothing to estimate them from yet
-    eta.done("a", 5.0)  # this run goes at half the earlier pace; d and e: the mean of the cases done
+    eta.done("a", (5.0, 0.0))  # this run goes at half the earlier pace; d and e: the mean of the cases done
     assert eta.remaining_s() == pytest.approx(10.0 + 15.0 + 2 * 5.0)
-    eta.done("d", 4.0)  # tvm-llvm has no history: its mean so far
+    eta.done("d", (3.0, 1.0))  # tvm-llvm has no history: its mean so far
     assert eta.remaining_s() == pytest.approx(10.0 + 15.0 + 4.0)
     clock[0] = 9.0
     assert eta.text() == "0:00:09, ETA 0:00:29"
 
 
-def test_history_reads_the_latest_runs_and_counts_the_build_share(tmp_path):
+def test_history_reads_the_latest_runs_and_splits_running_from_building(tmp_path):
     runs = tmp_path / "runs"
     for name, wall in (("20260101-000000-aaaaaaaa", 5.0), ("20260102-000000-bbbbbbbb", 7.0)):
         d = runs / name
         d.mkdir(parents=True)
-        rec = {
+        timed = {
             "case_id": "m@8/native/tvm-llvm/b1",
-            "details": {"wall": {"start": 100.0, "end": 100.0 + wall}, "compiled_ahead": {"wall_s": 4.0, "slots": 2}},
+            "details": {
+                "wall": {"start": 100.0, "end": 100.0 + wall},
+                "compiled_ahead": {"wall_s": 4.0, "slots": 2, "load_s": 0.1},
+            },
         }
-        (d / "results.jsonl").write_text(json.dumps(rec) + "\n{torn\n")
-    assert history(runs) == {"m@8/native/tvm-llvm/b1": pytest.approx(7.0 + 2.0)}
+        built_only = {  # skipped at its build: its wall is the build's, counted once
+            "case_id": "m@8/gemm_col2im/tvm-llvm/b1",
+            "details": {"wall": {"start": 100.0, "end": 103.0}, "compiled_ahead": {"wall_s": 3.0, "slots": 2}},
+        }
+        skipped = {"case_id": "m@8/native/tvm-cuda/b1", "details": {}}  # never held a worker: no time
+        lines = [json.dumps(timed), "{torn", json.dumps(built_only), json.dumps(skipped)]
+        (d / "results.jsonl").write_text("\n".join(lines) + "\n")
+    got = history(runs)
+    assert got["m@8/native/tvm-llvm/b1"] == pytest.approx((7.0, 2.0))
+    assert got["m@8/gemm_col2im/tvm-llvm/b1"] == pytest.approx((0.0, 1.5))
+    assert got["m@8/native/tvm-cuda/b1"] == (0.0, 0.0) and len(got) == 3
     assert history(tmp_path / "none") == {}
     with pytest.raises(KeyError):
         case_seconds({})
