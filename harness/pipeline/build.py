@@ -36,7 +36,7 @@ class Built:
 
     @property
     def known(self) -> int:
-        """nvcc failures the ledger explains."""
+        """Failures the ledgers explain: nvcc ones (CUDA_BUILD_LEDGER) and engine ones (GRAPH_LEDGER)."""
         return sum(1 for c in self.cases if (c.get("nvcc") or {}).get("known") or c.get("known"))
 
 

@@ -57,11 +57,6 @@ def case_parts(details: dict) -> tuple[float, float]:
     return max(0.0, float(w["end"]) - float(w["start"])), share
 
 
-def case_seconds(details: dict) -> float:
-    """What a case cost the sweep: both `case_parts`."""
-    return sum(case_parts(details))
-
-
 def fmt_s(sec: float) -> str:
     sec = int(round(max(0.0, sec)))
     return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}"

@@ -14,7 +14,7 @@ import pytest
 from harness.core.config import RunConfig
 from harness.pipeline import ahead
 from harness.pipeline.ahead import AheadCase, compile_local
-from harness.pipeline.progress import Eta, case_seconds, history
+from harness.pipeline.progress import Eta, case_parts, history
 
 from ..helpers import case_key
 
@@ -153,4 +153,4 @@ def test_history_reads_the_latest_runs_and_splits_running_from_building(tmp_path
     assert got["m@8/native/tvm-cuda/b1"] == (0.0, 0.0) and len(got) == 3
     assert history(tmp_path / "none") == {}
     with pytest.raises(KeyError):
-        case_seconds({})
+        case_parts({})
