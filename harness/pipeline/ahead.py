@@ -23,21 +23,21 @@ from harness.measure.machine import usable_cpus
 from harness.pipeline.worker import WorkerClient
 
 
-def run_pool(items: Iterable[Any], clients: list[WorkerClient], fn: Callable[[WorkerClient, Any], None]) -> None:
-    """`fn(worker, item)` for every item, in order, one thread per client (each client serves one item at a
-    time). The clients must have been started on the calling thread (WorkerClient.start)."""
+def run_pool(items: Iterable[Any], slots: list[Any], fn: Callable[[Any, Any], None]) -> None:
+    """`fn(slot, item)` for every item, in order, one thread per slot (each slot serves one item at a time).
+    Worker processes a slot uses must have been started on the calling thread (WorkerClient.start)."""
     work = deque(items)
     lock = threading.Lock()
 
-    def loop(w: WorkerClient) -> None:
+    def loop(slot: Any) -> None:
         while True:
             with lock:
                 if not work:
                     return
                 item = work.popleft()
-            fn(w, item)
+            fn(slot, item)
 
-    threads = [threading.Thread(target=loop, args=(w,), daemon=True) for w in clients]
+    threads = [threading.Thread(target=loop, args=(slot,), daemon=True) for slot in slots]
     for t in threads:
         t.start()
     for t in threads:
@@ -73,16 +73,16 @@ def compile_local(
         w.start()  # on this thread: a worker dies with the thread that started it
     out: dict[str, Record] = {}
     lock = threading.Lock()
-    slot_of = {id(w): i for (_, i), w in clients.items()}
 
-    def build(w: WorkerClient, c: AheadCase) -> None:
-        mine = clients[(c.backend, slot_of[id(w)])]
-        rec = run_isolated(mine, c.prep, c.lowering, c.backend, ahead_cfg, run_id, build_dir, c.key)
+    def build(slot: int, c: AheadCase) -> None:
+        rec = run_isolated(
+            clients[(c.backend, slot)], c.prep, c.lowering, c.backend, ahead_cfg, run_id, build_dir, c.key
+        )
         with lock:
             out[c.key.case_id] = rec
 
     order = sorted(cases, key=lambda c: -c.expected_s)  # stable: the plan's order among equals
-    run_pool(order, [clients[(backends[0], i)] for i in range(n)], build)
+    run_pool(order, list(range(n)), build)
     deferred = [c for c in order if out[c.key.case_id].details.get("deferred")]
     if deferred:
         say(
