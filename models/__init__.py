@@ -21,7 +21,7 @@ class ModelSpec:
     autoencoders, consumes); `inputs(size, batch)` gives every input's shape in ONNX input order."""
 
     name: str
-    family: str  # "autoencoder" | "segmentation"
+    family: str  # "autoencoder" | "segmentation" | "unpool" | "layer"
     description: str
     dims: int  # spatial dimensions of its ConvTransposes
     builder: str  # "package.module:function", function(size) -> torch.nn.Module
@@ -29,6 +29,9 @@ class ModelSpec:
     sizes: tuple[int, ...]  # sizes known to work: the first is the test size, the last a realistic one
     min_size: int  # smallest legal size; sizes must be multiples of it
     pow2: bool = False  # sizes must also be powers of two (a fixed 4x4 start doubled per stage)
+    # the zoo model this one computes the same function as, written another way (its layers as ConvTransposes):
+    # a case of this model is checked against that model's native case on the same engine (harness/pipeline/forms.py)
+    form_of: str | None = None
 
     def build(self, size: int, seed: int = 0):
         """The torch module (float32, eval mode) with seeded weights."""
@@ -187,6 +190,60 @@ MODELS: dict[str, ModelSpec] = {
         inputs=_lazy("models.vol3d:vol3d_input_shapes"),
         sizes=(16, 32, 64),
         min_size=8,
+    ),
+    # --- unpooling: three ways to undo a max pooling, two of them also as ConvTransposes (models/unpool.py) ----
+    "unpool_nearest": ModelSpec(
+        name="unpool_nearest",
+        family="unpool",
+        dims=2,
+        description="2x (Conv+BN+ReLU, MaxPool 2) -> 2x (nearest unpooling: Resize, Conv+BN+ReLU) -> Conv1x1",
+        builder="models.unpool:build_nearest",
+        inputs=_lazy("models.unpool:unpool_input_shapes"),
+        sizes=(32, 64, 256),
+        min_size=4,
+    ),
+    "unpool_nearest_ct": ModelSpec(
+        name="unpool_nearest_ct",
+        family="unpool",
+        dims=2,
+        description="unpool_nearest with the unpooling as a depthwise ConvTranspose k2 s2, kernel of ones",
+        builder="models.unpool:build_nearest_ct",
+        inputs=_lazy("models.unpool:unpool_input_shapes"),
+        sizes=(32, 64, 256),
+        min_size=4,
+        form_of="unpool_nearest",
+    ),
+    "unpool_nails": ModelSpec(
+        name="unpool_nails",
+        family="unpool",
+        dims=2,
+        description="unpool_nearest's network with bed-of-nails unpooling (top-left of each 2x2 block; "
+        "Unsqueeze, Pad, Reshape)",
+        builder="models.unpool:build_nails",
+        inputs=_lazy("models.unpool:unpool_input_shapes"),
+        sizes=(32, 64, 256),
+        min_size=4,
+    ),
+    "unpool_nails_ct": ModelSpec(
+        name="unpool_nails_ct",
+        family="unpool",
+        dims=2,
+        description="unpool_nails with the unpooling as a depthwise ConvTranspose k2 s2, one-hot kernel",
+        builder="models.unpool:build_nails_ct",
+        inputs=_lazy("models.unpool:unpool_input_shapes"),
+        sizes=(32, 64, 256),
+        min_size=4,
+        form_of="unpool_nails",
+    ),
+    "unpool_max": ModelSpec(
+        name="unpool_max",
+        family="unpool",
+        dims=2,
+        description="unpool_nearest's network with max unpooling (MaxUnpool by the encoder's MaxPool indices)",
+        builder="models.unpool:build_max",
+        inputs=_lazy("models.unpool:unpool_input_shapes"),
+        sizes=(32, 64, 256),
+        min_size=4,
     ),
     # --- single layers ---------------------------------------------------------------------------------
     "unet_up": ModelSpec(

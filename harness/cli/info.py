@@ -59,7 +59,14 @@ def cmd_list(args) -> int:
 
     data = {
         "models": [
-            {"name": s.name, "family": s.family, "dims": s.dims, "sizes": list(s.sizes), "description": s.description}
+            {
+                "name": s.name,
+                "family": s.family,
+                "dims": s.dims,
+                "sizes": list(s.sizes),
+                "description": s.description,
+                **({"form_of": s.form_of} if s.form_of else {}),
+            }
             for s in MODELS.values()
         ],
         "lowerings": [{"name": lw.name, "description": lw.description} for lw in LOWERINGS.values()],
@@ -89,13 +96,15 @@ def cmd_list(args) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print("models:")
+    width = max(len(m["name"]) for m in data["models"])
     for m in data["models"]:
         print(
-            f"  {m['name']:<13} {m['family']:<13} {m['dims']}-D  sizes {','.join(map(str, m['sizes'])):<16} {m['description']}"
+            f"  {m['name']:<{width}} {m['family']:<13} {m['dims']}-D  sizes {','.join(map(str, m['sizes'])):<16} "
+            f"{m['description']}"
         )
     print("lowerings:")
     for lw in data["lowerings"]:
-        print(f"  {lw['name']:<10} {lw['description']}")
+        print(f"  {lw['name']:<16} {lw['description']}")
     print("backends:")
     for b in data["backends"]:
         state = (

@@ -213,6 +213,15 @@ DEFAULT_MODELS = (
     "vol3d@32",
 )
 
+# each base form before its ConvTranspose form (either order is compared; this one compares on the form's case)
+UNPOOL_MODELS = (
+    "unpool_nearest@256",
+    "unpool_nearest_ct@256",
+    "unpool_nails@256",
+    "unpool_nails_ct@256",
+    "unpool_max@256",
+)
+
 SUITES: dict[str, Suite] = {
     # a minute or so: small sizes, short timing; what tests and quick checks use
     "quick": Suite(
@@ -271,6 +280,15 @@ SUITES: dict[str, Suite] = {
         lowerings=ALL_LOWERINGS,
         backends=CPU_BACKENDS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=1.0, max_time_s=20.0),
+    ),
+    # the three unpooling variants and the ConvTranspose forms of two of them (models/unpool.py), every lowering on
+    # every CPU engine: the report's "Unpooling variants" section (`make bench-unpool`)
+    "unpool": Suite(
+        name="unpool",
+        models=UNPOOL_MODELS,
+        lowerings=ALL_LOWERINGS,
+        backends=CPU_BACKENDS,
+        timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=0.2, max_time_s=2.0, rel_ci=0.02),
     ),
     # the zoo's largest ConvTranspose alone, every lowering: where lowerings differ most
     "layers": Suite(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.backends import ModelArtifact, compile_case, get_backend
 from harness.backends.base import BackendUnavailable, MeasureLater, UnsupportedModel
+from harness.checking import forms
 from harness.core import cache
 from harness.core.config import RunConfig
 from harness.core.onnx_io import model_digest
@@ -269,6 +270,21 @@ def _run_case(
 
         policy = compiled.info.get("numerics_policy", "float32")
         cmp = compare(outs, refs, policy)
+        if prep.ref.is_zoo and forms.in_pair(key.model):  # the same function written another way: compared
+            found = forms.check(
+                key.model,
+                prep.ref.size,
+                key.batch,
+                lowering,
+                key.backend,
+                outs,
+                refs,
+                build_dir,
+                key.run_id,
+                lambda m, lw: case_id(f"{m}@{prep.ref.size}", lw, key.backend, key.batch),
+            )
+            if found:
+                details["forms"] = found
         latency = None
         gflops = None
         counts = None

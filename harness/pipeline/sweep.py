@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from harness.backends import BACKENDS, get_backend
+from harness.checking import forms
 from harness.core import safefs
 from harness.core.config import RunConfig
 from harness.core.errors import ConvtxError
@@ -381,6 +382,7 @@ def run_plan(
             _say_farm(facts, say)
             log_dir.mkdir(parents=True, exist_ok=True)  # the remote phase's facts, beside the workers' logs
             safefs.write_atomic(log_dir / "farm.json", json.dumps(facts, indent=1, sort_keys=True))
+        forms.clear(build_dir, run_id)  # kept when the run stops early: a resumed run compares with them
     finally:
         for w in workers.values():
             w.close()

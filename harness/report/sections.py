@@ -30,6 +30,7 @@ from harness.core.tables import (
     Table,
     cell,
     code,
+    plain,
     rich,
     small,
     strong,
@@ -42,6 +43,7 @@ NAV = (
     ("correctness", "correctness"),
     ("best per engine", "best"),
     ("TVM vs runtimes", "tvm"),
+    ("unpooling", "unpool"),
     ("profiles", "profile"),
     ("latency", "latency"),
     ("plots", "plots"),
@@ -83,7 +85,7 @@ def build_report(run: Run, extras: Mapping | None = None, plots: Mapping[str, by
     v = RunView.of(meta, records)
     sections = [*summary_sections(meta, records), correctness_list(v), correctness_matrix(v)]
     if any(r.latency_ms for r in records):
-        extra = [s for s in (tvm_versus_section(v), profile_section(v)) if s is not None]
+        extra = [s for s in (tvm_versus_section(v), forms_section(v), profile_section(v)) if s is not None]
         sections += [best_section(v), *extra, latency_grid(v), latency_detail(v), latency_table(v)]
     if plots:
         sections.append(plots_section(plots))
@@ -104,7 +106,10 @@ def build_report(run: Run, extras: Mapping | None = None, plots: Mapping[str, by
     ]
     sections.append(odd_section(records))
     run_id = meta.get("run_id", "?")
-    return Report(rich("convtx report — run ", code(run_id)), f"convtx report — {run_id}", NAV, tuple(sections))
+    nav = tuple(
+        (label, a) for label, a in NAV if any(s.anchor == a for s in sections)
+    )  # no link to a section not there
+    return Report(rich("convtx report — run ", code(run_id)), f"convtx report — {run_id}", nav, tuple(sections))
 
 
 def summary_lines(meta: Mapping, records: list[Record]) -> list[tuple[str, str]]:
@@ -200,8 +205,9 @@ def summary_sections(meta: Mapping, records: list[Record]) -> list[Section]:
 
 
 def _hidden(r: Record | None) -> bool:
-    """Not shown in the case grids: not run, or a lowering skipped on a model without ConvTranspose."""
-    return r is None or (no_convtranspose(r) and r.status == "skipped")
+    """Not shown in the case grids: not run, or a lowering skipped on a model without ConvTranspose (its native
+    case, skipped for its own reason, is shown)."""
+    return r is None or (no_convtranspose(r) and r.status == "skipped" and r.lowering != "native")
 
 
 def _cells(v: RunView, fn) -> pd.Series:
@@ -612,6 +618,131 @@ def tvm_versus_section(v: RunView) -> Section | None:
     )
 
 
+def _variant_cell(v: RunView, label: str, batch: int, backend: str) -> Cell:
+    """One variant on one engine: its fastest verified case (latency, the lowering where not native), else the
+    states its cases had."""
+    best = v.best_verified(label, batch, backend)
+    if best is not None:
+        via = "" if best.lowering == "native" else f" ({best.lowering})"
+        rewrites = ", ".join(w.get("rewrite", "?") for w in best.details.get("rewrites") or [])
+        return cell(
+            f"{best.median_ms:.3f} ms{via} ",
+            Span("ok", "ok"),
+            small(f" via {rewrites}") if rewrites else "",
+            tip=best.case_id,
+        )
+    mine = [r for (lb, bt, _, be), r in v.by.items() if (lb, bt, be) == (label, batch, backend) and not _hidden(r)]
+    if not mine:
+        return cell("–")
+    states = sorted({r.status for r in mine})
+    worst = next((s for s in ("error", "mismatch", "skipped") if s in states), states[0])
+    first = next(r for r in mine if r.status == worst)
+    return cell(f"none verified ({', '.join(states)})", style=worst, tip=f"{first.case_id}: {first.reason}")
+
+
+def _form_comparisons(v: RunView, base: str, form: str, batch: int, backend: str) -> list[dict]:
+    """The output comparisons (harness/checking/forms.py) between `base` and `form` on `backend`, wherever
+    recorded (on the case that ran second), one per form lowering."""
+    out: dict[str, dict] = {}
+    for (lb, bt, _, be), r in v.by.items():
+        if bt != batch or be != backend or lb not in (base, form):
+            continue
+        for c in r.details.get("forms") or []:
+            if c.get("form", "").startswith(f"{form}/"):
+                out[c["form"]] = c
+    return list(out.values())
+
+
+def _equal_cell(found: list[dict]) -> Cell:
+    if not found:
+        return cell("not compared", tip="no pair of cases of the two forms produced outputs on this engine")
+    same = [c for c in found if c.get("bitwise")]
+    refs = all(c.get("reference_bitwise") for c in found)
+    tip = "; ".join(
+        f"{c['form'].split('/')[1]}: "
+        + ("bitwise" if c.get("bitwise") else f"{c['differing']} differ, max {c['max_abs']:.1e}")
+        for c in found
+    )
+    if len(same) == len(found):
+        return cell(f"bitwise ({len(found)}/{len(found)})" + ("" if refs else ", references differ!"), tip=tip)
+    worst = max((c.get("max_abs", 0.0) for c in found), default=0.0)
+    return cell(
+        f"{len(same)}/{len(found)} bitwise; max |Δ| {worst:.1e}" + ("" if refs else ", references differ!"),
+        style="mismatch" if not refs else "",
+        tip=tip,
+    )
+
+
+def forms_section(v: RunView) -> Section | None:
+    """A zoo family with models that are other forms of another (the unpooling variants and their ConvTranspose
+    forms): per size and engine, each variant's fastest verified case side by side, which form of each pair wins,
+    and whether the engine's outputs of the two forms are equal."""
+    from models import MODELS
+
+    present = {lb.split("@")[0] for lb, _ in v.models}
+    families = [
+        f
+        for f in dict.fromkeys(s.family for s in MODELS.values() if s.form_of)
+        if any(MODELS[n].family == f for n in present if n in MODELS)
+    ]
+    if not families:
+        return None
+    blocks: list = []
+    for fam in families:
+        names = [s.name for s in MODELS.values() if s.family == fam and s.name in present]
+        sizes = sorted({(int(lb.split("@")[1]), bt) for lb, bt in v.models if lb.split("@")[0] in names})
+        rows = []
+        for size, batch in sizes:
+            for be in v.backends:
+                row: dict = {"model": f"{fam}@{size}", "batch": batch, "engine": be}
+                any_case = False
+                for n in names:
+                    lb = f"{n}@{size}"
+                    c = _variant_cell(v, lb, batch, be)
+                    any_case |= plain(c.content) != "–"
+                    row[n] = c
+                    base = MODELS[n].form_of
+                    if base is None or base not in names:
+                        continue
+                    a, b = v.best_verified(f"{base}@{size}", batch, be), v.best_verified(lb, batch, be)
+                    if a is not None and b is not None:
+                        ratio = a.median_ms / b.median_ms
+                        row[f"{n} wins"] = cell(
+                            f"ConvT {ratio:.2f}×" if ratio > 1 else f"{base.split('_')[-1]} {1 / ratio:.2f}×",
+                            tip=f"{a.case_id} {a.median_ms:.3f} ms against {b.case_id} {b.median_ms:.3f} ms",
+                        )
+                    else:
+                        row[f"{n} wins"] = cell("–")
+                    row[f"{n} equal"] = _equal_cell(_form_comparisons(v, lb.replace(n, base, 1), lb, batch, be))
+                if any_case:
+                    rows.append(row)
+        if not rows:
+            continue
+        frame = pd.DataFrame(rows)
+        columns: list = [Column("model"), _n("batch"), Column("engine")]
+        for c in frame.columns[3:]:
+            title = c.removeprefix(f"{fam}_").replace(" wins", ": faster form").replace(" equal", ": same outputs")
+            columns.append(Column(title, numeric=not c.endswith(" equal"), tip=c.split(" ")[0]))
+        blocks.append(Table.from_frame(frame.fillna("–"), columns))
+    if not blocks:
+        return None
+    return _section(
+        "Unpooling variants and their ConvTranspose forms",
+        _para(
+            "Per engine, each variant's fastest verified case (median; in brackets the lowering where it is not "
+            "native). ",
+            code("_ct"),
+            " models compute their base model's function with the unpooling written as a depthwise ConvTranspose "
+            "(kernel = stride = 2; ones for nearest, one-hot for bed of nails), so every lowering applies to them. "
+            "“Faster form” is the base form's time over the ConvTranspose form's best (ConvT n× = the ConvTranspose "
+            "form is n times faster); “same outputs” compares the engine's outputs of the two forms on the same "
+            "input, lowering by lowering, and checks that the two float64 references are equal bit for bit.",
+        ),
+        *blocks,
+        anchor="unpool",
+    )
+
+
 def profile_section(v: RunView, top: int = 5) -> Section | None:
     """Where the time goes: per model, the top layers of each engine's fastest verified case, side by side,
     from the engines' own profilers (bench --profile-runs; Compiled.profile)."""
@@ -886,7 +1017,7 @@ def fuzz_section(extras: Mapping) -> Section | None:
 def odd_cases(records: list[Record]) -> list[Record]:
     """Cases to list with their reasons: everything not ok, except the lowerings skipped on models that have
     no ConvTranspose (listed once per model instead)."""
-    return [r for r in records if r.status != "ok" and not (r.status == "skipped" and no_convtranspose(r))]
+    return [r for r in records if r.status != "ok" and not _hidden(r)]
 
 
 def odd_section(records: list[Record]) -> Section:
