@@ -34,7 +34,7 @@ RPC_KILL ?=
 RPC_SERVERS ?= 2
 
 .PHONY: all setup setup-tools bench benchmarks benchmarks-aa lint test test-heavy tune report report-check equivalence chaos conformance fuzz clean \
-	perf-check perf-baseline perf-study perf-study-time setup-cuda bench-cuda build-cuda rpc-demo decisions test-all
+	bench-unpool perf-check perf-baseline perf-study perf-study-time setup-cuda bench-cuda build-cuda rpc-demo decisions test-all
 
 all: test
 
@@ -59,6 +59,10 @@ setup-cuda: $(STAMP)
 	$(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu
 	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall \
 		"$$($(BIN)/python -c 'import tomllib; print(next(r for r in tomllib.load(open("pyproject.toml","rb"))["project"]["optional-dependencies"]["cuda"] if r.startswith("onnxruntime-gpu")).replace("[cuda,cudnn]",""))')"
+
+# the unpooling variants and their ConvTranspose forms on every CPU engine (docs/lowerings.md, "Unpooling")
+bench-unpool: $(STAMP)
+	$(BIN)/convtx bench --suite unpool
 
 bench-cuda: setup-cuda
 	$(BIN)/convtx bench --suite cuda --require-gpu

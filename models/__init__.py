@@ -239,7 +239,8 @@ MODELS: dict[str, ModelSpec] = {
         name="unpool_max",
         family="unpool",
         dims=2,
-        description="unpool_nearest's network with max unpooling (MaxUnpool by the encoder's MaxPool indices)",
+        description="unpool_nearest's network with max unpooling by the encoder's MaxPool indices (exported as "
+        "ScatterND)",
         builder="models.unpool:build_max",
         inputs=_lazy("models.unpool:unpool_input_shapes"),
         sizes=(32, 64, 256),

@@ -48,6 +48,12 @@ OUT_CHANNELS = {
     "dwdecoder": 5,  # models/depthwise.py CLASSES
     "vol3d": 3,  # 1x1x1 Conv3d to 3 classes
     "unet_up": 16,  # ConvTranspose 32 -> 16
+    # models/unpool.py CLASSES, every variant the same network
+    "unpool_nearest": 5,
+    "unpool_nearest_ct": 5,
+    "unpool_nails": 5,
+    "unpool_nails_ct": 5,
+    "unpool_max": 5,
 }
 
 
