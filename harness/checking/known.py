@@ -405,3 +405,18 @@ WORKAROUND_LEDGER: tuple[tuple[str, str, str, str], ...] = (
         "docs/upstream/tvm_split_layout_rewrite_opaque_kernel.py",
     ),
 )
+
+# Upstream performance cliffs convtx measured: not wrong answers, so no case's verdict changes; the report's
+# per-layer profiles show them. (id, what was measured, where it shows, reproducer): the day a reproducer says
+# FIXED, the entry goes (tests/checking/test_known.py runs each).
+PERFORMANCE_LEDGER: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "openvino-maxpool-indices-reference-kernel",
+        "OpenVINO 2026.4 runs a MaxPool whose Indices output is used on its reference implementation (a "
+        "'Reference' node, ref_f32), about 100x the JIT kernel it uses without Indices (MaxPool 2x2 on "
+        "1x16x256x256: 0.38 ms against 39.6 ms)",
+        "unpool_max@256 on openvino-cpu: its four MaxPools with Indices take 155 ms of 160 ms (ort-cpu: 8.2 ms "
+        "for the model); the maxpool_indices rewrite, which computes the Indices without them, brings it to 34 ms",
+        "docs/upstream/openvino_maxpool_indices_reference_kernel.py",
+    ),
+)

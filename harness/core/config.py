@@ -289,6 +289,7 @@ SUITES: dict[str, Suite] = {
         lowerings=ALL_LOWERINGS,
         backends=CPU_BACKENDS,
         timing=TimingConfig(warmup=3, min_repeats=10, min_time_s=0.2, max_time_s=2.0, rel_ci=0.02),
+        profile_runs=10,  # where each variant's time goes, per engine (the report's profiles)
     ),
     # the zoo's largest ConvTranspose alone, every lowering: where lowerings differ most
     "layers": Suite(

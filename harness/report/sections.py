@@ -673,6 +673,21 @@ def _equal_cell(found: list[dict]) -> Cell:
     )
 
 
+def _faster_form(a: Record, b: Record, base_name: str) -> Cell:
+    """Which of two forms ran faster (base `a`, ConvTranspose form `b`) and by how much; a tie where the two
+    medians' 95% confidence intervals overlap (the difference is not resolved by this run's samples)."""
+    ratio = a.median_ms / b.median_ms
+    text = f"ConvT {ratio:.2f}×" if ratio > 1 else f"{base_name} {1 / ratio:.2f}×"
+    tip = f"{a.case_id} {a.median_ms:.3f} ms against {b.case_id} {b.median_ms:.3f} ms"
+    ca, cb = a.latency_ms.ci95 if a.latency_ms else None, b.latency_ms.ci95 if b.latency_ms else None
+    if ca and cb and ca[0] <= cb[1] and cb[0] <= ca[1]:
+        return cell(
+            f"tie ({text})",
+            tip=f"{tip}; the medians' 95% CIs overlap: {ca[0]:.3f}–{ca[1]:.3f} and {cb[0]:.3f}–{cb[1]:.3f} ms",
+        )
+    return cell(text, tip=tip)
+
+
 def forms_section(v: RunView) -> Section | None:
     """A zoo family with models that are other forms of another (the unpooling variants and their ConvTranspose
     forms): per size and engine, each variant's fastest verified case side by side, which form of each pair wins,
@@ -706,11 +721,7 @@ def forms_section(v: RunView) -> Section | None:
                         continue
                     a, b = v.best_verified(f"{base}@{size}", batch, be), v.best_verified(lb, batch, be)
                     if a is not None and b is not None:
-                        ratio = a.median_ms / b.median_ms
-                        row[f"{n} wins"] = cell(
-                            f"ConvT {ratio:.2f}×" if ratio > 1 else f"{base.split('_')[-1]} {1 / ratio:.2f}×",
-                            tip=f"{a.case_id} {a.median_ms:.3f} ms against {b.case_id} {b.median_ms:.3f} ms",
-                        )
+                        row[f"{n} wins"] = _faster_form(a, b, base.split("_")[-1])
                     else:
                         row[f"{n} wins"] = cell("–")
                     row[f"{n} equal"] = _equal_cell(_form_comparisons(v, lb.replace(n, base, 1), lb, batch, be))
@@ -735,7 +746,7 @@ def forms_section(v: RunView) -> Section | None:
             " models compute their base model's function with the unpooling written as a depthwise ConvTranspose "
             "(kernel = stride = 2; ones for nearest, one-hot for bed of nails), so every lowering applies to them. "
             "“Faster form” is the base form's time over the ConvTranspose form's best (ConvT n× = the ConvTranspose "
-            "form is n times faster); “same outputs” compares the engine's outputs of the two forms on the same "
+            "form is n times faster; a tie where the two medians' 95% confidence intervals overlap); “same outputs” compares the engine's outputs of the two forms on the same "
             "input, lowering by lowering, and checks that the two float64 references are equal bit for bit.",
         ),
         *blocks,

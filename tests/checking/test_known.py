@@ -23,7 +23,7 @@ UPSTREAM = "docs/upstream/"
 
 def _ledger_reproducers() -> dict[str, list[str]]:
     """docs/upstream/*.py path -> the ids of the ledger entries it reproduces (the divergence ledger, the CUDA
-    build ledger, the workarounds, and the conformance ledger's reasons, which name their reproducer in the
+    build ledger, the workarounds, the performance cliffs, and the conformance ledger's reasons, which name their reproducer in the
     text)."""
     by_script: dict[str, list[str]] = {}
     for e in known.LEDGER:
@@ -34,6 +34,8 @@ def _ledger_reproducers() -> dict[str, list[str]]:
     for kid, *_, repro in known.CUDA_BUILD_LEDGER:
         by_script.setdefault(repro, []).append(kid)
     for kid, *_, repro in known.WORKAROUND_LEDGER:
+        by_script.setdefault(repro, []).append(kid)
+    for kid, *_, repro in known.PERFORMANCE_LEDGER:
         by_script.setdefault(repro, []).append(kid)
     for x in conformance.LEDGER:
         for repro in re.findall(r"docs/upstream/\w+\.py", x.reason):
@@ -53,6 +55,7 @@ ALWAYS = {
     "docs/upstream/tvm_cuda_grouped_conv_cross_thread_reduction.py": ("2 -> 2, no pads: built for sm_80",),
 }
 REPRODUCED = {
+    "docs/upstream/openvino_maxpool_indices_reference_kernel.py": ("with Indices ['Reference:ref_f32']",),
     "docs/upstream/tvm_split_layout_rewrite_opaque_kernel.py": ("legalised kernels ['cumsum']",),
     "docs/upstream/tvm_cuda_conv1d_shared_memory.py": ("REPRODUCED: largest __shared__ buffer 524288 bytes",),
     "docs/upstream/tvm_cuda_explicit_pads_cache_write.py": ("not properly inlined",),

@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from harness.checking import forms
 from harness.core.config import ALL_LOWERINGS
 from harness.core.convtranspose import conv_transpose, resolve
+from harness.core.tables import plain
 from harness.lowerings import get_lowering
 from models import MODELS, get_model
 from models.unpool import Unpool, bed_of_nails, unpool_kernel
@@ -281,3 +282,24 @@ def test_the_convtranspose_forms_give_the_worked_example_under_every_lowering_on
         assert np.array_equal(out, _golden(mode)), (mode, lw, out)
         ran.append(lw)
     assert len(ran) == len(ALL_LOWERINGS) - 1
+
+
+def test_the_faster_form_is_a_tie_where_the_medians_confidence_intervals_overlap():
+    from dataclasses import replace
+
+    from harness.measure.timing import latency_of
+    from harness.report.sections import _faster_form
+    from tests.helpers import case_key
+
+    def rec(cid, ms, ci):
+        lat = replace(latency_of(np.full(20, ms)), ci95=ci)
+        return case_key("r", cid, 2).record("ok", "", latency_ms=lat)
+
+    base = rec("unpool_nails@256/native/ort-cpu/b1", 6.0, (5.9, 6.1))
+    fast = rec("unpool_nails_ct@256/phase/ort-cpu/b1", 2.0, (1.95, 2.05))
+    near = rec("unpool_nails_ct@256/zero_insert/ort-cpu/b1", 6.05, (6.0, 6.2))
+    slow = rec("unpool_nails_ct@256/native/ort-cpu/b1", 12.0, (11.8, 12.2))
+    assert plain(_faster_form(base, fast, "nails").content) == "ConvT 3.00×"
+    assert plain(_faster_form(base, slow, "nails").content) == "nails 2.00×"
+    tie = _faster_form(base, near, "nails")
+    assert plain(tie.content) == "tie (nails 1.01×)" and "CIs overlap" in tie.tip
