@@ -43,7 +43,7 @@ all: test
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,openvino]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,openvino,iree]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -55,7 +55,7 @@ bench: $(STAMP)
 # `onnxruntime`, so the CPU one is removed and the GPU one reinstalled alone); then the cuda suite, which
 # refuses to report timings unless the CUDA cases really ran on the GPU.
 setup-cuda: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,openvino,cuda]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,openvino,iree,cuda]"
 	$(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu
 	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall \
 		"$$($(BIN)/python -c 'import tomllib; print(next(r for r in tomllib.load(open("pyproject.toml","rb"))["project"]["optional-dependencies"]["cuda"] if r.startswith("onnxruntime-gpu")).replace("[cuda,cudnn]",""))')"

@@ -204,7 +204,7 @@ def localise_record(rec, ref, cfg, build: Path):
     print(f"localising {rec.case_id} ...", file=sys.stderr)
     try:
         prep = prepare(ref, rec.batch, cfg.seed, build)
-        path, _ = lowered_path(prep, rec.lowering, build)
+        path, _ = lowered_path(prep, rec.lowering, build, get_backend(rec.backend).lowering_options)
         path, _ = rewritten_path(path, get_backend(rec.backend).needs_rewrites, build)
         feeds, _ = prep.load_data()
         loc = localise(path, rec.backend, feeds, build / "localise" / rec.case_id.replace("/", "_"), build)

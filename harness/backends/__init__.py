@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.backends.base import Availability, Backend, Compiled, ModelArtifact
+from harness.backends.iree import IreeCpu, IreeCpuChannelsLast, IreeCuda
 from harness.backends.openvino import OpenVinoCpu
 from harness.backends.ort import OrtCpu, OrtCuda
 from harness.backends.torch_eager import TorchCpu
@@ -18,8 +19,11 @@ BACKENDS: dict[str, Backend] = {
     "tvm-llvm-tuned": TvmLlvmTuned(),
     "openvino-cpu": OpenVinoCpu(),
     "torch-cpu": TorchCpu(),
+    "iree-cpu": IreeCpu(),
+    "iree-cpu-cl": IreeCpuChannelsLast(),
     "tvm-cuda": TvmCuda(),
     "ort-cuda": OrtCuda(),
+    "iree-cuda": IreeCuda(),
 }
 
 

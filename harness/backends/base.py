@@ -43,6 +43,14 @@ class BackendUnavailable(RuntimeError):
     """Raised by compile() when the backend cannot run here; the case becomes `skipped`."""
 
 
+class BuiltNotRun(BackendUnavailable):
+    """The case was compiled (its facts in `info`) but there is no device to run it on here."""
+
+    def __init__(self, reason: str, info: dict):
+        super().__init__(f"built, not run: {reason}")
+        self.info = info
+
+
 class MeasureLater(Exception):
     """A compile that must measure something on this machine (harness/backends/tvm/defaults.py: a kernel with no
     kept default-schedule decision) while it runs beside other compiles (RunConfig.defer_measurement), whose
@@ -172,6 +180,9 @@ class Backend:
     # graph rewrites (harness/lowerings, by name) the engine needs before it can take a model: applied by the
     # case after the lowering, recorded in the record's details and checked like any lowering
     needs_rewrites: tuple[str, ...] = ()
+    # how the lowerings should emit for this engine (harness/lowerings/common.py LOWERING_OPTIONS), where an op the
+    # default form uses is wrong on it: part of the lowered model's cache key and of the record's details.lowering
+    lowering_options: dict[str, str] = {}
 
     def availability(self) -> Availability:
         """Cheap: no heavy import. Says why not when the backend cannot run here."""

@@ -327,6 +327,59 @@ def _grouped_conv_without_leading_pad(model) -> bool:
     return False
 
 
+def _channels(model, tensor: str) -> int | None:
+    """The channel (second) dimension of `tensor` by ONNX shape inference, when it is known."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # noqa: BLE001 — unknown, then
+        return None
+    for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        if vi.name == tensor:
+            dims = vi.type.tensor_type.shape.dim
+            return dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else None
+    return None
+
+
+def _depth_to_space_crd_over_two(model) -> bool:
+    """A DepthToSpace in CRD mode whose input has more than 2·blocksize² channels (IREE's wrong answer)."""
+    from onnx import helper
+
+    for n in model.graph.node:
+        if n.op_type != "DepthToSpace":
+            continue
+        att = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if att.get("mode", b"DCR") not in (b"CRD", "CRD"):
+            continue
+        b = int(att.get("blocksize", 1))
+        c = _channels(model, n.input[0])
+        if c is None or c > 2 * b * b:
+            return True
+    return False
+
+
+def _depthwise_convtranspose(model) -> bool:
+    """A ConvTranspose with group = C > 1 and one output channel per group (W: C x 1 x k...)."""
+    from onnx import helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type != "ConvTranspose":
+            continue
+        group = int(next((helper.get_attribute_value(a) for a in n.attribute if a.name == "group"), 1))
+        w = inits.get(n.input[1]) if len(n.input) > 1 else None
+        if group > 1 and w is not None and int(w.dims[0]) == group and int(w.dims[1]) == 1:
+            return True
+    return False
+
+
+def _col2im(model) -> bool:
+    return any(n.op_type == "Col2Im" for n in model.graph.node)
+
+
+IREE_BACKENDS = ("iree-cpu", "iree-cpu-cl", "iree-cuda")
+
 GRAPH_LEDGER: tuple[GraphDivergence, ...] = (
     GraphDivergence(
         "openvino-pad-fused-into-strided-convtranspose",
@@ -358,6 +411,33 @@ GRAPH_LEDGER: tuple[GraphDivergence, ...] = (
         "the threadIdx.x reduction loop ('Cross-thread reduction requires all the reduction-related loops to be "
         "the deepest'); dwdecoder@256/phase_split's 96 -> 48, group 4, pads [0, 0, 1, 1] phase",
         "docs/upstream/tvm_cuda_grouped_conv_cross_thread_reduction.py",
+    ),
+    GraphDivergence(
+        "iree-depth-to-space-crd",
+        IREE_BACKENDS,
+        ALL_LOWERINGS,  # the model's own DepthToSpace (PixelShuffle): convtx's phase avoids it on IREE
+        _depth_to_space_crd_over_two,
+        "IREE 3.13 computes DepthToSpace in CRD mode wrongly when C / blocksize² > 2 (a silent wrong answer; DCR is "
+        "right): subpixel@256's PixelShuffle comes out with rel L2 0.81",
+        "docs/upstream/iree_depth_to_space_crd.py",
+    ),
+    GraphDivergence(
+        "iree-depthwise-convtranspose",
+        IREE_BACKENDS,
+        ALL_LOWERINGS,  # a lowering that keeps the ConvTranspose (native, explicit_pads) or declines the node
+        _depthwise_convtranspose,
+        "IREE 3.13 cannot compile a depthwise ConvTranspose (group = C > 1, one output channel per group): "
+        "'tensor.collapse_shape' op expected reassociation map #0 to have size equal to the expanded rank",
+        "docs/upstream/iree_depthwise_convtranspose.py",
+    ),
+    GraphDivergence(
+        "iree-col2im",
+        IREE_BACKENDS,
+        ALL_LOWERINGS,  # gemm_col2im emits it
+        _col2im,
+        "IREE 3.13 cannot compile ONNX Col2Im: its sizes stay torch constants iree-compile cannot legalise "
+        "('failed to legalize operation torch.constant.int')",
+        "docs/upstream/iree_col2im.py",
     ),
 )
 

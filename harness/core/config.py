@@ -190,11 +190,12 @@ class Suite:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
 
 
-# TVM as it comes and TVM with the committed tuning database (`tuning/`), beside ORT, OpenVINO and eager PyTorch
-CPU_BACKENDS = ("ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "torch-cpu")
+# TVM as it comes and TVM with the committed tuning database (`tuning/`), IREE with its two option sets, beside
+# ORT, OpenVINO and eager PyTorch
+CPU_BACKENDS = ("ort-cpu", "tvm-llvm", "tvm-llvm-tuned", "openvino-cpu", "iree-cpu", "iree-cpu-cl", "torch-cpu")
 # On a machine without a GPU, tvm-cuda cases are built (and recorded "built, not run: <why>") and ort-cuda
 # cases say why they cannot run; where a GPU is, the same cases run.
-CUDA_BACKENDS = ("tvm-cuda", "ort-cuda")
+CUDA_BACKENDS = ("tvm-cuda", "ort-cuda", "iree-cuda")
 ALL_LOWERINGS = ("native", "explicit_pads", "zero_insert", "phase", "phase_split", "gemm_col2im", "gemm_overlap_add")
 
 # every zoo model at a deployment-like size (the seed autoencoder also at its original 32 x 32)

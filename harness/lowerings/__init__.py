@@ -31,11 +31,12 @@ class Lowering:
     description: str
     lower: Callable | None  # (Emitter, ConvTransposeNode) -> None; None for `native`
 
-    def apply(self, model, only: frozenset[str] | None = None) -> LoweringResult:
-        """Lower every ConvTranspose, or only the nodes labelled in `only` (the others stay native)."""
+    def apply(self, model, only: frozenset[str] | None = None, options: dict | None = None) -> LoweringResult:
+        """Lower every ConvTranspose, or only the nodes labelled in `only` (the others stay native); `options`:
+        the engine's lowering options (common.LOWERING_OPTIONS, e.g. how `phase` interleaves)."""
         if self.lower is None:
             return native.apply(model)
-        return rewrite(model, self.lower, only)
+        return rewrite(model, self.lower, only, options)
 
 
 LOWERINGS: dict[str, Lowering] = {

@@ -82,22 +82,47 @@ class LoweringResult:
     lowered: tuple[str, ...] = ()  # names of the rewritten ConvTranspose nodes
     declined: tuple[tuple[str, str], ...] = ()  # (node name, reason) left native
     total: int = 0  # ConvTranspose nodes in the input model
+    options: tuple[tuple[str, str], ...] = ()  # the engine's lowering options that applied (LOWERING_OPTIONS)
 
     def summary(self) -> dict:
-        return {
+        d = {
             "convtranspose_nodes": self.total,
             "lowered": len(self.lowered),
             "declined": [{"node": n, "reason": r} for n, r in self.declined],
         }
+        if self.options:
+            d["options"] = dict(self.options)
+        return d
+
+
+# Options an engine may ask of the lowerings (`Backend.lowering_options`), each name -> its values, the first the
+# default. depth_to_space: how `phase` interleaves its phases in 2-D: DepthToSpace(CRD), or Reshape/Transpose/Reshape
+# (for an engine whose DepthToSpace CRD is wrong: IREE 3.13, harness/checking/known.py).
+LOWERING_OPTIONS: dict[str, tuple[str, ...]] = {"depth_to_space": ("crd", "reshape")}
+
+
+def check_options(options: dict | None) -> dict:
+    """`options` with every name and value checked against LOWERING_OPTIONS."""
+    for k, v in (options or {}).items():
+        if k not in LOWERING_OPTIONS or v not in LOWERING_OPTIONS[k]:
+            raise ValueError(f"lowering option {k}={v!r}: known are {LOWERING_OPTIONS}")
+    return dict(options or {})
 
 
 class Emitter:
     """Builds the replacement subgraph of one node: unique names, constants as initializers."""
 
-    def __init__(self, prefix: str, taken: set[str]):
+    def __init__(self, prefix: str, taken: set[str], options: dict | None = None):
         self.prefix, self.taken = prefix, taken
         self.nodes: list = []
         self.inits: list = []
+        self.options = options or {}  # the engine's lowering options (LOWERING_OPTIONS)
+        self.used: set[str] = set()  # the options this node's lowering read
+
+    def option(self, name: str) -> str:
+        """The value of lowering option `name` (its default when the engine gave none), noted as used."""
+        self.used.add(name)
+        return self.options.get(name, LOWERING_OPTIONS[name][0])
 
     def name(self, base: str) -> str:
         n, i = f"{self.prefix}/{base}", 0
@@ -245,10 +270,16 @@ def _runtime_shape(name: str, what: str, shapes: dict) -> tuple[int, ...]:
 
 
 def rewrite(
-    model, lower_fn: Callable[[Emitter, ConvTransposeNode], None], only: frozenset[str] | None = None
+    model,
+    lower_fn: Callable[[Emitter, ConvTransposeNode], None],
+    only: frozenset[str] | None = None,
+    options: dict | None = None,
 ) -> LoweringResult:
     """Replace every ConvTranspose (or those whose label — name, else first output — is in `only`) by
-    `lower_fn`'s subgraph (which must write the node's output name)."""
+    `lower_fn`'s subgraph (which must write the node's output name). `options`: the engine's lowering options
+    (LOWERING_OPTIONS); those a lowering read are in the result."""
+    options = check_options(options)
+    used: set[str] = set()
     import onnx
 
     m = onnx.ModelProto()
@@ -268,8 +299,9 @@ def rewrite(
             continue
         try:
             ct = extract(m, node, shapes)
-            em = Emitter(f"{label}/lowered", taken)
+            em = Emitter(f"{label}/lowered", taken, options)
             lower_fn(em, ct)
+            used |= em.used
             if not em.nodes or em.nodes[-1].output[0] != ct.out:
                 raise AssertionError("a lowering must end by writing the node's output")
         except Decline as e:
@@ -281,7 +313,8 @@ def rewrite(
         lowered.append(label)
     set_nodes(m, new_nodes, new_inits)
     _drop_unused_initializers(m)
-    return LoweringResult(m, tuple(lowered), tuple(declined), total)
+    applied = tuple(sorted((k, options[k]) for k in used if k in options))  # what the engine asked, and it mattered
+    return LoweringResult(m, tuple(lowered), tuple(declined), total, applied)
 
 
 def set_nodes(m, nodes: list, inits: list) -> None:

@@ -90,7 +90,7 @@ def lower(em: Emitter, ct: ConvTransposeNode) -> None:
         dilations=[1] * ct.nd,
     )
     if S > 1:
-        if ct.nd == 2 and p.strides[0] == p.strides[1]:
+        if ct.nd == 2 and p.strides[0] == p.strides[1] and em.option("depth_to_space") == "crd":
             t = em.op("DepthToSpace", [t], "interleaved", blocksize=p.strides[0], mode="CRD")
         else:
             t = em.reshape(t, [ct.channels_out] + list(p.strides) + q, "phases_split")

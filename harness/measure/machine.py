@@ -10,7 +10,18 @@ import subprocess
 from pathlib import Path
 
 # Every package whose version changes numbers; pinned exactly in pyproject.toml.
-VERSIONED = ("torch", "onnx", "onnxruntime", "apache-tvm", "apache-tvm-ffi", "openvino", "onnxscript", "numpy")
+VERSIONED = (
+    "torch",
+    "onnx",
+    "onnxruntime",
+    "apache-tvm",
+    "apache-tvm-ffi",
+    "openvino",
+    "iree-base-compiler",
+    "iree-base-runtime",
+    "onnxscript",
+    "numpy",
+)
 
 
 def versions() -> dict[str, str | None]:

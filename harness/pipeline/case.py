@@ -36,9 +36,10 @@ def _performed_flops(path: str, prep: Prepared) -> int | None:
     return count_flops(fix_input_shapes(onnx.load(path), prep.input_shapes), useful=False)
 
 
-def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> tuple[str, dict]:
-    """The ONNX variant for `lowering` and its summary (nodes lowered / declined with reasons),
-    content-addressed by the source bytes, the lowering's name and the lowering code (LOWERING_SOURCES)."""
+def lowered_path(prep: Prepared, lowering: str, build_dir: Path, options: dict | None = None) -> tuple[str, dict]:
+    """The ONNX variant for `lowering` and its summary (nodes lowered / declined with reasons, the engine's
+    lowering options that applied), content-addressed by the source bytes, the lowering's name, the options and
+    the lowering code (LOWERING_SOURCES)."""
     import onnx
 
     if lowering == "native":
@@ -46,12 +47,13 @@ def lowered_path(prep: Prepared, lowering: str, build_dir: Path) -> tuple[str, d
         return prep.onnx_path, {"convtranspose_nodes": n, "lowered": 0, "declined": []}
     src = model_digest(prep.onnx_path).encode()
     code = cache.source_digest(LOWERING_SOURCES)
-    key = hashlib.sha256(src + b"\0" + lowering.encode() + b"\0" + code.encode()).hexdigest()[:20]
+    opts = json.dumps(sorted((options or {}).items())).encode() if options else b""
+    key = hashlib.sha256(src + b"\0" + lowering.encode() + b"\0" + code.encode() + opts).hexdigest()[:20]
     out = build_dir / "lowered" / f"{Path(prep.onnx_path).stem}-{lowering}-{key}.onnx"
     meta = out.with_suffix(".json")
     if cache.is_valid(out) and cache.is_valid(meta):
         return str(out), json.loads(meta.read_text())
-    result = get_lowering(lowering).apply(onnx.load(prep.onnx_path))
+    result = get_lowering(lowering).apply(onnx.load(prep.onnx_path), options=options)
     onnx.checker.check_model(result.model)
     tmp = cache.tmp_path(out)
     onnx.save_model(result.model, str(tmp))
@@ -186,7 +188,7 @@ def _known_in_graph(path: str, backend: str, lowering: str, details: dict) -> st
 def case_artifact(prep: Prepared, lowering: str, backend, cfg: RunConfig, build_dir: Path, details: dict):
     """What `backend` compiles for this case: the model under `lowering`, rewritten where the engine needs it
     (`details` gains `lowering` and `rewrites`), with the compile cache under `build_dir`."""
-    path, lowered = lowered_path(prep, lowering, build_dir)
+    path, lowered = lowered_path(prep, lowering, build_dir, backend.lowering_options)
     details["lowering"] = lowered
     if backend.needs_rewrites:
         path, rewrites = rewritten_path(path, backend.needs_rewrites, build_dir)

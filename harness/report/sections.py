@@ -757,7 +757,11 @@ def forms_section(v: RunView) -> Section | None:
 def profile_section(v: RunView, top: int = 5) -> Section | None:
     """Where the time goes: per model, the top layers of each engine's fastest verified case, side by side,
     from the engines' own profilers (bench --profile-runs; Compiled.profile)."""
-    engines = [b for b in ("ort-cpu", "openvino-cpu", "tvm-llvm", "tvm-llvm-tuned") if b in v.backends]
+    engines = [
+        b
+        for b in ("ort-cpu", "openvino-cpu", "tvm-llvm", "tvm-llvm-tuned", "iree-cpu", "iree-cpu-cl")
+        if b in v.backends
+    ]
     blocks = []
     for model, batch in v.models:
         best = {b: v.best_verified(model, batch, b) for b in engines}
@@ -789,10 +793,11 @@ def profile_section(v: RunView, top: int = 5) -> Section | None:
         "Where the time goes: the top layers of each engine",
         _para(
             "Each engine's fastest verified case, profiled by the engine's own profiler (ONNX Runtime's "
-            "profiling, OpenVINO's performance counters, TVM's Relax VM instrumentation) over the run's "
-            "profile inferences: the layers taking most of an inference, with ms per inference and share of the "
-            "profiled total. Layers are named after the model's nodes (ORT and OpenVINO name them; a TVM "
-            "kernel is matched to the node of its op kind in graph order)."
+            "profiling, OpenVINO's performance counters, TVM's Relax VM instrumentation, IREE's HAL profiling) over "
+            "the run's profile inferences: the layers taking most of an inference, with ms per inference and share "
+            "of the profiled total. Layers are named after the model's nodes (ORT and OpenVINO name them; a TVM "
+            "kernel is matched to the node of its op kind in graph order); an IREE dispatch is a fused region, "
+            "named as IREE names it after its root op."
         ),
         *blocks,
         anchor="profile",

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.backends.base import Backend, BackendUnavailable, Compiled, LayerTime, ModelArtifact, UnsupportedModel
+from harness.backends.base import (
+    Backend,
+    Compiled,
+    LayerTime,
+    ModelArtifact,
+    UnsupportedModel,
+)
+from harness.backends.base import (
+    BuiltNotRun as BuiltNotRun,  # re-exported: where the TVM backends and remote.py take it from
+)
 from harness.core import cache, safefs
 from harness.core.config import RunConfig
 
@@ -33,14 +42,6 @@ def target_slug(target: dict) -> str:
 
 def db_dir(target: dict, tvm_version: str, root: Path | None = None) -> Path:
     return Path(root or ROOT) / f"tvm-{tvm_version}" / target_slug(target)
-
-
-class BuiltNotRun(BackendUnavailable):
-    """The case was compiled (its facts in `info`) but there is no device to run it on here."""
-
-    def __init__(self, reason: str, info: dict):
-        super().__init__(f"built, not run: {reason}")
-        self.info = info
 
 
 def host_target(threads: int) -> dict:
