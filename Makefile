@@ -79,10 +79,10 @@ decisions: $(STAMP)
 	$(BIN)/python -m harness.backends.tvm.defaults commit $(call q,$(DECISIONS_OUT)) \
 		"$$($(BIN)/python -c 'from harness.measure.machine import usable_cpus; print(usable_cpus())')"
 
-# CUDA artefacts for the zoo without a GPU: libraries, kernel sources, nvcc cubins in build/artifacts
+# CUDA artefacts for the zoo without a GPU: TVM libraries, kernel sources, nvcc cubins, IREE modules in build/artifacts
 build-cuda: $(STAMP)
 	$(BIN)/convtx build cae@32 cae@256 dcgan@64 vae@128 wave1d@8192 fcn8s@256 unet@256 segnet_noidx@256 \
-		subpixel@256 dwdecoder@256 vol3d@32 --backends tvm-cuda --lowerings all --out build/artifacts
+		subpixel@256 dwdecoder@256 vol3d@32 --backends tvm-cuda,iree-cuda --lowerings all --out build/artifacts
 
 # A TVM RPC tracker and two RPC servers on loopback (1 thread each), the quick suite's models through them with
 # every lowering TVM runs (compiled here, run and timed on the servers), then all of it stopped, also on failure.

@@ -9,9 +9,11 @@ lowering: `iree-cpu` is IREE as it comes (only the target CPU set), `iree-cpu-cl
 pipeline that converts convolutions to channels-last (the one flag that helped every decoder here:
 ENGINE-FACTS). Each record carries the option set's name and every flag (`details.option_set`, `details.flags`).
 
-Threads: the `local-task` driver's worker count is `--task_topology_max_group_count=N` (a runtime flag, set once
-per worker process before its first device); after the first call the backend counts the runtime's
-`iree-worker-*` threads and records the count (`details.runtime_threads`) — a different count fails the case.
+Threads: the `local-task` driver's worker count is `--task_topology_max_group_count=N`, a runtime flag read when the
+process's first local-task device is created: the driver's task executor is shared by every later device, so one
+process runs one thread count (the sweep has a worker process per backend, all its cases at the run's count). After
+the first call the backend counts the process's `iree-worker-*` threads and records the count
+(`details.runtime_threads`); a count other than the one asked for fails the case.
 
 IREE's `phase` lowering interleaves its phases with Reshape/Transpose instead of DepthToSpace(CRD), which IREE
 3.13 computes wrongly (`Backend.lowering_options`; the ledger's `iree-depth-to-space-crd`).
@@ -272,6 +274,7 @@ class IreeBackend(Backend):
             cache.commit(tmp, out)
             info["compile_cache"] = "miss"
         info["module_bytes"] = out.stat().st_size
+        info["module"] = str(out)
         return out, "main_graph", info
 
 

@@ -2,7 +2,7 @@
 
 Per case: the exported library, the generated kernel source and, where nvcc is found, the kernels compiled to
 a cubin for the target architecture (proof that the source compiles; ptxas' register and spill report kept),
-under OUT/<case-slug>/, and OUT/build.json listing them (docs/design.md). An nvcc failure that
+under OUT/<case-slug>/ (IREE: the compiled module, model.vmfb), and OUT/build.json listing them (docs/design.md). An nvcc failure that
 harness/checking/known.py's CUDA_BUILD_LEDGER explains, or an engine failure its graph ledger explains, is marked
 known rather than counted as a failure.
 """
@@ -23,7 +23,7 @@ from harness.measure.cuda import nvcc_path
 from harness.measure.machine import new_run_id
 from harness.pipeline.sweep import Plan, run_plan
 
-BUILDABLE = ("tvm-cuda", "tvm-llvm")
+BUILDABLE = ("tvm-cuda", "tvm-llvm", "iree-cuda", "iree-cpu", "iree-cpu-cl")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,11 @@ def build_artifacts(plan: Plan, cfg: RunConfig, out: Path, build: Path) -> Built
             "arch_from": d.get("arch_from"),
             "kernels": d.get("kernels"),
         }
+        if r.status == "ok" and d.get("module"):  # IREE: the compiled module (.vmfb)
+            slug = out / r.case_id.replace("/", "_").replace("@", "-")
+            slug.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(d["module"], slug / "model.vmfb")
+            entry["module"] = str(slug / "model.vmfb")
         if r.status == "ok" and d.get("library"):
             slug = out / r.case_id.replace("/", "_").replace("@", "-")
             slug.mkdir(parents=True, exist_ok=True)

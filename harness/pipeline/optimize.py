@@ -21,8 +21,9 @@ from pathlib import Path
 from harness.core.errors import ConvtxError
 
 
-def _variant(prep, build: Path, name: str, choice: dict[str, str]) -> str:
-    """The model with node -> lowering applied (nodes not named stay native), cached by content."""
+def _variant(prep, build: Path, name: str, choice: dict[str, str], options: dict | None = None) -> str:
+    """The model with node -> lowering applied (nodes not named stay native) in the form the engine asks
+    (`options`: Backend.lowering_options), cached by content."""
     import hashlib
 
     import onnx
@@ -36,6 +37,7 @@ def _variant(prep, build: Path, name: str, choice: dict[str, str]) -> str:
         model_digest(prep.onnx_path).encode()
         + json.dumps(sorted(choice.items())).encode()
         + cache.source_digest(LOWERING_SOURCES).encode()
+        + (json.dumps(sorted(options.items())).encode() if options else b"")
     ).hexdigest()[:16]
     out = build / "optimize" / f"{Path(prep.onnx_path).stem}-{name}-{key}.onnx"
     if cache.is_valid(out):
@@ -46,7 +48,7 @@ def _variant(prep, build: Path, name: str, choice: dict[str, str]) -> str:
         if lowering == "native":
             continue
         nodes = frozenset(n for n, lw in choice.items() if lw == lowering)
-        res = get_lowering(lowering).apply(model, only=nodes)
+        res = get_lowering(lowering).apply(model, only=nodes, options=options)
         model = res.model
         if res.declined:
             raise ConvtxError(f"{lowering} declined {', '.join(d[0] for d in res.declined)}")
@@ -69,6 +71,7 @@ def optimize(ref, backend: str, cfg, build: Path, lowerings: list[str], prep, sa
     nodes = [n.name or n.output[0] for n in model.graph.node if n.op_type == "ConvTranspose"]
     if not nodes:
         raise ConvtxError(f"{ref.label}: no ConvTranspose node; nothing to choose")
+    options = BACKENDS[backend].lowering_options
     avail = BACKENDS[backend].availability()
     if not avail:
         raise ConvtxError(f"{backend} unavailable: {avail.reason}")
@@ -77,7 +80,7 @@ def optimize(ref, backend: str, cfg, build: Path, lowerings: list[str], prep, sa
 
     def measure(name: str, choice: dict[str, str]) -> dict:
         try:
-            path = _variant(prep, build, name, choice)
+            path = _variant(prep, build, name, choice, options)
         except ConvtxError as e:
             rec = {"status": "declined", "reason": str(e)}
             measured[name] = rec
@@ -152,12 +155,13 @@ def optimize(ref, backend: str, cfg, build: Path, lowerings: list[str], prep, sa
             note = f"{best_uniform} on every node measured faster than the per-node combination"
     finally:
         w.close()
-    path = _variant(prep, build, "final", choice)
+    path = _variant(prep, build, "final", choice, options)
     sidecar = {
         "model": ref.label,
         "backend": backend,
         "threads": cfg.threads,
         "lowerings_tried": lowerings,
+        **({"lowering_options": options} if options else {}),
         "baseline_ms": base["ms"],
         "baseline_noise_ms": noise,
         "final": final_name,
@@ -170,3 +174,29 @@ def optimize(ref, backend: str, cfg, build: Path, lowerings: list[str], prep, sa
         "uniform": {lw: {k: r.get(k) for k in ("status", "ms", "rel_l2", "reason")} for lw, r in uniform.items()},
     }
     return path, sidecar
+
+
+def choose_option_set(results: dict[str, tuple[str, dict]]) -> tuple[str, str, dict]:
+    """`optimize` over several backends (an engine's option sets, e.g. iree-cpu,iree-cpu-cl): backend -> (model
+    path, sidecar) of each; the fastest final model wins. Returns (backend, path, sidecar), the sidecar gaining
+    `option_sets`: per backend its final, latency, speed-up and decision, and why the winner won."""
+    timed = {b: r for b, r in results.items() if r[1].get("final_ms") is not None}
+    if not timed:
+        raise ConvtxError(f"no backend of {', '.join(results)} produced a verified, timed model")
+    best = min(timed, key=lambda b: (timed[b][1]["final_ms"], b))
+    path, side = timed[best]
+    per = {
+        b: {k: sc.get(k) for k in ("final", "final_ms", "baseline_ms", "speedup", "decision", "choice")}
+        for b, (_, sc) in results.items()
+    }
+    others = ", ".join(f"{b} {per[b]['final_ms']:.3f} ms" for b in timed if b != best)
+    return (
+        best,
+        path,
+        {
+            **side,
+            "option_sets": per,
+            "option_set_decision": f"{best} ({side['final']}) {side['final_ms']:.3f} ms"
+            + (f" against {others}" if others else ""),
+        },
+    )

@@ -43,6 +43,7 @@ NAV = (
     ("correctness", "correctness"),
     ("best per engine", "best"),
     ("TVM vs runtimes", "tvm"),
+    ("compilers", "compilers"),
     ("unpooling", "unpool"),
     ("profiles", "profile"),
     ("latency", "latency"),
@@ -85,7 +86,11 @@ def build_report(run: Run, extras: Mapping | None = None, plots: Mapping[str, by
     v = RunView.of(meta, records)
     sections = [*summary_sections(meta, records), correctness_list(v), correctness_matrix(v)]
     if any(r.latency_ms for r in records):
-        extra = [s for s in (tvm_versus_section(v), forms_section(v), profile_section(v)) if s is not None]
+        extra = [
+            s
+            for s in (tvm_versus_section(v), compilers_section(v), forms_section(v), profile_section(v))
+            if s is not None
+        ]
         sections += [best_section(v), *extra, latency_grid(v), latency_detail(v), latency_table(v)]
     if plots:
         sections.append(plots_section(plots))
@@ -615,6 +620,83 @@ def tvm_versus_section(v: RunView) -> Section | None:
             ],
         ),
         anchor="tvm",
+    )
+
+
+def _best_of(v: RunView, model: str, batch: int, backends: tuple[str, ...]) -> Record | None:
+    """The fastest verified case of the model over several engines."""
+    found = [r for b in backends if b in v.backends and (r := v.best_verified(model, batch, b)) is not None]
+    return min(found, key=lambda r: (r.median_ms, r.case_id)) if found else None
+
+
+def _ratio_cell(v: RunView, model: str, batch: int, backends: tuple[str, ...], ort: Record, label: bool) -> Cell:
+    """The backends' fastest verified case as a ratio to ORT's, with its lowering (and IREE option set)."""
+    r = _best_of(v, model, batch, backends)
+    if r is None:
+        states = sorted(
+            {x.status for (lb, bt, _, be), x in v.by.items() if (lb, bt) == (model, batch) and be in backends}
+        )
+        return cell("none verified" + (f" ({', '.join(states)})" if states else ""), style="skipped")
+    who = f"{r.backend.removeprefix('iree-cpu').removeprefix('-') or 'default'}, " if label else ""
+    tuned = " tuned" if r.backend == "tvm-llvm-tuned" else ""
+    return cell(
+        f"{r.median_ms / ort.median_ms:.2f}× ",
+        small(f"({who}{r.lowering}){tuned}"),
+        tip=f"{r.case_id}: {r.median_ms:.3f} ms",
+    )
+
+
+def compilers_section(v: RunView) -> Section | None:
+    """The two ML compilers beside the runtimes: per model, ONNX Runtime's fastest verified case, and OpenVINO's,
+    TVM's best (default schedule or tuned) and IREE's — as it comes (iree-cpu) and with its best option set — each
+    as a ratio to ORT's, with the lowering (and option set) that won and IREE's compile time."""
+    iree = tuple(b for b in ("iree-cpu", "iree-cpu-cl") if b in v.backends)
+    if not iree or "ort-cpu" not in v.backends:
+        return None
+    rows = []
+    for model, batch in v.models:
+        ort = v.best_verified(model, batch, "ort-cpu")
+        if ort is None:
+            continue
+        best = _best_of(v, model, batch, iree)
+        rows.append(
+            [
+                model,
+                batch,
+                f"{ort.median_ms:.3f} ({ort.lowering})",
+                _ratio_cell(v, model, batch, ("openvino-cpu",), ort, label=False),
+                _ratio_cell(v, model, batch, ("tvm-llvm", "tvm-llvm-tuned"), ort, label=False),
+                _ratio_cell(v, model, batch, ("iree-cpu",), ort, label=False),
+                _ratio_cell(v, model, batch, iree, ort, label=True),
+                "–" if best is None or best.compile_s is None else f"{best.compile_s:.1f}",
+            ]
+        )
+    if not rows:
+        return None
+    return _section(
+        "The ML compilers (TVM, IREE) against the runtimes",
+        _para(
+            "Per model, ONNX Runtime's fastest numerically verified case (median ms, its lowering), and each other "
+            "engine's fastest verified case as a ratio to it (< 1× is faster than ORT), in brackets the lowering "
+            "that won. TVM: the faster of its default CPU schedule and the tuned database. IREE as it comes "
+            "(iree-cpu: only the target CPU set) and with the best of its option sets (default, or `cl`: the "
+            "channels-last preprocessing of iree-cpu-cl), with the compile time of that case's module (a cache hit "
+            "shows the load)."
+        ),
+        Table.of(
+            [
+                "model",
+                _n("batch"),
+                _n("ort-cpu ms"),
+                _n("openvino ÷ ORT"),
+                _n("TVM best ÷ ORT"),
+                _n("IREE default ÷ ORT"),
+                _n("IREE best ÷ ORT"),
+                _n("IREE compile s"),
+            ],
+            rows,
+        ),
+        anchor="compilers",
     )
 
 
