@@ -68,3 +68,13 @@ def still_accepted(engine: str, run, cases) -> None:
         f"{engine} runs {len(results) - len(refused)} of {len(results)} invalid nodes"
         + (f"; now refuses: {', '.join(refused)}" if refused else ""),
     )
+
+
+def run_iree(m, x: np.ndarray) -> np.ndarray:
+    """IREE 3.13: the ONNX importer, iree-compile for this CPU, the local-task driver (docs/upstream/_iree.py)."""
+    from _iree import compile_onnx, run
+
+    named = type(m)()
+    named.CopyFrom(m)
+    named.graph.name = "main_graph"  # the module's entry function
+    return run(compile_onnx(named), x)

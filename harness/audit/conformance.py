@@ -109,6 +109,49 @@ LEDGER: tuple[Expectation, ...] = (
         "where the test expects 7x7 / 8x8",
     ),
 )
+# Found by `convtx conformance --backends iree-cpu` (IREE 3.13), each with its reproducer in docs/upstream/
+_IREE_COL2IM = "IREE 3.13 cannot compile Col2Im (ledger iree-col2im); docs/upstream/iree_col2im.py"
+_IREE_SAME = (
+    "IREE 3.13's ONNX import leaves a ConvTranspose with auto_pad SAME_* (explicit_pads: its asymmetric pads) "
+    "unconverted (ledger iree-convtranspose-unconverted); docs/upstream/iree_convtranspose_attributes.py"
+)
+_IREE_DEPTHWISE = (
+    "IREE 3.13 cannot compile a depthwise ConvTranspose (group = C, one output channel per group; ledger "
+    "iree-depthwise-convtranspose); docs/upstream/iree_depthwise_convtranspose.py"
+)
+_IREE_UNCONVERTED = "IREE 3.13's ONNX import leaves this {} unconverted and iree-compile refuses it; docs/upstream/iree_unconverted_ops.py"
+LEDGER += (
+    Expectation("iree-cpu", "test_col2im*", _IREE_COL2IM),
+    Expectation("iree-cpu", "*/gemm_col2im", _IREE_COL2IM),
+    *(
+        Expectation("iree-cpu", f"test_convtranspose_autopad_same.{v}{lw}", _IREE_SAME)
+        for v in ("as_given", "const")
+        for lw in ("", "/explicit_pads")
+    ),
+    *(
+        Expectation("iree-cpu", f"test_convtranspose_{t}.{v}{lw}", _IREE_DEPTHWISE)
+        for t in ("group_2", "group_2_image_3")
+        for v in ("as_given", "const")
+        for lw in ("", "/explicit_pads")
+    ),
+    Expectation("iree-cpu", "test_maxunpool_export_*", _IREE_UNCONVERTED.format("MaxUnpool")),
+    Expectation(
+        "iree-cpu",
+        "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside.*",
+        _IREE_UNCONVERTED.format("cubic Resize with exclude_outside"),
+    ),
+    Expectation("iree-cpu", "test_resize_upsample_*_axes_*", _IREE_UNCONVERTED.format("Resize with `axes` (opset 18)")),
+    Expectation(
+        "iree-cpu",
+        "test_resize_upsample_sizes_nearest_floor_align_corners.*",
+        _IREE_UNCONVERTED.format("nearest Resize with align_corners"),
+    ),
+    Expectation(
+        "iree-cpu",
+        "test_resize_upsample_sizes_nearest_not_*",
+        _IREE_UNCONVERTED.format("Resize with keep_aspect_ratio_policy not_larger/not_smaller"),
+    ),
+)
 # TVM's ONNX import is the same for every target: what tvm-llvm cannot import, tvm-cuda cannot either (on a
 # GPU an entry that then passes shows up as XPASS, i.e. the failure was specific to the LLVM target)
 LEDGER += tuple(Expectation("tvm-cuda", e.pattern, e.reason) for e in LEDGER if e.backend == "tvm-llvm")

@@ -220,6 +220,19 @@ LEDGER: tuple[KnownDivergence, ...] = (
         always=False,
     ),
     KnownDivergence(
+        "iree-accepts-invalid-convtranspose",
+        ("iree-cpu", "iree-cpu-cl", "iree-cuda"),
+        ALL_LOWERINGS,
+        _any,
+        "IREE 3.13 runs ConvTranspose nodes the spec forbids and returns a tensor: a zero stride, negative "
+        "dilations, pads of the wrong length, output_padding >= max(stride, dilation) or negative, an output size "
+        "of 0; lowerings decline an invalid node, so the engine's native ConvTranspose runs",
+        "docs/upstream/iree_accepts_invalid_convtranspose.py",
+        always=False,
+        kinds=("accepts_invalid",),
+        rules=("strides", "dilations", "pads", "output_padding", "output_size"),
+    ),
+    KnownDivergence(
         "tvm-cuda-output-padding-dlight",
         ("tvm-cuda",),
         ("native", "explicit_pads"),
@@ -374,6 +387,47 @@ def _depthwise_convtranspose(model) -> bool:
     return False
 
 
+def _iree_unconverted_convtranspose(model) -> bool:
+    """A ConvTranspose IREE's ONNX -> torch conversion leaves unconverted: auto_pad SAME_*, output_shape or
+    asymmetric pads."""
+    from onnx import helper
+
+    for n in model.graph.node:
+        if n.op_type != "ConvTranspose":
+            continue
+        att = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        auto_pad = att.get("auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        pads = list(att.get("pads", []))
+        half = len(pads) // 2
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER") or att.get("output_shape") or pads[:half] != pads[half:]:
+            return True
+    return False
+
+
+def _grouped_convtranspose_bias_single_position(model) -> bool:
+    """A grouped ConvTranspose with a bias whose output has one position per channel (every spatial extent 1)."""
+    import onnx
+    from onnx import helper
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # noqa: BLE001 — unknown shapes: not this pattern
+        return False
+    shapes = {
+        vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+        for vi in (*inferred.graph.value_info, *inferred.graph.output)
+    }
+    for n in model.graph.node:
+        if n.op_type != "ConvTranspose" or len(n.input) < 3 or not n.input[2]:
+            continue
+        group = int(next((helper.get_attribute_value(a) for a in n.attribute if a.name == "group"), 1))
+        out = shapes.get(n.output[0]) or []
+        if group > 1 and len(out) > 2 and all(d == 1 for d in out[2:]):
+            return True
+    return False
+
+
 def _col2im(model) -> bool:
     return any(n.op_type == "Col2Im" for n in model.graph.node)
 
@@ -429,6 +483,26 @@ GRAPH_LEDGER: tuple[GraphDivergence, ...] = (
         "IREE 3.13 cannot compile a depthwise ConvTranspose (group = C > 1, one output channel per group): "
         "'tensor.collapse_shape' op expected reassociation map #0 to have size equal to the expanded rank",
         "docs/upstream/iree_depthwise_convtranspose.py",
+    ),
+    GraphDivergence(
+        "iree-convtranspose-unconverted",
+        IREE_BACKENDS,
+        ("native", "explicit_pads"),  # the lowerings that keep a ConvTranspose (explicit_pads: asymmetric pads)
+        _iree_unconverted_convtranspose,
+        "IREE 3.13's ONNX import converts ConvTranspose only with symmetric explicit pads: auto_pad "
+        "SAME_UPPER/SAME_LOWER, asymmetric pads and an output_shape whose padding is uneven stay unconverted ('failed to legalize operation torch.operator ... onnx.ConvTranspose'), and an output_shape "
+        "it does take with a negative total padding comes out wrong; the other lowerings compute them",
+        "docs/upstream/iree_convtranspose_attributes.py",
+    ),
+    GraphDivergence(
+        "iree-grouped-convtranspose-bias",
+        IREE_BACKENDS,
+        ("native", "explicit_pads"),
+        _grouped_convtranspose_bias_single_position,
+        "IREE 3.13 cannot compile a grouped ConvTranspose with a bias whose output is one position per channel: "
+        "'linalg.generic op write affecting operations on global resources are restricted to workgroup "
+        "distributed contexts'",
+        "docs/upstream/iree_grouped_convtranspose_bias.py",
     ),
     GraphDivergence(
         "iree-col2im",

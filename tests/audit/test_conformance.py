@@ -28,7 +28,12 @@ def test_judging_is_strict():
 
 @pytest.mark.parametrize(
     "backends",
-    ["ort-cpu", pytest.param("tvm-llvm", marks=pytest.mark.heavy), "openvino-cpu"],  # TVM compiles ~90 models: heavy
+    [
+        "ort-cpu",
+        pytest.param("tvm-llvm", marks=pytest.mark.heavy),  # TVM compiles ~90 models: heavy
+        "openvino-cpu",
+        pytest.param("iree-cpu", marks=pytest.mark.heavy),  # so does IREE (about a minute)
+    ],
 )
 def test_conformance_command_passes_against_the_ledger(backends, tmp_path):
     out = tmp_path / "c.json"

@@ -89,6 +89,9 @@ def test_fuzz_finds_the_known_classes_and_explains_every_one(tmp_path):
     assert ("ort-cpu", "rejects_valid", "output-padding-ge-stride-rejected") in found
     assert ("tvm-llvm", "accepts_invalid", "tvm-accepts-invalid-convtranspose") in found
     assert ("openvino-cpu", "wrong_shape", "same-negative-total-padding-clamped") in found
+    # IREE (iree-cpu is a default engine): what its ONNX import leaves unconverted, and the invalid nodes it runs
+    assert ("iree-cpu", "rejects_valid", "iree-convtranspose-unconverted") in found
+    assert ("iree-cpu", "accepts_invalid", "iree-accepts-invalid-convtranspose") in found
     assert ("openvino-cpu", "accepts_invalid", "openvino-accepts-invalid-convtranspose") in found
     assert s["lowerings_that_rewrote_invalid_nodes"] == []
     inv = s["invalid_by_rule"]
