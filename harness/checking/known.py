@@ -570,7 +570,8 @@ PERFORMANCE_LEDGER: tuple[tuple[str, str, str, str], ...] = (
         "'Reference' node, ref_f32), about 100x the JIT kernel it uses without Indices (MaxPool 2x2 on "
         "1x16x256x256: 0.38 ms against 39.6 ms)",
         "unpool_max@256 on openvino-cpu: its four MaxPools with Indices take 155 ms of 160 ms (ort-cpu: 8.2 ms "
-        "for the model); the maxpool_indices rewrite, which computes the Indices without them, brings it to 34 ms",
+        "for the model; the maxpool_indices rewrite, which computes the Indices without them, brings it to 34 ms); "
+        "segnet@256 on openvino-cpu is 18.6x ort-cpu for the same reason",
         "docs/upstream/openvino_maxpool_indices_reference_kernel.py",
     ),
 )
