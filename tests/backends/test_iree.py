@@ -201,3 +201,37 @@ def test_optimize_chooses_across_lowering_and_option_set(tmp_path):
     for n in side["nodes"]:
         assert n["candidates"]["phase"]["status"] == "ok", n  # the CRD form would be a mismatch on IREE
     assert "option set:" in p.stdout
+
+
+def test_the_compilers_section_puts_iree_beside_the_runtimes():
+    """The report's 'ML compilers' table: ORT's best case, each engine's best as a ratio to it, IREE as it comes
+    and with its best option set (named), its compile time; an engine with no verified case says what it had."""
+    from dataclasses import replace
+
+    from harness.core.tables import plain
+    from harness.measure.timing import latency_of
+    from harness.report.analysis import RunView
+    from harness.report.sections import compilers_section
+    from tests.helpers import case_key
+
+    def rec(cid, ms, status="ok", compile_s=None):
+        lat = latency_of(np.full(20, ms)) if status == "ok" else None
+        r = case_key("r", cid, 2).record(status, "" if status == "ok" else "x", latency_ms=lat)
+        return replace(r, compile_s=compile_s)
+
+    records = [
+        rec("cae@256/native/ort-cpu/b1", 2.0),
+        rec("cae@256/phase/ort-cpu/b1", 2.5),
+        rec("cae@256/native/openvino-cpu/b1", 4.0),
+        rec("cae@256/phase/tvm-llvm/b1", 1.0),
+        rec("cae@256/native/iree-cpu/b1", 3.0, compile_s=1.2),
+        rec("cae@256/phase/iree-cpu-cl/b1", 1.5, compile_s=1.7),
+        rec("sub@256/native/ort-cpu/b1", 10.0),
+        rec("sub@256/native/iree-cpu/b1", 0.0, status="mismatch"),
+    ]
+    sec = compilers_section(RunView.of({}, records))
+    table = sec.blocks[-1]
+    rows = [[plain(c.content) for c in row] for row in table.rows]
+    assert rows[0] == ["cae@256", "1", "2.000 (native)", "2.00× (native)", "0.50× (phase)", "1.50× (native)",
+                       "0.75× (cl, phase)", "1.7"]  # fmt: skip
+    assert rows[1][5].startswith("none verified (mismatch)") and rows[1][6].startswith("none verified")
