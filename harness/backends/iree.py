@@ -99,13 +99,52 @@ def host_cpu() -> str:
     return f"{c.get('cpu_model')} [{' '.join(c.get('flags') or [])}]"
 
 
+def _allowed_cpus() -> set[int]:
+    """The CPUs this process's cgroup allows (cpuset), else every CPU the machine has."""
+    try:
+        text = Path("/sys/fs/cgroup/cpuset.cpus.effective").read_text().strip()
+        cpus: set[int] = set()
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+        if cpus:
+            return cpus
+    except (OSError, ValueError):
+        pass
+    return set(range(os.cpu_count() or 1))
+
+
+def _config(device: str):
+    """The runtime's device config. IREE's task executor sizes itself by the CPU affinity of the thread that creates
+    the first device, and its workers inherit it; TVM's runtime pins the calling thread to one CPU, so in a process
+    that ran TVM first IREE would start one worker whatever was asked. The creating thread's affinity is widened to
+    the CPUs the process may use for the creation, then restored."""
+    import iree.runtime as rt
+
+    try:
+        before = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        return rt.Config(device)
+    allowed = _allowed_cpus()
+    if before >= allowed:
+        return rt.Config(device)
+    try:
+        os.sched_setaffinity(0, allowed)
+    except OSError:
+        return rt.Config(device)
+    try:
+        return rt.Config(device)
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 class IreeCompiled(Compiled):
     def __init__(self, vmfb: Path, function: str, device: str, input_names, info, threads: int | None):
         import iree.runtime as rt
 
         super().__init__(tuple(input_names), info)
         self.vmfb, self.function, self.device_uri, self.threads = vmfb, function, device, threads
-        self.config = rt.Config(device)
+        self.config = _config(device)
         self.ctx = rt.SystemContext(config=self.config)
         self.ctx.add_vm_module(rt.VmModule.copy_buffer(self.config.vm_instance, vmfb.read_bytes()))
         self.fn = self.ctx.modules.module[function]
@@ -312,6 +351,12 @@ class IreeCuda(IreeBackend):
     device = "cuda"
     target_backend = "cuda"
     file_default = False
+
+    def _availability_impl(self) -> Availability:
+        from harness.measure import cuda
+
+        p = cuda.probe()
+        return Availability(True, "" if p.runnable else f"builds here; cannot run: {p.reason}")
 
     def target_flags(self, cfg: RunConfig) -> list[str]:
         from harness.measure import cuda
