@@ -221,17 +221,18 @@ class IreeCompiled(Compiled):
             )
             if q.returncode != 0:
                 raise RuntimeError(f"iree-profile: {_first_error(q.stderr or q.stdout)}")
-        calls = runs + 1  # the benchmark's warm-up call is profiled too
-        layers = []
-        for line in q.stdout.splitlines():
-            row = json.loads(line)
-            if row.get("type") != "host_dispatch_group":
-                continue
-            name = str(row.get("key", "?"))
-            layers.append(LayerTime(_dispatch_label(name), _dispatch_op(name), row["total_ns"] / 1e6 / calls, name))
-        if not layers:
+        rows = [r for r in map(json.loads, q.stdout.splitlines()) if r.get("type") == "host_dispatch_group"]
+        if not rows:
             raise RuntimeError("iree-profile: the profile holds no dispatch")
-        return layers
+        # inferences profiled: every dispatch runs at least once per inference, so the fewest executions of any
+        # (the benchmark decides how many calls it makes around the requested count)
+        calls = max(1, min(int(r["count"]) for r in rows))
+        return [
+            LayerTime(
+                _dispatch_label(str(r["key"])), _dispatch_op(str(r["key"])), r["total_ns"] / 1e6 / calls, str(r["key"])
+            )
+            for r in rows
+        ]
 
 
 def _dispatch_label(name: str) -> str:
