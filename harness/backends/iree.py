@@ -143,11 +143,13 @@ class IreeCompiled(Compiled):
         import iree.runtime as rt
 
         super().__init__(tuple(input_names), info)
-        self.vmfb, self.function, self.device_uri, self.threads = vmfb, function, device, threads
+        self.vmfb, self.device_uri, self.threads = vmfb, device, threads
         self.config = _config(device)
         self.ctx = rt.SystemContext(config=self.config)
-        self.ctx.add_vm_module(rt.VmModule.copy_buffer(self.config.vm_instance, vmfb.read_bytes()))
-        self.fn = self.ctx.modules.module[function]
+        module = rt.VmModule.copy_buffer(self.config.vm_instance, vmfb.read_bytes())
+        self.ctx.add_vm_module(module)
+        self.function = _entry(module.function_names, function)
+        self.fn = self.ctx.modules.module[self.function]
         self._checked = False
 
     def _call(self, args) -> list[np.ndarray]:
@@ -335,7 +337,7 @@ class IreeCpu(IreeBackend):
             return Compiled(tuple(art.input_shapes), info)
         # the local-task driver's worker count: a process-wide runtime flag, read when the device is created
         rt.flags.parse_flags(f"--task_topology_max_group_count={cfg.threads}")
-        return IreeCompiled(vmfb, _entry(vmfb, fn), "local-task", list(art.input_shapes), info, cfg.threads)
+        return IreeCompiled(vmfb, fn, "local-task", list(art.input_shapes), info, cfg.threads)
 
 
 class IreeCpuChannelsLast(IreeCpu):
@@ -377,7 +379,7 @@ class IreeCuda(IreeBackend):
         if not p.runnable:
             raise BuiltNotRun(p.reason, info)
         try:
-            compiled = IreeCompiled(vmfb, _entry(vmfb, fn), "cuda", list(art.input_shapes), info, None)
+            compiled = IreeCompiled(vmfb, fn, "cuda", list(art.input_shapes), info, None)
         except RuntimeError as e:
             why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             raise BuiltNotRun(f"IREE's CUDA driver did not start: {why}", info) from None
@@ -385,15 +387,12 @@ class IreeCuda(IreeBackend):
         return compiled
 
 
-def _entry(vmfb: Path, default: str) -> str:
-    """The module's entry function: the ONNX graph's name (`main_graph` as PyTorch exports), else the one public
-    function that is not IREE's own."""
-    import iree.runtime as rt
-
-    names = rt.VmModule.copy_buffer(rt.VmInstance(), vmfb.read_bytes()).function_names
+def _entry(names, default: str) -> str:
+    """The module's entry function among its `names`: the ONNX graph's name (`main_graph` as PyTorch exports), else
+    the one public function that is not IREE's own."""
     if default in names:
         return default
     public = [n for n in names if not n.startswith("__") and "$" not in n]
     if len(public) != 1:
-        raise BackendUnavailable(f"iree: cannot tell the entry function among {names}")
+        raise BackendUnavailable(f"iree: cannot tell the entry function among {list(names)}")
     return public[0]

@@ -340,25 +340,27 @@ def _grouped_conv_without_leading_pad(model) -> bool:
     return False
 
 
-def _channels(model, tensor: str) -> int | None:
-    """The channel (second) dimension of `tensor` by ONNX shape inference, when it is known."""
+def _inferred_dims(model) -> dict[str, list[int | None]]:
+    """Every tensor's dimensions by ONNX shape inference (None where unknown); {} when inference fails."""
     import onnx
 
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception:  # noqa: BLE001 — unknown, then
-        return None
-    for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
-        if vi.name == tensor:
-            dims = vi.type.tensor_type.shape.dim
-            return dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else None
-    return None
+        return {}
+    return {
+        vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+        for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)
+    }
 
 
 def _depth_to_space_crd_over_two(model) -> bool:
     """A DepthToSpace in CRD mode whose input has more than 2·blocksize² channels (IREE's wrong answer)."""
     from onnx import helper
 
+    if not any(n.op_type == "DepthToSpace" for n in model.graph.node):
+        return False
+    shapes = _inferred_dims(model)
     for n in model.graph.node:
         if n.op_type != "DepthToSpace":
             continue
@@ -366,7 +368,8 @@ def _depth_to_space_crd_over_two(model) -> bool:
         if att.get("mode", b"DCR") not in (b"CRD", "CRD"):
             continue
         b = int(att.get("blocksize", 1))
-        c = _channels(model, n.input[0])
+        dims = shapes.get(n.input[0]) or []
+        c = dims[1] if len(dims) > 1 else None
         if c is None or c > 2 * b * b:
             return True
     return False
@@ -407,17 +410,9 @@ def _iree_unconverted_convtranspose(model) -> bool:
 
 def _grouped_convtranspose_bias_single_position(model) -> bool:
     """A grouped ConvTranspose with a bias whose output has one position per channel (every spatial extent 1)."""
-    import onnx
     from onnx import helper
 
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    except Exception:  # noqa: BLE001 — unknown shapes: not this pattern
-        return False
-    shapes = {
-        vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-        for vi in (*inferred.graph.value_info, *inferred.graph.output)
-    }
+    shapes = _inferred_dims(model)
     for n in model.graph.node:
         if n.op_type != "ConvTranspose" or len(n.input) < 3 or not n.input[2]:
             continue

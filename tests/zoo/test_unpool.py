@@ -20,7 +20,7 @@ from harness.core.tables import plain
 from harness.lowerings import get_lowering
 from models import MODELS, get_model
 from models.unpool import Unpool, bed_of_nails, unpool_kernel
-from tests.helpers import run_cli
+from tests.helpers import convtranspose_model, run_cli
 from tests.lowerings.conftest import run_on
 
 X = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)  # the decoder's values
@@ -63,18 +63,12 @@ def test_bed_of_nails_is_zero_insertion_at_any_scale_and_channel_count():
         assert not y[mask].any()
 
 
-def _ct_layer(mode: str, channels: int = 1) -> onnx.ModelProto:
-    """The ConvTranspose form of one unpooling layer, as the exporter writes it (group = C, k = s = 2)."""
-    w = unpool_kernel(mode, channels).numpy()
-    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], group=channels, strides=[2, 2], kernel_shape=[2, 2])
-    g = helper.make_graph(
-        [node],
-        "ct",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 2, 2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, 4, 4])],
-        [numpy_helper.from_array(w, "w")],
+def _ct_layer(mode: str) -> onnx.ModelProto:
+    """The ConvTranspose form of one one-channel unpooling layer, as the exporter writes it (group = C, k = s = 2);
+    its input is "X"."""
+    return convtranspose_model(
+        (1, 1, 2, 2), unpool_kernel(mode, 1).numpy(), group=1, strides=[2, 2], kernel_shape=[2, 2]
     )
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
 
 
 def _base_layer(mode: str) -> onnx.ModelProto:
@@ -144,7 +138,7 @@ def test_the_convtranspose_forms_give_the_worked_example_under_every_lowering(mo
     x64 = X[None, None].astype(np.float64)
     params = resolve({"strides": [2, 2], "kernel_shape": [2, 2], "group": 1}, x64.shape, w.shape)
     assert np.array_equal(conv_transpose(x64, w, None, params), _golden(mode))
-    feeds = {"x": X[None, None]}
+    feeds = {"X": X[None, None]}
     for lw in ALL_LOWERINGS:
         res = get_lowering(lw).apply(_ct_layer(mode))
         assert lw == "native" or res.lowered, (lw, res.declined)
@@ -270,7 +264,7 @@ def test_the_convtranspose_forms_give_the_worked_example_under_every_lowering_on
 
     if not get_backend("tvm-llvm").availability():
         pytest.skip(f"tvm-llvm: {get_backend('tvm-llvm').availability().reason}")
-    feeds = {"x": X[None, None]}
+    feeds = {"X": X[None, None]}
     ran = []
     for lw in ALL_LOWERINGS:
         res = get_lowering(lw).apply(_ct_layer(mode))
